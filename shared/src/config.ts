@@ -1,0 +1,58 @@
+import { z } from "zod";
+import { UplinkId } from "./ids.ts";
+
+export const Uplink = z.strictObject({
+  id: UplinkId,
+  priority: z.int().min(1).max(99),
+  name: z.string().min(1).max(64).optional(),
+  metered: z.boolean().optional(),
+});
+
+export const Policy = z
+  .strictObject({
+    heartbeatMs: z.int().min(250).max(60_000).default(1_000),
+    downAfterMs: z.int().min(500).max(600_000).default(3_000),
+    failbackAfterMs: z.int().min(0).max(86_400_000).default(60_000),
+    minDwellMs: z.int().min(0).max(3_600_000).default(10_000),
+  })
+  // One lost heartbeat must never look like an outage.
+  .refine((p) => p.downAfterMs >= 2 * p.heartbeatMs, {
+    path: ["downAfterMs"],
+    message: "must be at least 2 × heartbeatMs",
+  });
+
+export const TunnelPolicy = z.strictObject({
+  restart: z.enum(["cluster", "per-server", "none"]).default("cluster"),
+  // In cluster mode: how long to wait for every live server to apply a switch before restarting anyway.
+  maxWaitMs: z.int().min(1_000).max(600_000).default(30_000),
+});
+
+export const NotifyTarget = z.strictObject({
+  kind: z.enum(["webhook", "slack", "discord", "ntfy"]),
+  url: z.url({ protocol: /^https?$/ }).max(2_048),
+});
+
+export const SiteConfig = z
+  .strictObject({
+    uplinks: z.array(Uplink).min(2).max(8),
+    policy: Policy.default({ heartbeatMs: 1_000, downAfterMs: 3_000, failbackAfterMs: 60_000, minDwellMs: 10_000 }),
+    tunnels: TunnelPolicy.default({ restart: "cluster", maxWaitMs: 30_000 }),
+    notify: z.array(NotifyTarget).max(10).default([]),
+  })
+  .superRefine((c, ctx) => {
+    const seen = new Map<string, number>();
+    const priorities = new Map<number, number>();
+    c.uplinks.forEach((u, i) => {
+      if (seen.has(u.id)) ctx.addIssue({ code: "custom", path: ["uplinks", i, "id"], message: `duplicate uplink id "${u.id}"` });
+      if (priorities.has(u.priority))
+        ctx.addIssue({ code: "custom", path: ["uplinks", i, "priority"], message: `duplicate priority ${u.priority}` });
+      seen.set(u.id, i);
+      priorities.set(u.priority, i);
+    });
+  });
+
+export type Uplink = z.infer<typeof Uplink>;
+export type Policy = z.infer<typeof Policy>;
+export type SiteConfig = z.infer<typeof SiteConfig>;
+export type SiteConfigInput = z.input<typeof SiteConfig>;
+export type NotifyTarget = z.infer<typeof NotifyTarget>;

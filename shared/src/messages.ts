@@ -1,0 +1,49 @@
+import { z } from "zod";
+import { UplinkId } from "./ids.ts";
+
+const Generation = z.int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/** What an agent sends, once per heartbeat interval, through one uplink. */
+export const Heartbeat = z.strictObject({
+  type: z.literal("heartbeat"),
+  seq: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+  uplink: UplinkId,
+  version: z.string().min(1).max(32),
+  appliedGeneration: Generation.nullable(),
+  tunnelGeneration: Generation.nullable(),
+  lastError: z.string().max(500).nullable(),
+  // The agent's own measurements; informational, never evidence by themselves.
+  rttEdgeMs: z.number().min(0).max(120_000).nullable().optional(),
+  rttGatewayMs: z.number().min(0).max(120_000).nullable().optional(),
+  // The uplink the host's own routing table uses now (server agents).
+  routedUplink: UplinkId.nullable().optional(),
+});
+export type Heartbeat = z.infer<typeof Heartbeat>;
+
+export const Directive = z.strictObject({
+  generation: Generation,
+  activeUplink: UplinkId,
+  restartTunnels: z.boolean(),
+});
+export type Directive = z.infer<typeof Directive>;
+
+/** What the edge sends to an agent: in answer to each heartbeat, and pushed when the directive changes. */
+export const EdgeMessage = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("directive"), directive: Directive.nullable(), now: z.int(), ackSeq: z.int().nullable() }),
+  z.strictObject({
+    type: z.literal("error"),
+    now: z.int(),
+    error: z.strictObject({ code: z.string(), message: z.string() }),
+  }),
+]);
+export type EdgeMessage = z.infer<typeof EdgeMessage>;
+
+/** A WebSocket frame in either direction: the signed body travels as the exact string that was signed. */
+export const SignedFrame = z.strictObject({
+  ts: z.int(),
+  sig: z.string().min(1).max(128),
+  body: z.string().max(8_192),
+});
+export type SignedFrame = z.infer<typeof SignedFrame>;
+
+export const MAX_HEARTBEAT_BYTES = 8_192;
