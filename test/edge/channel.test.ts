@@ -1,0 +1,222 @@
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { Channel, TestAgent, call, createSite, events, status, stubFor, twoUplinks } from "./support.ts";
+
+const T0 = Date.UTC(2026, 10, 23, 12, 0, 0);
+const at = (ms: number) => vi.setSystemTime(T0 + ms);
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ["Date"] });
+  at(0);
+});
+afterEach(() => vi.useRealTimers());
+
+describe("WebSocket channel", () => {
+  it("accepts a signed upgrade, answers heartbeats, pushes a new directive on a switch, closes on revocation", async () => {
+    await createSite("ws");
+    const sbc1 = await TestAgent.enroll("ws", "sbc1", "probe", { uplink: "isp1" });
+    const sbc2 = await TestAgent.enroll("ws", "sbc2", "probe", { uplink: "isp2" });
+    const srv1 = await TestAgent.enroll("ws", "srv1", "server");
+    const res = await srv1.connect("isp2");
+    expect(res.status).toBe(101);
+    const ch = new Channel(res.webSocket!, srv1);
+    await sbc1.beat("isp1");
+    await sbc2.beat("isp2");
+    await ch.send("isp2");
+    const first = await ch.until(() => ch.messages.find((m) => m.type === "directive" && m.ackSeq === 0), "an answer");
+    expect(first).toMatchObject({ directive: { generation: 1, activeUplink: "isp1" } });
+
+    // The primary falls silent; the backup keeps speaking.
+    at(2_000);
+    await sbc2.beat("isp2");
+    at(3_000);
+    await sbc2.beat("isp2");
+    const pushed = await ch.until(
+      () => ch.messages.find((m) => m.type === "directive" && m.ackSeq === null && m.directive?.generation === 2),
+      "a pushed directive",
+    );
+    expect(pushed).toMatchObject({ directive: { generation: 2, activeUplink: "isp2" } });
+
+    await ch.sendRaw("not json");
+    await ch.until(() => ch.messages.find((m) => m.type === "error" && m.error.code === "invalid_json"), "an error frame");
+    await ch.send("isp1"); // wrong uplink for this channel
+    await ch.until(() => ch.messages.find((m) => m.type === "error" && m.error.code === "validation_failed"), "a validation error");
+    expect(ch.closed).toBeNull();
+
+    await call("DELETE", "/v1/sites/ws/agents/srv1");
+    await ch.until(() => ch.closed, "the close");
+    expect(ch.closed!.code).toBe(4401);
+  });
+
+  it("refuses unsigned, stale, and wrong-uplink upgrades", async () => {
+    await createSite("ws-bad");
+    const sbc1 = await TestAgent.enroll("ws-bad", "sbc1", "probe", { uplink: "isp1" });
+    expect((await sbc1.connect("isp1", { sig: "A".repeat(43) })).status).toBe(401);
+    expect((await sbc1.connect("isp1", { ts: Date.now() - 60_000 })).status).toBe(401);
+    expect((await sbc1.connect("isp2")).status).toBe(403);
+    expect((await sbc1.connect("isp9")).status).toBe(400);
+    const plain = await call("GET", "/v1/sites/ws-bad/agents/sbc1/connect", undefined, null);
+    expect(plain.status).toBe(426);
+  });
+});
+
+describe("durability", () => {
+  it("writes no SQLite rows for steady-state heartbeats", async () => {
+    await createSite("quiet");
+    const sbc1 = await TestAgent.enroll("quiet", "sbc1", "probe", { uplink: "isp1" });
+    const sbc2 = await TestAgent.enroll("quiet", "sbc2", "probe", { uplink: "isp2" });
+    const srv1 = await TestAgent.enroll("quiet", "srv1", "server");
+    const beatAll = async () => {
+      await sbc1.beat("isp1", { ip: "198.51.100.1" });
+      await sbc2.beat("isp2", { ip: "198.51.100.5" });
+      await srv1.beat("isp1", { ip: "198.51.100.1", extra: { appliedGeneration: 1 } });
+      await srv1.beat("isp2", { ip: "198.51.100.5", extra: { appliedGeneration: 1 } });
+    };
+    await beatAll();
+    at(1_000);
+    await beatAll();
+    const changes = () => runInDurableObject(stubFor("quiet"), (_i, state) => state.storage.sql.exec<{ n: number }>("SELECT total_changes() AS n").one().n);
+    const before = await changes();
+    for (let t = 2_000; t < 30_000; t += 1_000) {
+      at(t);
+      await beatAll();
+    }
+    expect((await changes()) - before).toBe(0);
+  });
+
+  it("a restart (eviction) keeps the state and causes no switch by itself", async () => {
+    await createSite("evict");
+    const sbc1 = await TestAgent.enroll("evict", "sbc1", "probe", { uplink: "isp1" });
+    const sbc2 = await TestAgent.enroll("evict", "sbc2", "probe", { uplink: "isp2" });
+    await sbc1.beat("isp1");
+    await sbc2.beat("isp2");
+    at(2_000);
+    await sbc2.beat("isp2");
+    const before = await status("evict");
+    await evictDurableObject(stubFor("evict"));
+    // 2.9 s after the restart the primary has still not spoken: it keeps its grace.
+    at(4_900);
+    await sbc2.beat("isp2");
+    await runDurableObjectAlarm(stubFor("evict"));
+    const after = await status("evict");
+    expect(after).toMatchObject({ activeUplink: "isp1", generation: before.generation });
+    expect(after.agents.map((a) => a.id)).toEqual(["sbc1", "sbc2"]);
+    expect((await events("evict")).filter((e) => e.kind === "switch")).toHaveLength(1);
+    // The object restarted on the request at 4.9 s: after a full downAfterMs from then, the primary is down.
+    at(7_899);
+    await sbc2.beat("isp2");
+    expect((await status("evict")).activeUplink).toBe("isp1");
+    at(7_900);
+    await sbc2.beat("isp2");
+    expect((await status("evict")).activeUplink).toBe("isp2");
+  });
+});
+
+describe("tunnels and attribution", () => {
+  it("cluster mode: one elected restarter, only after every live server applied the switch", async () => {
+    await createSite("tun");
+    const sbc1 = await TestAgent.enroll("tun", "sbc1", "probe", { uplink: "isp1" });
+    const sbc2 = await TestAgent.enroll("tun", "sbc2", "probe", { uplink: "isp2" });
+    const srvA = await TestAgent.enroll("tun", "srv-a", "server", { tunnelRestarter: true });
+    const srvB = await TestAgent.enroll("tun", "srv-b", "server", { tunnelRestarter: true });
+    const srvC = await TestAgent.enroll("tun", "srv-c", "server");
+    const servers = [srvA, srvB, srvC];
+    await sbc1.beat("isp1");
+    await sbc2.beat("isp2");
+    for (const s of servers) {
+      s.appliedGeneration = 1;
+      await s.beat("isp2");
+    }
+    at(2_000);
+    await sbc2.beat("isp2");
+    for (const s of servers) await s.beat("isp2");
+    at(3_000);
+    expect(await sbc2.beat("isp2")).toMatchObject({ generation: 2, activeUplink: "isp2", restartTunnels: false });
+    srvA.appliedGeneration = 2;
+    srvB.appliedGeneration = 2;
+    expect(await srvA.beat("isp2")).toMatchObject({ restartTunnels: false });
+    expect(await srvB.beat("isp2")).toMatchObject({ restartTunnels: false });
+    srvC.appliedGeneration = 2;
+    expect(await srvC.beat("isp2")).toMatchObject({ restartTunnels: false });
+    expect(await srvA.beat("isp2")).toMatchObject({ generation: 2, restartTunnels: true });
+    expect(await srvB.beat("isp2")).toMatchObject({ restartTunnels: false });
+    srvA.tunnelGeneration = 2;
+    await srvA.beat("isp2");
+    const s = await status("tun");
+    expect(s.tunnels).toMatchObject({ mode: "cluster", generation: 2, restarter: "srv-a", done: true });
+    const kinds = (await events("tun")).map((e) => e.kind);
+    expect(kinds).toEqual(expect.arrayContaining(["tunnel-restart-requested", "tunnels-restarted", "tunnel-restart-done"]));
+  });
+
+  it("cluster mode: restarts after maxWaitMs even when a server never applies", async () => {
+    await createSite("tun-wait", twoUplinks({}, { tunnels: { restart: "cluster", maxWaitMs: 5_000 } }));
+    const sbc1 = await TestAgent.enroll("tun-wait", "sbc1", "probe", { uplink: "isp1" });
+    const sbc2 = await TestAgent.enroll("tun-wait", "sbc2", "probe", { uplink: "isp2" });
+    const srvA = await TestAgent.enroll("tun-wait", "srv-a", "server", { tunnelRestarter: true });
+    const stuck = await TestAgent.enroll("tun-wait", "srv-stuck", "server");
+    await sbc1.beat("isp1");
+    for (const t of [0, 1_000, 2_000, 3_000]) {
+      at(t);
+      await sbc2.beat("isp2");
+      await stuck.beat("isp2");
+    }
+    srvA.appliedGeneration = 2;
+    expect(await srvA.beat("isp2")).toMatchObject({ generation: 2, restartTunnels: false });
+    at(8_000);
+    await stuck.beat("isp2");
+    await runDurableObjectAlarm(stubFor("tun-wait"));
+    expect(await srvA.beat("isp2")).toMatchObject({ restartTunnels: true });
+  });
+
+  it("per-server mode tells every server to restart after a switch; none tells nobody", async () => {
+    for (const [name, mode, expected] of [["tun-each", "per-server", true], ["tun-none", "none", false]] as const) {
+      at(0);
+      await createSite(name, twoUplinks({}, { tunnels: { restart: mode, maxWaitMs: 30_000 } }));
+      const sbc1 = await TestAgent.enroll(name, "sbc1", "probe", { uplink: "isp1" });
+      const sbc2 = await TestAgent.enroll(name, "sbc2", "probe", { uplink: "isp2" });
+      const srv = await TestAgent.enroll(name, "srv", "server");
+      await sbc1.beat("isp1");
+      // A first choice restarts nothing.
+      expect(await srv.beat("isp2")).toMatchObject({ generation: 1, restartTunnels: false });
+      at(3_000);
+      expect(await sbc2.beat("isp2")).toMatchObject({ generation: 2, activeUplink: "isp2" });
+      expect(await srv.beat("isp2")).toMatchObject({ generation: 2, restartTunnels: expected });
+    }
+  });
+
+  it("flags a server whose isp1 heartbeats arrive through isp2, and does not count them for isp1", async () => {
+    await createSite("misroute");
+    const sbc1 = await TestAgent.enroll("misroute", "sbc1", "probe", { uplink: "isp1" });
+    const sbc2 = await TestAgent.enroll("misroute", "sbc2", "probe", { uplink: "isp2" });
+    const srv = await TestAgent.enroll("misroute", "srv", "server");
+    await sbc1.beat("isp1", { ip: "198.51.100.1" });
+    await sbc2.beat("isp2", { ip: "198.51.100.5" });
+    for (let t = 1_000; t <= 3_000; t += 1_000) {
+      at(t);
+      await sbc2.beat("isp2", { ip: "198.51.100.5" });
+      await srv.beat("isp1", { ip: "198.51.100.5" });
+    }
+    const s = await status("misroute");
+    expect(s.activeUplink).toBe("isp2");
+    expect(s.uplinks[0]).toMatchObject({ id: "isp1", state: "down", observedIp: "198.51.100.1" });
+    expect(s.agents.find((a) => a.id === "srv")!.misroutedUplinks).toEqual(["isp1"]);
+    const e = (await events("misroute")).filter((x) => x.kind === "misrouted");
+    expect(e).toHaveLength(1);
+    expect(e[0]!.message).toContain("arrive through isp2");
+  });
+});
+
+describe("metrics", () => {
+  it("exposes the status in Prometheus text format", async () => {
+    await createSite("prom");
+    const sbc1 = await TestAgent.enroll("prom", "sbc1", "probe", { uplink: "isp1" });
+    await sbc1.beat("isp1", { extra: { rttEdgeMs: 12.5 } });
+    const r = await call("GET", "/v1/sites/prom/metrics");
+    expect(r.headers.get("content-type")).toContain("text/plain");
+    const lines = r.text.trim().split("\n");
+    for (const l of lines) expect(l).toMatch(/^(# (HELP|TYPE) \w+ .+|\w+(\{(\w+="[^"]*",?)*\})? -?[0-9.e+]+|NaN)$/);
+    expect(lines).toContain('wanwatch_uplink_active{site="prom",uplink="isp1"} 1');
+    expect(lines).toContain('wanwatch_uplink_up{site="prom",uplink="isp2"} -1');
+    expect(lines).toContain('wanwatch_uplink_rtt_milliseconds{site="prom",uplink="isp1"} 12.5');
+  });
+});

@@ -1,0 +1,23 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { expect, it } from "vitest";
+
+const root = resolve(import.meta.dirname, "../..");
+
+it("builds for deployment (wrangler deploy --dry-run) with the Durable Object binding", async () => {
+  const out = mkdtempSync(join(tmpdir(), "wanwatch-deploy-"));
+  try {
+    const { stdout, stderr } = await promisify(execFile)(
+      process.execPath,
+      [join(root, "node_modules/wrangler/bin/wrangler.js"), "deploy", "--dry-run", "--outdir", out, "--config", join(root, "wrangler.toml")],
+      { cwd: root, env: { ...process.env, WRANGLER_SEND_METRICS: "false", XDG_CONFIG_HOME: join(out, "config") }, timeout: 60_000 },
+    );
+    expect(stdout + stderr).toContain("env.SITES (SiteCoordinator)");
+    expect(stdout + stderr).toContain("--dry-run: exiting now.");
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}, 90_000);

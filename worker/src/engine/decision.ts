@@ -1,0 +1,202 @@
+// The site's decision policy, pure: (state, event, now) → (state, effects). No I/O, no clock.
+import type { Policy, Uplink, UplinkState } from "../../../shared/src/index.ts";
+
+export interface UplinkRuntime {
+  /** Last valid heartbeat that travelled through this uplink (or the grace start after a restart). */
+  lastHeardAt: number | null;
+  state: UplinkState;
+  stateSince: number;
+  /** Start of the current continuous "up" period: failback waits on it. */
+  upSince: number | null;
+}
+
+export interface Override {
+  uplink: string;
+  until: number;
+  reason: string;
+}
+
+export interface DecisionState {
+  /** Judging starts here: an uplink never heard from is only judged after a full downAfterMs. */
+  observedSince: number;
+  uplinks: Record<string, UplinkRuntime>;
+  active: string | null;
+  generation: number;
+  lastSwitchAt: number | null;
+  override: Override | null;
+}
+
+export interface SiteShape {
+  uplinks: readonly Uplink[];
+  policy: Policy;
+}
+
+export type DecisionEvent =
+  | { kind: "heartbeat"; uplink: string }
+  | { kind: "tick" }
+  | { kind: "override-set"; override: Override }
+  | { kind: "override-cleared" };
+
+export type SwitchReason = "initial" | "failover" | "failback" | "override";
+
+export type Effect =
+  | { kind: "switch"; from: string | null; to: string; generation: number; reason: SwitchReason }
+  | { kind: "uplink-state"; uplink: string; from: UplinkState; to: UplinkState }
+  | { kind: "override-ended"; uplink: string; expired: boolean };
+
+export interface Step {
+  state: DecisionState;
+  effects: Effect[];
+}
+
+export function initialState(shape: SiteShape, now: number): DecisionState {
+  const uplinks: Record<string, UplinkRuntime> = {};
+  for (const u of shape.uplinks) uplinks[u.id] = { lastHeardAt: null, state: "unknown", stateSince: now, upSince: null };
+  return { observedSince: now, uplinks, active: null, generation: 0, lastSwitchAt: null, override: null };
+}
+
+/**
+ * State after a restart or eviction: every uplink that was up gets a full downAfterMs of grace
+ * (as if heard just now), so a restart never causes a switch by itself.
+ */
+export function restoredState(saved: DecisionState, shape: SiteShape, now: number): DecisionState {
+  const uplinks: Record<string, UplinkRuntime> = {};
+  for (const u of shape.uplinks) {
+    const s = saved.uplinks[u.id];
+    uplinks[u.id] = s
+      ? { ...s, lastHeardAt: s.state === "up" ? now : null }
+      : { lastHeardAt: null, state: "unknown", stateSince: now, upSince: null };
+  }
+  return { ...saved, observedSince: now, uplinks };
+}
+
+/** Keeps runtime of uplinks that stay, adds new ones as never heard, drops removed ones. */
+export function reshapedState(state: DecisionState, shape: SiteShape, now: number): DecisionState {
+  const uplinks: Record<string, UplinkRuntime> = {};
+  for (const u of shape.uplinks)
+    uplinks[u.id] = state.uplinks[u.id] ?? { lastHeardAt: null, state: "unknown", stateSince: now, upSince: null };
+  const override = state.override && uplinks[state.override.uplink] ? state.override : null;
+  return { ...state, uplinks, override, observedSince: Math.min(state.observedSince, now) };
+}
+
+function byPriority(shape: SiteShape): Uplink[] {
+  return [...shape.uplinks].sort((a, b) => a.priority - b.priority);
+}
+
+function isFresh(u: UplinkRuntime, now: number, policy: Policy): boolean {
+  return u.lastHeardAt !== null && now - u.lastHeardAt < policy.downAfterMs;
+}
+
+/** Never heard since judging started, and judging has not run a full downAfterMs yet. */
+function isPending(u: UplinkRuntime, s: DecisionState, now: number, policy: Policy): boolean {
+  return u.lastHeardAt === null && now < s.observedSince + policy.downAfterMs;
+}
+
+function judge(s: DecisionState, shape: SiteShape, now: number, effects: Effect[]): DecisionState {
+  const { policy } = shape;
+  const anyFresh = shape.uplinks.some((u) => isFresh(s.uplinks[u.id]!, now, policy));
+  const uplinks: Record<string, UplinkRuntime> = {};
+  for (const { id } of shape.uplinks) {
+    const u = s.uplinks[id]!;
+    let next: UplinkState;
+    if (isFresh(u, now, policy)) next = "up";
+    else if (isPending(u, s, now, policy)) next = u.state;
+    // Silent while another uplink speaks: this one is broken. Everyone silent: we cannot tell.
+    else next = anyFresh ? "down" : "unknown";
+    if (next === u.state) {
+      uplinks[id] = u;
+      continue;
+    }
+    effects.push({ kind: "uplink-state", uplink: id, from: u.state, to: next });
+    uplinks[id] = {
+      ...u,
+      state: next,
+      stateSince: now,
+      upSince: next === "up" ? (u.lastHeardAt ?? now) : null,
+    };
+  }
+  return { ...s, uplinks };
+}
+
+function target(s: DecisionState, shape: SiteShape, now: number): { to: string; reason: SwitchReason } | null {
+  const { policy } = shape;
+  if (s.override) return s.override.uplink === s.active ? null : { to: s.override.uplink, reason: "override" };
+  const ranked = byPriority(shape);
+  const best = ranked.find((u) => s.uplinks[u.id]!.state === "up");
+  if (!best) return null;
+  if (s.active === null || !s.uplinks[s.active]) {
+    // First choice: wait while a better uplink is still within its first grace period.
+    const betterPending = ranked
+      .slice(0, ranked.indexOf(best))
+      .some((u) => isPending(s.uplinks[u.id]!, s, now, policy));
+    return betterPending ? null : { to: best.id, reason: s.active === null ? "initial" : "failover" };
+  }
+  const active = s.uplinks[s.active]!;
+  if (active.state === "down") return best.id === s.active ? null : { to: best.id, reason: "failover" };
+  if (active.state !== "up" || best.id === s.active) return null;
+  const activePriority = shape.uplinks.find((u) => u.id === s.active)!.priority;
+  if (best.priority >= activePriority) return null;
+  const healthyLongEnough = now - s.uplinks[best.id]!.upSince! >= policy.failbackAfterMs;
+  const dwelt = s.lastSwitchAt === null || now - s.lastSwitchAt >= policy.minDwellMs;
+  return healthyLongEnough && dwelt ? { to: best.id, reason: "failback" } : null;
+}
+
+export function step(state: DecisionState, event: DecisionEvent, now: number, shape: SiteShape): Step {
+  const effects: Effect[] = [];
+  let s = state;
+  switch (event.kind) {
+    case "heartbeat": {
+      const u = s.uplinks[event.uplink];
+      if (u) s = { ...s, uplinks: { ...s.uplinks, [event.uplink]: { ...u, lastHeardAt: now } } };
+      break;
+    }
+    case "override-set":
+      s = { ...s, override: event.override };
+      break;
+    case "override-cleared":
+      if (s.override) effects.push({ kind: "override-ended", uplink: s.override.uplink, expired: false });
+      s = { ...s, override: null };
+      break;
+    case "tick":
+      break;
+  }
+  if (s.override && s.override.until <= now) {
+    effects.push({ kind: "override-ended", uplink: s.override.uplink, expired: true });
+    s = { ...s, override: null };
+  }
+  s = judge(s, shape, now, effects);
+  const t = target(s, shape, now);
+  if (t) {
+    const generation = s.generation + 1;
+    effects.push({ kind: "switch", from: s.active, to: t.to, generation, reason: t.reason });
+    s = { ...s, active: t.to, generation, lastSwitchAt: now };
+  }
+  return { state: s, effects };
+}
+
+/** The earliest time at which, with no new message at all, the decision could change. */
+export function nextDeadline(s: DecisionState, shape: SiteShape, now: number): number | null {
+  const { policy } = shape;
+  const times: number[] = [];
+  for (const { id } of shape.uplinks) {
+    const u = s.uplinks[id]!;
+    if (u.lastHeardAt !== null && u.state === "up") times.push(u.lastHeardAt + policy.downAfterMs);
+    if (isPending(u, s, now, policy)) times.push(s.observedSince + policy.downAfterMs);
+  }
+  if (s.override) times.push(s.override.until);
+  else if (s.active !== null && s.uplinks[s.active]?.state === "up") {
+    const activePriority = shape.uplinks.find((u) => u.id === s.active)!.priority;
+    const better = byPriority(shape).find((u) => u.priority < activePriority && s.uplinks[u.id]!.state === "up");
+    if (better) {
+      const held = s.uplinks[better.id]!.upSince! + policy.failbackAfterMs;
+      times.push(Math.max(held, (s.lastSwitchAt ?? 0) + policy.minDwellMs));
+    }
+  }
+  const future = times.filter((t) => t > now);
+  return future.length ? Math.min(...future) : null;
+}
+
+export function siteMode(s: DecisionState): "auto" | "override" | "offline" {
+  if (!Object.values(s.uplinks).some((u) => u.state === "up")) return "offline";
+  return s.override ? "override" : "auto";
+}

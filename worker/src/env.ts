@@ -1,0 +1,11 @@
+import type { SiteCoordinator } from "./site-coordinator.ts";
+
+export interface Env {
+  SITES: DurableObjectNamespace<SiteCoordinator>;
+  /** Worker secret guarding the admin API. */
+  ADMIN_TOKEN?: string;
+  /** Optional read-only token for status pages and the status API. */
+  VIEWER_TOKEN?: string;
+  /** "true": status pages and the status API are public (read-only). */
+  PUBLIC_STATUS?: string;
+}

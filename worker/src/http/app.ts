@@ -1,0 +1,157 @@
+// The Worker: auth, validation and response shaping. The site's Durable Object does the rest,
+// reached by typed RPC (and by fetch only for WebSocket upgrades).
+import { Hono, type Context, type MiddlewareHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
+import {
+  AgentId,
+  EnrollRequest,
+  EventsQuery,
+  HEADER_AGENT,
+  HEADER_SIG,
+  HEADER_TS,
+  MAX_HEARTBEAT_BYTES,
+  OverrideRequest,
+  SiteConfig,
+  SiteId,
+} from "../../../shared/src/index.ts";
+import type { Env } from "../env.ts";
+import { fail, type Failure } from "../failure.ts";
+import { authorizeAdmin, authorizeViewer } from "./auth.ts";
+import { parseWith, readJson, readText } from "./body.ts";
+import { failureResponse, resultResponse } from "./respond.ts";
+
+type C = Context<{ Bindings: Env }>;
+const app = new Hono<{ Bindings: Env }>();
+
+const admin: MiddlewareHandler<{ Bindings: Env }> = async (c, next) => {
+  const r = await authorizeAdmin(c.req.raw, c.env);
+  if (!r.ok) return failureResponse(r.failure);
+  await next();
+};
+
+const viewer: MiddlewareHandler<{ Bindings: Env }> = async (c, next) => {
+  const r = await authorizeViewer(c.req.raw, c.env);
+  if (!r.ok) return failureResponse(r.failure);
+  await next();
+};
+
+class Refused extends Error {
+  constructor(readonly failure: Failure) {
+    super(failure.message);
+  }
+}
+
+/** Validated path parameter, or a 400 naming it. */
+function param(c: C, name: "site" | "agent"): string {
+  const r = parseWith(name === "site" ? SiteId : AgentId, c.req.param(name), name);
+  if (!r.ok) throw new Refused({ ...r.failure, issues: r.failure.issues?.map((i) => ({ ...i, path: name })) });
+  return r.value;
+}
+
+function site(c: C) {
+  const id = param(c, "site");
+  return { id, stub: c.env.SITES.get(c.env.SITES.idFromName(id)) };
+}
+
+async function body<S extends Parameters<typeof readJson>[1]>(c: C, schema: S, what: string) {
+  const r = await readJson(c.req.raw, schema, what);
+  if (!r.ok) throw new Refused(r.failure);
+  return r.value as import("zod").infer<S>;
+}
+
+/** What the edge saw of the client: set here, never taken from the client. */
+function seenBy(c: C) {
+  const cf = (c.req.raw as { cf?: { asn?: unknown } }).cf;
+  return { ip: c.req.header("cf-connecting-ip") ?? null, asn: typeof cf?.asn === "number" ? cf.asn : null };
+}
+
+app.get("/healthz", (c) => c.json({ ok: true }));
+
+// ---- admin ------------------------------------------------------------------------------------
+app.put("/v1/sites/:site", admin, async (c) => {
+  const s = site(c);
+  return resultResponse(await s.stub.putConfig(s.id, await body(c, SiteConfig, "site config")));
+});
+app.get("/v1/sites/:site", admin, async (c) => {
+  const s = site(c);
+  return resultResponse(await s.stub.getConfig(s.id));
+});
+app.post("/v1/sites/:site/agents", admin, async (c) => {
+  const s = site(c);
+  return resultResponse(await s.stub.enroll(s.id, await body(c, EnrollRequest, "agent")), 201);
+});
+app.delete("/v1/sites/:site/agents/:agent", admin, async (c) => {
+  const s = site(c);
+  return resultResponse(await s.stub.revoke(s.id, param(c, "agent")));
+});
+app.post("/v1/sites/:site/override", admin, async (c) => {
+  const s = site(c);
+  return resultResponse(await s.stub.setOverride(s.id, await body(c, OverrideRequest, "override")));
+});
+app.delete("/v1/sites/:site/override", admin, async (c) => {
+  const s = site(c);
+  return resultResponse(await s.stub.clearOverride(s.id));
+});
+
+// ---- viewers ----------------------------------------------------------------------------------
+app.get("/v1/sites/:site/status", viewer, async (c) => {
+  const s = site(c);
+  return resultResponse(await s.stub.status(s.id));
+});
+app.get("/v1/sites/:site/events", viewer, async (c) => {
+  const s = site(c);
+  const q = parseWith(EventsQuery, c.req.query(), "query");
+  if (!q.ok) return failureResponse(q.failure);
+  return resultResponse(await s.stub.events(s.id, q.value.limit));
+});
+app.get("/v1/sites/:site/metrics", viewer, async (c) => {
+  const s = site(c);
+  const r = await s.stub.metrics(s.id);
+  if (!r.ok) return failureResponse(r.failure);
+  return c.text(r.value, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+});
+
+// ---- agents (authenticated by their signatures, inside the site's object) --------------------
+app.post("/v1/sites/:site/heartbeat", async (c) => {
+  const now = () => ({ "x-wanwatch-now": String(Date.now()) });
+  const s = site(c);
+  const agent = parseWith(AgentId, c.req.header(HEADER_AGENT) ?? "", HEADER_AGENT);
+  const ts = Number(c.req.header(HEADER_TS));
+  const sig = c.req.header(HEADER_SIG) ?? "";
+  if (!agent.ok) return failureResponse({ ...agent.failure, status: 401, code: "unknown_agent", message: `header ${HEADER_AGENT} must name an enrolled agent` }, now());
+  if (!Number.isSafeInteger(ts) || !sig)
+    return failureResponse({ status: 401, code: "unsigned", message: `headers ${HEADER_TS} (edge time, ms) and ${HEADER_SIG} are required` }, now());
+  const text = await readText(c.req.raw, MAX_HEARTBEAT_BYTES);
+  if (!text.ok) return failureResponse(text.failure, now());
+  const r = await s.stub.heartbeat(s.id, { agent: agent.value, ts, sig, body: text.value, seen: seenBy(c) });
+  if (!r.ok) return failureResponse(r.failure, now());
+  return new Response(r.value.body, {
+    headers: { "content-type": "application/json", [HEADER_TS]: String(r.value.ts), [HEADER_SIG]: r.value.sig, ...now() },
+  });
+});
+
+app.get("/v1/sites/:site/agents/:agent/connect", async (c) => {
+  const s = site(c);
+  const agent = param(c, "agent");
+  if ((c.req.header("upgrade") ?? "").toLowerCase() !== "websocket")
+    return failureResponse({ status: 426, code: "upgrade_required", message: "this endpoint speaks WebSocket only" });
+  const headers = new Headers(c.req.raw.headers);
+  const seen = seenBy(c);
+  headers.set("x-wanwatch-site", s.id);
+  headers.set("x-wanwatch-agent-id", agent);
+  headers.set("x-wanwatch-client-ip", seen.ip ?? "");
+  headers.set("x-wanwatch-client-asn", seen.asn === null ? "" : String(seen.asn));
+  return s.stub.fetch(new Request(c.req.raw.url, { method: "GET", headers }));
+});
+
+app.notFound(() => failureResponse({ status: 404, code: "not_found", message: "no such endpoint" }));
+
+app.onError((err) => {
+  if (err instanceof Refused) return failureResponse(err.failure);
+  // Hono's own errors (e.g. malformed requests) keep their status, in our envelope.
+  if (err instanceof HTTPException) return failureResponse({ ...fail(400, "bad_request", err.message).failure, status: err.status as Failure["status"] });
+  console.error(JSON.stringify({ msg: "unhandled error", error: String(err), stack: (err as Error).stack }));
+  return Response.json({ error: { code: "internal", message: "internal error" } }, { status: 500 });
+});
+
+export default app;

@@ -1,0 +1,4 @@
+import app from "./http/app.ts";
+
+export { SiteCoordinator } from "./site-coordinator.ts";
+export default app;

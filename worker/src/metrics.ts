@@ -1,0 +1,75 @@
+// Prometheus text exposition of a site's status.
+import type { SiteStatus } from "../../shared/src/index.ts";
+
+const esc = (v: string) => v.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
+
+interface Family {
+  name: string;
+  help: string;
+  type: "gauge" | "counter";
+  samples: { labels: Record<string, string>; value: number }[];
+}
+
+function render(families: Family[]): string {
+  const out: string[] = [];
+  for (const f of families) {
+    out.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`);
+    for (const s of f.samples) {
+      const labels = Object.entries(s.labels).map(([k, v]) => `${k}="${esc(v)}"`).join(",");
+      out.push(`${f.name}${labels ? `{${labels}}` : ""} ${Number.isFinite(s.value) ? s.value : "NaN"}`);
+    }
+  }
+  return out.join("\n") + "\n";
+}
+
+export function renderMetrics(s: SiteStatus): string {
+  const site = s.site;
+  return render([
+    {
+      name: "wanwatch_uplink_up",
+      help: "1 when heartbeats through the uplink keep arriving, 0 when down, -1 when unknown.",
+      type: "gauge",
+      samples: s.uplinks.map((u) => ({ labels: { site, uplink: u.id }, value: u.state === "up" ? 1 : u.state === "down" ? 0 : -1 })),
+    },
+    {
+      name: "wanwatch_uplink_active",
+      help: "1 for the uplink the site's servers are told to use.",
+      type: "gauge",
+      samples: s.uplinks.map((u) => ({ labels: { site, uplink: u.id }, value: u.id === s.activeUplink ? 1 : 0 })),
+    },
+    {
+      name: "wanwatch_uplink_rtt_milliseconds",
+      help: "Round-trip time to the edge reported by the uplink's probe.",
+      type: "gauge",
+      samples: s.uplinks.filter((u) => u.rttMs !== null).map((u) => ({ labels: { site, uplink: u.id }, value: u.rttMs! })),
+    },
+    {
+      name: "wanwatch_switches_total",
+      help: "Choices of the active uplink since the site was created (the generation counts each one).",
+      type: "counter",
+      samples: [{ labels: { site }, value: s.generation }],
+    },
+    {
+      name: "wanwatch_last_switch_timestamp_seconds",
+      help: "Unix time of the last switch.",
+      type: "gauge",
+      samples: s.since === null ? [] : [{ labels: { site }, value: s.since / 1000 }],
+    },
+    {
+      name: "wanwatch_agent_heartbeat_age_seconds",
+      help: "Seconds since the agent was last heard through any uplink.",
+      type: "gauge",
+      samples: s.agents
+        .filter((a) => a.lastSeenAt !== null)
+        .map((a) => ({ labels: { site, agent: a.id, role: a.role }, value: (s.now - a.lastSeenAt!) / 1000 })),
+    },
+    {
+      name: "wanwatch_agent_applied_generation",
+      help: "Directive generation the agent has applied.",
+      type: "gauge",
+      samples: s.agents
+        .filter((a) => a.appliedGeneration !== null)
+        .map((a) => ({ labels: { site, agent: a.id }, value: a.appliedGeneration! })),
+    },
+  ]);
+}

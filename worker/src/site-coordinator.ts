@@ -1,0 +1,595 @@
+// One Durable Object per site: judges the uplinks from the heartbeats, decides the active one,
+// and tells every agent. SQLite holds what must survive; memory holds liveness (rebuilt on wake).
+import { DurableObject } from "cloudflare:workers";
+import {
+  Directive,
+  EdgeMessage,
+  Heartbeat,
+  MAX_SKEW_MS,
+  SignedFrame,
+  deriveSigningKey,
+  fieldIssues,
+  importSigningKey,
+  newSecret,
+  sign,
+  verify,
+  HEADER_SIG,
+  HEADER_TS,
+  HEADER_UPLINK,
+  type EnrollRequest,
+  type OverrideRequest,
+  type SigningKey,
+  type SiteConfig,
+  type SiteEvent,
+  type SiteStatus,
+} from "../../shared/src/index.ts";
+import { attribute, type Observed } from "./attribution.ts";
+import {
+  initialState,
+  nextDeadline,
+  reshapedState,
+  restoredState,
+  step,
+  type DecisionEvent,
+  type DecisionState,
+  type Effect,
+  type SiteShape,
+} from "./engine/decision.ts";
+import { planTunnels, restartFor, tunnelDeadline, type ServerView, type TunnelEffect, type TunnelPlan } from "./engine/tunnels.ts";
+import type { Env } from "./env.ts";
+import { fail, ok, type Result } from "./failure.ts";
+import { renderMetrics } from "./metrics.ts";
+import { buildStatus, isLive } from "./status.ts";
+import { SiteStore, emptyRuntime, type AgentRow, type AgentRuntime, type NewEvent, type UplinkObservation } from "./store.ts";
+
+/** How often liveness details (last seen, RTT) are checkpointed to SQLite: rows written cost money. */
+const CHECKPOINT_MS = 5 * 60_000;
+/** WebSocket close code for a revoked agent. */
+export const CLOSE_REVOKED = 4401;
+const CLOSE_REPLACED = 4409;
+
+interface LiveAgent {
+  row: AgentRow;
+  key: SigningKey;
+  /** Runtime fields changed since the last checkpoint. */
+  dirty: boolean;
+}
+
+/** Per-socket facts that must survive hibernation. */
+interface SocketTag {
+  agent: string;
+  uplink: string;
+  ip: string | null;
+  asn: number | null;
+}
+
+export interface SignedReply {
+  body: string;
+  ts: number;
+  sig: string;
+}
+
+/** A heartbeat as the Worker received it over HTTP: the signed parts plus what the edge saw. */
+export interface HeartbeatRequest {
+  agent: string;
+  ts: number;
+  sig: string;
+  body: string;
+  seen: Observed;
+}
+
+export class SiteCoordinator extends DurableObject<Env> {
+  private readonly store: SiteStore;
+  private site: string | null = null;
+  private config: SiteConfig | null = null;
+  private decision: DecisionState | null = null;
+  private plan: TunnelPlan | null = null;
+  private readonly agents = new Map<string, LiveAgent>();
+  private readonly observations = new Map<string, UplinkObservation>();
+  /** Public address last seen per uplink from any agent's evidence (status only). */
+  private readonly lastEvidenceIp = new Map<string, string>();
+  /** Replay guard: signatures accepted within the skew window, with their expiry. */
+  private readonly accepted = new Map<string, number>();
+  /** Last directive sent unasked to each agent, to push only changes. */
+  private readonly pushed = new Map<string, string>();
+  private alarmAt: number | null = null;
+  private lastCheckpointAt = 0;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.store = new SiteStore(ctx.storage);
+    // Every entry point (fetch, RPC, webSocketMessage, alarm) may be the first after a wake.
+    void ctx.blockConcurrencyWhile(() => this.load());
+  }
+
+  private async load(): Promise<void> {
+    const now = Date.now();
+    this.store.migrate();
+    this.site = this.store.site();
+    this.config = this.store.config();
+    this.plan = this.store.tunnelPlan();
+    for (const row of this.store.agents()) this.agents.set(row.id, { row, key: await importSigningKey(row.signingKey), dirty: false });
+    for (const o of this.store.observations()) this.observations.set(o.id, o);
+    if (this.config) {
+      const saved = this.store.decision();
+      this.decision = saved ? restoredState(saved, this.config, now) : initialState(this.config, now);
+    }
+    this.alarmAt = await this.ctx.storage.getAlarm();
+    this.lastCheckpointAt = now;
+    await this.schedule(now);
+  }
+
+  private shape(): SiteShape {
+    return this.config!;
+  }
+
+  private requireSite(site: string): Result<SiteConfig> {
+    if (!this.config || this.site !== site) return fail(404, "site_not_found", `site "${site}" has no config yet: PUT /v1/sites/${site} first`);
+    return ok(this.config);
+  }
+
+  // ---- admin RPC ------------------------------------------------------------------------------
+
+  async putConfig(site: string, config: SiteConfig): Promise<Result<SiteConfig>> {
+    const now = Date.now();
+    const ids = new Set(config.uplinks.map((u) => u.id));
+    for (const { row } of this.agents.values())
+      if (row.uplink && !ids.has(row.uplink))
+        return fail(409, "uplink_in_use", `probe "${row.id}" sits behind uplink "${row.uplink}", which this config removes: revoke it first`);
+    const replaced = this.config !== null;
+    this.site = site;
+    this.config = config;
+    this.decision = this.decision ? reshapedState(this.decision, config, now) : initialState(config, now);
+    this.store.transaction(() => {
+      this.store.saveSite(site, config);
+      this.store.saveDecision(this.decision!);
+      this.store.appendEvents([{ at: now, kind: "config", message: replaced ? "site config replaced" : "site created", data: { uplinks: [...ids] } }]);
+    });
+    await this.advance({ kind: "tick" }, now);
+    return ok(config);
+  }
+
+  async getConfig(site: string): Promise<Result<SiteConfig>> {
+    return this.requireSite(site);
+  }
+
+  async enroll(site: string, req: EnrollRequest): Promise<Result<{ id: string; secret: string }>> {
+    const found = this.requireSite(site);
+    if (!found.ok) return found;
+    if (req.uplink && !found.value.uplinks.some((u) => u.id === req.uplink))
+      return fail(400, "validation_failed", "invalid agent", [{ path: "uplink", message: `no uplink "${req.uplink}" in the site config` }]);
+    if (this.agents.has(req.id)) return fail(409, "agent_exists", `agent "${req.id}" is already enrolled: revoke it first to issue a new secret`);
+    const now = Date.now();
+    const secret = newSecret();
+    const signingKey = await deriveSigningKey(secret);
+    const row: AgentRow = {
+      id: req.id,
+      role: req.role,
+      uplink: req.uplink ?? null,
+      tunnelRestarter: req.tunnelRestarter ?? false,
+      signingKey,
+      createdAt: now,
+      runtime: emptyRuntime(),
+    };
+    this.store.transaction(() => {
+      this.store.saveAgent(row);
+      this.store.appendEvents([{ at: now, kind: "agent-enrolled", message: `agent ${req.id} enrolled (${req.role}${req.uplink ? ` behind ${req.uplink}` : ""})`, data: { agent: req.id } }]);
+    });
+    this.agents.set(row.id, { row, key: await importSigningKey(signingKey), dirty: false });
+    return ok({ id: req.id, secret });
+  }
+
+  async revoke(site: string, agentId: string): Promise<Result<{ id: string; revoked: true }>> {
+    const found = this.requireSite(site);
+    if (!found.ok) return found;
+    if (!this.agents.has(agentId)) return fail(404, "agent_not_found", `no agent "${agentId}" in site "${site}"`);
+    const now = Date.now();
+    this.store.transaction(() => {
+      this.store.deleteAgent(agentId);
+      this.store.appendEvents([{ at: now, kind: "agent-revoked", message: `agent ${agentId} revoked`, data: { agent: agentId } }]);
+    });
+    this.agents.delete(agentId);
+    this.pushed.delete(agentId);
+    for (const ws of this.ctx.getWebSockets(agentId)) ws.close(CLOSE_REVOKED, "agent revoked");
+    await this.advance({ kind: "tick" }, now);
+    return ok({ id: agentId, revoked: true });
+  }
+
+  async setOverride(site: string, req: OverrideRequest): Promise<Result<SiteStatus>> {
+    const found = this.requireSite(site);
+    if (!found.ok) return found;
+    if (!found.value.uplinks.some((u) => u.id === req.uplink))
+      return fail(400, "validation_failed", "invalid override", [{ path: "uplink", message: `no uplink "${req.uplink}" in the site config` }]);
+    const now = Date.now();
+    const until = now + req.forSeconds * 1000;
+    const down = this.decision!.uplinks[req.uplink]!.state !== "up";
+    await this.advance({ kind: "override-set", override: { uplink: req.uplink, until, reason: req.reason } }, now, [
+      {
+        at: now,
+        kind: "override-set",
+        message: `override: ${req.uplink} pinned for ${req.forSeconds} s (${req.reason})${down ? ` although ${req.uplink} is not up` : ""}`,
+        data: { uplink: req.uplink, until, reason: req.reason },
+      },
+    ]);
+    return ok(this.statusNow(now));
+  }
+
+  async clearOverride(site: string): Promise<Result<SiteStatus>> {
+    const found = this.requireSite(site);
+    if (!found.ok) return found;
+    const now = Date.now();
+    await this.advance({ kind: "override-cleared" }, now);
+    return ok(this.statusNow(now));
+  }
+
+  async status(site: string): Promise<Result<SiteStatus>> {
+    const found = this.requireSite(site);
+    if (!found.ok) return found;
+    const now = Date.now();
+    await this.advance({ kind: "tick" }, now);
+    return ok(this.statusNow(now));
+  }
+
+  async events(site: string, limit: number): Promise<Result<SiteEvent[]>> {
+    const found = this.requireSite(site);
+    if (!found.ok) return found;
+    return ok(this.store.events(limit));
+  }
+
+  async metrics(site: string): Promise<Result<string>> {
+    const s = await this.status(site);
+    return s.ok ? ok(renderMetrics(s.value)) : s;
+  }
+
+  // ---- agent channel ---------------------------------------------------------------------------
+
+  /** The plain HTTPS heartbeat: same checks and effects as a WebSocket frame. */
+  async heartbeat(site: string, req: HeartbeatRequest): Promise<Result<SignedReply>> {
+    const found = this.requireSite(site);
+    if (!found.ok) return found;
+    const now = Date.now();
+    const got = await this.ingest(req.agent, req.ts, req.sig, req.body, req.seen, null, now);
+    if (!got.ok) return got;
+    return ok(await this.signedDirective(got.value.agent, got.value.seq, Date.now()));
+  }
+
+  /** WebSocket upgrades only; the Worker has checked the ids and the Upgrade header. */
+  async fetch(request: Request): Promise<Response> {
+    const site = request.headers.get("x-wanwatch-site") ?? "";
+    const agentId = request.headers.get("x-wanwatch-agent-id") ?? "";
+    const uplink = request.headers.get(HEADER_UPLINK) ?? "";
+    const ts = Number(request.headers.get(HEADER_TS));
+    const sig = request.headers.get(HEADER_SIG) ?? "";
+    const now = Date.now();
+    const refuse = (r: { failure: { status: number; code: string; message: string } }) =>
+      Response.json({ error: { code: r.failure.code, message: r.failure.message } }, { status: r.failure.status, headers: { "x-wanwatch-now": String(now) } });
+    const found = this.requireSite(site);
+    if (!found.ok) return refuse(found);
+    if (!found.value.uplinks.some((u) => u.id === uplink))
+      return refuse(fail(400, "unknown_uplink", `header ${HEADER_UPLINK}: no uplink "${uplink}" in the site config`));
+    const agent = await this.authenticate(agentId, ts, sig, `connect ${uplink}`, now);
+    if (!agent.ok) return refuse(agent);
+    if (agent.value.row.uplink && agent.value.row.uplink !== uplink)
+      return refuse(fail(403, "wrong_uplink", `probe "${agentId}" sits behind uplink "${agent.value.row.uplink}", not "${uplink}"`));
+    // One channel per agent per uplink: a reconnect replaces the old socket.
+    for (const old of this.ctx.getWebSockets(`${agentId}/${uplink}`)) old.close(CLOSE_REPLACED, "replaced by a new connection");
+    const pair = new WebSocketPair();
+    const server = pair[1];
+    this.ctx.acceptWebSocket(server, [agentId, `${agentId}/${uplink}`]);
+    const tag: SocketTag = {
+      agent: agentId,
+      uplink,
+      ip: request.headers.get("x-wanwatch-client-ip"),
+      asn: Number(request.headers.get("x-wanwatch-client-asn")) || null,
+    };
+    server.serializeAttachment(tag);
+    return new Response(null, { status: 101, webSocket: pair[0], headers: { "x-wanwatch-now": String(now) } });
+  }
+
+  async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const tag = ws.deserializeAttachment() as SocketTag;
+    const now = Date.now();
+    const sendError = (code: string, msg: string) =>
+      ws.send(JSON.stringify(EdgeMessage.parse({ type: "error", now, error: { code, message: msg } })));
+    if (!this.config) return sendError("site_not_found", "the site has no config");
+    if (typeof message !== "string") return sendError("bad_frame", "frames are JSON text");
+    let frame: SignedFrame;
+    try {
+      const parsed = SignedFrame.safeParse(JSON.parse(message));
+      if (!parsed.success) return sendError("bad_frame", fieldIssues(parsed.error).map((i) => `${i.path}: ${i.message}`).join("; "));
+      frame = parsed.data;
+    } catch {
+      return sendError("invalid_json", "frame is not valid JSON");
+    }
+    const got = await this.ingest(tag.agent, frame.ts, frame.sig, frame.body, { ip: tag.ip, asn: tag.asn }, tag.uplink, now);
+    if (!got.ok) {
+      if (got.failure.code === "unknown_agent") ws.close(CLOSE_REVOKED, "agent revoked");
+      else sendError(got.failure.code, got.failure.message);
+      return;
+    }
+    const reply = await this.signedDirective(got.value.agent, got.value.seq, Date.now());
+    ws.send(JSON.stringify(reply));
+  }
+
+  async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
+    } catch {
+      // Already closed: nothing to do.
+    }
+  }
+
+  async alarm(): Promise<void> {
+    this.alarmAt = null;
+    const now = Date.now();
+    try {
+      if (this.config) {
+        await this.advance({ kind: "tick" }, now);
+        if (now - this.lastCheckpointAt >= CHECKPOINT_MS) this.checkpoint(now);
+      }
+      for (const [sig, until] of this.accepted) if (until <= now) this.accepted.delete(sig);
+    } catch (err) {
+      // A throwing alarm is retried up to six times and then dropped: log, and keep our own schedule.
+      console.error(JSON.stringify({ msg: "alarm failed", site: this.site, error: String(err) }));
+    } finally {
+      await this.schedule(now);
+    }
+  }
+
+  // ---- internals -------------------------------------------------------------------------------
+
+  private async authenticate(agentId: string, ts: number, sig: string, body: string, now: number): Promise<Result<LiveAgent>> {
+    const agent = this.agents.get(agentId);
+    if (!agent) return fail(401, "unknown_agent", `agent "${agentId}" is not enrolled in this site (or was revoked)`);
+    if (!Number.isSafeInteger(ts) || Math.abs(ts - now) > MAX_SKEW_MS)
+      return fail(401, "stale_timestamp", `timestamp ${ts} is more than ${MAX_SKEW_MS / 1000} s from edge time ${now}: correct the clock offset`);
+    const valid = await verify(agent.key, { direction: "up", site: this.site!, agent: agentId, ts, body }, sig);
+    if (!valid) return fail(401, "bad_signature", "signature does not match the message and the agent's key");
+    if (this.accepted.has(sig)) return fail(409, "replayed", "this message was already accepted");
+    this.accepted.set(sig, now + 2 * MAX_SKEW_MS);
+    return ok(agent);
+  }
+
+  private async ingest(
+    agentId: string,
+    ts: number,
+    sig: string,
+    body: string,
+    seen: Observed,
+    channelUplink: string | null,
+    now: number,
+  ): Promise<Result<{ agent: LiveAgent; seq: number }>> {
+    const auth = await this.authenticate(agentId, ts, sig, body, now);
+    if (!auth.ok) return auth;
+    const agent = auth.value;
+    let json: unknown;
+    try {
+      json = JSON.parse(body);
+    } catch {
+      return fail(400, "invalid_json", "heartbeat body is not valid JSON");
+    }
+    const parsed = Heartbeat.safeParse(json);
+    if (!parsed.success) return fail(400, "validation_failed", "invalid heartbeat", fieldIssues(parsed.error));
+    const hb = parsed.data;
+    const issue = (message: string) => fail(400, "validation_failed", "invalid heartbeat", [{ path: "uplink", message }]);
+    if (!this.decision!.uplinks[hb.uplink]) return issue(`no uplink "${hb.uplink}" in the site config`);
+    if (channelUplink && hb.uplink !== channelUplink) return issue(`"${hb.uplink}" sent on the channel for "${channelUplink}"`);
+    if (agent.row.uplink && hb.uplink !== agent.row.uplink) return issue(`probe "${agentId}" sits behind "${agent.row.uplink}"`);
+
+    let evidenceFor: string | null = hb.uplink;
+    let misroutedVia: string | null = null;
+    if (agent.row.role === "probe") this.learn(hb.uplink, seen, hb.rttEdgeMs ?? null, now);
+    else {
+      const learned = new Map([...this.observations].map(([id, o]) => [id, { ip: o.ip, asn: o.asn }]));
+      ({ evidenceFor, misroutedVia } = attribute(hb.uplink, seen, learned));
+    }
+    if (evidenceFor && seen.ip) this.lastEvidenceIp.set(evidenceFor, seen.ip);
+    const events = this.absorb(agent, hb, misroutedVia, seen, now);
+    await this.advance(evidenceFor ? { kind: "heartbeat", uplink: evidenceFor } : { kind: "tick" }, now, events);
+    return ok({ agent, seq: hb.seq });
+  }
+
+  /** Probes are the reference for each uplink's public address. */
+  private learn(uplink: string, seen: Observed, rttMs: number | null, now: number): void {
+    const prev = this.observations.get(uplink);
+    const next: UplinkObservation = { id: uplink, ip: seen.ip, asn: seen.asn, rttMs, at: now };
+    this.observations.set(uplink, next);
+    if (!prev || prev.ip !== next.ip || prev.asn !== next.asn) {
+      this.store.transaction(() => {
+        this.store.saveObservation(next);
+        if (prev?.ip)
+          this.store.appendEvents([{ at: now, kind: "uplink-address", message: `${uplink}: public address ${prev.ip} → ${next.ip ?? "unknown"}`, data: { uplink, from: prev.ip, to: next.ip } }]);
+      });
+    }
+  }
+
+  /** Folds a heartbeat into the agent's runtime; returns the events worth recording. */
+  private absorb(agent: LiveAgent, hb: Heartbeat, misroutedVia: string | null, seen: Observed, now: number): NewEvent[] {
+    const before = agent.row.runtime;
+    const misrouted = { ...before.misrouted };
+    if (misroutedVia) misrouted[hb.uplink] = misroutedVia;
+    else delete misrouted[hb.uplink];
+    const after: AgentRuntime = {
+      ...before,
+      misrouted,
+      lastSeenAt: now,
+      uplinksSeen: { ...before.uplinksSeen, [hb.uplink]: now },
+      appliedGeneration: hb.appliedGeneration,
+      tunnelGeneration: hb.tunnelGeneration,
+      lastError: hb.lastError,
+      version: hb.version,
+      routedUplink: hb.routedUplink ?? null,
+    };
+    agent.row = { ...agent.row, runtime: after };
+    agent.dirty = true;
+    const id = agent.row.id;
+    const events: NewEvent[] = [];
+    if (misroutedVia !== (before.misrouted[hb.uplink] ?? null))
+      events.push(
+        misroutedVia
+          ? { at: now, kind: "misrouted", message: `${id}: heartbeats for ${hb.uplink} arrive through ${misroutedVia} (check its policy routing); not counted for ${hb.uplink}`, data: { agent: id, claimed: hb.uplink, via: misroutedVia, ip: seen.ip } }
+          : { at: now, kind: "misrouted-cleared", message: `${id}: heartbeats for ${hb.uplink} travel through ${hb.uplink} again`, data: { agent: id, uplink: hb.uplink } },
+      );
+    if (after.appliedGeneration !== null && after.appliedGeneration !== before.appliedGeneration)
+      events.push({ at: now, kind: "applied", message: `${id} applied generation ${after.appliedGeneration}${after.routedUplink ? ` (routes via ${after.routedUplink})` : ""}`, data: { agent: id, generation: after.appliedGeneration } });
+    if (after.tunnelGeneration !== null && after.tunnelGeneration !== before.tunnelGeneration)
+      events.push({ at: now, kind: "tunnels-restarted", message: `${id} restarted tunnels for generation ${after.tunnelGeneration}`, data: { agent: id, generation: after.tunnelGeneration } });
+    if (after.lastError !== before.lastError && after.lastError !== null)
+      events.push({ at: now, kind: "agent-error", message: `${id}: ${after.lastError}`, data: { agent: id } });
+    if (after.version !== before.version && before.version !== null)
+      events.push({ at: now, kind: "agent-version", message: `${id} now runs ${after.version}`, data: { agent: id, from: before.version, to: after.version } });
+    // What a restart must not lose is written now; last-seen times wait for the checkpoint.
+    if (events.length || after.routedUplink !== before.routedUplink) {
+      this.store.saveAgentRuntime(id, after);
+      agent.dirty = false;
+    }
+    return events;
+  }
+
+  private serverViews(now: number): ServerView[] {
+    return [...this.agents.values()].map(({ row }) => ({
+      id: row.id,
+      role: row.role,
+      tunnelRestarter: row.tunnelRestarter,
+      live: isLive(row, this.config!, now),
+      appliedGeneration: row.runtime.appliedGeneration,
+      tunnelGeneration: row.runtime.tunnelGeneration,
+    }));
+  }
+
+  /**
+   * Runs the decision engine and the tunnel planner, writes every transition and its events in
+   * one transaction, and only then tells the agents.
+   */
+  private async advance(event: DecisionEvent, now: number, extra: NewEvent[] = []): Promise<void> {
+    const shape = this.shape();
+    const { state, effects } = step(this.decision!, event, now, shape);
+    const switched = effects.find((e) => e.kind === "switch");
+    let plan = this.plan;
+    if (switched) plan = switched.reason === "initial" ? null : { generation: switched.generation, switchedAt: now, restarter: null, requestedAt: null, doneAt: null };
+    const tunnels = planTunnels(plan, this.config!.tunnels.restart, this.serverViews(now), this.config!.tunnels.maxWaitMs, now);
+    plan = tunnels.plan;
+    const events = [...extra, ...effects.flatMap((e) => describe(e, now)), ...tunnels.effects.map((e) => describeTunnel(e, now))];
+    const decisionChanged = effects.length > 0 || event.kind === "override-set";
+    const planChanged = plan !== this.plan;
+    if (decisionChanged || planChanged || events.length)
+      this.store.transaction(() => {
+        if (decisionChanged) this.store.saveDecision(state);
+        if (planChanged) this.store.saveTunnelPlan(plan);
+        this.store.appendEvents(events);
+      });
+    this.decision = state;
+    this.plan = plan;
+    if (switched || planChanged) await this.pushDirectives(now);
+    await this.schedule(now);
+  }
+
+  private directiveFor(row: AgentRow): Directive | null {
+    const d = this.decision!;
+    if (d.active === null) return null;
+    const view = { id: row.id, role: row.role, tunnelRestarter: row.tunnelRestarter, live: true, appliedGeneration: null, tunnelGeneration: null };
+    return { generation: d.generation, activeUplink: d.active, restartTunnels: restartFor(this.plan, this.config!.tunnels.restart, view, d.generation) };
+  }
+
+  private async signedDirective(agent: LiveAgent, ackSeq: number | null, now: number): Promise<SignedReply> {
+    const body = JSON.stringify({ type: "directive", directive: this.directiveFor(agent.row), now, ackSeq } satisfies EdgeMessage);
+    const sig = await sign(agent.key, { direction: "down", site: this.site!, agent: agent.row.id, ts: now, body });
+    return { body, ts: now, sig };
+  }
+
+  /** Sends each connected agent its directive when it differs from the last one it was sent. */
+  private async pushDirectives(now: number): Promise<void> {
+    for (const agent of this.agents.values()) {
+      const key = JSON.stringify(this.directiveFor(agent.row));
+      if (this.pushed.get(agent.row.id) === key) continue;
+      const sockets = this.ctx.getWebSockets(agent.row.id);
+      if (!sockets.length) continue;
+      const frame = JSON.stringify(await this.signedDirective(agent, null, now));
+      for (const ws of sockets) {
+        try {
+          ws.send(frame);
+        } catch {
+          // A socket closing under us: the agent's other channel or its next heartbeat carries the directive.
+        }
+      }
+      this.pushed.set(agent.row.id, key);
+    }
+  }
+
+  private checkpoint(now: number): void {
+    const dirty = [...this.agents.values()].filter((a) => a.dirty);
+    this.store.transaction(() => {
+      for (const a of dirty) this.store.saveAgentRuntime(a.row.id, a.row.runtime);
+      for (const o of this.observations.values()) this.store.saveObservation(o);
+    });
+    for (const a of dirty) a.dirty = false;
+    this.lastCheckpointAt = now;
+  }
+
+  /** One alarm, always at the earliest pending deadline; never moved later (each move is a billed write). */
+  private async schedule(now: number): Promise<void> {
+    if (!this.config || !this.decision) return;
+    const candidates = [
+      nextDeadline(this.decision, this.config, now),
+      tunnelDeadline(this.plan, this.config.tunnels.restart, this.config.tunnels.maxWaitMs, now),
+      [...this.agents.values()].some((a) => a.dirty) ? this.lastCheckpointAt + CHECKPOINT_MS : null,
+    ].filter((t): t is number => t !== null);
+    if (!candidates.length) return;
+    const next = Math.max(Math.min(...candidates), now + 1);
+    if (this.alarmAt !== null && this.alarmAt <= next) return;
+    this.alarmAt = next;
+    await this.ctx.storage.setAlarm(next);
+  }
+
+  private statusNow(now: number): SiteStatus {
+    const observations = new Map(this.observations);
+    for (const [uplink, ip] of this.lastEvidenceIp)
+      if (!observations.has(uplink)) observations.set(uplink, { id: uplink, ip, asn: null, rttMs: null, at: now });
+    return buildStatus({
+      site: this.site!,
+      config: this.config!,
+      decision: this.decision!,
+      plan: this.plan,
+      agents: [...this.agents.values()].map((a) => a.row),
+      observations,
+      now,
+    });
+  }
+}
+
+function describe(e: Effect, at: number): NewEvent[] {
+  switch (e.kind) {
+    case "switch":
+      return [
+        {
+          at,
+          kind: "switch",
+          message:
+            e.reason === "initial"
+              ? `active uplink: ${e.to} (generation ${e.generation})`
+              : `${e.reason}: ${e.from ?? "none"} → ${e.to} (generation ${e.generation})`,
+          data: { from: e.from, to: e.to, generation: e.generation, reason: e.reason },
+        },
+      ];
+    case "uplink-state":
+      return [{ at, kind: "uplink", message: `${e.uplink}: ${e.from} → ${e.to}`, data: { uplink: e.uplink, from: e.from, to: e.to } }];
+    case "override-ended":
+      return [{ at, kind: "override-ended", message: `override of ${e.uplink} ${e.expired ? "expired" : "cleared"}`, data: { uplink: e.uplink, expired: e.expired } }];
+  }
+}
+
+function describeTunnel(e: TunnelEffect, at: number): NewEvent {
+  switch (e.kind) {
+    case "tunnel-restart-requested":
+      return {
+        at,
+        kind: "tunnel-restart-requested",
+        message: `${e.agent} asked to restart the tunnels for generation ${e.generation}${e.allApplied ? "" : " (not every server applied the switch in time)"}`,
+        data: { agent: e.agent, generation: e.generation, allApplied: e.allApplied },
+      };
+    case "tunnel-restarted":
+      return { at, kind: "tunnel-restart-done", message: `tunnels restarted by ${e.agent} for generation ${e.generation}`, data: { agent: e.agent, generation: e.generation } };
+    case "tunnel-no-restarter":
+      return { at, kind: "tunnel-no-restarter", message: `no live tunnel restarter for generation ${e.generation}: enrol a server with tunnelRestarter`, data: { generation: e.generation } };
+  }
+}

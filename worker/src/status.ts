@@ -1,0 +1,82 @@
+// The live picture of a site, built from the coordinator's memory: pure, shared by the status API,
+// the metrics and (later) the status page.
+import type { SiteConfig, SiteStatus } from "../../shared/src/index.ts";
+import { siteMode, type DecisionState } from "./engine/decision.ts";
+import type { TunnelPlan } from "./engine/tunnels.ts";
+import type { AgentRow, UplinkObservation } from "./store.ts";
+
+export interface StatusInput {
+  site: string;
+  config: SiteConfig;
+  decision: DecisionState;
+  plan: TunnelPlan | null;
+  agents: readonly AgentRow[];
+  observations: ReadonlyMap<string, UplinkObservation>;
+  now: number;
+}
+
+/** An agent is stale when it has not been heard through any uplink for twice the down threshold. */
+export function agentStaleAfterMs(config: SiteConfig): number {
+  return 2 * config.policy.downAfterMs;
+}
+
+export function isLive(a: AgentRow, config: SiteConfig, now: number): boolean {
+  return a.runtime.lastSeenAt !== null && now - a.runtime.lastSeenAt < agentStaleAfterMs(config);
+}
+
+export function buildStatus(i: StatusInput): SiteStatus {
+  const { decision: d, config } = i;
+  const activeSince = d.lastSwitchAt;
+  return {
+    site: i.site,
+    now: i.now,
+    activeUplink: d.active,
+    generation: d.generation,
+    mode: siteMode(d),
+    since: activeSince,
+    override: d.override,
+    directive: d.active === null ? null : { generation: d.generation, activeUplink: d.active, restartTunnels: false },
+    uplinks: [...config.uplinks]
+      .sort((a, b) => a.priority - b.priority)
+      .map((u) => {
+        const rt = d.uplinks[u.id]!;
+        const obs = i.observations.get(u.id);
+        return {
+          id: u.id,
+          name: u.name ?? null,
+          priority: u.priority,
+          state: rt.state,
+          since: rt.stateSince,
+          lastHeartbeatAt: rt.lastHeardAt,
+          observedIp: obs?.ip ?? null,
+          observedAsn: obs?.asn ?? null,
+          rttMs: obs?.rttMs ?? null,
+        };
+      }),
+    agents: i.agents.map((a) => ({
+      id: a.id,
+      role: a.role,
+      uplink: a.uplink,
+      tunnelRestarter: a.tunnelRestarter,
+      lastSeenAt: a.runtime.lastSeenAt,
+      stale: !isLive(a, config, i.now),
+      uplinksSeen: Object.entries(a.runtime.uplinksSeen)
+        .filter(([, at]) => i.now - at < agentStaleAfterMs(config))
+        .map(([u]) => u)
+        .sort(),
+      misroutedUplinks: Object.keys(a.runtime.misrouted).sort(),
+      appliedGeneration: a.runtime.appliedGeneration,
+      tunnelGeneration: a.runtime.tunnelGeneration,
+      routedUplink: a.runtime.routedUplink,
+      lastError: a.runtime.lastError,
+      version: a.runtime.version,
+    })),
+    tunnels: {
+      mode: config.tunnels.restart,
+      generation: i.plan?.generation ?? 0,
+      restarter: i.plan?.restarter ?? null,
+      requestedAt: i.plan?.requestedAt ?? null,
+      done: i.plan === null || i.plan.doneAt !== null,
+    },
+  };
+}

@@ -1,0 +1,173 @@
+// SQLite is the source of truth for everything that must survive an eviction; memory is a cache
+// rebuilt from it on wake. Steady-state heartbeats write nothing here: only transitions do.
+import type { AgentRole, SiteConfig, SiteEvent } from "../../shared/src/index.ts";
+import type { DecisionState } from "./engine/decision.ts";
+import type { TunnelPlan } from "./engine/tunnels.ts";
+
+const SCHEMA_VERSION = 1;
+/** Newest events kept per site. */
+export const EVENT_RETENTION = 2_000;
+
+const MIGRATIONS: string[][] = [
+  [],
+  [
+    `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+    `CREATE TABLE agents (
+       id TEXT PRIMARY KEY, role TEXT NOT NULL, uplink TEXT, tunnel_restarter INTEGER NOT NULL,
+       signing_key TEXT NOT NULL, created_at INTEGER NOT NULL, runtime TEXT NOT NULL)`,
+    `CREATE TABLE uplink_observations (id TEXT PRIMARY KEY, ip TEXT, asn INTEGER, rtt_ms REAL, at INTEGER NOT NULL)`,
+    `CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, kind TEXT NOT NULL,
+       message TEXT NOT NULL, data TEXT)`,
+  ],
+];
+
+/** What an agent last told us; persisted on change of the fields that matter, checkpointed otherwise. */
+export interface AgentRuntime {
+  lastSeenAt: number | null;
+  appliedGeneration: number | null;
+  tunnelGeneration: number | null;
+  lastError: string | null;
+  version: string | null;
+  routedUplink: string | null;
+  uplinksSeen: Record<string, number>;
+  misrouted: Record<string, string>;
+}
+
+export interface AgentRow {
+  id: string;
+  role: AgentRole;
+  uplink: string | null;
+  tunnelRestarter: boolean;
+  signingKey: string;
+  createdAt: number;
+  runtime: AgentRuntime;
+}
+
+export interface UplinkObservation {
+  id: string;
+  ip: string | null;
+  asn: number | null;
+  rttMs: number | null;
+  at: number;
+}
+
+export interface NewEvent {
+  at: number;
+  kind: string;
+  message: string;
+  data?: Record<string, unknown>;
+}
+
+export const emptyRuntime = (): AgentRuntime => ({
+  lastSeenAt: null,
+  appliedGeneration: null,
+  tunnelGeneration: null,
+  lastError: null,
+  version: null,
+  routedUplink: null,
+  uplinksSeen: {},
+  misrouted: {},
+});
+
+export class SiteStore {
+  constructor(private readonly storage: DurableObjectStorage) {}
+
+  private get sql() {
+    return this.storage.sql;
+  }
+
+  migrate(): void {
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`);
+    const row = this.sql.exec<{ version: number }>(`SELECT version FROM schema_version`).toArray()[0];
+    const from = row?.version ?? 0;
+    if (from === SCHEMA_VERSION) return;
+    this.storage.transactionSync(() => {
+      for (let v = from + 1; v <= SCHEMA_VERSION; v++) for (const ddl of MIGRATIONS[v]!) this.sql.exec(ddl);
+      this.sql.exec(`DELETE FROM schema_version`);
+      this.sql.exec(`INSERT INTO schema_version (version) VALUES (?)`, SCHEMA_VERSION);
+    });
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.storage.transactionSync(fn);
+  }
+
+  private getMeta<T>(key: string): T | null {
+    const row = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = ?`, key).toArray()[0];
+    return row ? (JSON.parse(row.value) as T) : null;
+  }
+
+  private putMeta(key: string, value: unknown): void {
+    this.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`, key, JSON.stringify(value));
+  }
+
+  site = () => this.getMeta<string>("site");
+  config = () => this.getMeta<SiteConfig>("config");
+  decision = () => this.getMeta<DecisionState>("decision");
+  tunnelPlan = () => this.getMeta<TunnelPlan>("tunnel");
+  saveSite = (site: string, config: SiteConfig) => {
+    this.putMeta("site", site);
+    this.putMeta("config", config);
+  };
+  saveDecision = (s: DecisionState) => this.putMeta("decision", s);
+  saveTunnelPlan = (p: TunnelPlan | null) => this.putMeta("tunnel", p);
+
+  agents(): AgentRow[] {
+    return this.sql
+      .exec<{ id: string; role: string; uplink: string | null; tunnel_restarter: number; signing_key: string; created_at: number; runtime: string }>(
+        `SELECT * FROM agents ORDER BY id`,
+      )
+      .toArray()
+      .map((r) => ({
+        id: r.id,
+        role: r.role as AgentRole,
+        uplink: r.uplink,
+        tunnelRestarter: r.tunnel_restarter === 1,
+        signingKey: r.signing_key,
+        createdAt: r.created_at,
+        runtime: { ...emptyRuntime(), ...(JSON.parse(r.runtime) as Partial<AgentRuntime>) },
+      }));
+  }
+
+  saveAgent(a: AgentRow): void {
+    this.sql.exec(
+      `INSERT OR REPLACE INTO agents (id, role, uplink, tunnel_restarter, signing_key, created_at, runtime) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      a.id, a.role, a.uplink, a.tunnelRestarter ? 1 : 0, a.signingKey, a.createdAt, JSON.stringify(a.runtime),
+    );
+  }
+
+  saveAgentRuntime(id: string, runtime: AgentRuntime): void {
+    this.sql.exec(`UPDATE agents SET runtime = ? WHERE id = ?`, JSON.stringify(runtime), id);
+  }
+
+  deleteAgent(id: string): void {
+    this.sql.exec(`DELETE FROM agents WHERE id = ?`, id);
+  }
+
+  observations(): UplinkObservation[] {
+    return this.sql
+      .exec<{ id: string; ip: string | null; asn: number | null; rtt_ms: number | null; at: number }>(`SELECT * FROM uplink_observations`)
+      .toArray()
+      .map((r) => ({ id: r.id, ip: r.ip, asn: r.asn, rttMs: r.rtt_ms, at: r.at }));
+  }
+
+  saveObservation(o: UplinkObservation): void {
+    this.sql.exec(`INSERT OR REPLACE INTO uplink_observations (id, ip, asn, rtt_ms, at) VALUES (?, ?, ?, ?, ?)`, o.id, o.ip, o.asn, o.rttMs, o.at);
+  }
+
+  appendEvents(events: readonly NewEvent[]): void {
+    for (const e of events)
+      this.sql.exec(`INSERT INTO events (at, kind, message, data) VALUES (?, ?, ?, ?)`, e.at, e.kind, e.message, e.data ? JSON.stringify(e.data) : null);
+    if (events.length) this.sql.exec(`DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?`, EVENT_RETENTION);
+  }
+
+  events(limit: number): SiteEvent[] {
+    return this.sql
+      .exec<{ seq: number; at: number; kind: string; message: string; data: string | null }>(
+        `SELECT * FROM events ORDER BY seq DESC LIMIT ?`,
+        limit,
+      )
+      .toArray()
+      .map((r) => ({ seq: r.seq, at: r.at, kind: r.kind, message: r.message, data: r.data ? (JSON.parse(r.data) as Record<string, unknown>) : null }));
+  }
+}
