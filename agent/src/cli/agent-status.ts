@@ -1,0 +1,60 @@
+// `wanwatch agent status`: this host's view, from the files the daemon keeps in stateDir.
+import { DEFAULT_CONFIG_PATH, loadConfig } from "../config/load.ts";
+import { UserError } from "../lib/errors.ts";
+import { readState, readStatus } from "../state/files.ts";
+import { parse } from "./args.ts";
+import { ago, table } from "./tables.ts";
+
+export const AGENT_STATUS_USAGE = "wanwatch agent status [--config F] [--json]";
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+export function agentStatus(args: string[], out: (s: string) => void, now = Date.now()): number {
+  const { values } = parse(args, { config: { type: "string" }, json: { type: "boolean" } }, { usage: AGENT_STATUS_USAGE });
+  const config = loadConfig(values.config ?? DEFAULT_CONFIG_PATH, { host: false });
+  const status = readStatus(config.stateDir);
+  const state = readState(config.stateDir);
+  if (!status.ok && !state.ok) {
+    if (status.missing && state.missing) throw new UserError(`no agent state in ${config.stateDir}: has \`wanwatch agent run\` started on this host?`);
+    throw new UserError(status.ok ? (state as { error: string }).error : status.error);
+  }
+  if (values.json) {
+    out(JSON.stringify({ state: state.ok ? state.value : null, status: status.ok ? status.value : null }, null, 2));
+    return 0;
+  }
+  const s = status.ok ? status.value : null;
+  const d = s?.directive ?? (state.ok ? state.value.directive : null);
+  const applied = s?.appliedGeneration ?? (state.ok ? state.value.appliedGeneration : null);
+  const tunnels = s?.tunnelGeneration ?? (state.ok ? state.value.tunnelGeneration : null);
+  const lastError = s ? s.lastError : state.ok ? state.value.lastError : null;
+  const running = s && s.stoppedAt === null && alive(s.pid);
+  const lines = [
+    `agent ${config.agent} (${config.role}) in site ${config.site}, edge ${config.edge}`,
+    s ? (running ? `daemon: running (pid ${s.pid}), status written ${ago(s.updatedAt, now)}` : `daemon: not running (last status ${ago(s.updatedAt, now)})`) : "daemon: no status file",
+    d ? `directive: generation ${d.generation}, active uplink ${d.activeUplink}${d.restartTunnels ? ", restart tunnels" : ""}` : "directive: none received yet",
+  ];
+  if (config.role === "server") {
+    lines.push(`applied generation: ${applied ?? "none"}${d && applied !== null && applied >= d.generation ? " (up to date)" : d ? " (pending)" : ""}`);
+    lines.push(`tunnel generation: ${tunnels ?? "none"}`);
+    if (s) lines.push(`host default route: via ${s.routedUplink ?? "unknown"}`);
+  }
+  lines.push(`last error: ${lastError ?? "none"}`);
+  if (s) {
+    lines.push(`clock offset to edge: ${s.clockOffsetMs} ms`, "");
+    lines.push(
+      table(
+        ["UPLINK", "CHANNEL", "LAST CONTACT", "RTT", "SOURCE", "PROBLEM"],
+        Object.entries(s.uplinks).map(([id, u]) => [id, u.transport ?? "down", ago(u.lastContactAt, now), u.rttMs === null ? "-" : `${Math.round(u.rttMs)} ms`, u.localAddress ?? "-", u.error ?? "-"]),
+      ),
+    );
+  }
+  out(lines.join("\n"));
+  return 0;
+}

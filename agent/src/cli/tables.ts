@@ -1,0 +1,63 @@
+// Plain-text tables for the terminal.
+import type { SiteEvent, SiteStatus } from "../../../shared/src/index.ts";
+
+export function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd();
+  return [line(head), ...rows.map(line)].join("\n");
+}
+
+/** "4s ago", "3m ago", "2h ago"; "never" for null. */
+export function ago(at: number | null, now: number): string {
+  if (at === null) return "never";
+  const s = Math.max(0, Math.round((now - at) / 1000));
+  if (s < 120) return `${s}s ago`;
+  if (s < 7200) return `${Math.round(s / 60)}m ago`;
+  if (s < 172_800) return `${Math.round(s / 3600)}h ago`;
+  return `${Math.round(s / 86_400)}d ago`;
+}
+
+const dash = (v: unknown) => (v === null || v === undefined || v === "" ? "-" : String(v));
+
+export function statusTable(s: SiteStatus): string {
+  const out = [
+    `site ${s.site}: active uplink ${s.activeUplink ?? "none"}, generation ${s.generation}, mode ${s.mode}${s.since ? `, since ${new Date(s.since).toISOString()} (${ago(s.since, s.now)})` : ""}`,
+  ];
+  if (s.override) out.push(`override: ${s.override.uplink} until ${new Date(s.override.until).toISOString()} (${s.override.reason})`);
+  out.push(
+    "",
+    table(
+      ["UPLINK", "PRIORITY", "STATE", "LAST HEARTBEAT", "PUBLIC IP", "ASN", "RTT"],
+      s.uplinks.map((u) => [u.name ? `${u.id} (${u.name})` : u.id, String(u.priority), u.state, ago(u.lastHeartbeatAt, s.now), dash(u.observedIp), dash(u.observedAsn), u.rttMs === null ? "-" : `${Math.round(u.rttMs)} ms`]),
+    ),
+  );
+  if (s.agents.length)
+    out.push(
+      "",
+      table(
+        ["AGENT", "ROLE", "LAST SEEN", "UPLINKS SEEN", "APPLIED", "TUNNELS", "ROUTES VIA", "VERSION", "LAST ERROR"],
+        s.agents.map((a) => [
+          a.id + (a.tunnelRestarter ? " *" : ""),
+          a.role + (a.uplink ? ` (${a.uplink})` : ""),
+          ago(a.lastSeenAt, s.now) + (a.stale ? " (stale)" : ""),
+          a.uplinksSeen.join(",") || "-",
+          dash(a.appliedGeneration),
+          dash(a.tunnelGeneration),
+          dash(a.routedUplink) + (a.misroutedUplinks.length ? ` (misrouted: ${a.misroutedUplinks.join(",")})` : ""),
+          dash(a.version),
+          dash(a.lastError),
+        ]),
+      ),
+    );
+  else out.push("", "no agents enrolled");
+  out.push("", `tunnels: ${s.tunnels.mode}${s.tunnels.mode === "none" ? "" : `, generation ${s.tunnels.generation}, restarter ${dash(s.tunnels.restarter)}, ${s.tunnels.done ? "done" : "pending"}`}`);
+  return out.join("\n");
+}
+
+export function eventsTable(events: SiteEvent[]): string {
+  if (!events.length) return "no events";
+  return table(
+    ["TIME", "KIND", "MESSAGE"],
+    events.map((e) => [new Date(e.at).toISOString(), e.kind, e.message]),
+  );
+}

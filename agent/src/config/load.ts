@@ -1,0 +1,106 @@
+// Agent config: a YAML (or JSON) file → a typed AgentConfig, or one readable line per problem.
+import { accessSync, constants, existsSync, readFileSync } from "node:fs";
+import { networkInterfaces } from "node:os";
+import { parse as parseYaml } from "yaml";
+import { issueLines } from "../../../shared/src/index.ts";
+import { UserError } from "../lib/errors.ts";
+import { AgentConfig } from "./schema.ts";
+
+export const DEFAULT_CONFIG_PATH = "/etc/wanwatch/agent.yaml";
+
+/** A config that cannot be used; `lines` has one line per problem. The CLI exits with 2. */
+export class ConfigError extends UserError {
+  constructor(readonly file: string, lines: string[], options?: { cause?: unknown }) {
+    super(`${file}: ${lines.length} problem${lines.length === 1 ? "" : "s"}`, 2, { ...options, lines });
+  }
+}
+
+export interface HostFacts {
+  interfaceExists(name: string): boolean;
+  /** Null when readable, else why not. */
+  unreadable(path: string): string | null;
+}
+
+/** The real host: /sys/class/net where there is one (it lists interfaces without addresses too). */
+export const realHost: HostFacts = {
+  interfaceExists(name) {
+    if (existsSync("/sys/class/net")) return existsSync(`/sys/class/net/${name}`);
+    return name in networkInterfaces();
+  },
+  unreadable(path) {
+    try {
+      accessSync(path, constants.R_OK);
+      return null;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      return code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable by this user" : String((err as Error).message);
+    }
+  },
+};
+
+/** Text → unvalidated object; YAML is a superset of JSON, so one parser reads both. */
+function parseText(file: string, text: string): unknown {
+  try {
+    return parseYaml(text, { prettyErrors: true });
+  } catch (err) {
+    const first = String((err as Error).message).split("\n")[0];
+    throw new ConfigError(file, [`config: ${file} is not valid YAML or JSON: ${first}`], { cause: err });
+  }
+}
+
+/** Checks that need the host: do the interfaces exist, can the secret be read. */
+export function hostProblems(config: AgentConfig, host: HostFacts = realHost): string[] {
+  const lines: string[] = [];
+  config.uplinks.forEach((u, i) => {
+    if (!host.interfaceExists(u.interface)) lines.push(`uplinks[${i}].interface: interface "${u.interface}" does not exist`);
+  });
+  const why = host.unreadable(config.secretFile);
+  if (why) lines.push(`secretFile: ${config.secretFile} ${why}`);
+  return lines;
+}
+
+/** Validates an already parsed document; `file` only names it in messages. */
+export function parseConfig(file: string, doc: unknown): AgentConfig {
+  if (doc === null || doc === undefined) throw new ConfigError(file, [`config: ${file} is empty`]);
+  const r = AgentConfig.safeParse(doc);
+  if (!r.success) throw new ConfigError(file, issueLines(r.error), { cause: r.error });
+  // Not built yet; refusing is better than a silent no-op the user believes protects them.
+  if (r.data.localFailover)
+    throw new ConfigError(file, ["localFailover: not implemented in this version: the agent switches only on the edge's directives; remove it or set it to false"]);
+  return r.data;
+}
+
+export interface LoadOptions {
+  /** Check interfaces and the secret file on this host (the daemon and doctor do; tests may not). */
+  host?: HostFacts | false;
+}
+
+export function loadConfig(file: string, opts: LoadOptions = {}): AgentConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable by this user" : (err as Error).message;
+    throw new ConfigError(file, [`config: ${file} ${why}`], { cause: err });
+  }
+  const config = parseConfig(file, parseText(file, text));
+  if (opts.host !== false) {
+    const lines = hostProblems(config, opts.host ?? realHost);
+    if (lines.length) throw new ConfigError(file, lines);
+  }
+  return config;
+}
+
+/** The agent's secret: the file's first line, trimmed. */
+export function readSecret(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new UserError(`secretFile: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 2, { cause: err });
+  }
+  const secret = text.split("\n")[0]!.trim();
+  if (secret.length < 16) throw new UserError(`secretFile: ${file} does not hold a secret (expected the value \`wanwatch site enroll\` printed)`, 2);
+  return secret;
+}

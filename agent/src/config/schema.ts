@@ -1,0 +1,74 @@
+import { z } from "zod";
+import { AgentId, AgentRole, SiteId, UplinkId } from "../../../shared/src/index.ts";
+
+const InterfaceName = z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, "must be a Linux interface name (1–15 characters)");
+const IPv4 = z.ipv4();
+
+export const UplinkConfig = z.strictObject({
+  id: UplinkId,
+  interface: InterfaceName,
+  // NetworkManager connection profile for this uplink (nmcli backend).
+  connection: z.string().min(1).max(128).optional(),
+  // Otherwise read from the host's routes.
+  gateway: IPv4.optional(),
+});
+
+export const SwitchConfig = z.strictObject({
+  backend: z.enum(["nmcli", "iproute2", "none"]).default("none"),
+});
+
+const TunnelBase = {
+  timeoutMs: z.int().min(1_000).max(600_000).default(120_000),
+  // cloudflared's metrics endpoint, e.g. http://127.0.0.1:2000/ready: wait for it before acknowledging.
+  readyUrl: z.url({ protocol: /^https?$/ }).optional(),
+};
+
+export const TunnelConfig = z.discriminatedUnion("restart", [
+  z.strictObject({ restart: z.literal("none") }),
+  z.strictObject({ restart: z.literal("swarm"), service: z.string().min(1).max(128), ...TunnelBase }),
+  z.strictObject({
+    restart: z.literal("kubernetes"),
+    service: z.string().min(1).max(253),
+    namespace: z.string().min(1).max(63).default("default"),
+    ...TunnelBase,
+  }),
+  z.strictObject({ restart: z.literal("systemd"), service: z.string().min(1).max(256), ...TunnelBase }),
+  z.strictObject({ restart: z.literal("command"), command: z.array(z.string().min(1)).min(1).max(64), ...TunnelBase }),
+]);
+
+export const AgentConfig = z
+  .strictObject({
+    edge: z.url({ protocol: /^https?$/ }),
+    site: SiteId,
+    agent: AgentId,
+    secretFile: z.string().min(1).default("/etc/wanwatch/secret"),
+    role: AgentRole,
+    uplinks: z.array(UplinkConfig).min(1).max(8),
+    switch: SwitchConfig.default({ backend: "none" }),
+    tunnels: TunnelConfig.default({ restart: "none" }),
+    stateDir: z.string().min(1).default("/var/lib/wanwatch"),
+    // Heartbeat interval per uplink; match the site's policy.heartbeatMs.
+    heartbeatMs: z.int().min(250).max(60_000).default(1_000),
+    // Off by default: the edge sees every uplink from outside; one host's view can be wrong.
+    localFailover: z.boolean().default(false),
+  })
+  .superRefine((c, ctx) => {
+    if (c.role === "probe" && c.uplinks.length !== 1)
+      ctx.addIssue({ code: "custom", path: ["uplinks"], message: "a probe sits behind exactly one uplink" });
+    if (c.role === "server" && c.uplinks.length < 2)
+      ctx.addIssue({ code: "custom", path: ["uplinks"], message: "a server agent needs every uplink (at least two)" });
+    const ids = new Set<string>();
+    c.uplinks.forEach((u, i) => {
+      if (ids.has(u.id)) ctx.addIssue({ code: "custom", path: ["uplinks", i, "id"], message: `duplicate uplink id "${u.id}"` });
+      ids.add(u.id);
+    });
+    if (c.switch.backend === "nmcli")
+      c.uplinks.forEach((u, i) => {
+        if (!u.connection)
+          ctx.addIssue({ code: "custom", path: ["uplinks", i, "connection"], message: "the nmcli backend needs the uplink's NetworkManager connection name" });
+      });
+  });
+
+export type UplinkConfig = z.infer<typeof UplinkConfig>;
+export type TunnelConfig = z.infer<typeof TunnelConfig>;
+export type AgentConfig = z.infer<typeof AgentConfig>;

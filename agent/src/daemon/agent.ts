@@ -1,0 +1,186 @@
+// The agent daemon: ordered init (config → secret → saved state → host routing → channels), and
+// an orderly stop that undoes what init set up.
+import type { AgentConfig } from "../config/schema.ts";
+import { readSecret } from "../config/load.ts";
+import { DirectiveApplier, type Switcher } from "../directive/applier.ts";
+import { initialState, type ReconcilerState } from "../directive/reconciler.ts";
+import { UplinkChannel, type DirectiveMessage } from "../edge/channel.ts";
+import { EdgeClock } from "../edge/clock.ts";
+import { EdgeSigner } from "../edge/signer.ts";
+import { backoffDelay } from "../lib/backoff.ts";
+import { describeError } from "../lib/errors.ts";
+import type { Logger } from "../lib/log.ts";
+import { readState, writeState } from "../state/files.ts";
+import { VERSION } from "../version.ts";
+import { edgeAddressResolver } from "./edge-address.ts";
+import type { HostPort, UplinkRoute } from "./host-port.ts";
+import { StatusWriter } from "./status-writer.ts";
+
+export interface AgentOptions {
+  config: AgentConfig;
+  host: HostPort;
+  log: Logger;
+  now?: () => number;
+  random?: () => number;
+}
+
+export class Agent {
+  private readonly clock: EdgeClock;
+  private readonly channels: UplinkChannel[] = [];
+  private routes: Map<string, UplinkRoute> | null = null;
+  private applier: DirectiveApplier | null = null;
+  private status: StatusWriter | null = null;
+  private switcher: Switcher | null = null;
+  private routedTimer: NodeJS.Timeout | null = null;
+  private routedUplink: string | null = null;
+  private seq = 0;
+  /** A probe records directives but applies nothing: it has no routes to move. */
+  private observed: ReconcilerState = initialState();
+  private readonly now: () => number;
+
+  constructor(private readonly o: AgentOptions) {
+    this.now = o.now ?? Date.now;
+    this.clock = new EdgeClock(this.now);
+  }
+
+  private get config() {
+    return this.o.config;
+  }
+
+  private reconcilerState(): ReconcilerState {
+    return this.applier?.state ?? this.observed;
+  }
+
+  async init(): Promise<void> {
+    const { config, log } = this.o;
+    log.info("starting", { version: VERSION, agent: config.agent, site: config.site, role: config.role, edge: config.edge, uplinks: config.uplinks.map((u) => u.id) });
+
+    // 1. Secret → signing key (the secret itself is not kept).
+    const signer = await EdgeSigner.fromSecret(config.site, config.agent, readSecret(config.secretFile));
+
+    // 2. Saved state: a restart resumes where the last run stopped.
+    const saved = readState(config.stateDir);
+    if (saved.ok) {
+      this.observed = initialState(saved.value);
+      log.info("resumed saved state", { appliedGeneration: saved.value.appliedGeneration, tunnelGeneration: saved.value.tunnelGeneration, directive: saved.value.directive });
+    } else if (!saved.missing) log.warn("ignoring the state file", { error: saved.error });
+    const save = (s: ReconcilerState) => {
+      writeState(config.stateDir, { directive: s.directive, appliedGeneration: s.appliedGeneration, tunnelGeneration: s.tunnelGeneration, lastError: s.lastError, savedAt: this.now() });
+      this.status?.changed();
+      // The routes may have just moved: report what the host really does.
+      void this.refreshRoutedUplink();
+    };
+
+    // 3. Host: per-uplink policy routing (server agents send through every uplink), switcher, tunnels.
+    if (config.role === "server") {
+      try {
+        this.routes = await this.o.host.installUplinkRouting(config.uplinks);
+      } catch (err) {
+        throw new Error("cannot set up per-uplink routing", { cause: err });
+      }
+      log.info("per-uplink routing installed", { uplinks: Object.fromEntries([...this.routes].map(([id, r]) => [id, { sourceAddress: r.sourceAddress, gateway: r.gateway ?? null, table: r.table ?? null }])) });
+      this.switcher = this.o.host.createSwitcher(config);
+      this.applier = new DirectiveApplier({
+        switcher: this.switcher,
+        tunnels: this.o.host.createTunnelRestarter(config.tunnels),
+        edgeAddress: edgeAddressResolver(config.edge),
+        save,
+        log,
+        now: this.now,
+        initial: this.observed,
+        retryDelay: (attempt) => backoffDelay(attempt, { baseMs: 1_000, maxMs: 60_000, jitter: 0.3 }, this.o.random),
+      });
+    }
+
+    this.status = new StatusWriter(config, { reconciler: () => this.reconcilerState(), clockOffsetMs: () => this.clock.offset }, log, this.now);
+    for (const u of config.uplinks) this.status.setLocalAddress(u.id, this.routes?.get(u.id)?.sourceAddress ?? null);
+    this.status.start();
+    await this.refreshRoutedUplink();
+    if (this.switcher) {
+      this.routedTimer = setInterval(() => void this.refreshRoutedUplink(), 10_000);
+      this.routedTimer.unref();
+    }
+
+    // 4. Channels, one per uplink. Until the edge answers, routes stay as they are.
+    for (const u of config.uplinks) {
+      const ch = new UplinkChannel({
+        edge: config.edge,
+        site: config.site,
+        uplink: u.id,
+        version: VERSION,
+        localAddress: this.routes?.get(u.id)?.sourceAddress,
+        heartbeatMs: config.heartbeatMs,
+        signer,
+        clock: this.clock,
+        log,
+        nextSeq: () => this.seq++,
+        state: () => {
+          const s = this.reconcilerState();
+          return {
+            appliedGeneration: config.role === "server" ? s.appliedGeneration : null,
+            tunnelGeneration: config.role === "server" ? s.tunnelGeneration : null,
+            lastError: s.lastError,
+            ...(config.role === "server" ? { routedUplink: this.routedUplink } : {}),
+          };
+        },
+        onDirective: (m) => this.onDirective(m),
+        onContact: (uplink, c) => this.status?.contact(uplink, c),
+        onState: (uplink, s) => this.status?.channelState(uplink, s),
+        random: this.o.random,
+        localNow: this.now,
+      });
+      this.channels.push(ch);
+    }
+    this.applier?.start();
+    for (const ch of this.channels) ch.start();
+    log.info("running", { heartbeatMs: config.heartbeatMs });
+  }
+
+  private onDirective(m: DirectiveMessage): void {
+    if (!m.directive) return;
+    if (this.applier) {
+      this.applier.offer(m.directive);
+      return;
+    }
+    const cur = this.observed.directive;
+    if (cur && cur.generation > m.directive.generation) return;
+    if (cur && cur.generation === m.directive.generation && cur.activeUplink === m.directive.activeUplink) return;
+    this.observed = { ...this.observed, directive: m.directive };
+    this.o.log.info("new directive (probe: nothing to apply)", { ...m.directive });
+    try {
+      writeState(this.config.stateDir, { directive: m.directive, appliedGeneration: null, tunnelGeneration: null, lastError: null, savedAt: this.now() });
+    } catch (err) {
+      this.o.log.error("cannot write the state file", { error: describeError(err) });
+    }
+    this.status?.changed();
+  }
+
+  private async refreshRoutedUplink(): Promise<void> {
+    if (!this.switcher) return;
+    try {
+      const r = await this.switcher.routedUplink();
+      if (r !== this.routedUplink) this.o.log.info("host default route", { routedUplink: r });
+      this.routedUplink = r;
+      if (this.status) this.status.routedUplink = r;
+    } catch (err) {
+      this.o.log.warn("cannot read the host's default route", { error: describeError(err) });
+    }
+  }
+
+  /** Close channels, let an operation in flight finish (briefly), remove policy routing. */
+  async stop(graceMs = 5_000): Promise<void> {
+    const { log } = this.o;
+    if (this.routedTimer) clearInterval(this.routedTimer);
+    await Promise.all(this.channels.map((c) => c.stop()));
+    if (this.applier && !(await this.applier.stop(graceMs))) log.warn("an operation was still running at shutdown; the next start resumes it");
+    if (this.routes) {
+      try {
+        await this.o.host.removeUplinkRouting(this.routes, this.config.uplinks);
+        log.info("per-uplink routing removed");
+      } catch (err) {
+        log.error("cannot remove per-uplink routing", { error: describeError(err) });
+      }
+    }
+    this.status?.stop();
+  }
+}

@@ -1,0 +1,19 @@
+// What the daemon needs from the host module (agent/src/host): routes, policy routing, tunnels.
+// Declared here so the daemon can run against the real module or a smaller real one in tests.
+import type { AgentConfig, UplinkConfig } from "../config/schema.ts";
+import type { Switcher, TunnelRestarter } from "../directive/applier.ts";
+
+export interface UplinkRoute {
+  sourceAddress: string;
+  gateway?: string | null;
+  interface?: string;
+  table?: number;
+}
+
+export interface HostPort {
+  createSwitcher(config: AgentConfig): Switcher;
+  /** Per-uplink policy routing, so a socket bound to an uplink's source address leaves through it. */
+  installUplinkRouting(uplinks: UplinkConfig[]): Promise<Map<string, UplinkRoute>> | Map<string, UplinkRoute>;
+  removeUplinkRouting(routes: Map<string, UplinkRoute>, uplinks: UplinkConfig[]): Promise<void> | void;
+  createTunnelRestarter(tunnels: AgentConfig["tunnels"]): TunnelRestarter;
+}

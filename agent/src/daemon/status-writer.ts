@@ -1,0 +1,86 @@
+// Keeps status.json current: at once on a change that matters, otherwise at most every few seconds.
+import type { AgentConfig } from "../config/schema.ts";
+import type { ReconcilerState } from "../directive/reconciler.ts";
+import type { Transport } from "../edge/channel.ts";
+import { describeError } from "../lib/errors.ts";
+import type { Logger } from "../lib/log.ts";
+import { writeStatus, type UplinkView } from "../state/files.ts";
+
+export class StatusWriter {
+  private readonly uplinks: Record<string, UplinkView> = {};
+  private dirty = true;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly startedAt: number;
+  routedUplink: string | null = null;
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly source: { reconciler: () => ReconcilerState; clockOffsetMs: () => number },
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+    private readonly everyMs = 5_000,
+  ) {
+    this.startedAt = now();
+    for (const u of config.uplinks) this.uplinks[u.id] = { transport: null, lastContactAt: null, rttMs: null, error: null, localAddress: null };
+  }
+
+  start(): void {
+    this.flush();
+    this.timer = setInterval(() => this.dirty && this.flush(), this.everyMs);
+    this.timer.unref();
+  }
+
+  setLocalAddress(uplink: string, address: string | null): void {
+    this.uplinks[uplink]!.localAddress = address;
+    this.dirty = true;
+  }
+
+  contact(uplink: string, c: { transport: Transport; rttMs: number | null; at: number }): void {
+    const u = this.uplinks[uplink]!;
+    const first = u.lastContactAt === null || u.transport !== c.transport;
+    Object.assign(u, { transport: c.transport, lastContactAt: c.at, rttMs: c.rttMs ?? u.rttMs, error: null });
+    this.dirty = true;
+    if (first) this.flush();
+  }
+
+  channelState(uplink: string, s: { transport: Transport | null; error: string | null }): void {
+    Object.assign(this.uplinks[uplink]!, s);
+    this.flush();
+  }
+
+  changed(): void {
+    this.flush();
+  }
+
+  flush(stoppedAt: number | null = null): void {
+    const r = this.source.reconciler();
+    try {
+      writeStatus(this.config.stateDir, {
+        pid: process.pid,
+        agent: this.config.agent,
+        site: this.config.site,
+        role: this.config.role,
+        edge: this.config.edge,
+        startedAt: this.startedAt,
+        updatedAt: this.now(),
+        stoppedAt,
+        clockOffsetMs: this.source.clockOffsetMs(),
+        directive: r.directive,
+        appliedGeneration: r.appliedGeneration,
+        tunnelGeneration: r.tunnelGeneration,
+        lastError: r.lastError,
+        routedUplink: this.routedUplink,
+        uplinks: this.uplinks,
+      });
+      this.dirty = false;
+    } catch (err) {
+      this.log.error("cannot write the status file", { error: describeError(err) });
+    }
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    for (const u of Object.values(this.uplinks)) u.transport = null;
+    this.flush(this.now());
+  }
+}

@@ -1,0 +1,150 @@
+// The adapter around the reconciler: performs its effects (switch routes, restart tunnels, write
+// the state file, wake up for retries) and feeds the results back in.
+import type { Directive } from "../../../shared/src/index.ts";
+import { describeError } from "../lib/errors.ts";
+import type { Logger } from "../lib/log.ts";
+import { initialState, step, type Effect, type ReconcilerEvent, type ReconcilerState } from "./reconciler.ts";
+
+/** What the host module provides (agent/src/host): the route switcher and the tunnel restarter. */
+export interface Switcher {
+  routedUplink(): Promise<string | null>;
+  apply(uplinkId: string, edgeAddress: string): Promise<{ changed: boolean }>;
+}
+export interface TunnelRestarter {
+  restart(): Promise<void>;
+}
+
+export interface ApplierOptions {
+  switcher: Switcher;
+  tunnels: TunnelRestarter;
+  /** The edge's address, for the switcher's verification (`ip route get` to it). */
+  edgeAddress: () => Promise<string>;
+  save: (s: ReconcilerState) => void;
+  log: Logger;
+  retryDelay: (attempt: number) => number;
+  now?: () => number;
+  initial?: ReconcilerState;
+}
+
+export class DirectiveApplier {
+  private s: ReconcilerState;
+  private wakeTimer: NodeJS.Timeout | null = null;
+  private wakeAt: number | null = null;
+  private running: Promise<void> | null = null;
+  private stopped = false;
+  private readonly now: () => number;
+  /** Resolves whenever the state changes; tests and `stop()` wait on it. */
+  private changed: (() => void)[] = [];
+
+  constructor(private readonly o: ApplierOptions) {
+    this.s = o.initial ?? initialState();
+    this.now = o.now ?? Date.now;
+  }
+
+  get state(): ReconcilerState {
+    return this.s;
+  }
+
+  /** Resume whatever the saved state leaves undone (after a restart). */
+  start(): void {
+    this.dispatch({ kind: "tick" });
+  }
+
+  offer(directive: Directive): void {
+    this.dispatch({ kind: "directive", directive });
+  }
+
+  /** Stops starting work; waits up to `graceMs` for an operation in flight to finish. */
+  async stop(graceMs: number): Promise<boolean> {
+    this.stopped = true;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    if (!this.running) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([
+      this.running.then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), graceMs))),
+    ]);
+    clearTimeout(timer);
+    return finished;
+  }
+
+  private dispatch(event: ReconcilerEvent): void {
+    if (this.stopped && (event.kind === "tick" || event.kind === "directive")) {
+      // Record a directive that arrives while stopping (persisted by the next start), start nothing.
+      if (event.kind === "directive") this.s = { ...this.s, directive: event.directive.generation >= (this.s.directive?.generation ?? -1) ? event.directive : this.s.directive };
+      return;
+    }
+    const r = step(this.s, event, this.now(), { retryDelay: this.o.retryDelay });
+    this.s = r.state;
+    for (const e of r.effects) this.perform(e);
+    for (const w of this.changed.splice(0)) w();
+  }
+
+  private perform(e: Effect): void {
+    if (this.stopped && (e.kind === "apply" || e.kind === "restart-tunnels")) {
+      // Stopping: leave it for the next start, which resumes from the state file.
+      this.s = { ...this.s, busy: null };
+      return;
+    }
+    switch (e.kind) {
+      case "log":
+        this.o.log[e.level](e.msg, e.fields);
+        return;
+      case "persist":
+        try {
+          this.o.save(this.s);
+        } catch (err) {
+          this.o.log.error("cannot write the state file", { error: describeError(err) });
+        }
+        return;
+      case "wake":
+        this.wake(e.at);
+        return;
+      case "apply":
+        this.o.log.info("applying directive", { generation: e.generation, activeUplink: e.activeUplink });
+        this.run(async () => {
+          const edge = await this.o.edgeAddress();
+          const r = await this.o.switcher.apply(e.activeUplink, edge);
+          this.o.log.info(r.changed ? "routes switched" : "routes already right", { generation: e.generation, activeUplink: e.activeUplink });
+        }, () => ({ kind: "applied", generation: e.generation }), (error) => ({ kind: "apply-failed", generation: e.generation, error }));
+        return;
+      case "restart-tunnels":
+        this.o.log.info("restarting tunnels", { generation: e.generation });
+        this.run(() => this.o.tunnels.restart(), () => ({ kind: "tunnels-restarted", generation: e.generation }), (error) => ({ kind: "tunnels-failed", generation: e.generation, error }));
+        return;
+    }
+  }
+
+  private run(op: () => Promise<void>, done: () => ReconcilerEvent, failed: (error: string) => ReconcilerEvent): void {
+    const p = (async () => {
+      let event: ReconcilerEvent;
+      try {
+        await op();
+        event = done();
+      } catch (err) {
+        event = failed(describeError(err).slice(0, 500));
+      }
+      this.running = null;
+      this.dispatch(event);
+    })();
+    this.running = p;
+  }
+
+  private wake(at: number): void {
+    if (this.wakeAt !== null && this.wakeAt <= at && this.wakeTimer) return;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeAt = at;
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = null;
+      this.wakeAt = null;
+      this.dispatch({ kind: "tick" });
+      // Timers may fire a little early: sleep again until the retry is due.
+      if (!this.stopped && this.s.retryAt !== null && !this.s.busy) this.wake(this.s.retryAt);
+    }, Math.max(0, at - this.now()));
+  }
+
+  /** Resolves at the next state change (for tests). */
+  nextChange(): Promise<void> {
+    return new Promise((r) => this.changed.push(r));
+  }
+}

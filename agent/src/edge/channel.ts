@@ -1,0 +1,291 @@
+// One channel to the edge per uplink: a WebSocket bound to the uplink's source address, heartbeats
+// every interval, directives pushed down; plain HTTP heartbeats while the socket cannot be had.
+import WebSocket from "ws";
+import { HEADER_SIG, HEADER_TS, HEADER_UPLINK, type EdgeMessage, type Heartbeat } from "../../../shared/src/index.ts";
+import { Backoff } from "../lib/backoff.ts";
+import type { Logger } from "../lib/log.ts";
+import type { EdgeClock } from "./clock.ts";
+import { postHeartbeat } from "./heartbeat-http.ts";
+import type { EdgeSigner } from "./signer.ts";
+
+export type DirectiveMessage = Extract<EdgeMessage, { type: "directive" }>;
+export type Transport = "websocket" | "http";
+
+/** What the rest of the agent reports in every heartbeat. */
+export type HeartbeatState = Pick<Heartbeat, "appliedGeneration" | "tunnelGeneration" | "lastError" | "routedUplink">;
+
+export interface ChannelOptions {
+  edge: string;
+  site: string;
+  uplink: string;
+  version: string;
+  localAddress?: string;
+  heartbeatMs: number;
+  signer: EdgeSigner;
+  clock: EdgeClock;
+  log: Logger;
+  nextSeq: () => number;
+  state: () => HeartbeatState;
+  /** A verified directive message arrived through this uplink. */
+  onDirective: (msg: DirectiveMessage, uplink: string) => void;
+  /** The edge answered through this uplink. */
+  onContact: (uplink: string, c: { transport: Transport; rttMs: number | null; at: number }) => void;
+  /** This uplink's connection state changed (for the status file). */
+  onState?: (uplink: string, s: { transport: Transport | null; error: string | null }) => void;
+  random?: () => number;
+  localNow?: () => number;
+}
+
+type ProblemKind = "ws" | "http" | "edge";
+
+// Close codes the edge uses; see the protocol doc.
+const CLOSE_REVOKED = 4401;
+
+export class UplinkChannel {
+  private ws: WebSocket | null = null;
+  private connected = false;
+  private stopped = false;
+  private beatTimer: NodeJS.Timeout | null = null;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private httpInFlight = false;
+  private lastReceived = 0;
+  private lastRtt: number | null = null;
+  private readonly sent = new Map<number, number>();
+  private readonly backoff: Backoff;
+  /** The current problem per kind, each logged once when it starts or changes. */
+  private readonly problems = new Map<ProblemKind, string>();
+  private answeredOver: Transport | null = null;
+  private readonly now: () => number;
+
+  constructor(private readonly o: ChannelOptions) {
+    this.now = o.localNow ?? Date.now;
+    // The first retries come fast (an edge deploy drops every socket); then settle near 30 s.
+    this.backoff = new Backoff({ baseMs: 500, maxMs: 30_000, factor: 2, jitter: 0.5 }, o.random);
+  }
+
+  start(): void {
+    this.startBeats();
+    void this.connect();
+  }
+
+  /** Closes the socket and stops every timer; resolves once the socket is closed (or 1 s passed). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.beatTimer) clearInterval(this.beatTimer);
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    const ws = this.ws;
+    this.ws = null;
+    if (!ws || ws.readyState === WebSocket.CLOSED) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        ws.terminate();
+        resolve();
+      }, 1_000);
+      ws.once("close", () => {
+        clearTimeout(t);
+        resolve();
+      });
+      if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
+      else ws.close(1000, "agent stopping");
+    });
+  }
+
+  get transport(): Transport {
+    return this.connected ? "websocket" : "http";
+  }
+
+  private problem(kind: ProblemKind, msg: string, fields: Record<string, unknown> = {}): void {
+    // One log line per change of problem, not one per heartbeat or reconnect attempt.
+    if (this.problems.get(kind) === msg) return;
+    this.problems.set(kind, msg);
+    this.o.log.warn(msg, { uplink: this.o.uplink, ...fields });
+    this.o.onState?.(this.o.uplink, { transport: this.connected ? "websocket" : null, error: msg });
+  }
+
+  /** A success through `transport` ends the problems it disproves. */
+  private recovered(transport: Transport): void {
+    const kinds: ProblemKind[] = transport === "websocket" ? ["ws", "http", "edge"] : ["http", "edge"];
+    if (!kinds.some((k) => this.problems.has(k))) return;
+    for (const k of kinds) this.problems.delete(k);
+    this.o.log.info("edge reachable again", { uplink: this.o.uplink, transport });
+    this.o.onState?.(this.o.uplink, { transport, error: [...this.problems.values()][0] ?? null });
+  }
+
+  private wsUrl(): string {
+    const u = new URL(`/v1/sites/${encodeURIComponent(this.o.site)}/agents/${encodeURIComponent(this.o.signer.agent)}/connect`, this.o.edge);
+    u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+    return u.toString();
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    const ts = this.o.clock.now();
+    const sig = await this.o.signer.sign(`connect ${this.o.uplink}`, ts);
+    if (this.stopped) return;
+    const sentAt = this.now();
+    const ws = new WebSocket(this.wsUrl(), {
+      headers: { [HEADER_UPLINK]: this.o.uplink, [HEADER_TS]: String(ts), [HEADER_SIG]: sig },
+      localAddress: this.o.localAddress,
+      handshakeTimeout: Math.max(3_000, 3 * this.o.heartbeatMs),
+      maxPayload: 64 * 1024,
+      perMessageDeflate: false,
+    });
+    this.ws = ws;
+    ws.on("upgrade", (res) => this.observeNow(res.headers["x-wanwatch-now"], sentAt));
+    let refused = false;
+    ws.on("unexpected-response", (_req, res) => {
+      refused = true;
+      this.observeNow(res.headers["x-wanwatch-now"], sentAt);
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (body = (body + c).slice(0, 4_096)));
+      res.on("end", () => {
+        let reason = `HTTP ${res.statusCode}`;
+        try {
+          const e = JSON.parse(body).error;
+          if (e?.code) reason = `${e.code}: ${e.message}`;
+        } catch {
+          // Not our envelope: the status says enough.
+        }
+        this.problem("ws", `WebSocket refused by the edge (${reason}); heartbeats go over HTTP`, { status: res.statusCode });
+        ws.terminate();
+      });
+    });
+    ws.on("open", () => {
+      this.connected = true;
+      this.lastReceived = this.now();
+      this.backoff.reset();
+      this.o.log.info("channel open", { uplink: this.o.uplink, transport: "websocket", localAddress: this.o.localAddress });
+      this.recovered("websocket");
+      this.o.onState?.(this.o.uplink, { transport: "websocket", error: null });
+      void this.beat();
+    });
+    ws.on("message", (data, isBinary) => {
+      if (isBinary) return;
+      void this.receive(String(data));
+    });
+    ws.on("error", (err) => {
+      // 'close' follows; say why once.
+      if (!this.connected && !refused) this.problem("ws", `WebSocket to the edge failed (${(err as NodeJS.ErrnoException).code ?? err.message}); heartbeats go over HTTP`);
+    });
+    ws.on("close", (code, reason) => {
+      const was = this.connected;
+      if (this.ws === ws) this.ws = null;
+      this.connected = false;
+      if (this.stopped) return;
+      if (was) this.problem("ws", `channel closed (${code}${reason.length ? ` ${reason.toString()}` : ""}); heartbeats go over HTTP until it reconnects`, { code });
+      // A revoked agent keeps trying, slowly: re-enrolment with the same id brings it back.
+      const delay = code === CLOSE_REVOKED ? 60_000 : this.backoff.next();
+      this.reconnectTimer = setTimeout(() => void this.connect(), delay);
+    });
+  }
+
+  private observeNow(value: string | string[] | undefined, sentAt: number): void {
+    const n = Number(Array.isArray(value) ? value[0] : value);
+    if (Number.isFinite(n) && n > 0) this.o.clock.observe(n, sentAt, this.now());
+  }
+
+  private async receive(data: string): Promise<void> {
+    const receivedAt = this.now();
+    const v = await this.o.signer.verifyFrame(data);
+    if (!v.ok) {
+      if (v.unsigned?.type === "error") {
+        // Unsigned: never acted on, except that a stale timestamp tells us our clock is off.
+        if (v.unsigned.error.code === "stale_timestamp") this.o.clock.observe(v.unsigned.now, receivedAt, receivedAt);
+        this.problem("edge", `edge refused a heartbeat (${v.unsigned.error.code}: ${v.unsigned.error.message})`);
+      } else this.o.log.warn("ignored an edge message", { uplink: this.o.uplink, reason: v.reason });
+      return;
+    }
+    this.lastReceived = receivedAt;
+    this.handle(v.message, receivedAt, "websocket");
+  }
+
+  private handle(msg: EdgeMessage, receivedAt: number, transport: Transport, rttMs?: number): void {
+    if (msg.type === "error") {
+      this.problem("edge", `edge reported ${msg.error.code}: ${msg.error.message}`);
+      return;
+    }
+    let rtt = rttMs ?? null;
+    if (rtt === null && msg.ackSeq !== null) {
+      const sentAt = this.sent.get(msg.ackSeq);
+      if (sentAt !== undefined) {
+        rtt = receivedAt - sentAt;
+        this.sent.delete(msg.ackSeq);
+        this.o.clock.observe(msg.now, sentAt, receivedAt);
+      }
+    }
+    if (rtt !== null) this.lastRtt = rtt;
+    this.recovered(transport);
+    if (transport !== this.answeredOver) {
+      this.answeredOver = transport;
+      this.o.log.info("edge answering", { uplink: this.o.uplink, transport, rttMs: rtt });
+    }
+    this.o.onContact(this.o.uplink, { transport, rttMs: rtt, at: receivedAt });
+    this.o.onDirective(msg, this.o.uplink);
+  }
+
+  private startBeats(): void {
+    this.beatTimer = setInterval(() => void this.beat(), this.o.heartbeatMs);
+  }
+
+  private body(): { seq: number; body: string } {
+    const seq = this.o.nextSeq();
+    const hb: Heartbeat = {
+      type: "heartbeat",
+      seq,
+      uplink: this.o.uplink,
+      version: this.o.version,
+      ...this.o.state(),
+      rttEdgeMs: this.lastRtt === null ? null : Math.min(120_000, Math.max(0, this.lastRtt)),
+    };
+    return { seq, body: JSON.stringify(hb) };
+  }
+
+  private async beat(): Promise<void> {
+    if (this.stopped) return;
+    if (this.connected && this.ws) {
+      // A socket through a dead uplink may stay "open" for minutes: give up on it after 3 silent intervals.
+      if (this.now() - this.lastReceived > Math.max(5_000, 3 * this.o.heartbeatMs)) {
+        this.problem("ws", "no answer on the channel; reconnecting");
+        this.ws.terminate();
+        return;
+      }
+      const { seq, body } = this.body();
+      const frame = await this.o.signer.frame(body, this.o.clock.now());
+      // The socket may have closed (or been replaced by one still connecting) while signing.
+      const ws = this.ws;
+      if (!this.connected || !ws || ws.readyState !== WebSocket.OPEN) return;
+      this.remember(seq);
+      ws.send(JSON.stringify(frame));
+      return;
+    }
+    if (this.httpInFlight) return;
+    this.httpInFlight = true;
+    try {
+      const { body } = this.body();
+      const r = await postHeartbeat({
+        edge: this.o.edge,
+        site: this.o.site,
+        body,
+        signer: this.o.signer,
+        clock: this.o.clock,
+        localAddress: this.o.localAddress,
+        timeoutMs: Math.max(2_000, 2 * this.o.heartbeatMs),
+        localNow: this.now,
+      });
+      if (this.stopped || this.connected) return;
+      if (r.ok) this.handle(r.message, this.now(), "http", r.rttMs);
+      else this.problem("http", `HTTP heartbeat failed (${r.code}: ${r.message})`, { status: r.status });
+    } catch (err) {
+      this.problem("http", `HTTP heartbeat failed (${(err as Error).message})`);
+    } finally {
+      this.httpInFlight = false;
+    }
+  }
+
+  private remember(seq: number): void {
+    this.sent.set(seq, this.now());
+    // Unanswered heartbeats: keep the last few only.
+    if (this.sent.size > 16) this.sent.delete(this.sent.keys().next().value!);
+  }
+}

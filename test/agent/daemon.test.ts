@@ -1,0 +1,120 @@
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type Socket } from "node:net";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { Daemon, agentFiles, buildBundle, wanwatch } from "./support.ts";
+
+beforeAll(() => buildBundle());
+
+// Nothing listens on port 2: the edge is unreachable through every uplink.
+const UNREACHABLE = "http://127.0.0.1:2";
+const SECRET = "daemon-test-secret-value-0123456789";
+
+function server(extra: Record<string, unknown> = {}) {
+  return agentFiles(
+    { edge: UNREACHABLE, site: "office", agent: "srv1", role: "server", heartbeatMs: 250, uplinks: [{ id: "isp1", interface: "lo" }, { id: "isp2", interface: "lo" }], ...extra },
+    SECRET,
+  );
+}
+
+describe("agent daemon (edge unreachable)", () => {
+  it("resumes from its state file: applies the saved directive it had not applied yet, and keeps it", async () => {
+    const f = server();
+    mkdirSync(f.stateDir, { recursive: true });
+    writeFileSync(
+      join(f.stateDir, "state.json"),
+      JSON.stringify({ version: 1, directive: { generation: 3, activeUplink: "isp2", restartTunnels: false }, appliedGeneration: 2, tunnelGeneration: 2, lastError: null, savedAt: 0 }),
+    );
+    const d = Daemon.start(["agent", "run", "--config", f.configPath]);
+    await d.waitFor((l) => l.msg === "resumed saved state" && l.appliedGeneration === 2, "resume");
+    await d.waitFor((l) => l.msg === "directive applied" && l.generation === 3, "apply of generation 3");
+    await d.waitFor((l) => String(l.msg).startsWith("HTTP heartbeat failed (unreachable"), "heartbeat failure logged");
+    const saved = JSON.parse(readFileSync(join(f.stateDir, "state.json"), "utf8"));
+    expect(saved).toMatchObject({ appliedGeneration: 3, tunnelGeneration: 2, directive: { generation: 3, activeUplink: "isp2" } });
+
+    // The host's view while running.
+    const st = await wanwatch(["agent", "status", "--config", f.configPath]);
+    expect(st.code).toBe(0);
+    expect(st.stdout).toContain("daemon: running");
+    expect(st.stdout).toContain("directive: generation 3, active uplink isp2");
+    expect(st.stdout).toContain("applied generation: 3 (up to date)");
+    expect(st.stdout).toMatch(/isp1\s+down\s+never/);
+
+    d.child.kill("SIGTERM");
+    expect(await d.exit).toEqual({ code: 0, signal: null });
+    expect(d.lines.at(-1)).toMatchObject({ msg: "stopped" });
+    // One decision per line, and nothing secret in any of them.
+    const all = d.lines.map((l) => JSON.stringify(l)).join("\n");
+    expect(all).not.toContain(SECRET);
+    expect(all).not.toMatch(/"sig"|signature/i);
+    for (const l of d.lines) expect(l).toHaveProperty("msg");
+    // A per-uplink problem is logged once, not once per heartbeat.
+    expect(d.lines.filter((l) => l.uplink === "isp1" && String(l.msg).startsWith("HTTP heartbeat failed")).length).toBe(1);
+
+    const status = JSON.parse(readFileSync(join(f.stateDir, "status.json"), "utf8"));
+    expect(status.stoppedAt).toBeTypeOf("number");
+    const after = await wanwatch(["agent", "status", "--config", f.configPath]);
+    expect(after.stdout).toContain("daemon: not running");
+  });
+
+  it("a second run with nothing left to do changes nothing and applies nothing", async () => {
+    const f = server();
+    mkdirSync(f.stateDir, { recursive: true });
+    writeFileSync(join(f.stateDir, "state.json"), JSON.stringify({ version: 1, directive: { generation: 5, activeUplink: "isp1", restartTunnels: true }, appliedGeneration: 5, tunnelGeneration: 5, lastError: null, savedAt: 0 }));
+    const d = Daemon.start(["agent", "run", "--config", f.configPath]);
+    await d.waitFor((l) => l.msg === "running", "running");
+    await new Promise((r) => setTimeout(r, 700));
+    d.child.kill("SIGINT");
+    expect(await d.exit).toEqual({ code: 0, signal: null });
+    expect(d.lines.some((l) => l.msg === "applying directive" || l.msg === "restarting tunnels")).toBe(false);
+  });
+
+  it("SIGTERM twice: handled once, exits 0", async () => {
+    const f = server();
+    const d = Daemon.start(["agent", "run", "--config", f.configPath]);
+    await d.waitFor((l) => l.msg === "running", "running");
+    d.child.kill("SIGTERM");
+    d.child.kill("SIGTERM");
+    expect(await d.exit).toEqual({ code: 0, signal: null });
+    expect(d.lines.filter((l) => l.msg === "stopping")).toHaveLength(1);
+  });
+
+  it("a probe starts with one uplink and records no applied generation", async () => {
+    const f = agentFiles({ edge: UNREACHABLE, site: "office", agent: "sbc1", role: "probe", heartbeatMs: 250, uplinks: [{ id: "isp1", interface: "lo" }] }, SECRET);
+    const d = Daemon.start(["agent", "run", "--config", f.configPath]);
+    await d.waitFor((l) => l.msg === "running", "running");
+    expect(d.lines.some((l) => l.msg === "per-uplink routing installed")).toBe(false);
+    d.child.kill("SIGTERM");
+    expect((await d.exit).code).toBe(0);
+  });
+
+  it("an unreadable secret stops startup with exit 2 and one line", async () => {
+    const f = server({ secretFile: "/nonexistent/secret" });
+    const r = await wanwatch(["agent", "run", "--config", f.configPath]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe("secretFile: /nonexistent/secret does not exist");
+  });
+
+  it("SIGTERM while the WebSocket handshake and an HTTP heartbeat hang: exits 0 promptly", async () => {
+    // An edge that accepts connections and never answers: both transports stay mid-request.
+    const sockets: Socket[] = [];
+    const blackhole = createServer((s) => sockets.push(s));
+    await new Promise<void>((r) => blackhole.listen(0, "127.0.0.1", r));
+    const f = server({ edge: `http://127.0.0.1:${(blackhole.address() as { port: number }).port}` });
+    const d = Daemon.start(["agent", "run", "--config", f.configPath]);
+    try {
+      await d.waitFor((l) => l.msg === "running", "running");
+      // Wait until a WebSocket upgrade and an HTTP heartbeat are both in flight.
+      for (let i = 0; i < 50 && sockets.length < 3; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(sockets.length).toBeGreaterThanOrEqual(3);
+      const t0 = Date.now();
+      d.child.kill("SIGTERM");
+      expect(await d.exit).toEqual({ code: 0, signal: null });
+      expect(Date.now() - t0).toBeLessThan(3_000);
+      expect(d.lines.at(-1)).toMatchObject({ msg: "stopped" });
+    } finally {
+      for (const s of sockets) s.destroy();
+      blackhole.close();
+    }
+  });
+});

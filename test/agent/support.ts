@@ -1,0 +1,100 @@
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const ROOT = resolve(import.meta.dirname, "../..");
+export const BUNDLE = join(ROOT, "dist/wanwatch.mjs");
+/** Node 22 (what runs vitest) and the machine's own Node 20: the bundle must run on both. */
+export const NODE22 = process.execPath;
+export const NODE20 = "/usr/bin/node";
+
+let built = false;
+export function buildBundle(): void {
+  if (built) return;
+  execFileSync(NODE22, [join(ROOT, "agent/build.mjs")], { cwd: ROOT, stdio: "pipe" });
+  built = true;
+}
+
+export interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the bundle to completion. */
+export function wanwatch(args: string[], opts: { node?: string; env?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<Ran> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(opts.node ?? NODE22, [BUNDLE, ...args], { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c) => (stdout += c));
+    child.stderr.on("data", (c) => (stderr += c));
+    const t = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 20_000);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A running daemon whose JSON log lines are collected. */
+export class Daemon {
+  readonly lines: Record<string, unknown>[] = [];
+  stderr = "";
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private waiters: (() => void)[] = [];
+  constructor(readonly child: ChildProcess) {
+    let buf = "";
+    child.stdout!.on("data", (c) => {
+      buf += c;
+      let i;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        try {
+          this.lines.push(JSON.parse(line));
+        } catch {
+          this.lines.push({ raw: line });
+        }
+        for (const w of this.waiters.splice(0)) w();
+      }
+    });
+    child.stderr!.on("data", (c) => (this.stderr += c));
+    this.exit = new Promise((r) => child.on("exit", (code, signal) => r({ code, signal })));
+  }
+
+  static start(args: string[], opts: { node?: string; env?: Record<string, string> } = {}): Daemon {
+    return new Daemon(spawn(opts.node ?? NODE22, [BUNDLE, ...args], { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] }));
+  }
+
+  /** Waits for a log line matching `pick`. */
+  async waitFor(pick: (l: Record<string, any>) => boolean, what: string, ms = 15_000): Promise<Record<string, any>> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const hit = this.lines.find(pick);
+      if (hit) return hit;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; log:\n${this.lines.map((l) => JSON.stringify(l)).join("\n")}\nstderr: ${this.stderr}`);
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 100);
+      });
+    }
+  }
+}
+
+export function tempDir(prefix = "wanwatch-test-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A secret file (mode 0600) and a config file in a fresh folder. */
+export function agentFiles(config: Record<string, unknown>, secret = "test-secret-0123456789abcdef0123456789"): { dir: string; configPath: string; secretPath: string; stateDir: string } {
+  const dir = tempDir();
+  const secretPath = join(dir, "secret");
+  writeFileSync(secretPath, secret + "\n", { mode: 0o600 });
+  const stateDir = join(dir, "state");
+  const configPath = join(dir, "agent.yaml");
+  writeFileSync(configPath, JSON.stringify({ secretFile: secretPath, stateDir, ...config }, null, 2));
+  return { dir, configPath, secretPath, stateDir };
+}
