@@ -1,6 +1,6 @@
 // Runs the real edge (the Worker and its Durable Objects in workerd, via `wrangler dev --local`)
 // as a child process, for the demo, the lab and end-to-end tests. Offline, state in one folder.
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -68,6 +68,12 @@ export async function startLocalEdge(o: LocalEdgeOptions): Promise<LocalEdge> {
     XDG_DATA_HOME: join(root, ".state/data"),
   };
   let child: ChildProcess | null = null;
+  // Inside a namespace the edge is reachable only from there: ask from inside.
+  const healthy = async () => {
+    if (!o.netns) return fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1_000) }).then((r) => r.ok, () => false);
+    const check = `fetch(${JSON.stringify(`${url}/healthz`)},{signal:AbortSignal.timeout(1000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`;
+    return new Promise<boolean>((ok) => execFile("ip", ["netns", "exec", o.netns!, process.execPath, "-e", check], (err) => ok(!err)));
+  };
 
   const start = async () => {
     const [cmd, argv] = o.netns ? ["ip", ["netns", "exec", o.netns, process.execPath, ...args]] : [process.execPath, args];
@@ -81,11 +87,7 @@ export async function startLocalEdge(o: LocalEdgeOptions): Promise<LocalEdge> {
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
       if (exited) throw new Error(`the local edge exited during start-up (see its log)`);
-      try {
-        if ((await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1_000) })).ok) return;
-      } catch {
-        // not listening yet
-      }
+      if (await healthy()) return;
       await new Promise((r) => setTimeout(r, 150));
     }
     throw new Error(`the local edge did not answer on ${url} within 60 s`);

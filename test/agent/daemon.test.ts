@@ -1,23 +1,38 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { labUnavailable, type Netns } from "../lab/netns.ts";
+import { createTwoLanHost } from "../lab/two-lan-host.ts";
 import { Daemon, agentFiles, buildBundle, wanwatch } from "./support.ts";
 
-beforeAll(() => buildBundle());
+// Server agents install policy routing and switch routes: only inside a namespace of the test's own.
+const noLab = labUnavailable();
+let host: { ns: Netns; destroy: () => Promise<void> } | null = null;
+beforeAll(async () => {
+  buildBundle();
+  if (!noLab) host = await createTwoLanHost();
+});
+afterAll(async () => {
+  await host?.destroy();
+});
+const inHost = () => ({ netns: host!.ns.name });
+const routeDev = async (...get: string[]) => (JSON.parse(await host!.ns.ip("-j", "-4", "route", "get", ...get)) as { dev: string }[])[0]!.dev;
 
 // Nothing listens on port 2: the edge is unreachable through every uplink.
 const UNREACHABLE = "http://127.0.0.1:2";
+// For a server in its namespace: an address behind both LANs' gateways, where nobody answers.
+const UNREACHABLE_EDGE = "http://203.0.113.10:2";
 const SECRET = "daemon-test-secret-value-0123456789";
 
 function server(extra: Record<string, unknown> = {}) {
   return agentFiles(
-    { edge: UNREACHABLE, site: "office", agent: "srv1", role: "server", heartbeatMs: 250, uplinks: [{ id: "isp1", interface: "lo" }, { id: "isp2", interface: "lo" }], ...extra },
+    { edge: UNREACHABLE_EDGE, site: "office", agent: "srv1", role: "server", heartbeatMs: 250, switch: { backend: "iproute2" }, uplinks: [{ id: "isp1", interface: "lan1" }, { id: "isp2", interface: "lan2" }], ...extra },
     SECRET,
   );
 }
 
-describe("agent daemon (edge unreachable)", () => {
+describe.skipIf(noLab)(`server agent daemon (edge unreachable)${noLab ? ` — skipped: ${noLab}` : ""}`, () => {
   it("resumes from its state file: applies the saved directive it had not applied yet, and keeps it", async () => {
     const f = server();
     mkdirSync(f.stateDir, { recursive: true });
@@ -25,9 +40,14 @@ describe("agent daemon (edge unreachable)", () => {
       join(f.stateDir, "state.json"),
       JSON.stringify({ version: 1, directive: { generation: 3, activeUplink: "isp2", restartTunnels: false }, appliedGeneration: 2, tunnelGeneration: 2, lastError: null, savedAt: 0 }),
     );
-    const d = Daemon.start(["agent", "run", "--config", f.configPath]);
+    expect(await routeDev("203.0.113.10")).toBe("lan1");
+    const d = Daemon.start(["agent", "run", "--config", f.configPath], inHost());
     await d.waitFor((l) => l.msg === "resumed saved state" && l.appliedGeneration === 2, "resume");
+    await d.waitFor((l) => l.msg === "per-uplink routing installed", "policy routing");
+    // Each uplink's source address routes through its own LAN, whatever the default route.
+    expect(await routeDev("203.0.113.10", "from", "192.168.2.21")).toBe("lan2");
     await d.waitFor((l) => l.msg === "directive applied" && l.generation === 3, "apply of generation 3");
+    expect(await routeDev("203.0.113.10")).toBe("lan2");
     await d.waitFor((l) => String(l.msg).startsWith("HTTP heartbeat failed (unreachable"), "heartbeat failure logged");
     const saved = JSON.parse(readFileSync(join(f.stateDir, "state.json"), "utf8"));
     expect(saved).toMatchObject({ appliedGeneration: 3, tunnelGeneration: 2, directive: { generation: 3, activeUplink: "isp2" } });
@@ -51,6 +71,10 @@ describe("agent daemon (edge unreachable)", () => {
     // A per-uplink problem is logged once, not once per heartbeat.
     expect(d.lines.filter((l) => l.uplink === "isp1" && String(l.msg).startsWith("HTTP heartbeat failed")).length).toBe(1);
 
+    // Stopping removes the policy routing and leaves the switched default route.
+    expect(await host!.ns.ip("rule", "show")).not.toMatch(/lookup 110[12]/);
+    expect(await routeDev("203.0.113.10")).toBe("lan2");
+
     const status = JSON.parse(readFileSync(join(f.stateDir, "status.json"), "utf8"));
     expect(status.stoppedAt).toBeTypeOf("number");
     const after = await wanwatch(["agent", "status", "--config", f.configPath]);
@@ -61,7 +85,7 @@ describe("agent daemon (edge unreachable)", () => {
     const f = server();
     mkdirSync(f.stateDir, { recursive: true });
     writeFileSync(join(f.stateDir, "state.json"), JSON.stringify({ version: 1, directive: { generation: 5, activeUplink: "isp1", restartTunnels: true }, appliedGeneration: 5, tunnelGeneration: 5, lastError: null, savedAt: 0 }));
-    const d = Daemon.start(["agent", "run", "--config", f.configPath]);
+    const d = Daemon.start(["agent", "run", "--config", f.configPath], inHost());
     await d.waitFor((l) => l.msg === "running", "running");
     await new Promise((r) => setTimeout(r, 700));
     d.child.kill("SIGINT");
@@ -71,7 +95,7 @@ describe("agent daemon (edge unreachable)", () => {
 
   it("SIGTERM twice: handled once, exits 0", async () => {
     const f = server();
-    const d = Daemon.start(["agent", "run", "--config", f.configPath]);
+    const d = Daemon.start(["agent", "run", "--config", f.configPath], inHost());
     await d.waitFor((l) => l.msg === "running", "running");
     d.child.kill("SIGTERM");
     d.child.kill("SIGTERM");
@@ -79,6 +103,9 @@ describe("agent daemon (edge unreachable)", () => {
     expect(d.lines.filter((l) => l.msg === "stopping")).toHaveLength(1);
   });
 
+});
+
+describe("agent daemon on this host (a probe changes no routes)", () => {
   it("a probe starts with one uplink and records no applied generation", async () => {
     const f = agentFiles({ edge: UNREACHABLE, site: "office", agent: "sbc1", role: "probe", heartbeatMs: 250, uplinks: [{ id: "isp1", interface: "lo" }] }, SECRET);
     const d = Daemon.start(["agent", "run", "--config", f.configPath]);
@@ -89,7 +116,7 @@ describe("agent daemon (edge unreachable)", () => {
   });
 
   it("an unreadable secret stops startup with exit 2 and one line", async () => {
-    const f = server({ secretFile: "/nonexistent/secret" });
+    const f = agentFiles({ edge: UNREACHABLE, site: "office", agent: "sbc1", role: "probe", uplinks: [{ id: "isp1", interface: "lo" }], secretFile: "/nonexistent/secret" });
     const r = await wanwatch(["agent", "run", "--config", f.configPath]);
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toBe("secretFile: /nonexistent/secret does not exist");
@@ -100,13 +127,13 @@ describe("agent daemon (edge unreachable)", () => {
     const sockets: Socket[] = [];
     const blackhole = createServer((s) => sockets.push(s));
     await new Promise<void>((r) => blackhole.listen(0, "127.0.0.1", r));
-    const f = server({ edge: `http://127.0.0.1:${(blackhole.address() as { port: number }).port}` });
+    const f = agentFiles({ edge: `http://127.0.0.1:${(blackhole.address() as { port: number }).port}`, site: "office", agent: "sbc1", role: "probe", heartbeatMs: 250, uplinks: [{ id: "isp1", interface: "lo" }] }, SECRET);
     const d = Daemon.start(["agent", "run", "--config", f.configPath]);
     try {
       await d.waitFor((l) => l.msg === "running", "running");
       // Wait until a WebSocket upgrade and an HTTP heartbeat are both in flight.
-      for (let i = 0; i < 50 && sockets.length < 3; i++) await new Promise((r) => setTimeout(r, 100));
-      expect(sockets.length).toBeGreaterThanOrEqual(3);
+      for (let i = 0; i < 50 && sockets.length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(sockets.length).toBeGreaterThanOrEqual(2);
       const t0 = Date.now();
       d.child.kill("SIGTERM");
       expect(await d.exit).toEqual({ code: 0, signal: null });

@@ -65,8 +65,11 @@ export class Daemon {
     this.exit = new Promise((r) => child.on("exit", (code, signal) => r({ code, signal })));
   }
 
-  static start(args: string[], opts: { node?: string; env?: Record<string, string> } = {}): Daemon {
-    return new Daemon(spawn(opts.node ?? NODE22, [BUNDLE, ...args], { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] }));
+  /** Starts the bundle; with `netns`, inside that network namespace (`ip netns exec` keeps the pid). */
+  static start(args: string[], opts: { node?: string; env?: Record<string, string>; netns?: string } = {}): Daemon {
+    const argv = [opts.node ?? NODE22, BUNDLE, ...args];
+    const [cmd, ...rest] = opts.netns ? ["ip", "netns", "exec", opts.netns, ...argv] : argv;
+    return new Daemon(spawn(cmd!, rest, { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] }));
   }
 
   /** Waits for a log line matching `pick`. */

@@ -1,6 +1,6 @@
 // The `wanwatch` command: dispatch, help, and the one place errors become exit codes.
 import { ConfigError, DEFAULT_CONFIG_PATH } from "../config/load.ts";
-import { realHostPort } from "../daemon/host-binding.ts";
+import { systemHost } from "../host/index.ts";
 import { runDaemon } from "../daemon/run.ts";
 import { describeError, UsageError, UserError } from "../lib/errors.ts";
 import { VERSION } from "../version.ts";
@@ -49,7 +49,7 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
       switch (sub) {
         case "run": {
           const { values } = parse(rest, { config: { type: "string" } }, { usage: RUN_USAGE });
-          return runDaemon(values.config ?? DEFAULT_CONFIG_PATH, realHostPort);
+          return runDaemon(values.config ?? DEFAULT_CONFIG_PATH, systemHost);
         }
         case "status":
           return agentStatus(rest, io.out);

@@ -64,9 +64,6 @@ export function parseConfig(file: string, doc: unknown): AgentConfig {
   if (doc === null || doc === undefined) throw new ConfigError(file, [`config: ${file} is empty`]);
   const r = AgentConfig.safeParse(doc);
   if (!r.success) throw new ConfigError(file, issueLines(r.error), { cause: r.error });
-  // Not built yet; refusing is better than a silent no-op the user believes protects them.
-  if (r.data.localFailover)
-    throw new ConfigError(file, ["localFailover: not implemented in this version: the agent switches only on the edge's directives; remove it or set it to false"]);
   return r.data;
 }
 

@@ -49,8 +49,6 @@ export const AgentConfig = z
     stateDir: z.string().min(1).default("/var/lib/wanwatch"),
     // Heartbeat interval per uplink; match the site's policy.heartbeatMs.
     heartbeatMs: z.int().min(250).max(60_000).default(1_000),
-    // Off by default: the edge sees every uplink from outside; one host's view can be wrong.
-    localFailover: z.boolean().default(false),
   })
   .superRefine((c, ctx) => {
     if (c.role === "probe" && c.uplinks.length !== 1)

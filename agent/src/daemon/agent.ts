@@ -79,7 +79,7 @@ export class Agent {
         throw new Error("cannot set up per-uplink routing", { cause: err });
       }
       log.info("per-uplink routing installed", { uplinks: Object.fromEntries([...this.routes].map(([id, r]) => [id, { sourceAddress: r.sourceAddress, gateway: r.gateway ?? null, table: r.table ?? null }])) });
-      this.switcher = this.o.host.createSwitcher(config);
+      this.switcher = this.o.host.createSwitcher(config, this.routes, log);
       this.applier = new DirectiveApplier({
         switcher: this.switcher,
         tunnels: this.o.host.createTunnelRestarter(config.tunnels),
@@ -175,7 +175,7 @@ export class Agent {
     if (this.applier && !(await this.applier.stop(graceMs))) log.warn("an operation was still running at shutdown; the next start resumes it");
     if (this.routes) {
       try {
-        await this.o.host.removeUplinkRouting(this.routes, this.config.uplinks);
+        await this.o.host.removeUplinkRouting(this.routes);
         log.info("per-uplink routing removed");
       } catch (err) {
         log.error("cannot remove per-uplink routing", { error: describeError(err) });

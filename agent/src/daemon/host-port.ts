@@ -2,6 +2,7 @@
 // Declared here so the daemon can run against the real module or a smaller real one in tests.
 import type { AgentConfig, UplinkConfig } from "../config/schema.ts";
 import type { Switcher, TunnelRestarter } from "../directive/applier.ts";
+import type { Logger } from "../lib/log.ts";
 
 export interface UplinkRoute {
   sourceAddress: string;
@@ -11,9 +12,9 @@ export interface UplinkRoute {
 }
 
 export interface HostPort {
-  createSwitcher(config: AgentConfig): Switcher;
+  createSwitcher(config: AgentConfig, routes: Map<string, UplinkRoute>, log: Logger): Switcher;
   /** Per-uplink policy routing, so a socket bound to an uplink's source address leaves through it. */
   installUplinkRouting(uplinks: UplinkConfig[]): Promise<Map<string, UplinkRoute>> | Map<string, UplinkRoute>;
-  removeUplinkRouting(routes: Map<string, UplinkRoute>, uplinks: UplinkConfig[]): Promise<void> | void;
+  removeUplinkRouting(routes: Map<string, UplinkRoute>): Promise<void> | void;
   createTunnelRestarter(tunnels: AgentConfig["tunnels"]): TunnelRestarter;
 }

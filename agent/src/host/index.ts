@@ -1,0 +1,12 @@
+// The real host: policy routing, route switching and tunnel restarts with the system's own tools.
+import type { HostPort } from "../daemon/host-port.ts";
+import { installUplinkRouting, removeUplinkRouting } from "./policy-routing.ts";
+import { createSwitcher } from "./switcher.ts";
+import { createTunnelRestarter } from "./tunnels.ts";
+
+export const systemHost: HostPort = {
+  createSwitcher,
+  installUplinkRouting,
+  removeUplinkRouting,
+  createTunnelRestarter,
+};

@@ -1,0 +1,38 @@
+// nmcli backend (the white paper's tool): sets `ipv4.route-metric` on each uplink's connection
+// profile so the active one is lowest, then `nmcli device reapply` so the running device takes it
+// without a reconnect. The profile is persistent: a reboot keeps the last directive's order.
+import type { UplinkConfig } from "../config/schema.ts";
+import { describeError } from "../lib/errors.ts";
+import type { Logger } from "../lib/log.ts";
+import { run } from "./exec.ts";
+import { defaultRoutes } from "./ip.ts";
+import { desiredMetric } from "./metrics.ts";
+
+const nmcli = (...args: string[]) => run(["nmcli", ...args], { timeoutMs: 10_000 });
+
+export async function applyWithNmcli(uplinks: readonly UplinkConfig[], activeId: string, log: Logger): Promise<boolean> {
+  const kernel = await defaultRoutes("main");
+  // Active first: lowering its metric never leaves the host without a default route.
+  const ordered = [...uplinks].sort((a, b) => Number(b.id === activeId) - Number(a.id === activeId));
+  let changed = false;
+  for (const u of ordered) {
+    const want = desiredMetric(uplinks, u.id, activeId);
+    const connection = u.connection!; // the config schema requires it for this backend
+    if (kernel.find((r) => r.dev === u.interface)?.metric === want) {
+      // Already routed right; make sure the profile agrees, so a reboot or reconnect keeps it.
+      const profile = Number((await nmcli("-g", "ipv4.route-metric", "connection", "show", connection)).trim());
+      if (profile !== want) await nmcli("connection", "modify", connection, "ipv4.route-metric", String(want));
+      continue;
+    }
+    await nmcli("connection", "modify", connection, "ipv4.route-metric", String(want));
+    changed = true;
+    try {
+      await nmcli("device", "reapply", u.interface);
+    } catch (err) {
+      // A dead backup device cannot take it now; its profile has the metric for when it returns.
+      if (u.id === activeId) throw err;
+      log.warn("cannot reapply a backup uplink's connection; its profile is updated", { uplink: u.id, error: describeError(err) });
+    }
+  }
+  return changed;
+}

@@ -1,0 +1,42 @@
+// The route switcher the directive applier drives: picks the backend, then checks that new
+// connections to the edge really leave through the active uplink before the switch is reported.
+import type { AgentConfig } from "../config/schema.ts";
+import type { UplinkRoute } from "../daemon/host-port.ts";
+import type { Switcher } from "../directive/applier.ts";
+import type { Logger } from "../lib/log.ts";
+import { defaultRoutes, routeGet } from "./ip.ts";
+import { applyWithIproute2 } from "./switch-iproute2.ts";
+import { applyWithNmcli } from "./switch-nmcli.ts";
+
+const VERIFY_WITHIN_MS = 3_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function createSwitcher(config: AgentConfig, learned: Map<string, UplinkRoute>, log: Logger): Switcher {
+  const { uplinks } = config;
+  const backend = config.switch.backend;
+  return {
+    async routedUplink() {
+      const dev = (await defaultRoutes("main"))[0]?.dev;
+      return uplinks.find((u) => u.interface === dev)?.id ?? null;
+    },
+    async apply(activeId, edgeAddress) {
+      const u = uplinks.find((x) => x.id === activeId);
+      if (!u) throw new Error(`the directive names uplink "${activeId}", which this host's config does not have`);
+      if (backend === "none") return { changed: false }; // report only
+      const changed = backend === "nmcli" ? await applyWithNmcli(uplinks, activeId, log) : await applyWithIproute2(uplinks, learned, activeId);
+      await verifyRoute(edgeAddress, u.interface, activeId);
+      return { changed };
+    },
+  };
+}
+
+/** NetworkManager applies a reapply asynchronously: poll briefly before calling it a failure. */
+async function verifyRoute(edge: string, dev: string, uplink: string): Promise<void> {
+  const until = Date.now() + VERIFY_WITHIN_MS;
+  for (;;) {
+    const r = await routeGet(edge);
+    if (r.dev === dev) return;
+    if (Date.now() >= until) throw new Error(`the route to the edge (${edge}) leaves through ${r.dev ?? "nowhere"}, not ${dev} (uplink ${uplink})`);
+    await sleep(100);
+  }
+}

@@ -1,0 +1,56 @@
+// Restarts the site's tunnel after a switch, so it reconnects through the live uplink (a
+// connection in flight keeps its old source address and dies with the old uplink). With
+// `readyUrl` (cloudflared's metrics /ready), the restart counts only once the tunnel is back.
+import type { TunnelConfig } from "../config/schema.ts";
+import type { TunnelRestarter } from "../directive/applier.ts";
+import { run } from "./exec.ts";
+
+type Active = Exclude<TunnelConfig, { restart: "none" }>;
+
+/** The commands for one restart, in order; the last may wait for the rollout. */
+export function restartCommands(t: Active, seconds: number): string[][] {
+  switch (t.restart) {
+    case "swarm":
+      return [["docker", "service", "update", "--force", t.service]];
+    case "kubernetes": {
+      const d = `deployment/${t.service}`;
+      return [["kubectl", "rollout", "restart", d, "-n", t.namespace], ["kubectl", "rollout", "status", d, "-n", t.namespace, `--timeout=${seconds}s`]];
+    }
+    case "systemd":
+      return [["systemctl", "restart", t.service]];
+    case "command":
+      return [t.command];
+  }
+}
+
+export function createTunnelRestarter(t: TunnelConfig, now: () => number = Date.now): TunnelRestarter {
+  if (t.restart === "none") return { restart: async () => undefined };
+  return {
+    async restart() {
+      const deadline = now() + t.timeoutMs;
+      const left = () => Math.max(1, deadline - now());
+      for (const argv of restartCommands(t, Math.ceil(left() / 1000))) await run(argv, { timeoutMs: left() });
+      if (t.readyUrl) await waitReady(t.readyUrl, deadline, now);
+    },
+  };
+}
+
+async function waitReady(url: string, deadline: number, now: () => number): Promise<void> {
+  const shown = new URL(url);
+  shown.username = shown.password = shown.search = "";
+  const started = now();
+  let last = "no answer";
+  for (;;) {
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(Math.min(2_000, Math.max(1, deadline - now()))) });
+      await r.body?.cancel();
+      if (r.ok) return;
+      last = `last answer ${r.status}`;
+    } catch (err) {
+      const code = (err as { cause?: { code?: string } }).cause?.code;
+      last = code === "ECONNREFUSED" ? "connection refused" : code ?? "no answer";
+    }
+    if (now() >= deadline) throw new Error(`tunnel not ready after ${now() - started} ms (${shown.href}: ${last})`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}

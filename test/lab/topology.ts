@@ -1,0 +1,151 @@
+// The white paper's topology in network namespaces: "the internet" (the edge's address), two
+// routers with NAT (so each uplink has its own public address), a probe SBC behind each, and
+// servers on both routers' LANs. Addresses: TEST-NET (203.0.113.0/24, 198.51.100.0/24) for the
+// public side, 192.168.N.0/24 for router N's LAN; all of them exist only inside the namespaces.
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { NetnsSet, sh, type Netns } from "./netns.ts";
+import { startNetworkManager, type NetworkManagerInNs } from "./network-manager.ts";
+
+export const EDGE_ADDRESS = "203.0.113.10";
+/** Router N's public (WAN) address: what the edge sees for uplink N after NAT. */
+export const publicAddress = (n: 1 | 2) => (n === 1 ? "198.51.100.1" : "198.51.100.5");
+export const gateway = (n: 1 | 2) => `192.168.${n}.1`;
+
+export interface ServerSpec {
+  /** Namespace role name, e.g. "srv1". */
+  name: string;
+  /** nmcli: NetworkManager runs in the namespace and owns the LAN addresses and default routes. */
+  networkManager?: boolean;
+}
+
+export interface LabServer {
+  name: string;
+  ns: Netns;
+  /** This server's address on router N's LAN. */
+  address: (n: 1 | 2) => string;
+  nm: NetworkManagerInNs | null;
+  /** Environment a process needs to reach this server's NetworkManager (nmcli). */
+  env: Record<string, string>;
+}
+
+export interface Lab {
+  sets: NetnsSet;
+  inet: Netns;
+  routers: [Netns, Netns];
+  sbcs: [Netns, Netns];
+  servers: LabServer[];
+  dir: string;
+  /** Uplink N loses its internet while router N's LAN stays up: the failure Linux cannot handle alone. */
+  cut(n: 1 | 2): Promise<void>;
+  restore(n: 1 | 2): Promise<void>;
+  /** Router N dies entirely: its LAN goes down too. */
+  routerDown(n: 1 | 2): Promise<void>;
+  routerUp(n: 1 | 2): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+export async function createLab(o: { servers: ServerSpec[]; dir: string }): Promise<Lab> {
+  const sets = new NetnsSet("l");
+  mkdirSync(o.dir, { recursive: true });
+  sets.onDestroy(() => rmSync(o.dir, { recursive: true, force: true }));
+  try {
+    const inet = await sets.add("inet");
+    await inet.ip("addr", "add", `${EDGE_ADDRESS}/32`, "dev", "lo");
+    const routers = [await sets.add("r1"), await sets.add("r2")] as [Netns, Netns];
+    const sbcs = [await sets.add("sbc1"), await sets.add("sbc2")] as [Netns, Netns];
+    const serverNs = [];
+    for (const s of o.servers) serverNs.push(await sets.add(s.name));
+
+    for (const n of [1, 2] as const) {
+      const r = routers[n - 1];
+      const wan = publicAddress(n);
+      const peer = n === 1 ? "198.51.100.2" : "198.51.100.6";
+      await r.ip("link", "add", "wan", "type", "veth", "peer", "name", `r${n}`, "netns", inet.name);
+      await r.ip("addr", "add", `${wan}/30`, "dev", "wan");
+      await inet.ip("addr", "add", `${peer}/30`, "dev", `r${n}`);
+      await r.ip("link", "set", "wan", "up");
+      await inet.ip("link", "set", `r${n}`, "up");
+      await r.ip("route", "add", "default", "via", peer);
+      await r.ip("link", "add", "br-lan", "type", "bridge");
+      await r.ip("addr", "add", `${gateway(n)}/24`, "dev", "br-lan");
+      await r.ip("link", "set", "br-lan", "up");
+      await r.exec(["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+      await r.exec(["nft", "-f", "-"], { input: 'table ip nat { chain post { type nat hook postrouting priority srcnat; oifname "wan" masquerade; }; }' });
+      // The SBC: one LAN, one default route.
+      const sbc = sbcs[n - 1];
+      await r.ip("link", "add", "sbc", "type", "veth", "peer", "name", "eth0", "netns", sbc.name);
+      await r.ip("link", "set", "sbc", "master", "br-lan", "up");
+      await sbc.ip("addr", "add", `192.168.${n}.10/24`, "dev", "eth0");
+      await sbc.ip("link", "set", "eth0", "up");
+      await sbc.ip("route", "add", "default", "via", gateway(n));
+      for (const [k, ns] of serverNs.entries()) {
+        await r.ip("link", "add", `s${k + 1}`, "type", "veth", "peer", "name", `lan${n}`, "netns", ns.name);
+        await r.ip("link", "set", `s${k + 1}`, "master", "br-lan", "up");
+      }
+    }
+
+    const servers: LabServer[] = [];
+    for (const [k, spec] of o.servers.entries()) {
+      const ns = serverNs[k]!;
+      const address = (n: 1 | 2) => `192.168.${n}.${21 + k}`;
+      // Loose reverse-path filtering, as on a multi-homed server (strict drops the second LAN's replies).
+      await ns.exec(["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=2", "net.ipv4.conf.default.rp_filter=2"]);
+      let nm: NetworkManagerInNs | null = null;
+      if (spec.networkManager) {
+        nm = await startNetworkManager(ns, join(o.dir, `nm-${spec.name}`));
+        sets.onDestroy(() => nm!.stop());
+        for (const n of [1, 2] as const) {
+          await nm.nmcli("connection", "add", "type", "ethernet", "ifname", `lan${n}`, "con-name", `up${n}`, "autoconnect", "yes",
+            "ipv4.method", "manual", "ipv4.addresses", `${address(n)}/24`, "ipv4.gateway", gateway(n), "ipv4.route-metric", String(99 + n), "ipv6.method", "disabled");
+          await nm.nmcli("connection", "up", `up${n}`);
+        }
+      } else {
+        for (const n of [1, 2] as const) {
+          await ns.ip("addr", "add", `${address(n)}/24`, "dev", `lan${n}`);
+          await ns.ip("link", "set", `lan${n}`, "up");
+          await ns.ip("route", "add", "default", "via", gateway(n), "dev", `lan${n}`, "metric", String(99 + n));
+        }
+      }
+      servers.push({ name: spec.name, ns, address, nm, env: nm ? nm.env : {} });
+    }
+
+    const wanLink = (n: 1 | 2, state: "up" | "down") => inet.ip("link", "set", `r${n}`, state);
+    const lanPorts = async (n: 1 | 2, state: "up" | "down") => {
+      const r = routers[n - 1];
+      for (const port of ["sbc", ...o.servers.map((_, k) => `s${k + 1}`)]) await r.ip("link", "set", port, state);
+      await r.ip("link", "set", "br-lan", state);
+    };
+    return {
+      sets,
+      inet,
+      routers,
+      sbcs,
+      servers,
+      dir: o.dir,
+      cut: (n) => wanLink(n, "down"),
+      restore: (n) => wanLink(n, "up"),
+      routerDown: async (n) => (await lanPorts(n, "down"), await wanLink(n, "down")),
+      routerUp: async (n) => (await lanPorts(n, "up"), await wanLink(n, "up")),
+      destroy: () => sets.destroy(),
+    };
+  } catch (err) {
+    await sets.destroy();
+    throw err;
+  }
+}
+
+/** The interface a new connection from `ns` to the edge leaves through. */
+export async function routeToEdge(ns: Netns): Promise<string | undefined> {
+  const out = JSON.parse(await ns.ip("-j", "-4", "route", "get", EDGE_ADDRESS)) as { dev?: string }[];
+  return out[0]?.dev;
+}
+
+/** Writes a file inside the lab folder (configs, secrets). */
+export function labFile(lab: Lab, name: string, content: string, mode = 0o600): string {
+  const path = join(lab.dir, name);
+  writeFileSync(path, content, { mode });
+  return path;
+}
+
+export { sh };
