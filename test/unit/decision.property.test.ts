@@ -141,7 +141,7 @@ describe("decision engine properties", () => {
         const r = step(restored, { kind: "tick" }, now + within, sh);
         expect(r.effects.filter((e) => e.kind === "switch")).toEqual([]);
       }),
-      { numRuns: 300 },
+      { numRuns: 1000 },
     );
   });
 });

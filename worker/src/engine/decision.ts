@@ -92,6 +92,14 @@ function isPending(u: UplinkRuntime, s: DecisionState, now: number, policy: Poli
   return u.lastHeardAt === null && now < s.observedSince + policy.downAfterMs;
 }
 
+/**
+ * Heard since judging (re)started, or judging has run a full downAfterMs: after a restart the
+ * stored "up" is only a grace assumption, and a failback must not act on it alone.
+ */
+function confirmed(u: UplinkRuntime, s: DecisionState, now: number, policy: Policy): boolean {
+  return (u.lastHeardAt ?? 0) > s.observedSince || now >= s.observedSince + policy.downAfterMs;
+}
+
 function judge(s: DecisionState, shape: SiteShape, now: number, effects: Effect[]): DecisionState {
   const { policy } = shape;
   const anyFresh = shape.uplinks.some((u) => isFresh(s.uplinks[u.id]!, now, policy));
@@ -138,7 +146,7 @@ function target(s: DecisionState, shape: SiteShape, now: number): { to: string; 
   if (best.priority >= activePriority) return null;
   const healthyLongEnough = now - s.uplinks[best.id]!.upSince! >= policy.failbackAfterMs;
   const dwelt = s.lastSwitchAt === null || now - s.lastSwitchAt >= policy.minDwellMs;
-  return healthyLongEnough && dwelt ? { to: best.id, reason: "failback" } : null;
+  return healthyLongEnough && dwelt && confirmed(s.uplinks[best.id]!, s, now, policy) ? { to: best.id, reason: "failback" } : null;
 }
 
 export function step(state: DecisionState, event: DecisionEvent, now: number, shape: SiteShape): Step {
@@ -189,7 +197,8 @@ export function nextDeadline(s: DecisionState, shape: SiteShape, now: number): n
     const better = byPriority(shape).find((u) => u.priority < activePriority && s.uplinks[u.id]!.state === "up");
     if (better) {
       const held = s.uplinks[better.id]!.upSince! + policy.failbackAfterMs;
-      times.push(Math.max(held, (s.lastSwitchAt ?? 0) + policy.minDwellMs));
+      const graceEnd = confirmed(s.uplinks[better.id]!, s, now, policy) ? 0 : s.observedSince + policy.downAfterMs;
+      times.push(Math.max(held, (s.lastSwitchAt ?? 0) + policy.minDwellMs, graceEnd));
     }
   }
   const future = times.filter((t) => t > now);
