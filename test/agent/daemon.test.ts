@@ -93,6 +93,31 @@ describe.skipIf(noLab)(`server agent daemon (edge unreachable)${noLab ? ` — sk
     expect(d.lines.some((l) => l.msg === "applying directive" || l.msg === "restarting tunnels")).toBe(false);
   });
 
+  it("SIGTERM mid-apply (a tunnel restart still running): exits 0, and the next start resumes it", async () => {
+    // The first run's restart hangs; the second run's succeeds.
+    const f = server();
+    const marker = join(f.dir, "first-run-done");
+    const script = join(f.dir, "restart.sh");
+    writeFileSync(script, `#!/bin/sh\nif [ -e ${marker} ]; then exit 0; fi\ntouch ${marker}\nexec sleep 30\n`, { mode: 0o755 });
+    const config = JSON.parse(readFileSync(f.configPath, "utf8"));
+    writeFileSync(f.configPath, JSON.stringify({ ...config, tunnels: { restart: "command", command: [script] } }));
+    mkdirSync(f.stateDir, { recursive: true });
+    writeFileSync(join(f.stateDir, "state.json"), JSON.stringify({ version: 1, directive: { generation: 7, activeUplink: "isp1", restartTunnels: true }, appliedGeneration: 6, tunnelGeneration: 6, lastError: null, savedAt: 0 }));
+
+    const first = Daemon.start(["agent", "run", "--config", f.configPath], inHost());
+    await first.waitFor((l) => l.msg === "restarting tunnels" && l.generation === 7, "tunnel restart under way");
+    first.child.kill("SIGTERM");
+    expect(await first.exit).toEqual({ code: 0, signal: null });
+    expect(JSON.parse(readFileSync(join(f.stateDir, "state.json"), "utf8"))).toMatchObject({ appliedGeneration: 7, tunnelGeneration: 6 });
+
+    const second = Daemon.start(["agent", "run", "--config", f.configPath], inHost());
+    await second.waitFor((l) => l.msg === "tunnels restarted" && l.generation === 7, "the restart resumed and finished");
+    expect(second.lines.some((l) => l.msg === "applying directive")).toBe(false); // routes were already done
+    second.child.kill("SIGTERM");
+    expect((await second.exit).code).toBe(0);
+    expect(JSON.parse(readFileSync(join(f.stateDir, "state.json"), "utf8"))).toMatchObject({ appliedGeneration: 7, tunnelGeneration: 7 });
+  }, 40_000);
+
   it("SIGTERM twice: handled once, exits 0", async () => {
     const f = server();
     const d = Daemon.start(["agent", "run", "--config", f.configPath], inHost());
