@@ -18,6 +18,7 @@ export const UplinkStatus = z.object({
   observedIp: z.string().nullable(),
   observedAsn: z.int().nullable(),
   rttMs: z.number().nullable(),
+  gatewayRttMs: z.number().nullable(),
 });
 
 export const AgentStatus = z.object({

@@ -12,9 +12,12 @@ function setup(failApplies: number, opts: { slowMs?: number } = {}) {
   let failures = failApplies;
   const switcher: Switcher = {
     routedUplink: async () => null,
-    apply: async (uplink, edge) => {
+    apply: async (uplink, edge, signal) => {
       calls.push(`apply ${uplink} via ${edge}`);
-      if (opts.slowMs) await new Promise((r) => setTimeout(r, opts.slowMs));
+      if (opts.slowMs) await new Promise((r, j) => {
+        const t = setTimeout(r, opts.slowMs);
+        signal.addEventListener("abort", () => (clearTimeout(t), j(signal.reason)));
+      });
       if (failures-- > 0) throw new Error("nmcli: connection 'Wired connection 2' not found", { cause: new Error("exit 10") });
       return { changed: true };
     },
@@ -66,11 +69,14 @@ describe("DirectiveApplier", () => {
     expect(calls).toEqual(["apply isp1 via 192.0.2.1"]);
   });
 
-  it("stop() gives up on a hung operation after the grace period", async () => {
-    const { applier } = setup(0, { slowMs: 5_000 });
+  it("stop() cancels a hung operation after the grace period, without recording it as a failure", async () => {
+    const { applier, saved } = setup(0, { slowMs: 5_000 });
     applier.offer({ generation: 1, activeUplink: "isp1", restartTunnels: false });
     const t0 = Date.now();
     expect(await applier.stop(100)).toBe(false);
     expect(Date.now() - t0).toBeLessThan(1_000);
+    expect(applier.state).toMatchObject({ busy: null, lastError: null, appliedGeneration: null, directive: { generation: 1 } });
+    // What was saved still has the directive to apply: the next start resumes it.
+    expect(saved.at(-1)).toMatchObject({ appliedGeneration: null, directive: { generation: 1 } });
   });
 });

@@ -59,6 +59,10 @@ describe.skipIf(noLab)(`server agent daemon (edge unreachable)${noLab ? ` — sk
     expect(st.stdout).toContain("directive: generation 3, active uplink isp2");
     expect(st.stdout).toContain("applied generation: 3 (up to date)");
     expect(st.stdout).toMatch(/isp1\s+down\s+never/);
+    // doctor sees the backup's traffic leave through its own LAN (then finds no edge there).
+    const doc = await wanwatch(["doctor", "--config", f.configPath], inHost());
+    expect(doc.stdout).not.toContain("per-uplink routing is not installed");
+    expect(doc.stdout).toMatch(/^✗ edge through isp2 \(from 192\.168\.2\.21\): /m);
 
     d.child.kill("SIGTERM");
     expect(await d.exit).toEqual({ code: 0, signal: null });
@@ -79,6 +83,12 @@ describe.skipIf(noLab)(`server agent daemon (edge unreachable)${noLab ? ` — sk
     expect(status.stoppedAt).toBeTypeOf("number");
     const after = await wanwatch(["agent", "status", "--config", f.configPath]);
     expect(after.stdout).toContain("daemon: not running");
+    // Without the agent, doctor says why the backup cannot reach the edge instead of testing the wrong path.
+    const doc2 = await wanwatch(["doctor", "--config", f.configPath], inHost());
+    expect(doc2.code).toBe(1);
+    expect(doc2.stdout).toContain(
+      "✗ edge through isp1: traffic from 192.168.1.21 to the edge leaves through lan2, not lan1: per-uplink routing is not installed (the agent installs it while it runs)",
+    );
   });
 
   it("a second run with nothing left to do changes nothing and applies nothing", async () => {

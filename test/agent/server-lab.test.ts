@@ -9,7 +9,7 @@ import { startLocalEdge, type LocalEdge } from "../../tools/local-edge.ts";
 import { labUnavailable, waitUntil } from "../lab/netns.ts";
 import { networkManagerUnavailable, startNetworkManager } from "../lab/network-manager.ts";
 import { EDGE_ADDRESS, createLab, labFile, publicAddress, routeToEdge, type Lab, type LabServer } from "../lab/topology.ts";
-import { BUNDLE, Daemon, NODE20, NODE22, ROOT, buildBundle } from "./support.ts";
+import { BUNDLE, Daemon, NODE20, NODE22, ROOT, buildBundle, wanwatch } from "./support.ts";
 
 const why = labUnavailable() ?? networkManagerUnavailable();
 const SITE = "office";
@@ -123,6 +123,14 @@ describe.skipIf(why)(`server agents in the lab, iproute2 and nmcli${why ? ` — 
     expect(new Set(tunnelSources())).toEqual(new Set([publicAddress(1)]));
     // Both servers heartbeat through both uplinks, whatever the default route.
     for (const id of ["srv1", "srv2"]) expect(agentOf(s, id).uplinksSeen.sort()).toEqual(["isp1", "isp2"]);
+    // Each probe measures its router (a TCP handshake with the gateway) as well as the edge.
+    const rtts = await until((s) => s.uplinks.every((u: any) => u.gatewayRttMs !== null && u.rttMs !== null), "RTTs from both probes");
+    for (const u of rtts.uplinks) expect(u.gatewayRttMs).toBeLessThan(1_000);
+    // doctor, on a running server: the edge answers through each uplink, each from its own address.
+    const doc = await wanwatch(["doctor", "--config", join(lab.dir, "srv1.json")], { netns: lab.servers[0]!.ns.name, node: NODE20 });
+    expect(doc.stdout).toMatch(/^✓ edge reachable through isp1 \(from 192\.168\.1\.21\): \d+ ms$/m);
+    expect(doc.stdout).toMatch(/^✓ edge reachable through isp2 \(from 192\.168\.2\.21\): \d+ ms$/m);
+    expect(doc.stdout).toMatch(/^✓ clock skew vs edge: /m);
   });
 
   it("a directive moves both servers' default routes within one heartbeat, and their tunnels reconnect through it", async () => {

@@ -22,10 +22,12 @@ export interface Ran {
   stderr: string;
 }
 
-/** Runs the bundle to completion. */
-export function wanwatch(args: string[], opts: { node?: string; env?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<Ran> {
+/** Runs the bundle to completion; with `netns`, inside that network namespace. */
+export function wanwatch(args: string[], opts: { node?: string; env?: Record<string, string | undefined>; timeoutMs?: number; netns?: string } = {}): Promise<Ran> {
   return new Promise((resolve, reject) => {
-    const child = spawn(opts.node ?? NODE22, [BUNDLE, ...args], { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
+    const argv = [opts.node ?? NODE22, BUNDLE, ...args];
+    const [cmd, ...rest] = opts.netns ? ["ip", "netns", "exec", opts.netns, ...argv] : argv;
+    const child = spawn(cmd!, rest, { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c) => (stdout += c));

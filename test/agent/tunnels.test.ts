@@ -44,6 +44,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+const running = new AbortController().signal;
 const restarter = (t: object) => createTunnelRestarter(TunnelConfig.parse(t));
 const calls = () => readFileSync(join(dir, "calls"), "utf8").trim().split("\n");
 const connects = () => endpoint.lines.filter((l) => l.event === "connect").length;
@@ -52,11 +53,11 @@ const failure = (p: Promise<void>) => p.then(() => "resolved", (e: Error) => e.m
 
 describe("tunnel restart", () => {
   it("command: the stand-in tunnel reconnects, and the restart resolves only once /ready answers 200", async () => {
-    await restarter({ restart: "command", command: [restartScript, pidFile, ...client], readyUrl }).restart();
+    await restarter({ restart: "command", command: [restartScript, pidFile, ...client], readyUrl }).restart(running);
     await waitUntil(() => connects() >= 1, "first connection");
     const pid = Number(readFileSync(pidFile, "utf8"));
     const before = connects();
-    await restarter({ restart: "command", command: [restartScript, pidFile, ...client], readyUrl }).restart();
+    await restarter({ restart: "command", command: [restartScript, pidFile, ...client], readyUrl }).restart(running);
     expect(await ready()).toBe(true);
     expect(Number(readFileSync(pidFile, "utf8"))).not.toBe(pid);
     expect(alive(pid)).toBe(false);
@@ -66,31 +67,37 @@ describe("tunnel restart", () => {
 
   it("systemd: `systemctl restart UNIT`, waiting for readiness", async () => {
     const before = connects();
-    await restarter({ restart: "systemd", service: "cloudflared.service", readyUrl }).restart();
+    await restarter({ restart: "systemd", service: "cloudflared.service", readyUrl }).restart(running);
     expect(calls()).toEqual(["systemctl restart cloudflared.service"]);
     expect(connects()).toBe(before + 1);
   });
 
   it("swarm: `docker service update --force SERVICE`", async () => {
-    await restarter({ restart: "swarm", service: "cloudflared_tunnel" }).restart();
+    await restarter({ restart: "swarm", service: "cloudflared_tunnel" }).restart(running);
     expect(calls()).toEqual(["docker service update --force cloudflared_tunnel"]);
   });
 
   it("kubernetes: rollout restart, then rollout status bounded by the time left", async () => {
-    await restarter({ restart: "kubernetes", service: "cloudflared", namespace: "tunnels", timeoutMs: 30_000 }).restart();
+    await restarter({ restart: "kubernetes", service: "cloudflared", namespace: "tunnels", timeoutMs: 30_000 }).restart(running);
     expect(calls()).toEqual(["kubectl rollout restart deployment/cloudflared -n tunnels", "kubectl rollout status deployment/cloudflared -n tunnels --timeout=30s"]);
   });
 
   it("failures are one readable line: a missing tool, a failing command, a hang, a tunnel that never gets ready", async () => {
-    expect(await failure(restarter({ restart: "command", command: ["wanwatch-no-such-tool", "x"] }).restart())).toBe("wanwatch-no-such-tool: command not found");
-    expect(await failure(restarter({ restart: "command", command: [join(dir, "fails"), "--now"] }).restart())).toBe(`\`${join(dir, "fails")} --now\` failed (exit 5): unit cloudflared.service not found`);
+    expect(await failure(restarter({ restart: "command", command: ["wanwatch-no-such-tool", "x"] }).restart(running))).toBe("wanwatch-no-such-tool: command not found");
+    expect(await failure(restarter({ restart: "command", command: [join(dir, "fails"), "--now"] }).restart(running))).toBe(`\`${join(dir, "fails")} --now\` failed (exit 5): unit cloudflared.service not found`);
 
     const t0 = Date.now();
-    expect(await failure(restarter({ restart: "command", command: [join(dir, "hangs")], timeoutMs: 1_000 }).restart())).toMatch(/timed out after \d+ ms$/);
+    expect(await failure(restarter({ restart: "command", command: [join(dir, "hangs")], timeoutMs: 1_000 }).restart(running))).toMatch(/timed out after \d+ ms$/);
     expect(Date.now() - t0).toBeLessThan(8_000); // stopped at its timeout, not left to run for 60 s
 
+    const stopping = new AbortController();
+    setTimeout(() => stopping.abort(new Error("the agent is stopping")), 300);
+    const t1 = Date.now();
+    expect(await failure(restarter({ restart: "command", command: [join(dir, "hangs")], timeoutMs: 60_000 }).restart(stopping.signal))).toMatch(/was cancelled$/);
+    expect(Date.now() - t1).toBeLessThan(5_000); // cancelled at stop, not left to its 60 s timeout
+
     const nobody = `http://127.0.0.1:${await freePort()}/ready`;
-    expect(await failure(restarter({ restart: "command", command: ["true"], timeoutMs: 1_000, readyUrl: nobody }).restart())).toMatch(
+    expect(await failure(restarter({ restart: "command", command: ["true"], timeoutMs: 1_000, readyUrl: nobody }).restart(running))).toMatch(
       new RegExp(`^tunnel not ready after \\d+ ms \\(${nobody.replace(/[.?/]/g, "\\$&")}: connection refused\\)$`),
     );
   });

@@ -210,7 +210,7 @@ describe("metrics", () => {
   it("exposes the status in Prometheus text format", async () => {
     await createSite("prom");
     const sbc1 = await TestAgent.enroll("prom", "sbc1", "probe", { uplink: "isp1" });
-    await sbc1.beat("isp1", { extra: { rttEdgeMs: 12.5 } });
+    await sbc1.beat("isp1", { extra: { rttEdgeMs: 12.5, rttGatewayMs: 0.75 } });
     const r = await call("GET", "/v1/sites/prom/metrics");
     expect(r.headers.get("content-type")).toContain("text/plain");
     const lines = r.text.trim().split("\n");
@@ -218,5 +218,27 @@ describe("metrics", () => {
     expect(lines).toContain('wanwatch_uplink_active{site="prom",uplink="isp1"} 1');
     expect(lines).toContain('wanwatch_uplink_up{site="prom",uplink="isp2"} -1');
     expect(lines).toContain('wanwatch_uplink_rtt_milliseconds{site="prom",uplink="isp1"} 12.5');
+    expect(lines).toContain('wanwatch_uplink_gateway_rtt_milliseconds{site="prom",uplink="isp1"} 0.75');
+    expect((await status("prom")).uplinks[0]).toMatchObject({ id: "isp1", rttMs: 12.5, gatewayRttMs: 0.75 });
+  });
+});
+
+describe("storage upgrades", () => {
+  it("a site stored by schema 1 is migrated on wake and keeps its observations", async () => {
+    await createSite("old");
+    const sbc1 = await TestAgent.enroll("old", "sbc1", "probe", { uplink: "isp1" });
+    await sbc1.beat("isp1", { ip: "198.51.100.1" });
+    // Put the storage back the way schema 1 left it.
+    await runInDurableObject(stubFor("old"), (_i, state) => {
+      state.storage.sql.exec("ALTER TABLE uplink_observations DROP COLUMN gateway_rtt_ms");
+      state.storage.sql.exec("UPDATE schema_version SET version = 1");
+    });
+    await evictDurableObject(stubFor("old"));
+    const s = await status("old");
+    expect(s.uplinks[0]).toMatchObject({ id: "isp1", observedIp: "198.51.100.1", gatewayRttMs: null });
+    const version = await runInDurableObject(stubFor("old"), (_i, state) => state.storage.sql.exec<{ version: number }>("SELECT version FROM schema_version").one().version);
+    expect(version).toBe(2);
+    await sbc1.beat("isp1", { ip: "198.51.100.1", extra: { rttGatewayMs: 1.5 } });
+    expect((await status("old")).uplinks[0]!.gatewayRttMs).toBe(1.5);
   });
 });

@@ -44,6 +44,12 @@ export function renderMetrics(s: SiteStatus): string {
       samples: s.uplinks.filter((u) => u.rttMs !== null).map((u) => ({ labels: { site, uplink: u.id }, value: u.rttMs! })),
     },
     {
+      name: "wanwatch_uplink_gateway_rtt_milliseconds",
+      help: "Round-trip time from the uplink's probe to its router (absent while the router does not answer).",
+      type: "gauge",
+      samples: s.uplinks.filter((u) => u.gatewayRttMs !== null).map((u) => ({ labels: { site, uplink: u.id }, value: u.gatewayRttMs! })),
+    },
+    {
       name: "wanwatch_switches_total",
       help: "Choices of the active uplink since the site was created (the generation counts each one).",
       type: "counter",

@@ -378,7 +378,7 @@ export class SiteCoordinator extends DurableObject<Env> {
 
     let evidenceFor: string | null = hb.uplink;
     let misroutedVia: string | null = null;
-    if (agent.row.role === "probe") this.learn(hb.uplink, seen, hb.rttEdgeMs ?? null, now);
+    if (agent.row.role === "probe") this.learn(hb.uplink, seen, { rttMs: hb.rttEdgeMs ?? null, gatewayRttMs: hb.rttGatewayMs ?? null }, now);
     else {
       const learned = new Map([...this.observations].map(([id, o]) => [id, { ip: o.ip, asn: o.asn }]));
       ({ evidenceFor, misroutedVia } = attribute(hb.uplink, seen, learned));
@@ -390,9 +390,9 @@ export class SiteCoordinator extends DurableObject<Env> {
   }
 
   /** Probes are the reference for each uplink's public address. */
-  private learn(uplink: string, seen: Observed, rttMs: number | null, now: number): void {
+  private learn(uplink: string, seen: Observed, rtt: Pick<UplinkObservation, "rttMs" | "gatewayRttMs">, now: number): void {
     const prev = this.observations.get(uplink);
-    const next: UplinkObservation = { id: uplink, ip: seen.ip, asn: seen.asn, rttMs, at: now };
+    const next: UplinkObservation = { id: uplink, ip: seen.ip, asn: seen.asn, ...rtt, at: now };
     this.observations.set(uplink, next);
     if (!prev || prev.ip !== next.ip || prev.asn !== next.asn) {
       this.store.transaction(() => {
@@ -544,7 +544,7 @@ export class SiteCoordinator extends DurableObject<Env> {
   private statusNow(now: number): SiteStatus {
     const observations = new Map(this.observations);
     for (const [uplink, ip] of this.lastEvidenceIp)
-      if (!observations.has(uplink)) observations.set(uplink, { id: uplink, ip, asn: null, rttMs: null, at: now });
+      if (!observations.has(uplink)) observations.set(uplink, { id: uplink, ip, asn: null, rttMs: null, gatewayRttMs: null, at: now });
     return buildStatus({
       site: this.site!,
       config: this.config!,

@@ -51,6 +51,7 @@ export function buildStatus(i: StatusInput): SiteStatus {
           observedIp: obs?.ip ?? null,
           observedAsn: obs?.asn ?? null,
           rttMs: obs?.rttMs ?? null,
+          gatewayRttMs: obs?.gatewayRttMs ?? null,
         };
       }),
     agents: i.agents.map((a) => ({

@@ -4,7 +4,7 @@ import type { AgentRole, SiteConfig, SiteEvent } from "../../shared/src/index.ts
 import type { DecisionState } from "./engine/decision.ts";
 import type { TunnelPlan } from "./engine/tunnels.ts";
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 /** Newest events kept per site. */
 export const EVENT_RETENTION = 2_000;
 
@@ -19,6 +19,7 @@ const MIGRATIONS: string[][] = [
     `CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, kind TEXT NOT NULL,
        message TEXT NOT NULL, data TEXT)`,
   ],
+  [`ALTER TABLE uplink_observations ADD COLUMN gateway_rtt_ms REAL`],
 ];
 
 /** What an agent last told us; persisted on change of the fields that matter, checkpointed otherwise. */
@@ -48,6 +49,8 @@ export interface UplinkObservation {
   ip: string | null;
   asn: number | null;
   rttMs: number | null;
+  /** The probe's own round trip to its router: tells a dead router from a dead uplink. */
+  gatewayRttMs: number | null;
   at: number;
 }
 
@@ -146,13 +149,16 @@ export class SiteStore {
 
   observations(): UplinkObservation[] {
     return this.sql
-      .exec<{ id: string; ip: string | null; asn: number | null; rtt_ms: number | null; at: number }>(`SELECT * FROM uplink_observations`)
+      .exec<{ id: string; ip: string | null; asn: number | null; rtt_ms: number | null; gateway_rtt_ms: number | null; at: number }>(`SELECT * FROM uplink_observations`)
       .toArray()
-      .map((r) => ({ id: r.id, ip: r.ip, asn: r.asn, rttMs: r.rtt_ms, at: r.at }));
+      .map((r) => ({ id: r.id, ip: r.ip, asn: r.asn, rttMs: r.rtt_ms, gatewayRttMs: r.gateway_rtt_ms, at: r.at }));
   }
 
   saveObservation(o: UplinkObservation): void {
-    this.sql.exec(`INSERT OR REPLACE INTO uplink_observations (id, ip, asn, rtt_ms, at) VALUES (?, ?, ?, ?, ?)`, o.id, o.ip, o.asn, o.rttMs, o.at);
+    this.sql.exec(
+      `INSERT OR REPLACE INTO uplink_observations (id, ip, asn, rtt_ms, gateway_rtt_ms, at) VALUES (?, ?, ?, ?, ?, ?)`,
+      o.id, o.ip, o.asn, o.rttMs, o.gatewayRttMs, o.at,
+    );
   }
 
   appendEvents(events: readonly NewEvent[]): void {

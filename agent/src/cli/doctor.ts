@@ -4,7 +4,9 @@ import { networkInterfaces } from "node:os";
 import { delimiter, join } from "node:path";
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, realHost } from "../config/load.ts";
 import type { AgentConfig } from "../config/schema.ts";
+import { edgeAddressResolver } from "../daemon/edge-address.ts";
 import { header, httpCall } from "../edge/http.ts";
+import { routeGet } from "../host/ip.ts";
 import { describeError } from "../lib/errors.ts";
 import { HEADER_AGENT, MAX_SKEW_MS } from "../../../shared/src/index.ts";
 import { parse } from "./args.ts";
@@ -33,10 +35,28 @@ function ipv4Of(iface: string): string | null {
   return networkInterfaces()[iface]?.find((a) => a.family === "IPv4")?.address ?? null;
 }
 
+/**
+ * A server reaches the edge through a backup uplink only by the agent's per-uplink policy routing
+ * (installed while the agent runs): without it, traffic from the backup's address leaves through
+ * the default route, and a ✓ would be a lie.
+ */
+async function leavesThrough(config: AgentConfig, uplink: AgentConfig["uplinks"][number], source: string): Promise<string | null> {
+  try {
+    const dev = (await routeGet(await edgeAddressResolver(config.edge)(), source)).dev;
+    return dev === uplink.interface
+      ? null
+      : `traffic from ${source} to the edge leaves through ${dev ?? "nowhere"}, not ${uplink.interface}: per-uplink routing is not installed (the agent installs it while it runs)`;
+  } catch (err) {
+    return describeError(err);
+  }
+}
+
 async function edgeThrough(config: AgentConfig, uplink: AgentConfig["uplinks"][number]): Promise<{ check: Check; source: string | null }> {
   // Probes have one uplink and use the default route; a server binds each uplink's address.
   const source = config.role === "server" ? ipv4Of(uplink.interface) : null;
   if (config.role === "server" && !source) return { check: { ok: false, text: `edge through ${uplink.id}: ${uplink.interface} has no IPv4 address` }, source };
+  const wrongWay = source ? await leavesThrough(config, uplink, source) : null;
+  if (wrongWay) return { check: { ok: false, text: `edge through ${uplink.id}: ${wrongWay}` }, source };
   const sentAt = Date.now();
   try {
     const res = await httpCall(new URL("/healthz", config.edge), { localAddress: source ?? undefined, timeoutMs: 5_000 });

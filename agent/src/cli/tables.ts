@@ -17,6 +17,7 @@ export function ago(at: number | null, now: number): string {
   return `${Math.round(s / 86_400)}d ago`;
 }
 
+const ms = (v: number | null) => (v === null ? "-" : `${v < 10 ? v.toFixed(1) : Math.round(v)} ms`);
 const dash = (v: unknown) => (v === null || v === undefined || v === "" ? "-" : String(v));
 
 export function statusTable(s: SiteStatus): string {
@@ -27,8 +28,8 @@ export function statusTable(s: SiteStatus): string {
   out.push(
     "",
     table(
-      ["UPLINK", "PRIORITY", "STATE", "LAST HEARTBEAT", "PUBLIC IP", "ASN", "RTT"],
-      s.uplinks.map((u) => [u.name ? `${u.id} (${u.name})` : u.id, String(u.priority), u.state, ago(u.lastHeartbeatAt, s.now), dash(u.observedIp), dash(u.observedAsn), u.rttMs === null ? "-" : `${Math.round(u.rttMs)} ms`]),
+      ["UPLINK", "PRIORITY", "STATE", "LAST HEARTBEAT", "PUBLIC IP", "ASN", "RTT EDGE", "RTT ROUTER"],
+      s.uplinks.map((u) => [u.name ? `${u.id} (${u.name})` : u.id, String(u.priority), u.state, ago(u.lastHeartbeatAt, s.now), dash(u.observedIp), dash(u.observedAsn), ms(u.rttMs), ms(u.gatewayRttMs)]),
     ),
   );
   if (s.agents.length)

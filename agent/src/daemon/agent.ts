@@ -7,6 +7,7 @@ import { initialState, type ReconcilerState } from "../directive/reconciler.ts";
 import { UplinkChannel, type DirectiveMessage } from "../edge/channel.ts";
 import { EdgeClock } from "../edge/clock.ts";
 import { EdgeSigner } from "../edge/signer.ts";
+import { GatewayRtt } from "../host/gateway-rtt.ts";
 import { backoffDelay } from "../lib/backoff.ts";
 import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
@@ -27,6 +28,7 @@ export interface AgentOptions {
 export class Agent {
   private readonly clock: EdgeClock;
   private readonly channels: UplinkChannel[] = [];
+  private readonly gatewayRtts: GatewayRtt[] = [];
   private routes: Map<string, UplinkRoute> | null = null;
   private applier: DirectiveApplier | null = null;
   private status: StatusWriter | null = null;
@@ -102,13 +104,16 @@ export class Agent {
     }
 
     // 4. Channels, one per uplink. Until the edge answers, routes stay as they are.
-    for (const u of config.uplinks) {
+    for (const [i, u] of config.uplinks.entries()) {
+      const route = this.routes?.get(u.id);
+      const gatewayRtt = new GatewayRtt(async () => route?.gateway ?? (await this.o.host.uplinkGateway(u, i)), Math.max(1_000, config.heartbeatMs), { localAddress: route?.sourceAddress });
+      this.gatewayRtts.push(gatewayRtt);
       const ch = new UplinkChannel({
         edge: config.edge,
         site: config.site,
         uplink: u.id,
         version: VERSION,
-        localAddress: this.routes?.get(u.id)?.sourceAddress,
+        localAddress: route?.sourceAddress,
         heartbeatMs: config.heartbeatMs,
         signer,
         clock: this.clock,
@@ -120,6 +125,7 @@ export class Agent {
             appliedGeneration: config.role === "server" ? s.appliedGeneration : null,
             tunnelGeneration: config.role === "server" ? s.tunnelGeneration : null,
             lastError: s.lastError,
+            rttGatewayMs: gatewayRtt.latest,
             ...(config.role === "server" ? { routedUplink: this.routedUplink } : {}),
           };
         },
@@ -132,6 +138,7 @@ export class Agent {
       this.channels.push(ch);
     }
     this.applier?.start();
+    for (const g of this.gatewayRtts) g.start();
     for (const ch of this.channels) ch.start();
     log.info("running", { heartbeatMs: config.heartbeatMs });
   }
@@ -171,6 +178,7 @@ export class Agent {
   async stop(graceMs = 5_000): Promise<void> {
     const { log } = this.o;
     if (this.routedTimer) clearInterval(this.routedTimer);
+    for (const g of this.gatewayRtts) g.stop();
     await Promise.all(this.channels.map((c) => c.stop()));
     if (this.applier && !(await this.applier.stop(graceMs))) log.warn("an operation was still running at shutdown; the next start resumes it");
     if (this.routes) {

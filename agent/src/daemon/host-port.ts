@@ -17,4 +17,6 @@ export interface HostPort {
   installUplinkRouting(uplinks: UplinkConfig[]): Promise<Map<string, UplinkRoute>> | Map<string, UplinkRoute>;
   removeUplinkRouting(routes: Map<string, UplinkRoute>): Promise<void> | void;
   createTunnelRestarter(tunnels: AgentConfig["tunnels"]): TunnelRestarter;
+  /** The uplink's router: configured, else read from the host's routes (null when there is none). */
+  uplinkGateway(uplink: UplinkConfig, index: number): Promise<string | null>;
 }

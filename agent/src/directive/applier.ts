@@ -6,12 +6,13 @@ import type { Logger } from "../lib/log.ts";
 import { initialState, step, type Effect, type ReconcilerEvent, type ReconcilerState } from "./reconciler.ts";
 
 /** What the host module provides (agent/src/host): the route switcher and the tunnel restarter. */
+// The signal aborts at shutdown: each step is safe to stop between (the next start resumes).
 export interface Switcher {
   routedUplink(): Promise<string | null>;
-  apply(uplinkId: string, edgeAddress: string): Promise<{ changed: boolean }>;
+  apply(uplinkId: string, edgeAddress: string, signal: AbortSignal): Promise<{ changed: boolean }>;
 }
 export interface TunnelRestarter {
-  restart(): Promise<void>;
+  restart(signal: AbortSignal): Promise<void>;
 }
 
 export interface ApplierOptions {
@@ -32,6 +33,7 @@ export class DirectiveApplier {
   private wakeAt: number | null = null;
   private running: Promise<void> | null = null;
   private stopped = false;
+  private readonly abort = new AbortController();
   private readonly now: () => number;
   /** Resolves whenever the state changes; tests and `stop()` wait on it. */
   private changed: (() => void)[] = [];
@@ -54,18 +56,22 @@ export class DirectiveApplier {
     this.dispatch({ kind: "directive", directive });
   }
 
-  /** Stops starting work; waits up to `graceMs` for an operation in flight to finish. */
+  /**
+   * Stops starting work; gives an operation in flight `graceMs` to finish, then cancels it (its
+   * command gets SIGTERM, then SIGKILL) and waits for that. False when it had to cancel.
+   */
   async stop(graceMs: number): Promise<boolean> {
     this.stopped = true;
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    if (!this.running) return true;
+    const running = this.running;
+    if (!running) return true;
     let timer: NodeJS.Timeout | undefined;
-    const finished = await Promise.race([
-      this.running.then(() => true),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), graceMs))),
-    ]);
+    const finished = await Promise.race([running.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), graceMs)))]);
     clearTimeout(timer);
-    return finished;
+    if (finished) return true;
+    this.abort.abort(new Error("the agent is stopping"));
+    await running;
+    return false;
   }
 
   private dispatch(event: ReconcilerEvent): void {
@@ -81,7 +87,7 @@ export class DirectiveApplier {
   }
 
   private perform(e: Effect): void {
-    if (this.stopped && (e.kind === "apply" || e.kind === "restart-tunnels")) {
+    if (this.stopped && (e.kind === "apply" || e.kind === "restart-tunnels" || e.kind === "wake")) {
       // Stopping: leave it for the next start, which resumes from the state file.
       this.s = { ...this.s, busy: null };
       return;
@@ -104,13 +110,13 @@ export class DirectiveApplier {
         this.o.log.info("applying directive", { generation: e.generation, activeUplink: e.activeUplink });
         this.run(async () => {
           const edge = await this.o.edgeAddress();
-          const r = await this.o.switcher.apply(e.activeUplink, edge);
+          const r = await this.o.switcher.apply(e.activeUplink, edge, this.abort.signal);
           this.o.log.info(r.changed ? "routes switched" : "routes already right", { generation: e.generation, activeUplink: e.activeUplink });
         }, () => ({ kind: "applied", generation: e.generation }), (error) => ({ kind: "apply-failed", generation: e.generation, error }));
         return;
       case "restart-tunnels":
         this.o.log.info("restarting tunnels", { generation: e.generation });
-        this.run(() => this.o.tunnels.restart(), () => ({ kind: "tunnels-restarted", generation: e.generation }), (error) => ({ kind: "tunnels-failed", generation: e.generation, error }));
+        this.run(() => this.o.tunnels.restart(this.abort.signal), () => ({ kind: "tunnels-restarted", generation: e.generation }), (error) => ({ kind: "tunnels-failed", generation: e.generation, error }));
         return;
     }
   }
@@ -125,6 +131,11 @@ export class DirectiveApplier {
         event = failed(describeError(err).slice(0, 500));
       }
       this.running = null;
+      if (this.abort.signal.aborted) {
+        // Cancelled by stop(): not a failure to report; the saved state has it still to do.
+        this.s = { ...this.s, busy: null };
+        return;
+      }
       this.dispatch(event);
     })();
     this.running = p;

@@ -12,7 +12,7 @@ export type DirectiveMessage = Extract<EdgeMessage, { type: "directive" }>;
 export type Transport = "websocket" | "http";
 
 /** What the rest of the agent reports in every heartbeat. */
-export type HeartbeatState = Pick<Heartbeat, "appliedGeneration" | "tunnelGeneration" | "lastError" | "routedUplink">;
+export type HeartbeatState = Pick<Heartbeat, "appliedGeneration" | "tunnelGeneration" | "lastError" | "routedUplink" | "rttGatewayMs">;
 
 export interface ChannelOptions {
   edge: string;
@@ -54,6 +54,7 @@ export class UplinkChannel {
   private readonly backoff: Backoff;
   /** The current problem per kind, each logged once when it starts or changes. */
   private readonly problems = new Map<ProblemKind, string>();
+  private readonly problemKeys = new Map<ProblemKind, string>();
   private answeredOver: Transport | null = null;
   private readonly now: () => number;
 
@@ -94,9 +95,11 @@ export class UplinkChannel {
     return this.connected ? "websocket" : "http";
   }
 
-  private problem(kind: ProblemKind, msg: string, fields: Record<string, unknown> = {}): void {
+  /** `sameAs`: what makes two failures the same problem (the errno of an unreachable edge varies). */
+  private problem(kind: ProblemKind, msg: string, fields: Record<string, unknown> = {}, sameAs = msg): void {
     // One log line per change of problem, not one per heartbeat or reconnect attempt.
-    if (this.problems.get(kind) === msg) return;
+    if (this.problemKeys.get(kind) === sameAs) return;
+    this.problemKeys.set(kind, sameAs);
     this.problems.set(kind, msg);
     this.o.log.warn(msg, { uplink: this.o.uplink, ...fields });
     this.o.onState?.(this.o.uplink, { transport: this.connected ? "websocket" : null, error: msg });
@@ -106,7 +109,10 @@ export class UplinkChannel {
   private recovered(transport: Transport): void {
     const kinds: ProblemKind[] = transport === "websocket" ? ["ws", "http", "edge"] : ["http", "edge"];
     if (!kinds.some((k) => this.problems.has(k))) return;
-    for (const k of kinds) this.problems.delete(k);
+    for (const k of kinds) {
+      this.problems.delete(k);
+      this.problemKeys.delete(k);
+    }
     this.o.log.info("edge reachable again", { uplink: this.o.uplink, transport });
     this.o.onState?.(this.o.uplink, { transport, error: [...this.problems.values()][0] ?? null });
   }
@@ -275,7 +281,7 @@ export class UplinkChannel {
       });
       if (this.stopped || this.connected) return;
       if (r.ok) this.handle(r.message, this.now(), "http", r.rttMs);
-      else this.problem("http", `HTTP heartbeat failed (${r.code}: ${r.message})`, { status: r.status });
+      else this.problem("http", `HTTP heartbeat failed (${r.code}: ${r.message})`, { status: r.status }, `${r.code} ${r.status ?? ""}`);
     } catch (err) {
       this.problem("http", `HTTP heartbeat failed (${(err as Error).message})`);
     } finally {

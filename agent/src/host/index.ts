@@ -1,6 +1,6 @@
 // The real host: policy routing, route switching and tunnel restarts with the system's own tools.
 import type { HostPort } from "../daemon/host-port.ts";
-import { installUplinkRouting, removeUplinkRouting } from "./policy-routing.ts";
+import { gatewayOf, installUplinkRouting, removeUplinkRouting, tableFor } from "./policy-routing.ts";
 import { createSwitcher } from "./switcher.ts";
 import { createTunnelRestarter } from "./tunnels.ts";
 
@@ -9,4 +9,5 @@ export const systemHost: HostPort = {
   installUplinkRouting,
   removeUplinkRouting,
   createTunnelRestarter,
+  uplinkGateway: (u, i) => gatewayOf(u, tableFor(i)),
 };

@@ -6,7 +6,7 @@ import type { UplinkRoute } from "../daemon/host-port.ts";
 import { defaultRoutes, ip } from "./ip.ts";
 import { desiredMetric, planDefaultRoutes, type RouteTarget } from "./metrics.ts";
 
-export async function applyWithIproute2(uplinks: readonly UplinkConfig[], learned: Map<string, UplinkRoute>, activeId: string): Promise<boolean> {
+export async function applyWithIproute2(uplinks: readonly UplinkConfig[], learned: Map<string, UplinkRoute>, activeId: string, signal: AbortSignal): Promise<boolean> {
   const current = await defaultRoutes("main");
   const targets: RouteTarget[] = [];
   for (const [i, u] of uplinks.entries()) {
@@ -18,6 +18,10 @@ export async function applyWithIproute2(uplinks: readonly UplinkConfig[], learne
     targets.push({ uplink: u.id, dev: u.interface, gateway, metric: desiredMetric(uplinks, u.id, activeId) });
   }
   const plan = planDefaultRoutes(current, targets);
-  for (const argv of plan) await ip(...argv);
+  // Stopping between steps is safe: the plan adds before it deletes.
+  for (const argv of plan) {
+    signal.throwIfAborted();
+    await ip(...argv);
+  }
   return plan.length > 0;
 }

@@ -8,9 +8,8 @@ import { run } from "./exec.ts";
 import { defaultRoutes } from "./ip.ts";
 import { desiredMetric } from "./metrics.ts";
 
-const nmcli = (...args: string[]) => run(["nmcli", ...args], { timeoutMs: 10_000 });
-
-export async function applyWithNmcli(uplinks: readonly UplinkConfig[], activeId: string, log: Logger): Promise<boolean> {
+export async function applyWithNmcli(uplinks: readonly UplinkConfig[], activeId: string, log: Logger, signal: AbortSignal): Promise<boolean> {
+  const nmcli = (...args: string[]) => run(["nmcli", ...args], { timeoutMs: 10_000, signal });
   const kernel = await defaultRoutes("main");
   // Active first: lowering its metric never leaves the host without a default route.
   const ordered = [...uplinks].sort((a, b) => Number(b.id === activeId) - Number(a.id === activeId));

@@ -19,21 +19,22 @@ export function createSwitcher(config: AgentConfig, learned: Map<string, UplinkR
       const dev = (await defaultRoutes("main"))[0]?.dev;
       return uplinks.find((u) => u.interface === dev)?.id ?? null;
     },
-    async apply(activeId, edgeAddress) {
+    async apply(activeId, edgeAddress, signal) {
       const u = uplinks.find((x) => x.id === activeId);
       if (!u) throw new Error(`the directive names uplink "${activeId}", which this host's config does not have`);
       if (backend === "none") return { changed: false }; // report only
-      const changed = backend === "nmcli" ? await applyWithNmcli(uplinks, activeId, log) : await applyWithIproute2(uplinks, learned, activeId);
-      await verifyRoute(edgeAddress, u.interface, activeId);
+      const changed = backend === "nmcli" ? await applyWithNmcli(uplinks, activeId, log, signal) : await applyWithIproute2(uplinks, learned, activeId, signal);
+      await verifyRoute(edgeAddress, u.interface, activeId, signal);
       return { changed };
     },
   };
 }
 
 /** NetworkManager applies a reapply asynchronously: poll briefly before calling it a failure. */
-async function verifyRoute(edge: string, dev: string, uplink: string): Promise<void> {
+async function verifyRoute(edge: string, dev: string, uplink: string, signal: AbortSignal): Promise<void> {
   const until = Date.now() + VERIFY_WITHIN_MS;
   for (;;) {
+    signal.throwIfAborted();
     const r = await routeGet(edge);
     if (r.dev === dev) return;
     if (Date.now() >= until) throw new Error(`the route to the edge (${edge}) leaves through ${r.dev ?? "nowhere"}, not ${dev} (uplink ${uplink})`);

@@ -26,23 +26,24 @@ export function restartCommands(t: Active, seconds: number): string[][] {
 export function createTunnelRestarter(t: TunnelConfig, now: () => number = Date.now): TunnelRestarter {
   if (t.restart === "none") return { restart: async () => undefined };
   return {
-    async restart() {
+    async restart(signal) {
       const deadline = now() + t.timeoutMs;
       const left = () => Math.max(1, deadline - now());
-      for (const argv of restartCommands(t, Math.ceil(left() / 1000))) await run(argv, { timeoutMs: left() });
-      if (t.readyUrl) await waitReady(t.readyUrl, deadline, now);
+      for (const argv of restartCommands(t, Math.ceil(left() / 1000))) await run(argv, { timeoutMs: left(), signal });
+      if (t.readyUrl) await waitReady(t.readyUrl, deadline, now, signal);
     },
   };
 }
 
-async function waitReady(url: string, deadline: number, now: () => number): Promise<void> {
+async function waitReady(url: string, deadline: number, now: () => number, signal: AbortSignal): Promise<void> {
   const shown = new URL(url);
   shown.username = shown.password = shown.search = "";
   const started = now();
   let last = "no answer";
   for (;;) {
+    signal.throwIfAborted();
     try {
-      const r = await fetch(url, { signal: AbortSignal.timeout(Math.min(2_000, Math.max(1, deadline - now()))) });
+      const r = await fetch(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(Math.min(2_000, Math.max(1, deadline - now())))]) });
       await r.body?.cancel();
       if (r.ok) return;
       last = `last answer ${r.status}`;

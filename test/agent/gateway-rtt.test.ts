@@ -1,0 +1,39 @@
+// The router round trip is one TCP handshake: an accepted and a refused connection both count.
+import { createServer } from "node:net";
+import { describe, expect, it } from "vitest";
+import { GatewayRtt, measureGatewayRtt } from "../../agent/src/host/gateway-rtt.ts";
+
+const listening = () =>
+  new Promise<{ port: number; close: () => void }>((resolve) => {
+    const srv = createServer((s) => s.destroy()).listen(0, "127.0.0.1", () => resolve({ port: (srv.address() as { port: number }).port, close: () => srv.close() }));
+  });
+
+describe("gateway RTT", () => {
+  it("an open port and a refused one are both answers; a local address that is not ours is not", async () => {
+    const srv = await listening();
+    const open = await measureGatewayRtt("127.0.0.1", { port: srv.port });
+    srv.close();
+    const refused = await measureGatewayRtt("127.0.0.1", { port: srv.port });
+    expect(open).toBeTypeOf("number");
+    expect(refused).toBeTypeOf("number");
+    // Binding to an address this host does not have fails at once: no answer, no throw.
+    expect(await measureGatewayRtt("127.0.0.1", { port: srv.port, localAddress: "192.0.2.77" })).toBeNull();
+  });
+
+  it("keeps the latest figure, and looks the gateway up again after a miss", async () => {
+    const srv = await listening();
+    const asked: string[] = [];
+    let answer: string | null = null;
+    const g = new GatewayRtt(async () => (asked.push(String(answer)), answer), 50, { port: srv.port });
+    g.start();
+    await new Promise((r) => setTimeout(r, 120));
+    expect(g.latest).toBeNull();
+    answer = "127.0.0.1";
+    await new Promise((r) => setTimeout(r, 150));
+    g.stop();
+    srv.close();
+    expect(g.latest).toBeTypeOf("number");
+    // Asked while there was none; once known, kept (no lookup per measurement).
+    expect(asked.filter((a) => a === "127.0.0.1")).toHaveLength(1);
+  });
+});
