@@ -1,101 +1,93 @@
 // `npm run demo`: the whole job on one machine, no Cloudflare account. Starts the real edge
-// locally, enrols a site with two probes and two servers, cuts the primary uplink, narrates.
-import { rmSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { startLocalEdge, type LocalEdge } from "../tools/local-edge.ts";
-import { SimAgent, type World } from "./sim-agent.ts";
+// locally and a site with two probes and two servers — on real test hosts in network namespaces
+// when it can (root on Linux), simulated otherwise — cuts the primary uplink, narrates with times.
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { labUnavailable } from "../test/lab/netns.ts";
+import { settled } from "../test/lab/site.ts";
+import { freePort } from "../tools/local-edge.ts";
+import { startLabWorld } from "./lab-world.ts";
+import { startSimWorld } from "./sim-world.ts";
+import type { DemoPolicy, DemoWorld } from "./world.ts";
 
 const root = resolve(import.meta.dirname, "..");
-const SITE = "demo";
-const policy = { heartbeatMs: 1_000, downAfterMs: 3_000, failbackAfterMs: 15_000, minDwellMs: 5_000 };
+const { values } = parseArgs({ options: { simulate: { type: "boolean", default: false }, port: { type: "string" } } });
+const policy: DemoPolicy = { heartbeatMs: 1_000, downAfterMs: 3_000, failbackAfterMs: 15_000, minDwellMs: 5_000 };
 const t0 = Date.now();
 const clock = () => `${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s`;
 const say = (msg: string) => console.log(`${clock()}  ${msg}`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let edge: LocalEdge | null = null;
+let world: DemoWorld | null = null;
 let stopping = false;
 async function cleanup(code: number): Promise<never> {
-  stopping = true;
-  await edge?.stop();
+  if (!stopping) {
+    stopping = true;
+    say("cleaning up");
+    await world?.stop().catch(() => undefined);
+  }
   process.exit(code);
 }
 process.on("SIGINT", () => void cleanup(130));
 process.on("SIGTERM", () => void cleanup(143));
 
-async function admin(method: string, path: string, body?: unknown) {
-  const res = await fetch(`${edge!.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${edge!.adminToken}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = await res.json();
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
+/** Prints what the edge decided and what the hosts did, as it happens. */
+function narrator(w: DemoWorld): () => Promise<void> {
+  let seen = 0;
+  const quiet = new Set(["agent-enrolled", "config", "applied", "tunnels-restarted", "agent-version"]);
+  return async () => {
+    for (const e of await w.events().catch(() => [])) {
+      if (e.seq <= seen) continue;
+      seen = e.seq;
+      if (!quiet.has(e.kind)) say(`edge: ${e.message}`);
+    }
+    for (const line of w.news()) say(line);
+  };
+}
+
+/** Narrates until the site is on `uplink` with every server switched and the tunnels restarted. */
+async function untilOn(w: DemoWorld, uplink: string, narrate: () => Promise<void>, ms: number): Promise<number> {
+  const started = Date.now();
+  while (!stopping && Date.now() - started < ms) {
+    await narrate();
+    const s = await w.status().catch(() => null);
+    if (s && s.activeUplink === uplink && settled(s, w.servers)) return Date.now() - started;
+    await sleep(200);
+  }
+  throw new Error(`the site did not settle on ${uplink} within ${ms / 1000} s`);
+}
+
+async function narrateFor(ms: number, narrate: () => Promise<void>): Promise<void> {
+  for (const end = Date.now() + ms; !stopping && Date.now() < end; await sleep(200)) await narrate();
 }
 
 async function main() {
-  console.log("wanwatch demo — SIMULATION MODE: the edge is real (workerd, locally); the two uplinks,");
-  console.log("the probes and the servers are simulated in this process (switch backend: none).\n");
-  const stateDir = join(root, ".state/demo");
-  rmSync(stateDir, { recursive: true, force: true });
-  edge = await startLocalEdge({ stateDir, publicStatus: true });
-  say(`edge running at ${edge.url}`);
-  await admin("PUT", `/v1/sites/${SITE}`, {
-    uplinks: [{ id: "isp1", priority: 1, name: "Fiber" }, { id: "isp2", priority: 2, name: "LTE", metered: true }],
-    policy,
-    tunnels: { restart: "cluster" },
-  });
-  const world: World = { up: { isp1: true, isp2: true }, publicIp: { isp1: "203.0.113.1", isp2: "203.0.113.2" } };
-  const hooks = {
-    onApply: (a: SimAgent, d: { generation: number; activeUplink: string }) => say(`${a.id}: default route → ${d.activeUplink} (generation ${d.generation})`),
-    onRestart: (a: SimAgent, d: { generation: number; activeUplink: string }) => say(`${a.id}: tunnels restarted, reconnecting through ${d.activeUplink}`),
-  };
-  const agents: SimAgent[] = [];
-  for (const [id, role, uplink, tunnelRestarter] of [
-    ["sbc1", "probe", "isp1", false], ["sbc2", "probe", "isp2", false], ["srv1", "server", undefined, true], ["srv2", "server", undefined, false],
-  ] as const) {
-    const { secret } = await admin("POST", `/v1/sites/${SITE}/agents`, { id, role, uplink, tunnelRestarter: tunnelRestarter || undefined });
-    agents.push(await SimAgent.create(edge.url, SITE, id, uplink ? [uplink] : ["isp1", "isp2"], secret, hooks));
-  }
-  say(`site "${SITE}" enrolled: probes sbc1 (isp1), sbc2 (isp2); servers srv1 (tunnel restarter), srv2`);
-  say(`status: ${edge.url}/v1/sites/${SITE}/status   events: ${edge.url}/v1/sites/${SITE}/events`);
+  const why = values.simulate ? "--simulate" : labUnavailable();
+  const port = values.port ? Number(values.port) : await freePort();
+  console.log("wanwatch demo");
+  world = why ? await startSimWorld(root, policy, port) : await startLabWorld(root, policy, port);
+  console.log(world.banner + "\n");
+  const w = world;
+  say(`edge running; live status: ${w.edgeUrl}/v1/sites/${w.site}/status   events: ${w.edgeUrl}/v1/sites/${w.site}/events`);
+  say(`policy: heartbeat ${policy.heartbeatMs / 1000} s, an uplink is down after ${policy.downAfterMs / 1000} s of silence, failback after ${policy.failbackAfterMs / 1000} s of health`);
+  const narrate = narrator(w);
+  await untilOn(w, "isp1", narrate, 60_000);
+  say("steady: every server routes through isp1 (Fiber), tunnels connected through it");
+  await narrateFor(4_000, narrate);
 
-  let seen = 0;
-  const narrate = async () => {
-    const events = (await (await fetch(`${edge!.url}/v1/sites/${SITE}/events?limit=200`)).json()) as { seq: number; kind: string; message: string }[];
-    for (const e of events.reverse()) if (e.seq > seen && !["agent-enrolled", "config", "applied", "tunnels-restarted"].includes(e.kind)) say(`edge: ${e.message}`);
-    seen = Math.max(seen, ...events.map((e) => e.seq));
-  };
-  const tick = async () => {
-    await Promise.all(agents.map((a) => a.beat(world)));
-    await narrate();
-  };
-  const runFor = async (ms: number, until?: () => Promise<boolean>) => {
-    const end = Date.now() + ms;
-    while (!stopping && Date.now() < end) {
-      const started = Date.now();
-      await tick();
-      if (until && (await until())) return true;
-      await new Promise((r) => setTimeout(r, Math.max(0, policy.heartbeatMs - (Date.now() - started))));
-    }
-    return false;
-  };
-  const active = async () => ((await (await fetch(`${edge!.url}/v1/sites/${SITE}/status`)).json()) as { activeUplink: string | null }).activeUplink;
-
-  await runFor(6_000);
   say("✂  cutting isp1's uplink (its router and LAN stay up: the case Linux cannot handle alone)");
-  world.up.isp1 = false;
-  const cutAt = Date.now();
-  await runFor(20_000, async () => (await active()) === "isp2" && agents.every((a) => a.uplinks.length === 1 || a.applied === 2) && agents.some((a) => a.tunnels === 2));
-  say(`→ failover complete ${((Date.now() - cutAt) / 1000).toFixed(1)} s after the cut (policy floor: downAfterMs ${policy.downAfterMs / 1000} s + one heartbeat)`);
-  await runFor(4_000);
+  await w.cut();
+  const down = await untilOn(w, "isp2", narrate, 60_000);
+  await narrateFor(1_000, narrate);
+  say(`→ failover complete ${(down / 1000).toFixed(1)} s after the cut (policy floor: downAfterMs ${policy.downAfterMs / 1000} s + one heartbeat)`);
+  await narrateFor(4_000, narrate);
+
   say("🔌 isp1 is back; the edge holds the backup for failbackAfterMs before returning");
-  world.up.isp1 = true;
-  const backAt = Date.now();
-  await runFor(40_000, async () => (await active()) === "isp1" && agents.some((a) => a.tunnels === 3));
-  say(`→ failback complete ${((Date.now() - backAt) / 1000).toFixed(1)} s after isp1 returned (hold-down ${policy.failbackAfterMs / 1000} s)`);
-  await runFor(2_000);
-  say("done. Next: the lab topology in network namespaces (root on Linux) runs the real agent; see the README.");
+  await w.restore();
+  const up = await untilOn(w, "isp1", narrate, 90_000);
+  await narrateFor(1_000, narrate);
+  say(`→ failback complete ${(up / 1000).toFixed(1)} s after isp1 returned (hold-down ${policy.failbackAfterMs / 1000} s)`);
+  say(why ? "done. As root on Linux the same demo runs on real hosts in network namespaces." : "done.");
   await cleanup(0);
 }
 

@@ -47,7 +47,9 @@ export class Daemon {
   stderr = "";
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private waiters: (() => void)[] = [];
-  constructor(readonly child: ChildProcess) {
+  readonly child: ChildProcess;
+  constructor(child: ChildProcess) {
+    this.child = child;
     let buf = "";
     child.stdout!.on("data", (c) => {
       buf += c;

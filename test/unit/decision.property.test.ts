@@ -131,6 +131,31 @@ describe("decision engine properties", () => {
     );
   });
 
+  it("no failover when every uplink falls silent within one heartbeat of the others", () => {
+    let checked = 0;
+    fc.assert(
+      fc.property(policies, history(2), fc.integer({ min: 1, max: 999 }), fc.boolean(), (p, h, lag, primaryLast) => {
+        const sh = shape(p);
+        // Everyone speaks, then one more heartbeat a moment later through one uplink, then silence.
+        const last = primaryLast ? "isp1" : "isp2";
+        let { state: s } = run(sh, [...h, { gap: 1_000, speakers: ["isp1", "isp2"] }, { gap: lag, speakers: [last] }]);
+        const silentFrom = s.uplinks[last]!.lastHeardAt!;
+        if (Object.values(s.uplinks).some((u) => u.state !== "up")) return; // the case needs both up at the end
+        checked++;
+        let now = silentFrom;
+        for (let d = nextDeadline(s, sh, now); d !== null && d <= silentFrom + 5 * sh.policy.downAfterMs; d = nextDeadline(s, sh, now)) {
+          now = d;
+          const r = step(s, { kind: "tick" }, now, sh);
+          expect(r.effects.filter((e) => e.kind === "switch" && e.reason === "failover")).toEqual([]);
+          s = r.state;
+        }
+        expect(Object.values(s.uplinks).every((u) => u.state === "unknown")).toBe(true);
+      }),
+      { numRuns: 500 },
+    );
+    expect(checked).toBeGreaterThan(100);
+  });
+
   it("a restart causes no switch within the grace period", () => {
     fc.assert(
       fc.property(policies, history(2), fc.integer({ min: 0, max: 2_999 }), (p, h, within) => {

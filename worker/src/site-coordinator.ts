@@ -438,8 +438,9 @@ export class SiteCoordinator extends DurableObject<Env> {
       events.push({ at: now, kind: "agent-error", message: `${id}: ${after.lastError}`, data: { agent: id } });
     if (after.version !== before.version && before.version !== null)
       events.push({ at: now, kind: "agent-version", message: `${id} now runs ${after.version}`, data: { agent: id, from: before.version, to: after.version } });
-    // What a restart must not lose is written now; last-seen times wait for the checkpoint.
-    if (events.length || after.routedUplink !== before.routedUplink) {
+    // What a restart must not lose is written now (a first contact included, so a restart never
+    // shows an agent as "never seen"); last-seen times wait for the checkpoint.
+    if (events.length || after.routedUplink !== before.routedUplink || after.version !== before.version) {
       this.store.saveAgentRuntime(id, after);
       agent.dirty = false;
     }

@@ -57,14 +57,15 @@ export function initialState(shape: SiteShape, now: number): DecisionState {
 
 /**
  * State after a restart or eviction: every uplink that was up gets a full downAfterMs of grace
- * (as if heard just now), so a restart never causes a switch by itself.
+ * (as if heard just now), so a restart never causes a switch by itself. The others keep when they
+ * were last heard: the status still says how long they have been silent.
  */
 export function restoredState(saved: DecisionState, shape: SiteShape, now: number): DecisionState {
   const uplinks: Record<string, UplinkRuntime> = {};
   for (const u of shape.uplinks) {
     const s = saved.uplinks[u.id];
     uplinks[u.id] = s
-      ? { ...s, lastHeardAt: s.state === "up" ? now : null }
+      ? { ...s, lastHeardAt: s.state === "up" ? now : s.lastHeardAt }
       : { lastHeardAt: null, state: "unknown", stateSince: now, upSince: null };
   }
   return { ...saved, observedSince: now, uplinks };
@@ -85,6 +86,15 @@ function byPriority(shape: SiteShape): Uplink[] {
 
 function isFresh(u: UplinkRuntime, now: number, policy: Policy): boolean {
   return u.lastHeardAt !== null && now - u.lastHeardAt < policy.downAfterMs;
+}
+
+/**
+ * Fit to take over from a failed uplink: heard within downAfterMs − heartbeatMs (at least one
+ * heartbeat). When every uplink dies at once, the first to be judged down finds the others a
+ * heartbeat behind it but already silent for that long: no failover into a dead uplink.
+ */
+function isLive(u: UplinkRuntime, now: number, policy: Policy): boolean {
+  return u.lastHeardAt !== null && now - u.lastHeardAt < Math.max(policy.heartbeatMs, policy.downAfterMs - policy.heartbeatMs);
 }
 
 /** Never heard since judging started, and judging has not run a full downAfterMs yet. */
@@ -140,7 +150,10 @@ function target(s: DecisionState, shape: SiteShape, now: number): { to: string; 
     return betterPending ? null : { to: best.id, reason: s.active === null ? "initial" : "failover" };
   }
   const active = s.uplinks[s.active]!;
-  if (active.state === "down") return best.id === s.active ? null : { to: best.id, reason: "failover" };
+  if (active.state === "down") {
+    const live = ranked.find((u) => u.id !== s.active && s.uplinks[u.id]!.state === "up" && isLive(s.uplinks[u.id]!, now, policy));
+    return live ? { to: live.id, reason: "failover" } : null;
+  }
   if (active.state !== "up" || best.id === s.active) return null;
   const activePriority = shape.uplinks.find((u) => u.id === s.active)!.priority;
   if (best.priority >= activePriority) return null;

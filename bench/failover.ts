@@ -1,0 +1,108 @@
+// `npm run bench:failover` (root on Linux): the lab site (test/lab/site.ts), its primary uplink cut
+// and restored N times. Per cut it prints detection (cut → directive issued at the edge), routes
+// switched on every server, tunnels reconnected through the backup, the same for the failback,
+// then medians and their ratio to the policy's floor. Times come from the edge's events, the
+// agents' logs and the tunnel endpoint, all on this machine's clock.
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import type { SiteStatus } from "../shared/src/index.ts";
+import { labUnavailable } from "../test/lab/netns.ts";
+import { networkManagerUnavailable } from "../test/lab/network-manager.ts";
+import { LabSite, settled } from "../test/lab/site.ts";
+import { publicAddress } from "../test/lab/topology.ts";
+
+const { values } = parseArgs({
+  options: {
+    cuts: { type: "string", default: "10" },
+    "heartbeat-ms": { type: "string", default: "500" },
+    "down-after-ms": { type: "string", default: "1500" },
+    "failback-after-ms": { type: "string", default: "4000" },
+  },
+});
+const cuts = Number(values.cuts);
+const policy = { heartbeatMs: Number(values["heartbeat-ms"]), downAfterMs: Number(values["down-after-ms"]), failbackAfterMs: Number(values["failback-after-ms"]), minDwellMs: 0 };
+const SERVERS = ["srv1", "srv2"];
+
+const why = labUnavailable() ?? networkManagerUnavailable();
+if (why) {
+  console.error(`bench:failover needs the lab: ${why}`);
+  process.exit(2);
+}
+
+interface Phase {
+  detect: number;
+  routes: number;
+  tunnels: number;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const sec = (ms: number) => (ms / 1000).toFixed(2).padStart(6);
+
+let site: LabSite | null = null;
+process.on("SIGINT", () => void site?.destroy().then(() => process.exit(130)));
+
+/** One direction: `act` breaks or mends the primary; measures until every server and tunnel follows. */
+async function phase(act: () => Promise<void>, to: "isp1" | "isp2", reason: "failover" | "failback"): Promise<Phase> {
+  const s = site!;
+  const t0 = Date.now();
+  await act();
+  const done: SiteStatus = await s.until((st) => st.activeUplink === to && settled(st, SERVERS), `${reason} to ${to}`, 60_000, 50);
+  const sw = (await s.events()).find((e) => e.kind === "switch" && e.at >= t0 && (e.data as { reason?: string }).reason === reason);
+  if (!sw) throw new Error(`no ${reason} event after the cut`);
+  const routed = SERVERS.map((id) => s.log(id).find((l) => (l.msg === "routes switched" || l.msg === "routes already right") && l.generation === done.generation));
+  if (routed.some((l) => !l)) throw new Error(`a server did not log its route switch for generation ${done.generation}`);
+  // Each server's tunnel reconnects once; the endpoint sees it from the new uplink's public address.
+  const via = publicAddress(to === "isp1" ? 1 : 2);
+  const deadline = Date.now() + 20_000;
+  let conns = s.tunnelConnects().filter((c) => c.at >= t0 && c.remote === via);
+  while (conns.length < SERVERS.length && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    conns = s.tunnelConnects().filter((c) => c.at >= t0 && c.remote === via);
+  }
+  if (conns.length < SERVERS.length) throw new Error(`only ${conns.length} tunnels reconnected through ${to}`);
+  return {
+    detect: sw.at - t0,
+    routes: Math.max(...routed.map((l) => Date.parse(l!.time))) - t0,
+    tunnels: Math.max(...conns.slice(0, SERVERS.length).map((c) => c.at)) - t0,
+  };
+}
+
+async function main() {
+  console.log(`bench:failover — ${cuts} cuts; policy heartbeat ${policy.heartbeatMs} ms, downAfter ${policy.downAfterMs} ms, failbackAfter ${policy.failbackAfterMs} ms`);
+  console.log("servers: srv1 (iproute2, Node 20), srv2 (nmcli, Node 22); per-server tunnel restarts; times in seconds from the cut / the restore\n");
+  site = await LabSite.start({ dir: join(resolve(import.meta.dirname, ".."), ".state", `bench-failover-${process.pid}`), policy });
+  const s = site;
+  await s.until((st) => st.activeUplink === "isp1" && settled(st, SERVERS), "start on isp1", 60_000);
+  const downs: Phase[] = [];
+  const ups: Phase[] = [];
+  console.log(" cut │ failover: detect  routes tunnels │ failback: detect  routes tunnels");
+  for (let i = 1; i <= cuts; i++) {
+    // Let heartbeats settle on the primary between cuts, as in the field.
+    await new Promise((r) => setTimeout(r, 2 * policy.heartbeatMs));
+    const d = await phase(() => s.lab.cut(1), "isp2", "failover");
+    const u = await phase(() => s.lab.restore(1), "isp1", "failback");
+    downs.push(d);
+    ups.push(u);
+    console.log(`${String(i).padStart(4)} │          ${sec(d.detect)}  ${sec(d.routes)}  ${sec(d.tunnels)} │          ${sec(u.detect)}  ${sec(u.routes)}  ${sec(u.tunnels)}`);
+  }
+  const row = (name: string, xs: Phase[], floor: number) => {
+    const m = { detect: median(xs.map((x) => x.detect)), routes: median(xs.map((x) => x.routes)), tunnels: median(xs.map((x) => x.tunnels)) };
+    console.log(
+      `${name}: median detect ${sec(m.detect)} s, routes on all servers ${sec(m.routes)} s, tunnels reconnected ${sec(m.tunnels)} s; ` +
+        `floor ${(floor / 1000).toFixed(2)} s → ratios ${(m.detect / floor).toFixed(2)} / ${(m.routes / floor).toFixed(2)} / ${(m.tunnels / floor).toFixed(2)}`,
+    );
+  };
+  console.log("");
+  row("failover", downs, policy.downAfterMs + policy.heartbeatMs);
+  row("failback", ups, policy.failbackAfterMs + policy.heartbeatMs);
+  await s.destroy();
+}
+
+main().catch(async (err) => {
+  console.error(`bench:failover failed: ${(err as Error).message}`);
+  await site?.destroy();
+  process.exit(1);
+});

@@ -1,0 +1,265 @@
+// A whole wanwatch site on the lab's test hosts: the real edge (workerd) on "the internet", a
+// tunnel endpoint that records which public address each tunnel connection comes from, a probe
+// behind each router, and servers on both LANs, each running a stand-in tunnel. Every agent is
+// the built bundle as its own process, enrolled through the admin CLI. Shared by the lab
+// scenarios, `npm run bench:failover` and `npm run demo` (as root).
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { connect, createServer, type Socket } from "node:net";
+import type { SiteEvent, SiteStatus } from "../../shared/src/index.ts";
+import { freePort, startLocalEdge, type LocalEdge } from "../../tools/local-edge.ts";
+import { BUNDLE, Daemon, NODE20, NODE22, ROOT, buildBundle } from "../agent/support.ts";
+import { waitUntil } from "./netns.ts";
+import { EDGE_ADDRESS, createLab, labFile, type Lab, type LabServer } from "./topology.ts";
+
+export const SITE = "office";
+const TUNNEL_PORT = 7844;
+const TUNNEL_READY_PORT = 2000;
+
+export interface ServerPlan {
+  name: string;
+  backend: "iproute2" | "nmcli";
+  /** Which Node runs its agent: the bundle must work on the machine's Node 20 and on 22. */
+  node: string;
+}
+
+export interface LabSiteOptions {
+  dir: string;
+  policy: { heartbeatMs: number; downAfterMs: number; failbackAfterMs: number; minDwellMs: number };
+  tunnels?: "per-server" | "cluster";
+  servers?: ServerPlan[];
+  /** Loopback port for `hostUrl` (default: a free one). */
+  hostPort?: number;
+  /** The edge's own output (default: its log file in the lab folder). */
+  edgeLog?: (line: string) => void;
+}
+
+/** One connection seen by the tunnel endpoint. */
+export interface TunnelConnect {
+  remote: string;
+  at: number;
+}
+
+export const DEFAULT_SERVERS: ServerPlan[] = [
+  { name: "srv1", backend: "iproute2", node: NODE20 },
+  { name: "srv2", backend: "nmcli", node: NODE22 },
+];
+
+interface AgentPlan {
+  netns: string;
+  node: string;
+  configPath: string;
+  env: Record<string, string>;
+}
+
+export class LabSite {
+  readonly agents = new Map<string, Daemon>();
+  private readonly plans = new Map<string, AgentPlan>();
+
+  readonly lab: Lab;
+  readonly edge: LocalEdge;
+  readonly endpoint: Daemon;
+  readonly options: LabSiteOptions;
+  /** The edge, reachable from this host's loopback (forwarded into "the internet"): for browsers and tests. */
+  readonly hostUrl: string;
+
+  // Plain fields, not parameter properties: the demo and the benchmark run this file on Node's type stripping.
+  private constructor(lab: Lab, edge: LocalEdge, endpoint: Daemon, hostUrl: string, options: LabSiteOptions) {
+    this.lab = lab;
+    this.edge = edge;
+    this.endpoint = endpoint;
+    this.hostUrl = hostUrl;
+    this.options = options;
+  }
+
+  static async start(o: LabSiteOptions): Promise<LabSite> {
+    buildBundle();
+    const servers = o.servers ?? DEFAULT_SERVERS;
+    const lab = await createLab({ servers: servers.map((s) => ({ name: s.name, networkManager: s.backend === "nmcli" })), dir: o.dir });
+    try {
+      const edge = await startLocalEdge({ host: EDGE_ADDRESS, port: 80, netns: lab.inet.name, stateDir: join(lab.dir, "edge"), publicStatus: true, log: o.edgeLog });
+      lab.sets.onDestroy(() => edge.stop());
+      const endpoint = new Daemon(lab.inet.spawn([NODE22, join(ROOT, "test/fixtures/tunnel-endpoint.mjs"), "--host", EDGE_ADDRESS, "--port", String(TUNNEL_PORT)]));
+      await endpoint.waitFor((l) => l.event === "listening", "tunnel endpoint");
+      const hostUrl = await forwardToEdge(lab, o.hostPort);
+      const site = new LabSite(lab, edge, endpoint, hostUrl, o);
+      lab.sets.onDestroy(() => site.stopAgents());
+      await site.enrol(servers);
+      return site;
+    } catch (err) {
+      await lab.destroy();
+      throw err;
+    }
+  }
+
+  /** Applies the site config (through the admin CLI), with this tunnel mode. */
+  async applySite(tunnels: "per-server" | "cluster" = this.options.tunnels ?? "per-server"): Promise<void> {
+    const site = labFile(this.lab, `site-${tunnels}.json`, JSON.stringify({
+      uplinks: [{ id: "isp1", priority: 1, name: "Fiber" }, { id: "isp2", priority: 2, name: "LTE" }],
+      policy: this.options.policy,
+      tunnels: { restart: tunnels },
+    }));
+    await this.admin("apply", site);
+  }
+
+  private async enrol(servers: ServerPlan[]): Promise<void> {
+    const { policy } = this.options;
+    await this.applySite();
+    for (const n of [1, 2] as const) {
+      const { secret } = await this.admin("enroll", "--id", `sbc${n}`, "--role", "probe", "--uplink", `isp${n}`);
+      this.plan(`sbc${n}`, this.lab.sbcs[n - 1].name, NODE20, {
+        edge: this.edge.url, site: SITE, agent: `sbc${n}`, role: "probe", heartbeatMs: policy.heartbeatMs,
+        secretFile: labFile(this.lab, `sbc${n}.secret`, secret), stateDir: join(this.lab.dir, `sbc${n}`), uplinks: [{ id: `isp${n}`, interface: "eth0" }],
+      });
+      this.startAgent(`sbc${n}`);
+    }
+    for (const [k, s] of servers.entries()) {
+      const srv = this.lab.servers[k]!;
+      // Every server may restart the tunnels: in cluster mode the edge elects one of them.
+      const { secret } = await this.admin("enroll", "--id", s.name, "--role", "server", "--tunnel-restarter");
+      const dir = join(this.lab.dir, s.name);
+      mkdirSync(dir, { recursive: true });
+      const restart = [join(ROOT, "test/fixtures/restart-tunnel.sh"), join(dir, "tunnel.pid"), ...this.tunnelClient(s.name)];
+      this.plan(s.name, srv.ns.name, s.node, {
+        edge: this.edge.url, site: SITE, agent: s.name, role: "server", heartbeatMs: policy.heartbeatMs,
+        secretFile: labFile(this.lab, `${s.name}.secret`, secret), stateDir: join(dir, "state"),
+        uplinks: [1, 2].map((n) => ({ id: `isp${n}`, interface: `lan${n}`, ...(s.backend === "nmcli" ? { connection: `up${n}` } : {}) })),
+        switch: { backend: s.backend },
+        tunnels: { restart: "command", command: restart, timeoutMs: 20_000, readyUrl: `http://127.0.0.1:${TUNNEL_READY_PORT}/ready` },
+      }, srv.env);
+      // The tunnel as it runs before wanwatch: started by hand, through whatever the default route is.
+      await srv.ns.exec(restart);
+      this.startAgent(s.name);
+    }
+  }
+
+  /** The stand-in tunnel of one server: a long-lived TCP connection to the endpoint. */
+  private tunnelClient(server: string): string[] {
+    const dir = join(this.lab.dir, server);
+    return [NODE20, join(ROOT, "test/fixtures/tunnel-client.mjs"), "--connect", `${EDGE_ADDRESS}:${TUNNEL_PORT}`, "--ready-port", String(TUNNEL_READY_PORT), "--pid-file", join(dir, "tunnel.pid")];
+  }
+
+  private plan(name: string, netns: string, node: string, config: object, env: Record<string, string> = {}): void {
+    this.plans.set(name, { netns, node, env, configPath: labFile(this.lab, `${name}.json`, JSON.stringify(config)) });
+  }
+
+  server(name: string): LabServer {
+    return this.lab.servers.find((s) => s.name === name)!;
+  }
+
+  configPath(agent: string): string {
+    return this.plans.get(agent)!.configPath;
+  }
+
+  /** (Re)starts an agent as a new process; its log starts afresh. */
+  startAgent(name: string): Daemon {
+    const p = this.plans.get(name)!;
+    const d = Daemon.start(["agent", "run", "--config", p.configPath], { netns: p.netns, node: p.node, env: p.env });
+    this.agents.set(name, d);
+    return d;
+  }
+
+  async stopAgent(name: string, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    const d = this.agents.get(name);
+    if (!d || d.child.exitCode !== null || d.child.signalCode !== null) return;
+    d.child.kill(signal);
+    await Promise.race([d.exit, new Promise((r) => setTimeout(r, 8_000))]);
+  }
+
+  private async stopAgents(): Promise<void> {
+    await Promise.all([...this.agents.keys()].map((n) => this.stopAgent(n)));
+  }
+
+  /** The admin CLI (the bundle), run on "the internet" where the edge listens. */
+  async admin(...args: string[]): Promise<any> {
+    const out = await this.lab.inet.exec([NODE22, BUNDLE, "site", ...args, "--edge", this.edge.url, "--site", SITE, "--json"], {
+      env: { ...process.env, WANWATCH_ADMIN_TOKEN: this.edge.adminToken },
+    });
+    return out.trim() ? JSON.parse(out) : null;
+  }
+
+  /** An HTTP request to the edge, with the admin token unless told otherwise. */
+  async request(path: string, o: { method?: string; body?: string; token?: string | null } = {}): Promise<{ status: number; body: string }> {
+    const token = o.token === undefined ? this.edge.adminToken : o.token;
+    const headers: Record<string, string> = { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(o.body ? { "content-type": "application/json" } : {}) };
+    const res = await fetch(`${this.hostUrl}${path}`, { method: o.method, body: o.body, headers, signal: AbortSignal.timeout(10_000) });
+    return { status: res.status, body: await res.text() };
+  }
+
+  async status(): Promise<SiteStatus> {
+    const r = await this.request(`/v1/sites/${SITE}/status`);
+    if (r.status !== 200) throw new Error(`status: HTTP ${r.status} ${r.body}`);
+    return JSON.parse(r.body) as SiteStatus;
+  }
+
+  async events(limit = 200): Promise<SiteEvent[]> {
+    const r = await this.request(`/v1/sites/${SITE}/events?limit=${limit}`);
+    if (r.status !== 200) throw new Error(`events: HTTP ${r.status} ${r.body}`);
+    return (JSON.parse(r.body) as SiteEvent[]).reverse(); // oldest first
+  }
+
+  /** Waits until the site's status satisfies `ok`; the error shows the last status seen. */
+  async until(ok: (s: SiteStatus) => boolean, what: string, ms = 20_000, everyMs = 100): Promise<SiteStatus> {
+    let last: SiteStatus | null = null;
+    const check = async () => {
+      const s = await this.status().catch(() => null); // the edge may be restarting
+      return s !== null && ok((last = s));
+    };
+    await waitUntil(check, what, ms, everyMs).catch((err) => {
+      throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last)}`);
+    });
+    return last!;
+  }
+
+  tunnelConnects(): TunnelConnect[] {
+    return this.endpoint.lines.filter((l) => l.event === "connect").map((l) => ({ remote: l.remote as string, at: l.at as number }));
+  }
+
+  /** Log lines of an agent's current process. */
+  log(agent: string): Record<string, any>[] {
+    return this.agents.get(agent)?.lines ?? [];
+  }
+
+  destroy(): Promise<void> {
+    return this.lab.destroy();
+  }
+}
+
+/** A loopback listener on this host → a Unix socket → a forwarder inside "the internet" → the edge. */
+async function forwardToEdge(lab: Lab, port?: number): Promise<string> {
+  const sock = join(lab.dir, "edge.sock");
+  const fwd = new Daemon(lab.inet.spawn([NODE22, join(ROOT, "test/fixtures/unix-forward.mjs"), "--unix", sock, "--to", `${EDGE_ADDRESS}:80`]));
+  await fwd.waitFor((l) => l.event === "listening", "edge forwarder");
+  const open = new Set<Socket>();
+  const server = createServer((c) => {
+    open.add(c);
+    c.on("close", () => open.delete(c));
+    const u = connect(sock);
+    c.pipe(u).pipe(c);
+    const end = () => (c.destroy(), u.destroy());
+    c.on("error", end);
+    u.on("error", end);
+  });
+  const p = port ?? (await freePort());
+  await new Promise<void>((ok, bad) => server.once("error", bad).listen(p, "127.0.0.1", () => ok()));
+  lab.sets.onDestroy(() => {
+    for (const c of open) c.destroy();
+    server.close();
+  });
+  return `http://127.0.0.1:${p}`;
+}
+
+const agentOf = (s: SiteStatus, id: string) => s.agents.find((a) => a.id === id);
+
+/** The agent applied the current directive, and restarted its tunnel if its directive asked it to. */
+export function appliedBy(s: SiteStatus, id: string): boolean {
+  const a = agentOf(s, id);
+  if (!a || a.appliedGeneration !== s.generation) return false;
+  const restarts = s.tunnels.mode === "per-server" || s.tunnels.restarter === id;
+  return !restarts || s.tunnels.generation !== s.generation || a.tunnelGeneration === s.generation;
+}
+
+/** Every server applied the current directive and the tunnels it owes are restarted. */
+export function settled(s: SiteStatus, servers: readonly string[]): boolean {
+  return servers.every((id) => appliedBy(s, id)) && (s.tunnels.mode !== "cluster" || s.tunnels.generation !== s.generation || s.tunnels.done);
+}
