@@ -35,7 +35,7 @@ export async function startLabWorld(root: string, policy: DemoPolicy, port: numb
         for (const l of fresh(s.name, site.log(s.name))) {
           if (l.msg === "routes switched") out.push(`${s.name}: default route → ${l.activeUplink} (${s.backend}, verified with ip route get)`);
           else if (l.msg === "restarting tunnels") out.push(`${s.name}: restarting its tunnel`);
-          else if (l.level === "error" || (l.level === "warn" && !String(l.msg).startsWith("HTTP heartbeat failed"))) out.push(`${s.name}: ${l.msg}`);
+          else if (l.level === "error" || (l.level === "warn" && !String(l.msg).startsWith("HTTP heartbeat failed"))) out.push(`${s.name}${l.uplink ? ` (${l.uplink})` : ""}: ${l.msg}`);
         }
       }
       for (const c of fresh("endpoint", site.endpoint.lines).filter((l) => l.event === "connect"))
