@@ -42,7 +42,9 @@ const median = (xs: number[]) => {
 const sec = (ms: number) => (ms / 1000).toFixed(2).padStart(6);
 
 let site: LabSite | null = null;
-process.on("SIGINT", () => void site?.destroy().then(() => process.exit(130)));
+let cleaning: Promise<void> | null = null;
+// Once, however many times Ctrl-C arrives: a second signal must not cut the cleanup short.
+process.on("SIGINT", () => void (cleaning ??= (site?.destroy() ?? Promise.resolve()).then(() => process.exit(130))));
 
 /** One direction: `act` breaks or mends the primary; measures until every server and tunnel follows. */
 async function phase(act: () => Promise<void>, to: "isp1" | "isp2", reason: "failover" | "failback"): Promise<Phase> {

@@ -20,13 +20,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let world: DemoWorld | null = null;
 let stopping = false;
-async function cleanup(code: number): Promise<never> {
-  if (!stopping) {
-    stopping = true;
+let cleaning: Promise<never> | null = null;
+/** Once: Ctrl-C reaches the demo twice (from the terminal and through npm), and must not cut the cleanup short. */
+function cleanup(code: number): Promise<never> {
+  stopping = true;
+  cleaning ??= (async () => {
     say("cleaning up");
     await world?.stop().catch(() => undefined);
-  }
-  process.exit(code);
+    process.exit(code);
+  })();
+  return cleaning;
 }
 process.on("SIGINT", () => void cleanup(130));
 process.on("SIGTERM", () => void cleanup(143));
@@ -92,6 +95,7 @@ async function main() {
 }
 
 main().catch(async (err) => {
+  if (stopping) return; // interrupted: the cleanup is already under way
   console.error(`demo failed: ${(err as Error).message}`);
   await cleanup(1);
 });

@@ -47,6 +47,8 @@ export interface Lab {
 
 export async function createLab(o: { servers: ServerSpec[]; dir: string }): Promise<Lab> {
   const sets = new NetnsSet("l");
+  // The folder belongs to the lab: whatever a killed run left there (edge state, secrets) goes.
+  rmSync(o.dir, { recursive: true, force: true });
   mkdirSync(o.dir, { recursive: true });
   sets.onDestroy(() => rmSync(o.dir, { recursive: true, force: true }));
   try {
