@@ -19,6 +19,9 @@ export default defineConfig({
       },
       { test: { name: "unit", environment: "node", include: ["test/unit/**/*.test.ts"] } },
       {
+        test: { name: "browser", environment: "node", include: ["test/browser/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 90_000 },
+      },
+      {
         test: {
           name: "agent",
           environment: "node",

@@ -71,7 +71,7 @@ async function main() {
   world = why ? await startSimWorld(root, policy, port) : await startLabWorld(root, policy, port);
   console.log(world.banner + "\n");
   const w = world;
-  say(`edge running; live status: ${w.edgeUrl}/v1/sites/${w.site}/status   events: ${w.edgeUrl}/v1/sites/${w.site}/events`);
+  say(`edge running; status page (live): ${w.edgeUrl}/sites/${w.site}   API: ${w.edgeUrl}/v1/sites/${w.site}/status`);
   say(`policy: heartbeat ${policy.heartbeatMs / 1000} s, an uplink is down after ${policy.downAfterMs / 1000} s of silence, failback after ${policy.failbackAfterMs / 1000} s of health`);
   const narrate = narrator(w);
   await untilOn(w, "isp1", narrate, 60_000);

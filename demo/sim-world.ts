@@ -8,8 +8,9 @@ import type { DemoPolicy, DemoWorld } from "./world.ts";
 
 const SITE = "demo";
 
-export async function startSimWorld(root: string, policy: DemoPolicy, port: number): Promise<DemoWorld> {
-  const edge = await startLocalEdge({ stateDir: join(root, ".state", "demo"), publicStatus: true, port });
+/** `publicStatus: false` puts the status pages behind the login (the viewer token is returned). */
+export async function startSimWorld(root: string, policy: DemoPolicy, port: number, o: { publicStatus?: boolean; stateDir?: string } = {}): Promise<DemoWorld & { viewerToken: string; adminToken: string }> {
+  const edge = await startLocalEdge({ stateDir: o.stateDir ?? join(root, ".state", "demo"), publicStatus: o.publicStatus ?? true, port });
   const api = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${edge.url}${path}`, {
       method,
@@ -43,6 +44,8 @@ export async function startSimWorld(root: string, policy: DemoPolicy, port: numb
       beating = beating.then(() => Promise.all(agents.map((a) => a.beat(world))).catch((err) => news.push(`heartbeat failed: ${(err as Error).message}`)));
     }, policy.heartbeatMs);
     return {
+      viewerToken: edge.viewerToken,
+      adminToken: edge.adminToken,
       banner: "SIMULATION MODE (the lab needs root on Linux with iproute2 and nftables): the edge is real (workerd, locally);\nthe two uplinks, the probes and the servers are simulated in this process (switch backend: none).",
       edgeUrl: edge.url,
       site: SITE,

@@ -79,3 +79,28 @@ export const ApiError = z.object({
   }),
 });
 export type ApiError = z.infer<typeof ApiError>;
+
+/** One stretch of an uplink's state on the status page's 24-hour strip. */
+export const StateSegment = z.object({ from: z.int(), to: z.int(), state: UplinkState });
+export const UplinkAvailability = z.object({ uplink: z.string(), segments: z.array(StateSegment) });
+export type StateSegment = z.infer<typeof StateSegment>;
+export type UplinkAvailability = z.infer<typeof UplinkAvailability>;
+
+/** What the edge pushes to a status page over `GET /v1/sites/:site/live`. */
+export const LiveMessage = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("snapshot"), status: SiteStatus, events: z.array(SiteEvent), availability: z.array(UplinkAvailability) }),
+  z.object({ type: z.literal("update"), status: SiteStatus, events: z.array(SiteEvent) }),
+]);
+export type LiveMessage = z.infer<typeof LiveMessage>;
+
+/** A line of `GET /v1/sites`: enough to pick a site and see that something is wrong. */
+export const SiteSummary = z.object({
+  site: z.string(),
+  activeUplink: z.string().nullable(),
+  mode: SiteMode,
+  since: z.int().nullable(),
+  uplinks: z.array(z.object({ id: z.string(), name: z.string().nullable(), state: UplinkState })),
+  agents: z.int(),
+  staleAgents: z.int(),
+});
+export type SiteSummary = z.infer<typeof SiteSummary>;

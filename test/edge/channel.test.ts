@@ -224,20 +224,23 @@ describe("metrics", () => {
 });
 
 describe("storage upgrades", () => {
-  it("a site stored by schema 1 is migrated on wake and keeps its observations", async () => {
+  it("a site stored by schema 1 is migrated on wake to the newest schema and keeps its observations", async () => {
     await createSite("old");
     const sbc1 = await TestAgent.enroll("old", "sbc1", "probe", { uplink: "isp1" });
     await sbc1.beat("isp1", { ip: "198.51.100.1" });
     // Put the storage back the way schema 1 left it.
     await runInDurableObject(stubFor("old"), (_i, state) => {
       state.storage.sql.exec("ALTER TABLE uplink_observations DROP COLUMN gateway_rtt_ms");
+      state.storage.sql.exec("DROP INDEX events_kind_at");
       state.storage.sql.exec("UPDATE schema_version SET version = 1");
     });
     await evictDurableObject(stubFor("old"));
     const s = await status("old");
     expect(s.uplinks[0]).toMatchObject({ id: "isp1", observedIp: "198.51.100.1", gatewayRttMs: null });
     const version = await runInDurableObject(stubFor("old"), (_i, state) => state.storage.sql.exec<{ version: number }>("SELECT version FROM schema_version").one().version);
-    expect(version).toBe(2);
+    expect(version).toBe(3);
+    const indexes = await runInDurableObject(stubFor("old"), (_i, state) => state.storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'").toArray());
+    expect(indexes.map((i) => i.name)).toContain("events_kind_at");
     await sbc1.beat("isp1", { ip: "198.51.100.1", extra: { rttGatewayMs: 1.5 } });
     expect((await status("old")).uplinks[0]!.gatewayRttMs).toBe(1.5);
   });

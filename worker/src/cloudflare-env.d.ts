@@ -4,6 +4,7 @@ declare namespace Cloudflare {
   interface Env extends WanwatchEnv {}
   interface GlobalProps {
     mainModule: typeof import("./index.ts");
-    durableNamespaces: "SiteCoordinator";
+    durableNamespaces: "SiteCoordinator" | "SiteIndex";
   }
 }
+

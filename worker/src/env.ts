@@ -1,7 +1,9 @@
 import type { SiteCoordinator } from "./site-coordinator.ts";
+import type { SiteIndex } from "./site-index.ts";
 
 export interface Env {
   SITES: DurableObjectNamespace<SiteCoordinator>;
+  SITE_INDEX: DurableObjectNamespace<SiteIndex>;
   /** Worker secret guarding the admin API. */
   ADMIN_TOKEN?: string;
   /** Optional read-only token for status pages and the status API. */

@@ -17,13 +17,17 @@ import {
   HEADER_TS,
   HEADER_UPLINK,
   type EnrollRequest,
+  type LiveMessage,
   type OverrideRequest,
   type SigningKey,
   type SiteConfig,
   type SiteEvent,
   type SiteStatus,
+  type SiteSummary,
+  type UplinkAvailability,
 } from "../../shared/src/index.ts";
 import { attribute, type Observed } from "./attribution.ts";
+import { AVAILABILITY_WINDOW_MS, availability } from "./availability.ts";
 import {
   initialState,
   nextDeadline,
@@ -47,6 +51,13 @@ const CHECKPOINT_MS = 5 * 60_000;
 /** WebSocket close code for a revoked agent. */
 export const CLOSE_REVOKED = 4401;
 const CLOSE_REPLACED = 4409;
+/** Socket tag of status pages; "#" keeps it apart from every agent id. */
+const VIEWER_TAG = "#viewer";
+/** Status pages get state at most this often when nothing was recorded (changes go at once). */
+const VIEWER_PUSH_MS = 1_000;
+/** Events a status page starts with. */
+const SNAPSHOT_EVENTS = 50;
+export const MAX_VIEWERS = 100;
 
 interface LiveAgent {
   row: AgentRow;
@@ -94,6 +105,9 @@ export class SiteCoordinator extends DurableObject<Env> {
   private readonly pushed = new Map<string, string>();
   private alarmAt: number | null = null;
   private lastCheckpointAt = 0;
+  /** Newest event the status pages have been sent, and when they were last sent anything. */
+  private viewerSeq = 0;
+  private viewerPushAt = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -110,6 +124,8 @@ export class SiteCoordinator extends DurableObject<Env> {
     this.plan = this.store.tunnelPlan();
     for (const row of this.store.agents()) this.agents.set(row.id, { row, key: await importSigningKey(row.signingKey), dirty: false });
     for (const o of this.store.observations()) this.observations.set(o.id, o);
+    this.store.loadNewestSeq();
+    this.viewerSeq = this.store.newestSeq;
     if (this.config) {
       const saved = this.store.decision();
       this.decision = saved ? restoredState(saved, this.config, now) : initialState(this.config, now);
@@ -176,6 +192,7 @@ export class SiteCoordinator extends DurableObject<Env> {
       this.store.appendEvents([{ at: now, kind: "agent-enrolled", message: `agent ${req.id} enrolled (${req.role}${req.uplink ? ` behind ${req.uplink}` : ""})`, data: { agent: req.id } }]);
     });
     this.agents.set(row.id, { row, key: await importSigningKey(signingKey), dirty: false });
+    this.toViewers(now);
     return ok({ id: req.id, secret });
   }
 
@@ -241,6 +258,22 @@ export class SiteCoordinator extends DurableObject<Env> {
     return s.ok ? ok(renderMetrics(s.value)) : s;
   }
 
+  /** The site's line in the list of sites. */
+  async summary(site: string): Promise<Result<SiteSummary>> {
+    const s = await this.status(site);
+    if (!s.ok) return s;
+    const { activeUplink, mode, since, uplinks, agents } = s.value;
+    return ok({
+      site,
+      activeUplink,
+      mode,
+      since,
+      uplinks: uplinks.map((u) => ({ id: u.id, name: u.name, state: u.state })),
+      agents: agents.length,
+      staleAgents: agents.filter((a) => a.stale).length,
+    });
+  }
+
   // ---- agent channel ---------------------------------------------------------------------------
 
   /** The plain HTTPS heartbeat: same checks and effects as a WebSocket frame. */
@@ -253,8 +286,12 @@ export class SiteCoordinator extends DurableObject<Env> {
     return ok(await this.signedDirective(got.value.agent, got.value.seq, Date.now()));
   }
 
-  /** WebSocket upgrades only; the Worker has checked the ids and the Upgrade header. */
+  /**
+   * WebSocket upgrades only; the Worker has checked the ids, the Upgrade header and, for status
+   * pages (`…/live`), the viewer's rights.
+   */
   async fetch(request: Request): Promise<Response> {
+    if (new URL(request.url).pathname.endsWith("/live")) return this.acceptViewer(request.headers.get("x-wanwatch-site") ?? "");
     const site = request.headers.get("x-wanwatch-site") ?? "";
     const agentId = request.headers.get("x-wanwatch-agent-id") ?? "";
     const uplink = request.headers.get(HEADER_UPLINK) ?? "";
@@ -286,9 +323,28 @@ export class SiteCoordinator extends DurableObject<Env> {
     return new Response(null, { status: 101, webSocket: pair[0], headers: { "x-wanwatch-now": String(now) } });
   }
 
-  async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    const tag = ws.deserializeAttachment() as SocketTag;
+  private acceptViewer(site: string): Response {
+    const found = this.requireSite(site);
+    if (!found.ok) return Response.json({ error: { code: found.failure.code, message: found.failure.message } }, { status: found.failure.status });
+    if (this.ctx.getWebSockets(VIEWER_TAG).length >= MAX_VIEWERS)
+      return Response.json({ error: { code: "too_many_viewers", message: `at most ${MAX_VIEWERS} live status pages per site` } }, { status: 429 });
     const now = Date.now();
+    const pair = new WebSocketPair();
+    this.ctx.acceptWebSocket(pair[1], [VIEWER_TAG]);
+    pair[1].serializeAttachment({ viewer: true });
+    const status = this.statusNow(now);
+    pair[1].send(JSON.stringify({ type: "snapshot", status, events: this.store.events(SNAPSHOT_EVENTS), availability: this.availabilityNow(status, now) } satisfies LiveMessage));
+    return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+
+  async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const now = Date.now();
+    if ((ws.deserializeAttachment() as { viewer?: true }).viewer) {
+      // A page back from the background asks for the state; the strip it extends itself.
+      if (message === "refresh" && this.config) ws.send(JSON.stringify({ type: "update", status: this.statusNow(now), events: [] } satisfies LiveMessage));
+      return;
+    }
+    const tag = ws.deserializeAttachment() as SocketTag;
     const sendError = (code: string, msg: string) =>
       ws.send(JSON.stringify(EdgeMessage.parse({ type: "error", now, error: { code, message: msg } })));
     if (!this.config) return sendError("site_not_found", "the site has no config");
@@ -483,6 +539,33 @@ export class SiteCoordinator extends DurableObject<Env> {
     this.plan = plan;
     if (switched || planChanged) await this.pushDirectives(now);
     await this.schedule(now);
+    this.toViewers(now);
+  }
+
+  /** Sends open status pages what was recorded since they last heard, and the state at most once a second otherwise. */
+  private toViewers(now: number): void {
+    const sockets = this.ctx.getWebSockets(VIEWER_TAG);
+    const fresh = this.store.newestSeq > this.viewerSeq;
+    if (!sockets.length || (!fresh && now - this.viewerPushAt < VIEWER_PUSH_MS)) {
+      if (!sockets.length) this.viewerSeq = this.store.newestSeq;
+      return;
+    }
+    const events = fresh ? this.store.eventsAfter(this.viewerSeq) : [];
+    this.viewerSeq = this.store.newestSeq;
+    this.viewerPushAt = now;
+    const frame = JSON.stringify({ type: "update", status: this.statusNow(now), events } satisfies LiveMessage);
+    for (const ws of sockets) {
+      try {
+        ws.send(frame);
+      } catch {
+        // A page closing under us: it gets a fresh snapshot when it reconnects.
+      }
+    }
+  }
+
+  private availabilityNow(status: SiteStatus, now: number): UplinkAvailability[] {
+    const start = Math.max(now - AVAILABILITY_WINDOW_MS, this.store.firstEventAt() ?? now);
+    return availability(status.uplinks, this.store.uplinkChanges(start), start, now);
   }
 
   private directiveFor(row: AgentRow): Directive | null {

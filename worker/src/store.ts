@@ -1,10 +1,11 @@
 // SQLite is the source of truth for everything that must survive an eviction; memory is a cache
 // rebuilt from it on wake. Steady-state heartbeats write nothing here: only transitions do.
-import type { AgentRole, SiteConfig, SiteEvent } from "../../shared/src/index.ts";
+import type { AgentRole, SiteConfig, SiteEvent, UplinkState } from "../../shared/src/index.ts";
+import type { UplinkChange } from "./availability.ts";
 import type { DecisionState } from "./engine/decision.ts";
 import type { TunnelPlan } from "./engine/tunnels.ts";
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 /** Newest events kept per site. */
 export const EVENT_RETENTION = 2_000;
 
@@ -20,6 +21,8 @@ const MIGRATIONS: string[][] = [
        message TEXT NOT NULL, data TEXT)`,
   ],
   [`ALTER TABLE uplink_observations ADD COLUMN gateway_rtt_ms REAL`],
+  // The status page reads a day of uplink changes: rows read are billed, so read only those.
+  [`CREATE INDEX events_kind_at ON events (kind, at)`],
 ];
 
 /** What an agent last told us; persisted on change of the fields that matter, checkpointed otherwise. */
@@ -72,7 +75,13 @@ export const emptyRuntime = (): AgentRuntime => ({
   misrouted: {},
 });
 
+type EventRow = { seq: number; at: number; kind: string; message: string; data: string | null };
+const toEvent = (r: EventRow): SiteEvent => ({ seq: r.seq, at: r.at, kind: r.kind, message: r.message, data: r.data ? (JSON.parse(r.data) as Record<string, unknown>) : null });
+
 export class SiteStore {
+  /** Sequence number of the newest event, so live viewers can be sent exactly what is new. */
+  newestSeq = 0;
+
   constructor(private readonly storage: DurableObjectStorage) {}
 
   private get sql() {
@@ -162,18 +171,41 @@ export class SiteStore {
   }
 
   appendEvents(events: readonly NewEvent[]): void {
-    for (const e of events)
-      this.sql.exec(`INSERT INTO events (at, kind, message, data) VALUES (?, ?, ?, ?)`, e.at, e.kind, e.message, e.data ? JSON.stringify(e.data) : null);
-    if (events.length) this.sql.exec(`DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?`, EVENT_RETENTION);
+    for (const e of events) {
+      const row = this.sql
+        .exec<{ seq: number }>(`INSERT INTO events (at, kind, message, data) VALUES (?, ?, ?, ?) RETURNING seq`, e.at, e.kind, e.message, e.data ? JSON.stringify(e.data) : null)
+        .one();
+      this.newestSeq = row.seq;
+    }
+    if (events.length) this.sql.exec(`DELETE FROM events WHERE seq <= ? - ?`, this.newestSeq, EVENT_RETENTION);
+  }
+
+  loadNewestSeq(): void {
+    this.newestSeq = this.sql.exec<{ seq: number }>(`SELECT seq FROM events ORDER BY seq DESC LIMIT 1`).toArray()[0]?.seq ?? 0;
   }
 
   events(limit: number): SiteEvent[] {
+    return this.sql.exec<EventRow>(`SELECT * FROM events ORDER BY seq DESC LIMIT ?`, limit).toArray().map(toEvent);
+  }
+
+  /** Events newer than `seq`, oldest first. */
+  eventsAfter(seq: number): SiteEvent[] {
+    return this.sql.exec<EventRow>(`SELECT * FROM events WHERE seq > ? ORDER BY seq`, seq).toArray().map(toEvent);
+  }
+
+  /** Uplink state changes since `since`, oldest first. */
+  uplinkChanges(since: number): UplinkChange[] {
     return this.sql
-      .exec<{ seq: number; at: number; kind: string; message: string; data: string | null }>(
-        `SELECT * FROM events ORDER BY seq DESC LIMIT ?`,
-        limit,
-      )
+      .exec<{ at: number; data: string }>(`SELECT at, data FROM events WHERE kind = 'uplink' AND at >= ? ORDER BY at, seq`, since)
       .toArray()
-      .map((r) => ({ seq: r.seq, at: r.at, kind: r.kind, message: r.message, data: r.data ? (JSON.parse(r.data) as Record<string, unknown>) : null }));
+      .map((r) => {
+        const d = JSON.parse(r.data) as { uplink: string; from: UplinkState; to: UplinkState };
+        return { at: r.at, uplink: d.uplink, from: d.from, to: d.to };
+      });
+  }
+
+  /** When the oldest kept event happened (the site's creation, while the log is young). */
+  firstEventAt(): number | null {
+    return this.sql.exec<{ at: number }>(`SELECT at FROM events ORDER BY seq LIMIT 1`).toArray()[0]?.at ?? null;
   }
 }

@@ -1,6 +1,6 @@
 // The Worker: auth, validation and response shaping. The site's Durable Object does the rest,
 // reached by typed RPC (and by fetch only for WebSocket upgrades).
-import { Hono, type Context, type MiddlewareHandler } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import {
   AgentId,
@@ -12,15 +12,16 @@ import {
   MAX_HEARTBEAT_BYTES,
   OverrideRequest,
   SiteConfig,
-  SiteId,
 } from "../../../shared/src/index.ts";
 import type { Env } from "../env.ts";
 import { fail, type Failure } from "../failure.ts";
 import { authorizeAdmin, authorizeViewer } from "./auth.ts";
-import { parseWith, readJson, readText } from "./body.ts";
+import { siteIndex } from "../site-index.ts";
+import { parseWith, readText } from "./body.ts";
+import { pages } from "./pages.ts";
+import { Refused, body, crossOrigin, isWebSocketUpgrade, param, site, type C } from "./request.ts";
 import { failureResponse, resultResponse } from "./respond.ts";
 
-type C = Context<{ Bindings: Env }>;
 const app = new Hono<{ Bindings: Env }>();
 
 const admin: MiddlewareHandler<{ Bindings: Env }> = async (c, next) => {
@@ -35,30 +36,6 @@ const viewer: MiddlewareHandler<{ Bindings: Env }> = async (c, next) => {
   await next();
 };
 
-class Refused extends Error {
-  constructor(readonly failure: Failure) {
-    super(failure.message);
-  }
-}
-
-/** Validated path parameter, or a 400 naming it. */
-function param(c: C, name: "site" | "agent"): string {
-  const r = parseWith(name === "site" ? SiteId : AgentId, c.req.param(name), name);
-  if (!r.ok) throw new Refused({ ...r.failure, issues: r.failure.issues?.map((i) => ({ ...i, path: name })) });
-  return r.value;
-}
-
-function site(c: C) {
-  const id = param(c, "site");
-  return { id, stub: c.env.SITES.get(c.env.SITES.idFromName(id)) };
-}
-
-async function body<S extends Parameters<typeof readJson>[1]>(c: C, schema: S, what: string) {
-  const r = await readJson(c.req.raw, schema, what);
-  if (!r.ok) throw new Refused(r.failure);
-  return r.value as import("zod").infer<S>;
-}
-
 /** What the edge saw of the client: set here, never taken from the client. */
 function seenBy(c: C) {
   const cf = (c.req.raw as { cf?: { asn?: unknown } }).cf;
@@ -70,7 +47,9 @@ app.get("/healthz", (c) => c.json({ ok: true }));
 // ---- admin ------------------------------------------------------------------------------------
 app.put("/v1/sites/:site", admin, async (c) => {
   const s = site(c);
-  return resultResponse(await s.stub.putConfig(s.id, await body(c, SiteConfig, "site config")));
+  const r = await s.stub.putConfig(s.id, await body(c, SiteConfig, "site config"));
+  if (r.ok) await siteIndex(c.env).add(s.id);
+  return resultResponse(r);
 });
 app.get("/v1/sites/:site", admin, async (c) => {
   const s = site(c);
@@ -94,6 +73,19 @@ app.delete("/v1/sites/:site/override", admin, async (c) => {
 });
 
 // ---- viewers ----------------------------------------------------------------------------------
+app.get("/v1/sites", viewer, async (c) => {
+  const { sites, total } = await siteIndex(c.env).list();
+  const lines = await Promise.all(sites.map((id) => c.env.SITES.get(c.env.SITES.idFromName(id)).summary(id)));
+  return c.json({ sites: lines.flatMap((r) => (r.ok ? [r.value] : [])), total });
+});
+app.get("/v1/sites/:site/live", viewer, async (c) => {
+  const s = site(c);
+  // The session cookie rides along on any WebSocket a page opens: only this edge's pages may.
+  if (crossOrigin(c)) return failureResponse({ status: 403, code: "cross_origin", message: "live status is served to this edge's own pages only" });
+  if (!isWebSocketUpgrade(c)) return failureResponse({ status: 426, code: "upgrade_required", message: "this endpoint speaks WebSocket only" });
+  const headers = new Headers({ upgrade: "websocket", "x-wanwatch-site": s.id });
+  return s.stub.fetch(new Request(c.req.raw.url, { method: "GET", headers }));
+});
 app.get("/v1/sites/:site/status", viewer, async (c) => {
   const s = site(c);
   return resultResponse(await s.stub.status(s.id));
@@ -133,7 +125,7 @@ app.post("/v1/sites/:site/heartbeat", async (c) => {
 app.get("/v1/sites/:site/agents/:agent/connect", async (c) => {
   const s = site(c);
   const agent = param(c, "agent");
-  if ((c.req.header("upgrade") ?? "").toLowerCase() !== "websocket")
+  if (!isWebSocketUpgrade(c))
     return failureResponse({ status: 426, code: "upgrade_required", message: "this endpoint speaks WebSocket only" });
   const headers = new Headers(c.req.raw.headers);
   const seen = seenBy(c);
@@ -143,6 +135,8 @@ app.get("/v1/sites/:site/agents/:agent/connect", async (c) => {
   headers.set("x-wanwatch-client-asn", seen.asn === null ? "" : String(seen.asn));
   return s.stub.fetch(new Request(c.req.raw.url, { method: "GET", headers }));
 });
+
+app.route("/", pages);
 
 app.notFound(() => failureResponse({ status: 404, code: "not_found", message: "no such endpoint" }));
 
