@@ -1,8 +1,8 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-// Three kinds of test: the edge inside real workerd, pure logic and the agent on Node,
-// and the network lab (real namespaces, root only) on Node.
+// Four kinds of test: the edge inside real workerd; pure logic and the agent on Node; the local
+// edge end to end with a browser or a receiver; and the network lab (real namespaces, root only).
 export default defineConfig({
   test: {
     projects: [
@@ -19,7 +19,8 @@ export default defineConfig({
       },
       { test: { name: "unit", environment: "node", include: ["test/unit/**/*.test.ts"] } },
       {
-        test: { name: "browser", environment: "node", include: ["test/browser/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 90_000 },
+        // The real local edge (wrangler dev) with a browser or a real receiver in front of it.
+        test: { name: "e2e", environment: "node", include: ["test/e2e/**/*.test.ts"], testTimeout: 90_000, hookTimeout: 90_000, fileParallelism: false },
       },
       {
         test: {

@@ -19,6 +19,8 @@ export interface LocalEdgeOptions {
   /** Run inside this network namespace (`ip netns exec`), for the lab. */
   netns?: string;
   publicStatus?: boolean;
+  /** More Worker vars (not secrets), e.g. NOTIFY_RETRY_BASE_MS. */
+  vars?: Record<string, string>;
   /** Where wrangler's output goes (default: a log file in stateDir). */
   log?: (line: string) => void;
 }
@@ -59,6 +61,7 @@ export async function startLocalEdge(o: LocalEdgeOptions): Promise<LocalEdge> {
     "--ip", host, "--port", String(port), "--persist-to", join(o.stateDir, "persist"), "--env-file", envFile,
     "--show-interactive-dev-session=false", "--log-level", "warn",
     ...(o.publicStatus ? ["--var", "PUBLIC_STATUS:true"] : []),
+    ...Object.entries(o.vars ?? {}).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
   ];
   const env = {
     ...process.env,

@@ -1,15 +1,8 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { TestAgent, createSite, events, status, stubFor } from "./support.ts";
+import { describe, expect, it } from "vitest";
+import { createSite, edgeClock, events, status, stubFor, TestAgent } from "./support.ts";
 
-const T0 = Date.UTC(2026, 10, 23, 12, 0, 0);
-const at = (ms: number) => vi.setSystemTime(T0 + ms);
-
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ["Date"] });
-  at(0);
-});
-afterEach(() => vi.useRealTimers());
+const at = edgeClock(Date.UTC(2026, 10, 23, 12, 0, 0));
 
 async function site(name: string) {
   await createSite(name);

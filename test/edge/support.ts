@@ -1,3 +1,4 @@
+import { afterEach, beforeEach, vi } from "vitest";
 import { env, exports } from "cloudflare:workers";
 import {
   EdgeMessage,
@@ -176,4 +177,18 @@ export class Channel {
       });
     }
   }
+}
+
+/**
+ * Puts the file's tests on a fake clock (Date only: workerd's I/O keeps running) starting at
+ * `t0`; returns `at(ms)`, which sets it to `t0 + ms`.
+ */
+export function edgeClock(t0: number): (ms: number) => void {
+  const at = (ms: number) => void vi.setSystemTime(t0 + ms);
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    at(0);
+  });
+  afterEach(() => vi.useRealTimers());
+  return at;
 }

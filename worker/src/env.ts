@@ -10,4 +10,6 @@ export interface Env {
   VIEWER_TOKEN?: string;
   /** "true": status pages and the status API are public (read-only). */
   PUBLIC_STATUS?: string;
+  /** First retry delay of a failed notification, ms (default 5000); tests shorten it. */
+  NOTIFY_RETRY_BASE_MS?: string;
 }

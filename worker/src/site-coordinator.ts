@@ -33,6 +33,7 @@ import {
   nextDeadline,
   reshapedState,
   restoredState,
+  siteMode,
   step,
   type DecisionEvent,
   type DecisionState,
@@ -43,7 +44,8 @@ import { planTunnels, restartFor, tunnelDeadline, type ServerView, type TunnelEf
 import type { Env } from "./env.ts";
 import { fail, ok, type Result } from "./failure.ts";
 import { renderMetrics } from "./metrics.ts";
-import { buildStatus, isLive } from "./status.ts";
+import { deliver } from "./notify/deliver.ts";
+import { agentStaleAfterMs, buildStatus, isLive } from "./status.ts";
 import { SiteStore, emptyRuntime, type AgentRow, type AgentRuntime, type NewEvent, type UplinkObservation } from "./store.ts";
 
 /** How often liveness details (last seen, RTT) are checkpointed to SQLite: rows written cost money. */
@@ -58,6 +60,10 @@ const VIEWER_PUSH_MS = 1_000;
 /** Events a status page starts with. */
 const SNAPSHOT_EVENTS = 50;
 export const MAX_VIEWERS = 100;
+/** A rejected heartbeat is recorded once per agent and reason in this time: anyone can send one. */
+const REJECTION_LOG_MS = 5 * 60_000;
+/** Notifications sent per alarm at most (each is a subrequest; an invocation may make 1,000). */
+const NOTIFY_BATCH = 50;
 
 interface LiveAgent {
   row: AgentRow;
@@ -108,6 +114,13 @@ export class SiteCoordinator extends DurableObject<Env> {
   /** Newest event the status pages have been sent, and when they were last sent anything. */
   private viewerSeq = 0;
   private viewerPushAt = 0;
+  /** When the object last woke: agents' last-seen times are only checkpoints until then. */
+  private loadedAt = 0;
+  /** Earliest notification due, kept here so scheduling costs no query. */
+  private outboxNextAt: number | null = null;
+  private delivering = false;
+  /** When a rejection was last recorded, per agent and reason. */
+  private readonly rejectionLoggedAt = new Map<string, number>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -126,6 +139,8 @@ export class SiteCoordinator extends DurableObject<Env> {
     for (const o of this.store.observations()) this.observations.set(o.id, o);
     this.store.loadNewestSeq();
     this.viewerSeq = this.store.newestSeq;
+    this.outboxNextAt = this.store.nextNotificationAt();
+    this.loadedAt = now;
     if (this.config) {
       const saved = this.store.decision();
       this.decision = saved ? restoredState(saved, this.config, now) : initialState(this.config, now);
@@ -282,7 +297,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     if (!found.ok) return found;
     const now = Date.now();
     const got = await this.ingest(req.agent, req.ts, req.sig, req.body, req.seen, null, now);
-    if (!got.ok) return got;
+    if (!got.ok) return this.rejected(req.agent, got, now);
     return ok(await this.signedDirective(got.value.agent, got.value.seq, Date.now()));
   }
 
@@ -359,6 +374,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     }
     const got = await this.ingest(tag.agent, frame.ts, frame.sig, frame.body, { ip: tag.ip, asn: tag.asn }, tag.uplink, now);
     if (!got.ok) {
+      this.rejected(tag.agent, got, now);
       if (got.failure.code === "unknown_agent") ws.close(CLOSE_REVOKED, "agent revoked");
       else sendError(got.failure.code, got.failure.message);
       return;
@@ -382,6 +398,7 @@ export class SiteCoordinator extends DurableObject<Env> {
       if (this.config) {
         await this.advance({ kind: "tick" }, now);
         if (now - this.lastCheckpointAt >= CHECKPOINT_MS) this.checkpoint(now);
+        if (this.outboxNextAt !== null && this.outboxNextAt <= now) await this.deliverDue(now);
       }
       for (const [sig, until] of this.accepted) if (until <= now) this.accepted.delete(sig);
     } catch (err) {
@@ -445,6 +462,20 @@ export class SiteCoordinator extends DurableObject<Env> {
     return ok({ agent, seq: hb.seq });
   }
 
+  /**
+   * Puts a refused heartbeat of an enrolled agent on the timeline (a wrong clock, a stale secret,
+   * a replay), at most once per agent and reason per REJECTION_LOG_MS; ids nobody enrolled are
+   * not recorded, since anyone can invent them.
+   */
+  private rejected<T extends { ok: false }>(agentId: string, r: T & { failure: { code: string; message: string } }, now: number): T {
+    const key = `${agentId}\0${r.failure.code}`;
+    if (!this.agents.has(agentId) || now - (this.rejectionLoggedAt.get(key) ?? -Infinity) < REJECTION_LOG_MS) return r;
+    this.rejectionLoggedAt.set(key, now);
+    this.store.appendEvents([{ at: now, kind: "heartbeat-rejected", message: `${agentId}: heartbeat rejected (${r.failure.code}): ${r.failure.message}`, data: { agent: agentId, code: r.failure.code } }]);
+    this.toViewers(now);
+    return r;
+  }
+
   /** Probes are the reference for each uplink's public address. */
   private learn(uplink: string, seen: Observed, rtt: Pick<UplinkObservation, "rttMs" | "gatewayRttMs">, now: number): void {
     const prev = this.observations.get(uplink);
@@ -475,6 +506,7 @@ export class SiteCoordinator extends DurableObject<Env> {
       lastError: hb.lastError,
       version: hb.version,
       routedUplink: hb.routedUplink ?? null,
+      stale: false,
     };
     agent.row = { ...agent.row, runtime: after };
     agent.dirty = true;
@@ -491,16 +523,38 @@ export class SiteCoordinator extends DurableObject<Env> {
     if (after.tunnelGeneration !== null && after.tunnelGeneration !== before.tunnelGeneration)
       events.push({ at: now, kind: "tunnels-restarted", message: `${id} restarted tunnels for generation ${after.tunnelGeneration}`, data: { agent: id, generation: after.tunnelGeneration } });
     if (after.lastError !== before.lastError && after.lastError !== null)
-      events.push({ at: now, kind: "agent-error", message: `${id}: ${after.lastError}`, data: { agent: id } });
+      events.push(
+        this.restartingTunnels(agent.row)
+          ? { at: now, kind: "tunnel-restart-failed", message: `${id} could not restart the tunnels for generation ${this.plan!.generation}: ${after.lastError}`, data: { agent: id, generation: this.plan!.generation } }
+          : { at: now, kind: "agent-error", message: `${id}: ${after.lastError}`, data: { agent: id } },
+      );
+    if (before.stale) events.push({ at: now, kind: "agent-back", message: `${id} is heard again`, data: { agent: id } });
     if (after.version !== before.version && before.version !== null)
       events.push({ at: now, kind: "agent-version", message: `${id} now runs ${after.version}`, data: { agent: id, from: before.version, to: after.version } });
     // What a restart must not lose is written now (a first contact included, so a restart never
     // shows an agent as "never seen"); last-seen times wait for the checkpoint.
-    if (events.length || after.routedUplink !== before.routedUplink || after.version !== before.version) {
+    if (events.length || after.routedUplink !== before.routedUplink || after.version !== before.version || before.stale) {
       this.store.saveAgentRuntime(id, after);
       agent.dirty = false;
     }
     return events;
+  }
+
+  /** Whether the agent's error comes from restarting tunnels: it was told to, and has the routes. */
+  private restartingTunnels(row: AgentRow): boolean {
+    const d = this.decision!;
+    const view = { id: row.id, role: row.role, tunnelRestarter: row.tunnelRestarter, live: true, appliedGeneration: null, tunnelGeneration: null };
+    return (
+      restartFor(this.plan, this.config!.tunnels.restart, view, d.generation) &&
+      (row.runtime.appliedGeneration ?? -1) >= d.generation &&
+      (row.runtime.tunnelGeneration ?? -1) < d.generation
+    );
+  }
+
+  /** Agents that just went stale; none while last-seen times are only checkpoints (just after a wake). */
+  private newlyStale(now: number): LiveAgent[] {
+    if (now - this.loadedAt < agentStaleAfterMs(this.config!)) return [];
+    return [...this.agents.values()].filter((a) => !a.row.runtime.stale && a.row.runtime.lastSeenAt !== null && !isLive(a.row, this.config!, now));
   }
 
   private serverViews(now: number): ServerView[] {
@@ -520,20 +574,40 @@ export class SiteCoordinator extends DurableObject<Env> {
    */
   private async advance(event: DecisionEvent, now: number, extra: NewEvent[] = []): Promise<void> {
     const shape = this.shape();
+    const wasOnline = siteMode(this.decision!) !== "offline";
     const { state, effects } = step(this.decision!, event, now, shape);
+    const online = siteMode(state) !== "offline";
+    // Offline only after having been online; online again only after having been offline.
+    const reach: NewEvent[] =
+      wasOnline && !online
+        ? [{ at: now, kind: "site-offline", message: "site offline: no heartbeat arrives through any uplink (routes are left as they are)", data: {} }]
+        : !wasOnline && online && this.decision!.generation > 0
+          ? [{ at: now, kind: "site-online", message: "site back online", data: {} }]
+          : [];
     const switched = effects.find((e) => e.kind === "switch");
     let plan = this.plan;
     if (switched) plan = switched.reason === "initial" ? null : { generation: switched.generation, switchedAt: now, restarter: null, requestedAt: null, doneAt: null };
     const tunnels = planTunnels(plan, this.config!.tunnels.restart, this.serverViews(now), this.config!.tunnels.maxWaitMs, now);
     plan = tunnels.plan;
-    const events = [...extra, ...effects.flatMap((e) => describe(e, now)), ...tunnels.effects.map((e) => describeTunnel(e, now))];
+    const stale = this.newlyStale(now);
+    const events = [
+      ...extra,
+      ...effects.flatMap((e) => describe(e, now)),
+      ...reach,
+      ...tunnels.effects.map((e) => describeTunnel(e, now)),
+      ...stale.map(({ row }) => ({ at: now, kind: "agent-stale", message: `${row.id} not heard for ${Math.round((now - row.runtime.lastSeenAt!) / 1000)} s`, data: { agent: row.id, lastSeenAt: row.runtime.lastSeenAt } })),
+    ];
     const decisionChanged = effects.length > 0 || event.kind === "override-set";
     const planChanged = plan !== this.plan;
     if (decisionChanged || planChanged || events.length)
       this.store.transaction(() => {
         if (decisionChanged) this.store.saveDecision(state);
         if (planChanged) this.store.saveTunnelPlan(plan);
-        this.store.appendEvents(events);
+        for (const a of stale) {
+          a.row = { ...a.row, runtime: { ...a.row.runtime, stale: true } };
+          this.store.saveAgentRuntime(a.row.id, a.row.runtime);
+        }
+        if (this.store.enqueue(this.store.appendEvents(events), this.config!.notify, now)) this.outboxNextAt = Math.min(this.outboxNextAt ?? now, now);
       });
     this.decision = state;
     this.plan = plan;
@@ -600,6 +674,29 @@ export class SiteCoordinator extends DurableObject<Env> {
     }
   }
 
+  /**
+   * Sends the notifications that are due, all at once, and records how each went. Runs from the
+   * alarm only, one round at a time; a send that fails is retried with backoff by a later alarm.
+   */
+  private async deliverDue(now: number): Promise<void> {
+    if (this.delivering) return;
+    this.delivering = true;
+    try {
+      const due = this.store.dueNotifications(now, NOTIFY_BATCH);
+      const results = await Promise.all(due.map((row) => deliver(row, this.site!, this.env)));
+      const done = Date.now();
+      this.store.transaction(() => {
+        for (const r of results) r.settled ? this.store.settleNotification(r.row, done) : this.store.retryNotification(r.row, r.retryAt!);
+        this.store.appendEvents(results.flatMap((r) => (r.event ? [{ ...r.event, at: done }] : [])));
+      });
+      this.outboxNextAt = this.store.nextNotificationAt();
+    } finally {
+      this.delivering = false;
+    }
+    await this.schedule(Date.now());
+    this.toViewers(Date.now());
+  }
+
   private checkpoint(now: number): void {
     const dirty = [...this.agents.values()].filter((a) => a.dirty);
     this.store.transaction(() => {
@@ -617,6 +714,7 @@ export class SiteCoordinator extends DurableObject<Env> {
       nextDeadline(this.decision, this.config, now),
       tunnelDeadline(this.plan, this.config.tunnels.restart, this.config.tunnels.maxWaitMs, now),
       [...this.agents.values()].some((a) => a.dirty) ? this.lastCheckpointAt + CHECKPOINT_MS : null,
+      this.outboxNextAt,
     ].filter((t): t is number => t !== null);
     if (!candidates.length) return;
     const next = Math.max(Math.min(...candidates), now + 1);

@@ -1,11 +1,12 @@
 // SQLite is the source of truth for everything that must survive an eviction; memory is a cache
 // rebuilt from it on wake. Steady-state heartbeats write nothing here: only transitions do.
-import type { AgentRole, SiteConfig, SiteEvent, UplinkState } from "../../shared/src/index.ts";
+import type { AgentRole, NotifyTarget, SiteConfig, SiteEvent, UplinkState } from "../../shared/src/index.ts";
 import type { UplinkChange } from "./availability.ts";
+import { subjectOf } from "./notify/notification.ts";
 import type { DecisionState } from "./engine/decision.ts";
 import type { TunnelPlan } from "./engine/tunnels.ts";
 
-const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 /** Newest events kept per site. */
 export const EVENT_RETENTION = 2_000;
 
@@ -23,6 +24,12 @@ const MIGRATIONS: string[][] = [
   [`ALTER TABLE uplink_observations ADD COLUMN gateway_rtt_ms REAL`],
   // The status page reads a day of uplink changes: rows read are billed, so read only those.
   [`CREATE INDEX events_kind_at ON events (kind, at)`],
+  // Notifications not yet delivered: written with the event that causes them, so none is lost.
+  [
+    `CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT NOT NULL, topic TEXT NOT NULL,
+       event TEXT NOT NULL, event_seq INTEGER NOT NULL, replaced INTEGER NOT NULL, attempts INTEGER NOT NULL,
+       next_at INTEGER NOT NULL, UNIQUE (target, topic))`,
+  ],
 ];
 
 /** What an agent last told us; persisted on change of the fields that matter, checkpointed otherwise. */
@@ -35,6 +42,8 @@ export interface AgentRuntime {
   routedUplink: string | null;
   uplinksSeen: Record<string, number>;
   misrouted: Record<string, string>;
+  /** Announced as stale (not heard for the stale threshold); cleared when heard again. */
+  stale: boolean;
 }
 
 export interface AgentRow {
@@ -73,7 +82,18 @@ export const emptyRuntime = (): AgentRuntime => ({
   routedUplink: null,
   uplinksSeen: {},
   misrouted: {},
+  stale: false,
 });
+
+/** A notification waiting to be sent (or sent again) to one target. */
+export interface OutboxRow {
+  id: number;
+  target: NotifyTarget;
+  event: SiteEvent;
+  replaced: number;
+  attempts: number;
+  nextAt: number;
+}
 
 type EventRow = { seq: number; at: number; kind: string; message: string; data: string | null };
 const toEvent = (r: EventRow): SiteEvent => ({ seq: r.seq, at: r.at, kind: r.kind, message: r.message, data: r.data ? (JSON.parse(r.data) as Record<string, unknown>) : null });
@@ -170,14 +190,63 @@ export class SiteStore {
     );
   }
 
-  appendEvents(events: readonly NewEvent[]): void {
-    for (const e of events) {
-      const row = this.sql
-        .exec<{ seq: number }>(`INSERT INTO events (at, kind, message, data) VALUES (?, ?, ?, ?) RETURNING seq`, e.at, e.kind, e.message, e.data ? JSON.stringify(e.data) : null)
-        .one();
-      this.newestSeq = row.seq;
-    }
+  appendEvents(events: readonly NewEvent[]): SiteEvent[] {
+    const recorded = events.map((e) => {
+      const data = e.data ? JSON.stringify(e.data) : null;
+      const { seq } = this.sql.exec<{ seq: number }>(`INSERT INTO events (at, kind, message, data) VALUES (?, ?, ?, ?) RETURNING seq`, e.at, e.kind, e.message, data).one();
+      this.newestSeq = seq;
+      return { seq, at: e.at, kind: e.kind, message: e.message, data: e.data ?? null };
+    });
     if (events.length) this.sql.exec(`DELETE FROM events WHERE seq <= ? - ?`, this.newestSeq, EVENT_RETENTION);
+    return recorded;
+  }
+
+  /**
+   * Queues a notification per target for each event that deserves one. One that is still waiting
+   * on the same topic is replaced by the newer (counted, and keeping its retry time): a flapping
+   * uplink or a receiver that is down yields one message with the latest state, not a backlog.
+   * Returns whether anything was queued.
+   */
+  enqueue(events: readonly SiteEvent[], targets: readonly NotifyTarget[], now: number): boolean {
+    let queued = false;
+    for (const e of events) {
+      const subject = subjectOf(e);
+      if (!subject) continue;
+      for (const t of targets) {
+        this.sql.exec(
+          `INSERT INTO outbox (target, topic, event, event_seq, replaced, attempts, next_at) VALUES (?, ?, ?, ?, 0, 0, ?)
+           ON CONFLICT (target, topic) DO UPDATE SET event = excluded.event, event_seq = excluded.event_seq, replaced = replaced + 1`,
+          JSON.stringify(t), subject.topic, JSON.stringify(e), e.seq, now,
+        );
+        queued = true;
+      }
+    }
+    return queued;
+  }
+
+  dueNotifications(now: number, limit: number): OutboxRow[] {
+    return this.sql
+      .exec<{ id: number; target: string; event: string; replaced: number; attempts: number; next_at: number }>(
+        `SELECT id, target, event, replaced, attempts, next_at FROM outbox WHERE next_at <= ? ORDER BY next_at, id LIMIT ?`,
+        now,
+        limit,
+      )
+      .toArray()
+      .map((r) => ({ id: r.id, target: JSON.parse(r.target) as NotifyTarget, event: JSON.parse(r.event) as SiteEvent, replaced: r.replaced, attempts: r.attempts, nextAt: r.next_at }));
+  }
+
+  /** Done with what was sent from `row`: gone, unless a newer event replaced it meanwhile (then that one waits, due now). */
+  settleNotification(row: OutboxRow, now: number): void {
+    this.sql.exec(`UPDATE outbox SET replaced = replaced - ? - 1, attempts = 0, next_at = ? WHERE id = ? AND event_seq != ?`, row.replaced, now, row.id, row.event.seq);
+    this.sql.exec(`DELETE FROM outbox WHERE id = ? AND event_seq = ?`, row.id, row.event.seq);
+  }
+
+  retryNotification(row: OutboxRow, at: number): void {
+    this.sql.exec(`UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE id = ?`, at, row.id);
+  }
+
+  nextNotificationAt(): number | null {
+    return this.sql.exec<{ t: number | null }>(`SELECT MIN(next_at) AS t FROM outbox`).one().t;
   }
 
   loadNewestSeq(): void {

@@ -8,7 +8,7 @@ import { UplinkChannel, type DirectiveMessage } from "../edge/channel.ts";
 import { EdgeClock } from "../edge/clock.ts";
 import { EdgeSigner } from "../edge/signer.ts";
 import { GatewayRtt } from "../host/gateway-rtt.ts";
-import { backoffDelay } from "../lib/backoff.ts";
+import { backoffDelay } from "../../../shared/src/backoff.ts";
 import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { readState, writeState } from "../state/files.ts";

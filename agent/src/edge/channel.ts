@@ -2,7 +2,7 @@
 // every interval, directives pushed down; plain HTTP heartbeats while the socket cannot be had.
 import WebSocket from "ws";
 import { HEADER_SIG, HEADER_TS, HEADER_UPLINK, type EdgeMessage, type Heartbeat } from "../../../shared/src/index.ts";
-import { Backoff } from "../lib/backoff.ts";
+import { Backoff } from "../../../shared/src/backoff.ts";
 import type { Logger } from "../lib/log.ts";
 import type { EdgeClock } from "./clock.ts";
 import { postHeartbeat } from "./heartbeat-http.ts";

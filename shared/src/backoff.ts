@@ -1,5 +1,6 @@
-// Retry delays: exponential, capped, and jittered so a fleet that lost the edge together does not
-// come back in lockstep. Pure: the random source is injected.
+// Retry delays, for the agent's reconnects and applies and the edge's notification sends:
+// exponential, capped, and jittered so a fleet that lost the edge together does not come back in
+// lockstep. Pure: the random source is injected.
 
 export interface BackoffOptions {
   /** Delay before the first retry, ms. */

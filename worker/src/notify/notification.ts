@@ -1,0 +1,112 @@
+// Which recorded events people hear about, and how each kind of target wants to hear it: pure.
+import type { NotifyTarget, SiteEvent } from "../../../shared/src/index.ts";
+
+export type Trigger =
+  | "failover"
+  | "failback"
+  | "switch"
+  | "uplink-down"
+  | "uplink-up"
+  | "site-offline"
+  | "site-online"
+  | "agent-stale"
+  | "agent-back"
+  | "tunnel-restart-failed";
+
+/** What a notification is about: a newer one on the same topic replaces one not yet delivered. */
+export interface Subject {
+  trigger: Trigger;
+  topic: string;
+  severity: "bad" | "good" | "info";
+}
+
+const d = (e: SiteEvent, k: string) => String(e.data?.[k] ?? "");
+
+/** The notification an event deserves, if any. */
+export function subjectOf(e: SiteEvent): Subject | null {
+  switch (e.kind) {
+    case "switch": {
+      const reason = d(e, "reason");
+      if (reason === "initial") return null;
+      const trigger = reason === "failover" ? "failover" : reason === "failback" ? "failback" : "switch";
+      return { trigger, topic: "active-uplink", severity: trigger === "failover" ? "bad" : trigger === "failback" ? "good" : "info" };
+    }
+    case "uplink":
+      if (d(e, "to") === "down") return { trigger: "uplink-down", topic: `uplink:${d(e, "uplink")}`, severity: "bad" };
+      if (d(e, "to") === "up" && d(e, "from") === "down") return { trigger: "uplink-up", topic: `uplink:${d(e, "uplink")}`, severity: "good" };
+      return null;
+    case "site-offline":
+      return { trigger: "site-offline", topic: "site", severity: "bad" };
+    case "site-online":
+      return { trigger: "site-online", topic: "site", severity: "good" };
+    case "agent-stale":
+      return { trigger: "agent-stale", topic: `agent:${d(e, "agent")}`, severity: "bad" };
+    case "agent-back":
+      return { trigger: "agent-back", topic: `agent:${d(e, "agent")}`, severity: "good" };
+    case "tunnel-restart-failed":
+    case "tunnel-no-restarter":
+      return { trigger: "tunnel-restart-failed", topic: "tunnels", severity: "bad" };
+    default:
+      return null;
+  }
+}
+
+/** Only the kind and host of a target: its URL may carry a secret (Slack, Discord, ntfy topics). */
+export function describeTarget(t: NotifyTarget): string {
+  return `${t.kind} (${new URL(t.url).host})`;
+}
+
+export interface Delivery {
+  /** Stable across retries, so a receiver can drop a duplicate. */
+  id: string;
+  site: string;
+  subject: Subject;
+  event: SiteEvent;
+  /** Earlier changes on the same topic that this one replaced before they were delivered. */
+  replaced: number;
+}
+
+export interface OutgoingRequest {
+  headers: Record<string, string>;
+  body: string;
+}
+
+function line(n: Delivery): string {
+  return `wanwatch ${n.site}: ${n.event.message}${n.replaced ? ` (after ${n.replaced} earlier change${n.replaced > 1 ? "s" : ""} on this)` : ""}`;
+}
+
+/** Slack reads `<…>` as links and mentions: show them as text. */
+const slackText = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+export function request(kind: NotifyTarget["kind"], n: Delivery): OutgoingRequest {
+  const json = (body: unknown): OutgoingRequest => ({ headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  switch (kind) {
+    case "webhook":
+      return json({ id: n.id, site: n.site, trigger: n.subject.trigger, severity: n.subject.severity, message: n.event.message, at: n.event.at, event: n.event, replaced: n.replaced });
+    case "slack":
+      return json({ text: slackText(line(n)) });
+    case "discord":
+      // No pings: an uplink or agent name must not become @everyone.
+      return json({ content: line(n).slice(0, 2000), allowed_mentions: { parse: [] } });
+    case "ntfy":
+      return {
+        headers: {
+          "content-type": "text/plain; charset=utf-8",
+          // Header values must be plain ASCII; site ids are.
+          title: `wanwatch ${n.site}: ${n.subject.trigger}`,
+          tags: n.subject.severity === "bad" ? "warning" : n.subject.severity === "good" ? "white_check_mark" : "information_source",
+          priority: n.subject.severity === "bad" ? "4" : "3",
+        },
+        body: line(n),
+      };
+  }
+}
+
+/** How a send went, and whether trying again could help. */
+export type SendOutcome = { ok: true; status: number } | { ok: false; error: string; retry: boolean };
+
+export function outcomeOf(status: number): SendOutcome {
+  if (status >= 200 && status < 300) return { ok: true, status };
+  // A receiver that is overloaded, rate-limiting or down may take it later; any other 4xx will not.
+  return { ok: false, error: `HTTP ${status}`, retry: status >= 500 || status === 408 || status === 429 };
+}
