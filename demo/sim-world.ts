@@ -11,16 +11,7 @@ const SITE = "demo";
 /** `publicStatus: false` puts the status pages behind the login (the viewer token is returned). */
 export async function startSimWorld(root: string, policy: DemoPolicy, port: number, o: { publicStatus?: boolean; stateDir?: string } = {}): Promise<DemoWorld & { viewerToken: string; adminToken: string }> {
   const edge = await startLocalEdge({ stateDir: o.stateDir ?? join(root, ".state", "demo"), publicStatus: o.publicStatus ?? true, port });
-  const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${edge.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${edge.adminToken}`, "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const json = await res.json();
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-    return json;
-  };
+  const api = edge.api;
   try {
     await api("PUT", `/v1/sites/${SITE}`, {
       uplinks: [{ id: "isp1", priority: 1, name: "Fiber" }, { id: "isp2", priority: 2, name: "LTE", metered: true }],

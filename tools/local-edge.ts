@@ -29,6 +29,8 @@ export interface LocalEdge {
   url: string;
   adminToken: string;
   viewerToken: string;
+  /** An admin API call; throws with the edge's answer unless it is 2xx. */
+  api(method: string, path: string, body?: unknown): Promise<any>;
   /** Stops the process; state stays in stateDir. */
   stop(): Promise<void>;
   /** Stops and starts it again on the same address and state. */
@@ -118,5 +120,15 @@ export async function startLocalEdge(o: LocalEdgeOptions): Promise<LocalEdge> {
     await stop();
     throw err;
   }
-  return { url, adminToken, viewerToken, stop, restart: async () => (await stop(), await start()) };
+  const api = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const json = await res.json();
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+  return { url, adminToken, viewerToken, api, stop, restart: async () => (await stop(), await start()) };
 }

@@ -66,12 +66,7 @@ describe("notifications to a real receiver", () => {
   let beating = true;
   let loop: Promise<void> = Promise.resolve();
 
-  const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${edge.url}${path}`, { method, headers: { authorization: `Bearer ${edge.adminToken}`, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
-    const json = await res.json();
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-    return json;
-  };
+  const api = (method: string, path: string, body?: unknown) => edge.api(method, path, body);
   const status = (site: string) => api("GET", `/v1/sites/${site}/status`) as Promise<SiteStatus>;
   const events = (site: string) => api("GET", `/v1/sites/${site}/events?limit=500`) as Promise<SiteEvent[]>;
 

@@ -42,9 +42,11 @@ import {
 } from "./engine/decision.ts";
 import { planTunnels, restartFor, tunnelDeadline, type ServerView, type TunnelEffect, type TunnelPlan } from "./engine/tunnels.ts";
 import type { Env } from "./env.ts";
-import { fail, ok, type Result } from "./failure.ts";
+import { fail, ok, type Failure, type Result } from "./failure.ts";
+import { failureResponse } from "./http/respond.ts";
 import { renderMetrics } from "./metrics.ts";
 import { deliver } from "./notify/deliver.ts";
+import { notificationsFor } from "./notify/notification.ts";
 import { agentStaleAfterMs, buildStatus, isLive } from "./status.ts";
 import { SiteStore, emptyRuntime, type AgentRow, type AgentRuntime, type NewEvent, type UplinkObservation } from "./store.ts";
 
@@ -70,6 +72,11 @@ interface LiveAgent {
   key: SigningKey;
   /** Runtime fields changed since the last checkpoint. */
   dirty: boolean;
+}
+
+/** What a status page's socket carries through hibernation. */
+interface ViewerTag {
+  viewer: true;
 }
 
 /** Per-socket facts that must survive hibernation. */
@@ -297,7 +304,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     if (!found.ok) return found;
     const now = Date.now();
     const got = await this.ingest(req.agent, req.ts, req.sig, req.body, req.seen, null, now);
-    if (!got.ok) return this.rejected(req.agent, got, now);
+    if (!got.ok) return got;
     return ok(await this.signedDirective(got.value.agent, got.value.seq, Date.now()));
   }
 
@@ -313,8 +320,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     const ts = Number(request.headers.get(HEADER_TS));
     const sig = request.headers.get(HEADER_SIG) ?? "";
     const now = Date.now();
-    const refuse = (r: { failure: { status: number; code: string; message: string } }) =>
-      Response.json({ error: { code: r.failure.code, message: r.failure.message } }, { status: r.failure.status, headers: { "x-wanwatch-now": String(now) } });
+    const refuse = (r: { failure: Failure }) => failureResponse(r.failure, { "x-wanwatch-now": String(now) });
     const found = this.requireSite(site);
     if (!found.ok) return refuse(found);
     if (!found.value.uplinks.some((u) => u.id === uplink))
@@ -340,13 +346,13 @@ export class SiteCoordinator extends DurableObject<Env> {
 
   private acceptViewer(site: string): Response {
     const found = this.requireSite(site);
-    if (!found.ok) return Response.json({ error: { code: found.failure.code, message: found.failure.message } }, { status: found.failure.status });
+    if (!found.ok) return failureResponse(found.failure);
     if (this.ctx.getWebSockets(VIEWER_TAG).length >= MAX_VIEWERS)
-      return Response.json({ error: { code: "too_many_viewers", message: `at most ${MAX_VIEWERS} live status pages per site` } }, { status: 429 });
+      return failureResponse({ status: 429, code: "too_many_viewers", message: `at most ${MAX_VIEWERS} live status pages per site` });
     const now = Date.now();
     const pair = new WebSocketPair();
     this.ctx.acceptWebSocket(pair[1], [VIEWER_TAG]);
-    pair[1].serializeAttachment({ viewer: true });
+    pair[1].serializeAttachment({ viewer: true } satisfies ViewerTag);
     const status = this.statusNow(now);
     pair[1].send(JSON.stringify({ type: "snapshot", status, events: this.store.events(SNAPSHOT_EVENTS), availability: this.availabilityNow(status, now) } satisfies LiveMessage));
     return new Response(null, { status: 101, webSocket: pair[0] });
@@ -354,12 +360,12 @@ export class SiteCoordinator extends DurableObject<Env> {
 
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const now = Date.now();
-    if ((ws.deserializeAttachment() as { viewer?: true }).viewer) {
+    const tag = ws.deserializeAttachment() as SocketTag | ViewerTag;
+    if ("viewer" in tag) {
       // A page back from the background asks for the state; the strip it extends itself.
       if (message === "refresh" && this.config) ws.send(JSON.stringify({ type: "update", status: this.statusNow(now), events: [] } satisfies LiveMessage));
       return;
     }
-    const tag = ws.deserializeAttachment() as SocketTag;
     const sendError = (code: string, msg: string) =>
       ws.send(JSON.stringify(EdgeMessage.parse({ type: "error", now, error: { code, message: msg } })));
     if (!this.config) return sendError("site_not_found", "the site has no config");
@@ -374,7 +380,6 @@ export class SiteCoordinator extends DurableObject<Env> {
     }
     const got = await this.ingest(tag.agent, frame.ts, frame.sig, frame.body, { ip: tag.ip, asn: tag.asn }, tag.uplink, now);
     if (!got.ok) {
-      this.rejected(tag.agent, got, now);
       if (got.failure.code === "unknown_agent") ws.close(CLOSE_REVOKED, "agent revoked");
       else sendError(got.failure.code, got.failure.message);
       return;
@@ -432,6 +437,27 @@ export class SiteCoordinator extends DurableObject<Env> {
     channelUplink: string | null,
     now: number,
   ): Promise<Result<{ agent: LiveAgent; seq: number }>> {
+    const checked = await this.check(agentId, ts, sig, body, channelUplink, now);
+    if (!checked.ok) {
+      this.recordRejection(agentId, checked.failure, now);
+      return checked;
+    }
+    const { agent, hb } = checked.value;
+    let evidenceFor: string | null = hb.uplink;
+    let misroutedVia: string | null = null;
+    if (agent.row.role === "probe") this.learn(hb.uplink, seen, { rttMs: hb.rttEdgeMs ?? null, gatewayRttMs: hb.rttGatewayMs ?? null }, now);
+    else {
+      const learned = new Map([...this.observations].map(([id, o]) => [id, { ip: o.ip, asn: o.asn }]));
+      ({ evidenceFor, misroutedVia } = attribute(hb.uplink, seen, learned));
+    }
+    if (evidenceFor && seen.ip) this.lastEvidenceIp.set(evidenceFor, seen.ip);
+    const events = this.absorb(agent, hb, misroutedVia, seen, now);
+    await this.advance(evidenceFor ? { kind: "heartbeat", uplink: evidenceFor } : { kind: "tick" }, now, events);
+    return ok({ agent, seq: hb.seq });
+  }
+
+  /** The signature, the body and the uplink claims of a heartbeat, before anything is believed. */
+  private async check(agentId: string, ts: number, sig: string, body: string, channelUplink: string | null, now: number): Promise<Result<{ agent: LiveAgent; hb: Heartbeat }>> {
     const auth = await this.authenticate(agentId, ts, sig, body, now);
     if (!auth.ok) return auth;
     const agent = auth.value;
@@ -448,18 +474,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     if (!this.decision!.uplinks[hb.uplink]) return issue(`no uplink "${hb.uplink}" in the site config`);
     if (channelUplink && hb.uplink !== channelUplink) return issue(`"${hb.uplink}" sent on the channel for "${channelUplink}"`);
     if (agent.row.uplink && hb.uplink !== agent.row.uplink) return issue(`probe "${agentId}" sits behind "${agent.row.uplink}"`);
-
-    let evidenceFor: string | null = hb.uplink;
-    let misroutedVia: string | null = null;
-    if (agent.row.role === "probe") this.learn(hb.uplink, seen, { rttMs: hb.rttEdgeMs ?? null, gatewayRttMs: hb.rttGatewayMs ?? null }, now);
-    else {
-      const learned = new Map([...this.observations].map(([id, o]) => [id, { ip: o.ip, asn: o.asn }]));
-      ({ evidenceFor, misroutedVia } = attribute(hb.uplink, seen, learned));
-    }
-    if (evidenceFor && seen.ip) this.lastEvidenceIp.set(evidenceFor, seen.ip);
-    const events = this.absorb(agent, hb, misroutedVia, seen, now);
-    await this.advance(evidenceFor ? { kind: "heartbeat", uplink: evidenceFor } : { kind: "tick" }, now, events);
-    return ok({ agent, seq: hb.seq });
+    return ok({ agent, hb });
   }
 
   /**
@@ -467,13 +482,12 @@ export class SiteCoordinator extends DurableObject<Env> {
    * a replay), at most once per agent and reason per REJECTION_LOG_MS; ids nobody enrolled are
    * not recorded, since anyone can invent them.
    */
-  private rejected<T extends { ok: false }>(agentId: string, r: T & { failure: { code: string; message: string } }, now: number): T {
-    const key = `${agentId}\0${r.failure.code}`;
-    if (!this.agents.has(agentId) || now - (this.rejectionLoggedAt.get(key) ?? -Infinity) < REJECTION_LOG_MS) return r;
+  private recordRejection(agentId: string, failure: Failure, now: number): void {
+    const key = `${agentId}\0${failure.code}`;
+    if (!this.agents.has(agentId) || now - (this.rejectionLoggedAt.get(key) ?? -Infinity) < REJECTION_LOG_MS) return;
     this.rejectionLoggedAt.set(key, now);
-    this.store.appendEvents([{ at: now, kind: "heartbeat-rejected", message: `${agentId}: heartbeat rejected (${r.failure.code}): ${r.failure.message}`, data: { agent: agentId, code: r.failure.code } }]);
+    this.store.appendEvents([{ at: now, kind: "heartbeat-rejected", message: `${agentId}: heartbeat rejected (${failure.code}): ${failure.message}`, data: { agent: agentId, code: failure.code } }]);
     this.toViewers(now);
-    return r;
   }
 
   /** Probes are the reference for each uplink's public address. */
@@ -542,13 +556,8 @@ export class SiteCoordinator extends DurableObject<Env> {
 
   /** Whether the agent's error comes from restarting tunnels: it was told to, and has the routes. */
   private restartingTunnels(row: AgentRow): boolean {
-    const d = this.decision!;
-    const view = { id: row.id, role: row.role, tunnelRestarter: row.tunnelRestarter, live: true, appliedGeneration: null, tunnelGeneration: null };
-    return (
-      restartFor(this.plan, this.config!.tunnels.restart, view, d.generation) &&
-      (row.runtime.appliedGeneration ?? -1) >= d.generation &&
-      (row.runtime.tunnelGeneration ?? -1) < d.generation
-    );
+    const d = this.directiveFor(row);
+    return !!d?.restartTunnels && (row.runtime.appliedGeneration ?? -1) >= d.generation && (row.runtime.tunnelGeneration ?? -1) < d.generation;
   }
 
   /** Agents that just went stale; none while last-seen times are only checkpoints (just after a wake). */
@@ -574,16 +583,7 @@ export class SiteCoordinator extends DurableObject<Env> {
    */
   private async advance(event: DecisionEvent, now: number, extra: NewEvent[] = []): Promise<void> {
     const shape = this.shape();
-    const wasOnline = siteMode(this.decision!) !== "offline";
     const { state, effects } = step(this.decision!, event, now, shape);
-    const online = siteMode(state) !== "offline";
-    // Offline only after having been online; online again only after having been offline.
-    const reach: NewEvent[] =
-      wasOnline && !online
-        ? [{ at: now, kind: "site-offline", message: "site offline: no heartbeat arrives through any uplink (routes are left as they are)", data: {} }]
-        : !wasOnline && online && this.decision!.generation > 0
-          ? [{ at: now, kind: "site-online", message: "site back online", data: {} }]
-          : [];
     const switched = effects.find((e) => e.kind === "switch");
     let plan = this.plan;
     if (switched) plan = switched.reason === "initial" ? null : { generation: switched.generation, switchedAt: now, restarter: null, requestedAt: null, doneAt: null };
@@ -593,9 +593,9 @@ export class SiteCoordinator extends DurableObject<Env> {
     const events = [
       ...extra,
       ...effects.flatMap((e) => describe(e, now)),
-      ...reach,
+      ...describeReach(this.decision!, state, now),
       ...tunnels.effects.map((e) => describeTunnel(e, now)),
-      ...stale.map(({ row }) => ({ at: now, kind: "agent-stale", message: `${row.id} not heard for ${Math.round((now - row.runtime.lastSeenAt!) / 1000)} s`, data: { agent: row.id, lastSeenAt: row.runtime.lastSeenAt } })),
+      ...stale.map(({ row }) => describeStale(row, now)),
     ];
     const decisionChanged = effects.length > 0 || event.kind === "override-set";
     const planChanged = plan !== this.plan;
@@ -607,7 +607,9 @@ export class SiteCoordinator extends DurableObject<Env> {
           a.row = { ...a.row, runtime: { ...a.row.runtime, stale: true } };
           this.store.saveAgentRuntime(a.row.id, a.row.runtime);
         }
-        if (this.store.enqueue(this.store.appendEvents(events), this.config!.notify, now)) this.outboxNextAt = Math.min(this.outboxNextAt ?? now, now);
+        const queued = notificationsFor(this.store.appendEvents(events), this.config!.notify);
+        this.store.enqueue(queued, now);
+        if (queued.length) this.outboxNextAt = Math.min(this.outboxNextAt ?? now, now);
       });
     this.decision = state;
     this.plan = plan;
@@ -619,11 +621,12 @@ export class SiteCoordinator extends DurableObject<Env> {
   /** Sends open status pages what was recorded since they last heard, and the state at most once a second otherwise. */
   private toViewers(now: number): void {
     const sockets = this.ctx.getWebSockets(VIEWER_TAG);
-    const fresh = this.store.newestSeq > this.viewerSeq;
-    if (!sockets.length || (!fresh && now - this.viewerPushAt < VIEWER_PUSH_MS)) {
-      if (!sockets.length) this.viewerSeq = this.store.newestSeq;
+    if (!sockets.length) {
+      this.viewerSeq = this.store.newestSeq;
       return;
     }
+    const fresh = this.store.newestSeq > this.viewerSeq;
+    if (!fresh && now - this.viewerPushAt < VIEWER_PUSH_MS) return;
     const events = fresh ? this.store.eventsAfter(this.viewerSeq) : [];
     this.viewerSeq = this.store.newestSeq;
     this.viewerPushAt = now;
@@ -693,7 +696,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     } finally {
       this.delivering = false;
     }
-    await this.schedule(Date.now());
+    // The alarm that called this schedules the next one.
     this.toViewers(Date.now());
   }
 
@@ -758,6 +761,19 @@ function describe(e: Effect, at: number): NewEvent[] {
     case "override-ended":
       return [{ at, kind: "override-ended", message: `override of ${e.uplink} ${e.expired ? "expired" : "cleared"}`, data: { uplink: e.uplink, expired: e.expired } }];
   }
+}
+
+/** The site going offline (after having been online) or coming back (after having been offline). */
+function describeReach(before: DecisionState, after: DecisionState, at: number): NewEvent[] {
+  const wasOnline = siteMode(before) !== "offline";
+  const online = siteMode(after) !== "offline";
+  if (wasOnline && !online) return [{ at, kind: "site-offline", message: "site offline: no heartbeat arrives through any uplink (routes are left as they are)", data: {} }];
+  if (!wasOnline && online && before.generation > 0) return [{ at, kind: "site-online", message: "site back online", data: {} }];
+  return [];
+}
+
+function describeStale(row: AgentRow, at: number): NewEvent {
+  return { at, kind: "agent-stale", message: `${row.id} not heard for ${Math.round((at - row.runtime.lastSeenAt!) / 1000)} s`, data: { agent: row.id, lastSeenAt: row.runtime.lastSeenAt } };
 }
 
 function describeTunnel(e: TunnelEffect, at: number): NewEvent {

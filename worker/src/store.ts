@@ -2,7 +2,7 @@
 // rebuilt from it on wake. Steady-state heartbeats write nothing here: only transitions do.
 import type { AgentRole, NotifyTarget, SiteConfig, SiteEvent, UplinkState } from "../../shared/src/index.ts";
 import type { UplinkChange } from "./availability.ts";
-import { subjectOf } from "./notify/notification.ts";
+import type { Queued } from "./notify/notification.ts";
 import type { DecisionState } from "./engine/decision.ts";
 import type { TunnelPlan } from "./engine/tunnels.ts";
 
@@ -202,26 +202,17 @@ export class SiteStore {
   }
 
   /**
-   * Queues a notification per target for each event that deserves one. One that is still waiting
-   * on the same topic is replaced by the newer (counted, and keeping its retry time): a flapping
-   * uplink or a receiver that is down yields one message with the latest state, not a backlog.
-   * Returns whether anything was queued.
+   * Queues each notification. One still waiting for the same target on the same topic is
+   * replaced by the newer (counted, and keeping its retry time): a flapping uplink or a receiver
+   * that is down yields one message with the latest state, not a backlog.
    */
-  enqueue(events: readonly SiteEvent[], targets: readonly NotifyTarget[], now: number): boolean {
-    let queued = false;
-    for (const e of events) {
-      const subject = subjectOf(e);
-      if (!subject) continue;
-      for (const t of targets) {
-        this.sql.exec(
-          `INSERT INTO outbox (target, topic, event, event_seq, replaced, attempts, next_at) VALUES (?, ?, ?, ?, 0, 0, ?)
-           ON CONFLICT (target, topic) DO UPDATE SET event = excluded.event, event_seq = excluded.event_seq, replaced = replaced + 1`,
-          JSON.stringify(t), subject.topic, JSON.stringify(e), e.seq, now,
-        );
-        queued = true;
-      }
-    }
-    return queued;
+  enqueue(items: readonly Queued[], now: number): void {
+    for (const { target, topic, event } of items)
+      this.sql.exec(
+        `INSERT INTO outbox (target, topic, event, event_seq, replaced, attempts, next_at) VALUES (?, ?, ?, ?, 0, 0, ?)
+         ON CONFLICT (target, topic) DO UPDATE SET event = excluded.event, event_seq = excluded.event_seq, replaced = replaced + 1`,
+        JSON.stringify(target), topic, JSON.stringify(event), event.seq, now,
+      );
   }
 
   dueNotifications(now: number, limit: number): OutboxRow[] {

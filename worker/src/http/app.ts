@@ -19,7 +19,7 @@ import { authorizeAdmin, authorizeViewer } from "./auth.ts";
 import { siteIndex } from "../site-index.ts";
 import { parseWith, readText } from "./body.ts";
 import { pages } from "./pages.ts";
-import { Refused, body, crossOrigin, isWebSocketUpgrade, param, site, type C } from "./request.ts";
+import { Refused, body, crossOrigin, isWebSocketUpgrade, param, site, siteStub, type C } from "./request.ts";
 import { failureResponse, resultResponse } from "./respond.ts";
 
 const app = new Hono<{ Bindings: Env }>();
@@ -75,7 +75,7 @@ app.delete("/v1/sites/:site/override", admin, async (c) => {
 // ---- viewers ----------------------------------------------------------------------------------
 app.get("/v1/sites", viewer, async (c) => {
   const { sites, total } = await siteIndex(c.env).list();
-  const lines = await Promise.all(sites.map((id) => c.env.SITES.get(c.env.SITES.idFromName(id)).summary(id)));
+  const lines = await Promise.all(sites.map((id) => siteStub(c.env, id).summary(id)));
   return c.json({ sites: lines.flatMap((r) => (r.ok ? [r.value] : [])), total });
 });
 app.get("/v1/sites/:site/live", viewer, async (c) => {

@@ -34,7 +34,10 @@ const secure = (c: C) => new URL(c.req.url).protocol === "https:";
 const refuseCrossOrigin = () => failureResponse({ status: 403, code: "cross_origin", message: "forms are accepted from this edge's own pages only" });
 
 pages.get("/", (c) => viewerPage(c, sitesHtml));
-pages.get("/sites/:site", (c) => (param(c, "site"), viewerPage(c, siteHtml)));
+pages.get("/sites/:site", (c) => {
+  param(c, "site"); // a bad id is a 400 naming it, before any login
+  return viewerPage(c, siteHtml);
+});
 
 pages.get("/login", (c) => page(loginHtml, { next: safeNext(c.req.query("next")), message: "" }));
 

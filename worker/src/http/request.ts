@@ -24,9 +24,12 @@ export function param(c: C, name: "site" | "agent"): string {
   return r.value;
 }
 
+export const siteStub = (env: Env, id: string) => env.SITES.get(env.SITES.idFromName(id));
+
+/** The site named in the path, and its object. */
 export function site(c: C) {
   const id = param(c, "site");
-  return { id, stub: c.env.SITES.get(c.env.SITES.idFromName(id)) };
+  return { id, stub: siteStub(c.env, id) };
 }
 
 export async function body<S extends z.ZodType>(c: C, schema: S, what: string): Promise<z.infer<S>> {

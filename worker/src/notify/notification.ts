@@ -51,6 +51,21 @@ export function subjectOf(e: SiteEvent): Subject | null {
   }
 }
 
+/** A notification to queue: for one target, on one topic. */
+export interface Queued {
+  target: NotifyTarget;
+  topic: string;
+  event: SiteEvent;
+}
+
+/** Every target hears of every event that deserves a notification. */
+export function notificationsFor(events: readonly SiteEvent[], targets: readonly NotifyTarget[]): Queued[] {
+  return events.flatMap((event) => {
+    const subject = subjectOf(event);
+    return subject ? targets.map((target) => ({ target, topic: subject.topic, event })) : [];
+  });
+}
+
 /** Only the kind and host of a target: its URL may carry a secret (Slack, Discord, ntfy topics). */
 export function describeTarget(t: NotifyTarget): string {
   return `${t.kind} (${new URL(t.url).host})`;
