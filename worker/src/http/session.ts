@@ -39,7 +39,9 @@ function cookie(value: string, maxAge: number, secure: boolean): string {
 /** Whether the request carries a valid, unexpired session cookie. */
 export async function hasSession(req: Request, env: Env, now: number): Promise<boolean> {
   const raw = (req.headers.get("cookie") ?? "").split(/;\s*/).find((c) => c.startsWith(`${SESSION_COOKIE}=`));
-  const m = raw && /^v1\.(\d{1,12})\.([A-Za-z0-9_-]{43})$/.exec(raw.slice(SESSION_COOKIE.length + 1));
+  // 32 bytes in 43 characters leave 2 spare bits in the last one: only the canonical form (spare
+  // bits zero) is a session, so no second spelling of the same MAC passes.
+  const m = raw && /^v1\.(\d{1,12})\.([A-Za-z0-9_-]{42}[AEIMQUYcgkosw048])$/.exec(raw.slice(SESSION_COOKIE.length + 1));
   if (!m) return false;
   const expires = Number(m[1]);
   if (expires * 1000 <= now) return false;
