@@ -120,7 +120,12 @@ export async function startLocalEdge(o: LocalEdgeOptions): Promise<LocalEdge> {
     await stop();
     throw err;
   }
-  const api = async (method: string, path: string, body?: unknown) => {
+  return { url, adminToken, viewerToken, api: adminApi(url, adminToken), stop, restart: async () => (await stop(), await start()) };
+}
+
+/** Admin API calls against an edge; each throws with the edge's answer unless it is 2xx. */
+export function adminApi(url: string, adminToken: string) {
+  return async (method: string, path: string, body?: unknown): Promise<any> => {
     const res = await fetch(`${url}${path}`, {
       method,
       headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
@@ -130,5 +135,4 @@ export async function startLocalEdge(o: LocalEdgeOptions): Promise<LocalEdge> {
     if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
     return json;
   };
-  return { url, adminToken, viewerToken, api, stop, restart: async () => (await stop(), await start()) };
 }

@@ -24,6 +24,15 @@ export type EnrollRequest = z.infer<typeof EnrollRequest>;
 export const EnrollResponse = z.object({ id: AgentId, secret: z.string() });
 export type EnrollResponse = z.infer<typeof EnrollResponse>;
 
+/** A new secret for an enrolled agent; the old one keeps working for the grace, or until the new one is used. */
+export const RotateRequest = z.strictObject({
+  graceSeconds: z.int().min(0).max(7 * 86_400).default(86_400),
+});
+export type RotateRequest = z.infer<typeof RotateRequest>;
+
+export const RotateResponse = z.object({ id: AgentId, secret: z.string(), previousValidUntil: z.int().nullable() });
+export type RotateResponse = z.infer<typeof RotateResponse>;
+
 export const OverrideRequest = z.strictObject({
   uplink: UplinkId,
   forSeconds: z.int().min(1).max(7 * 86_400),

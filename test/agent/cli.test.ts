@@ -66,6 +66,8 @@ describe("CLI usage", () => {
     [["site", "events", "--edge", "http://127.0.0.1:2", "--site", "office", "--limit", "zero"], "--limit: must be a whole number"],
     [["site", "enroll", "--edge", "http://127.0.0.1:2", "--site", "office", "--id", "sbc1", "--role", "probe"], "uplink: a probe sits behind exactly one uplink"],
     [["site", "override", "--clear", "--uplink", "isp1", "--edge", "http://127.0.0.1:2", "--site", "office"], "--clear takes no --uplink"],
+    [["site", "enroll", "--id", "sbc1", "--rotate", "--grace=-5", "--edge", "http://127.0.0.1:2", "--site", "office"], "--grace: graceSeconds: Too small"],
+    [["site", "enroll", "--id", "sbc1", "--role", "probe", "--uplink", "isp1", "--grace", "5", "--edge", "http://127.0.0.1:2", "--site", "office"], "--grace goes with --rotate"],
     [["agent", "install", "--edge", "http://e", "--site", "s", "--agent", "a", "--role", "router"], "--role must be probe or server"],
   ])("%j exits 2: %s", async (args, message) => {
     const r = await wanwatch(args, { env: { WANWATCH_ADMIN_TOKEN: undefined, WANWATCH_EDGE: undefined, WANWATCH_SITE: undefined } });

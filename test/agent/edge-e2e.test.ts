@@ -125,6 +125,37 @@ describe("agent ↔ real edge", () => {
     }
   }, 120_000);
 
+  it("site enroll --rotate: the running agent keeps working on the old secret, restarts on the new one, and the old one then stops working", async () => {
+    const secret = await enroll("sbc5", "probe", "isp1");
+    const f = agentFiles({ edge: edge.url, site: SITE, agent: "sbc5", role: "probe", heartbeatMs: 250, uplinks: [{ id: "isp1", interface: "lo" }] }, secret);
+    const old = Daemon.start(["agent", "run", "--config", f.configPath]);
+    let next: Daemon | null = null;
+    try {
+      await old.waitFor((l) => l.msg === "channel open", "channel open");
+      const r = await wanwatch(["site", "enroll", "--id", "sbc5", "--rotate", "--grace", "600", ...at()], admin());
+      expect(r.code, r.stderr).toBe(0);
+      const [, fresh] = r.stdout.split("\n");
+      expect(r.stdout).toMatch(/old secret keeps working until \d{4}-\d\d-\d\dT/);
+      const rotatedAt = Date.now();
+      const since = old.lines.length;
+      await new Promise((r) => setTimeout(r, 1_500));
+      // Still heard, nothing refused: no gap while the host waits for its new secret.
+      expect((await siteStatus()).agents.find((x: any) => x.id === "sbc5").lastSeenAt).toBeGreaterThan(rotatedAt);
+      expect(old.lines.slice(since).filter((l) => String(l.msg).includes("refused"))).toEqual([]);
+      writeFileSync(f.secretPath, fresh + "\n", { mode: 0o600 });
+      next = Daemon.start(["agent", "run", "--config", f.configPath]);
+      await next.waitFor((l) => l.msg === "channel open", "new process open");
+      // The old process's socket is closed by the edge once the new secret is in use.
+      await old.waitFor((l) => String(l.msg).startsWith("channel closed (4401"), "old channel closed");
+      const ev = JSON.parse((await wanwatch(["site", "events", ...at(), "--json"], admin())).stdout) as { kind: string; message: string }[];
+      expect(ev.find((e) => e.kind === "agent-rotation-done")?.message).toBe("agent sbc5 signs with its new secret; the old one is refused from now on");
+    } finally {
+      for (const d of [old, next]) if (d) d.child.kill("SIGTERM");
+      expect((await old.exit).code).toBe(0);
+      if (next) expect((await next.exit).code).toBe(0);
+    }
+  });
+
   it("a revoked agent's channels are closed by the edge and its heartbeats refused", async () => {
     const secret = await enroll("sbc4", "probe", "isp1");
     const f = agentFiles({ edge: edge.url, site: SITE, agent: "sbc4", role: "probe", heartbeatMs: 250, uplinks: [{ id: "isp1", interface: "lo" }] }, secret);

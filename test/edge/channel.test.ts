@@ -214,6 +214,11 @@ describe("metrics", () => {
     expect([...byName.keys()].sort()).toEqual([
       "wanwatch_agent_applied_generation",
       "wanwatch_agent_heartbeat_age_seconds",
+      "wanwatch_edge_alarm_runs_total",
+      "wanwatch_edge_alarms_set_total",
+      "wanwatch_edge_sqlite_rows_read_total",
+      "wanwatch_edge_sqlite_rows_written_total",
+      "wanwatch_edge_websocket_messages_total",
       "wanwatch_last_switch_timestamp_seconds",
       "wanwatch_switches_total",
       "wanwatch_uplink_active",
@@ -238,6 +243,30 @@ describe("metrics", () => {
     expect(lines).toContain('wanwatch_uplink_gateway_rtt_milliseconds{site="prom",uplink="isp1"} 0.75');
     expect((await status("prom")).uplinks[0]).toMatchObject({ id: "isp1", rttMs: 12.5, gatewayRttMs: 0.75 });
   });
+
+  it("counts the object's billable work: rows read and written, alarms, WebSocket messages", async () => {
+    const usage = async () => {
+      const lines = (await call("GET", "/v1/sites/billed/metrics")).text.split("\n");
+      const value = (name: string) => Number(lines.find((l) => l.startsWith(`wanwatch_edge_${name}{`))!.split(" ")[1]);
+      return { read: value("sqlite_rows_read_total"), written: value("sqlite_rows_written_total"), set: value("alarms_set_total"), runs: value("alarm_runs_total"), messages: value("websocket_messages_total") };
+    };
+    await createSite("billed");
+    const sbc1 = await TestAgent.enroll("billed", "sbc1", "probe", { uplink: "isp1" });
+    const afterEnrol = await usage();
+    // The site's config, decision, agent row and events were written; the wake read the schema.
+    expect(afterEnrol.written).toBeGreaterThanOrEqual(4);
+    expect(afterEnrol.read).toBeGreaterThan(0);
+    expect(afterEnrol.set).toBe(1);
+    const res = await sbc1.connect("isp1");
+    const ch = new Channel(res.webSocket!, sbc1);
+    for (let i = 0; i < 3; i++) {
+      await ch.send("isp1");
+      await ch.until(() => ch.messages.filter((m) => m.type === "directive" && m.ackSeq !== null).length > i, "an answer");
+    }
+    expect((await usage()).messages).toBe(3);
+    expect(await runDurableObjectAlarm(stubFor("billed"))).toBe(true);
+    expect((await usage()).runs).toBe(afterEnrol.runs + 1);
+  });
 });
 
 describe("storage upgrades", () => {
@@ -250,6 +279,8 @@ describe("storage upgrades", () => {
       state.storage.sql.exec("ALTER TABLE uplink_observations DROP COLUMN gateway_rtt_ms");
       state.storage.sql.exec("DROP INDEX events_kind_at");
       state.storage.sql.exec("DROP TABLE outbox");
+      state.storage.sql.exec("ALTER TABLE agents DROP COLUMN previous_key");
+      state.storage.sql.exec("ALTER TABLE agents DROP COLUMN previous_until");
       state.storage.sql.exec("UPDATE schema_version SET version = 1");
     });
     await evictDurableObject(stubFor("old"));

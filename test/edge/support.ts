@@ -1,3 +1,4 @@
+import { runInDurableObject } from "cloudflare:test";
 import { afterEach, beforeEach, vi } from "vitest";
 import { env, exports } from "cloudflare:workers";
 import {
@@ -28,7 +29,12 @@ export async function call(method: string, path: string, body?: unknown, token: 
   const h: Record<string, string> = { ...headers };
   if (token) h.authorization = `Bearer ${token}`;
   if (body !== undefined && !h["content-type"]) h["content-type"] = "application/json";
-  const res = await exports.default.fetch(new Request(`${BASE}${path}`, { method, headers: h, body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body) }));
+  return send(new Request(`${BASE}${path}`, { method, headers: h, body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body) }));
+}
+
+/** Any request to the Worker; the answer read as text, as JSON when it is, and its WebSocket if one was accepted. */
+export async function send(req: Request) {
+  const res = await exports.default.fetch(req);
   const text = await res.text();
   let json: any = null;
   try {
@@ -36,7 +42,16 @@ export async function call(method: string, path: string, body?: unknown, token: 
   } catch {
     json = null;
   }
-  return { status: res.status, json, text, headers: res.headers };
+  return { status: res.status, json, text, headers: res.headers, webSocket: res.webSocket };
+}
+
+/** Every row of every table of a site's object: what "nothing changed" compares. */
+export function storedRows(site: string): Promise<Record<string, unknown[]>> {
+  return runInDurableObject(stubFor(site), (_i, state) => {
+    const sql = state.storage.sql;
+    const tables = sql.exec<{ name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' ORDER BY name`).toArray();
+    return Object.fromEntries(tables.map(({ name }) => [name, sql.exec(`SELECT * FROM "${name}"`).toArray()]));
+  });
 }
 
 export const twoUplinks = (policy: Partial<SiteConfigInput["policy"]> = {}, extra: Partial<SiteConfigInput> = {}): SiteConfigInput => ({
@@ -74,7 +89,12 @@ export class TestAgent {
   static async enroll(site: string, id: string, role: "probe" | "server", opts: { uplink?: string; tunnelRestarter?: boolean } = {}) {
     const r = await call("POST", `/v1/sites/${site}/agents`, { id, role, ...opts });
     if (r.status !== 201) throw new Error(`enroll: ${r.status} ${r.text}`);
-    return new TestAgent(site, id, r.json.secret, await importSigningKey(await deriveSigningKey(r.json.secret)));
+    return TestAgent.withSecret(site, id, r.json.secret);
+  }
+
+  /** An agent enrolled by the caller, from the secret the enrolment answered with. */
+  static async withSecret(site: string, id: string, secret: string) {
+    return new TestAgent(site, id, secret, await importSigningKey(await deriveSigningKey(secret)));
   }
 
   heartbeatBody(uplink: string, extra: Partial<Heartbeat> = {}): string {

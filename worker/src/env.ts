@@ -10,6 +10,8 @@ export interface Env {
   VIEWER_TOKEN?: string;
   /** "true": status pages and the status API are public (read-only). */
   PUBLIC_STATUS?: string;
+  /** Multiplies each agent's message allowance (default 1); the throughput benchmark lifts it. */
+  AGENT_RATE_FACTOR?: string;
   /** First retry delay of a failed notification, ms (default 5000); tests shorten it. */
   NOTIFY_RETRY_BASE_MS?: string;
 }

@@ -22,7 +22,24 @@ function render(families: Family[]): string {
   return out.join("\n") + "\n";
 }
 
-export function renderMetrics(s: SiteStatus): string {
+/** What the site's Durable Object did since it last started, in the units Cloudflare bills. */
+export interface ObjectUsage {
+  rowsRead: number;
+  rowsWritten: number;
+  alarmsSet: number;
+  alarmRuns: number;
+  webSocketMessages: number;
+}
+
+const USAGE: [keyof ObjectUsage, string, string][] = [
+  ["rowsRead", "wanwatch_edge_sqlite_rows_read_total", "SQLite rows read"],
+  ["rowsWritten", "wanwatch_edge_sqlite_rows_written_total", "SQLite rows written (setAlarm is billed as one more row each)"],
+  ["alarmsSet", "wanwatch_edge_alarms_set_total", "Alarms scheduled"],
+  ["alarmRuns", "wanwatch_edge_alarm_runs_total", "Alarm invocations (each a billed request)"],
+  ["webSocketMessages", "wanwatch_edge_websocket_messages_total", "WebSocket messages received (billed 20 to a request)"],
+];
+
+export function renderMetrics(s: SiteStatus, usage: ObjectUsage): string {
   const site = s.site;
   return render([
     {
@@ -77,5 +94,11 @@ export function renderMetrics(s: SiteStatus): string {
         .filter((a) => a.appliedGeneration !== null)
         .map((a) => ({ labels: { site, agent: a.id }, value: a.appliedGeneration! })),
     },
+    ...USAGE.map(([key, name, what]): Family => ({
+      name,
+      help: `${what} by the site's Durable Object since it last started.`,
+      type: "counter",
+      samples: [{ labels: { site }, value: usage[key] }],
+    })),
   ]);
 }

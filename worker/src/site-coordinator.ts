@@ -5,6 +5,7 @@ import {
   Directive,
   EdgeMessage,
   Heartbeat,
+  MAX_HEARTBEAT_BYTES,
   MAX_SKEW_MS,
   SignedFrame,
   deriveSigningKey,
@@ -19,6 +20,8 @@ import {
   type EnrollRequest,
   type LiveMessage,
   type OverrideRequest,
+  type RotateRequest,
+  type RotateResponse,
   type SigningKey,
   type SiteConfig,
   type SiteEvent,
@@ -52,6 +55,22 @@ import { SiteStore, emptyRuntime, type AgentRow, type AgentRuntime, type NewEven
 
 /** How often liveness details (last seen, RTT) are checkpointed to SQLite: rows written cost money. */
 const CHECKPOINT_MS = 5 * 60_000;
+/** How late the backstop alarm may judge a site silent on every uplink: 4 × downAfterMs, at most a minute. */
+export const silenceBackstopMs = (downAfterMs: number) => Math.min(4 * downAfterMs, 60_000);
+/** Agents one site may enrol: bounds the memory and rows every agent costs. */
+export const MAX_AGENTS = 100;
+/**
+ * Messages an agent may send per heartbeat interval and uplink it speaks on (4× what it needs:
+ * reconnects and answers to directives come on top), plus a burst; beyond that, 429.
+ */
+const RATE_PER_UPLINK = 4;
+const RATE_BURST = 20;
+/**
+ * The replay guard lives in memory: after a wake, messages signed more than this before it are
+ * refused, since the lost guard may have accepted them. (A message that wakes a hibernated object
+ * was signed moments before it: the margin lets it through.)
+ */
+export const WAKE_REPLAY_MARGIN_MS = 5_000;
 /** WebSocket close code for a revoked agent. */
 export const CLOSE_REVOKED = 4401;
 const CLOSE_REPLACED = 4409;
@@ -70,6 +89,8 @@ const NOTIFY_BATCH = 50;
 interface LiveAgent {
   row: AgentRow;
   key: SigningKey;
+  /** The key of the secret being rotated out, while its grace lasts. */
+  previous: SigningKey | null;
   /** Runtime fields changed since the last checkpoint. */
   dirty: boolean;
 }
@@ -83,6 +104,8 @@ interface ViewerTag {
 interface SocketTag {
   agent: string;
   uplink: string;
+  /** Which of the agent's keys opened it (see keyId): pushes are signed with it; closed when it retires. */
+  keyId: string;
   ip: string | null;
   asn: number | null;
 }
@@ -128,6 +151,12 @@ export class SiteCoordinator extends DurableObject<Env> {
   private delivering = false;
   /** When a rejection was last recorded, per agent and reason. */
   private readonly rejectionLoggedAt = new Map<string, number>();
+  /** When each status page last asked for a refresh. */
+  private readonly refreshedAt = new WeakMap<WebSocket, number>();
+  /** Per agent: message tokens left, and when they were counted (a token bucket, in memory). */
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  /** Billable work since the object woke, besides SQLite rows (the store counts those). */
+  private readonly usage = { alarmsSet: 0, alarmRuns: 0, webSocketMessages: 0 };
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -138,22 +167,24 @@ export class SiteCoordinator extends DurableObject<Env> {
 
   private async load(): Promise<void> {
     const now = Date.now();
+    this.loadedAt = now;
+    this.lastCheckpointAt = now;
+    this.alarmAt = await this.ctx.storage.getAlarm();
+    // Anyone can name a site in a URL: an object nobody configured must store nothing at all.
+    if (!this.store.initialized()) return;
     this.store.migrate();
     this.site = this.store.site();
     this.config = this.store.config();
     this.plan = this.store.tunnelPlan();
-    for (const row of this.store.agents()) this.agents.set(row.id, { row, key: await importSigningKey(row.signingKey), dirty: false });
+    for (const row of this.store.agents()) this.agents.set(row.id, await liveAgent(row));
     for (const o of this.store.observations()) this.observations.set(o.id, o);
     this.store.loadNewestSeq();
     this.viewerSeq = this.store.newestSeq;
     this.outboxNextAt = this.store.nextNotificationAt();
-    this.loadedAt = now;
     if (this.config) {
       const saved = this.store.decision();
       this.decision = saved ? restoredState(saved, this.config, now) : initialState(this.config, now);
     }
-    this.alarmAt = await this.ctx.storage.getAlarm();
-    this.lastCheckpointAt = now;
     await this.schedule(now);
   }
 
@@ -175,6 +206,7 @@ export class SiteCoordinator extends DurableObject<Env> {
       if (row.uplink && !ids.has(row.uplink))
         return fail(409, "uplink_in_use", `probe "${row.id}" sits behind uplink "${row.uplink}", which this config removes: revoke it first`);
     const replaced = this.config !== null;
+    if (!replaced) this.store.migrate();
     this.site = site;
     this.config = config;
     this.decision = this.decision ? reshapedState(this.decision, config, now) : initialState(config, now);
@@ -197,6 +229,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     if (req.uplink && !found.value.uplinks.some((u) => u.id === req.uplink))
       return fail(400, "validation_failed", "invalid agent", [{ path: "uplink", message: `no uplink "${req.uplink}" in the site config` }]);
     if (this.agents.has(req.id)) return fail(409, "agent_exists", `agent "${req.id}" is already enrolled: revoke it first to issue a new secret`);
+    if (this.agents.size >= MAX_AGENTS) return fail(409, "too_many_agents", `site "${site}" already has ${MAX_AGENTS} agents, the most a site may have: revoke one first`);
     const now = Date.now();
     const secret = newSecret();
     const signingKey = await deriveSigningKey(secret);
@@ -206,6 +239,8 @@ export class SiteCoordinator extends DurableObject<Env> {
       uplink: req.uplink ?? null,
       tunnelRestarter: req.tunnelRestarter ?? false,
       signingKey,
+      previousKey: null,
+      previousUntil: null,
       createdAt: now,
       runtime: emptyRuntime(),
     };
@@ -213,9 +248,45 @@ export class SiteCoordinator extends DurableObject<Env> {
       this.store.saveAgent(row);
       this.store.appendEvents([{ at: now, kind: "agent-enrolled", message: `agent ${req.id} enrolled (${req.role}${req.uplink ? ` behind ${req.uplink}` : ""})`, data: { agent: req.id } }]);
     });
-    this.agents.set(row.id, { row, key: await importSigningKey(signingKey), dirty: false });
+    this.agents.set(row.id, await liveAgent(row));
     this.toViewers(now);
     return ok({ id: req.id, secret });
+  }
+
+  /**
+   * A new secret for an enrolled agent. The one it replaces keeps working for the grace (so the
+   * agent can be given the new one and restarted without a gap) and retires as soon as the agent
+   * signs with the new one.
+   */
+  async rotate(site: string, agentId: string, req: RotateRequest): Promise<Result<RotateResponse>> {
+    const found = this.requireSite(site);
+    if (!found.ok) return found;
+    const agent = this.agents.get(agentId);
+    if (!agent) return fail(404, "agent_not_found", `no agent "${agentId}" in site "${site}"`);
+    const secret = newSecret();
+    const signingKey = await deriveSigningKey(secret);
+    const { key, previous } = await liveAgent({ ...agent.row, signingKey, previousKey: agent.row.signingKey });
+    // After the awaits: the row read now is the newest (a heartbeat may have updated it meanwhile).
+    const now = Date.now();
+    const until = req.graceSeconds > 0 ? now + req.graceSeconds * 1000 : null;
+    const row: AgentRow = { ...agent.row, signingKey, previousKey: until ? agent.row.signingKey : null, previousUntil: until };
+    this.store.transaction(() => {
+      this.store.saveAgentKeys(row);
+      this.store.appendEvents([
+        {
+          at: now,
+          kind: "agent-rotated",
+          message: `agent ${agentId}: new secret issued; ${until ? `the old one works until ${new Date(until).toISOString()} or until the agent signs with the new one` : "the old one is refused from now on"}`,
+          data: { agent: agentId, previousValidUntil: until },
+        },
+      ]);
+    });
+    agent.row = row;
+    agent.key = key;
+    agent.previous = until ? previous : null;
+    if (!until) this.closePreviousKeySockets(agentId);
+    this.toViewers(now);
+    return ok({ id: agentId, secret, previousValidUntil: until });
   }
 
   async revoke(site: string, agentId: string): Promise<Result<{ id: string; revoked: true }>> {
@@ -229,6 +300,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     });
     this.agents.delete(agentId);
     this.pushed.delete(agentId);
+    this.buckets.delete(agentId);
     for (const ws of this.ctx.getWebSockets(agentId)) ws.close(CLOSE_REVOKED, "agent revoked");
     await this.advance({ kind: "tick" }, now);
     return ok({ id: agentId, revoked: true });
@@ -277,7 +349,7 @@ export class SiteCoordinator extends DurableObject<Env> {
 
   async metrics(site: string): Promise<Result<string>> {
     const s = await this.status(site);
-    return s.ok ? ok(renderMetrics(s.value)) : s;
+    return s.ok ? ok(renderMetrics(s.value, { ...this.store.usage, ...this.usage })) : s;
   }
 
   /** The site's line in the list of sites. */
@@ -305,7 +377,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     const now = Date.now();
     const got = await this.ingest(req.agent, req.ts, req.sig, req.body, req.seen, null, now);
     if (!got.ok) return got;
-    return ok(await this.signedDirective(got.value.agent, got.value.seq, Date.now()));
+    return ok(await this.signedDirective(got.value.agent, got.value.key, got.value.seq, Date.now()));
   }
 
   /**
@@ -325,10 +397,11 @@ export class SiteCoordinator extends DurableObject<Env> {
     if (!found.ok) return refuse(found);
     if (!found.value.uplinks.some((u) => u.id === uplink))
       return refuse(fail(400, "unknown_uplink", `header ${HEADER_UPLINK}: no uplink "${uplink}" in the site config`));
-    const agent = await this.authenticate(agentId, ts, sig, `connect ${uplink}`, now);
-    if (!agent.ok) return refuse(agent);
-    if (agent.value.row.uplink && agent.value.row.uplink !== uplink)
-      return refuse(fail(403, "wrong_uplink", `probe "${agentId}" sits behind uplink "${agent.value.row.uplink}", not "${uplink}"`));
+    const auth = await this.authenticate(agentId, ts, sig, `connect ${uplink}`, now);
+    if (!auth.ok) return refuse(auth);
+    const agent = auth.value.agent;
+    if (agent.row.uplink && agent.row.uplink !== uplink)
+      return refuse(fail(403, "wrong_uplink", `probe "${agentId}" sits behind uplink "${agent.row.uplink}", not "${uplink}"`));
     // One channel per agent per uplink: a reconnect replaces the old socket.
     for (const old of this.ctx.getWebSockets(`${agentId}/${uplink}`)) old.close(CLOSE_REPLACED, "replaced by a new connection");
     const pair = new WebSocketPair();
@@ -337,6 +410,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     const tag: SocketTag = {
       agent: agentId,
       uplink,
+      keyId: keyId(auth.value.key === agent.key ? agent.row.signingKey : agent.row.previousKey!),
       ip: request.headers.get("x-wanwatch-client-ip"),
       asn: Number(request.headers.get("x-wanwatch-client-asn")) || null,
     };
@@ -360,16 +434,22 @@ export class SiteCoordinator extends DurableObject<Env> {
 
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const now = Date.now();
+    this.usage.webSocketMessages++;
     const tag = ws.deserializeAttachment() as SocketTag | ViewerTag;
     if ("viewer" in tag) {
-      // A page back from the background asks for the state; the strip it extends itself.
-      if (message === "refresh" && this.config) ws.send(JSON.stringify({ type: "update", status: this.statusNow(now), events: [] } satisfies LiveMessage));
+      // A page back from the background asks for the state (at most once a second: anyone may be a
+      // viewer); the strip it extends itself.
+      if (message !== "refresh" || !this.config || now - (this.refreshedAt.get(ws) ?? -Infinity) < VIEWER_PUSH_MS) return;
+      this.refreshedAt.set(ws, now);
+      ws.send(JSON.stringify({ type: "update", status: this.statusNow(now), events: [] } satisfies LiveMessage));
       return;
     }
     const sendError = (code: string, msg: string) =>
       ws.send(JSON.stringify(EdgeMessage.parse({ type: "error", now, error: { code, message: msg } })));
     if (!this.config) return sendError("site_not_found", "the site has no config");
     if (typeof message !== "string") return sendError("bad_frame", "frames are JSON text");
+    // Refused before parsing: a frame may be up to 1 MiB, a signed heartbeat needs a fraction of it.
+    if (message.length > 2 * MAX_HEARTBEAT_BYTES) return sendError("frame_too_large", `frames are at most ${2 * MAX_HEARTBEAT_BYTES} characters`);
     let frame: SignedFrame;
     try {
       const parsed = SignedFrame.safeParse(JSON.parse(message));
@@ -381,10 +461,11 @@ export class SiteCoordinator extends DurableObject<Env> {
     const got = await this.ingest(tag.agent, frame.ts, frame.sig, frame.body, { ip: tag.ip, asn: tag.asn }, tag.uplink, now);
     if (!got.ok) {
       if (got.failure.code === "unknown_agent") ws.close(CLOSE_REVOKED, "agent revoked");
-      else sendError(got.failure.code, got.failure.message);
+      // Error frames carry no issues field (agents parse them strictly): the message names the field.
+      else sendError(got.failure.code, [got.failure.message, ...(got.failure.issues ?? []).map((i) => `${i.path}: ${i.message}`)].join("; "));
       return;
     }
-    const reply = await this.signedDirective(got.value.agent, got.value.seq, Date.now());
+    const reply = await this.signedDirective(got.value.agent, got.value.key, got.value.seq, Date.now());
     ws.send(JSON.stringify(reply));
   }
 
@@ -398,6 +479,7 @@ export class SiteCoordinator extends DurableObject<Env> {
 
   async alarm(): Promise<void> {
     this.alarmAt = null;
+    this.usage.alarmRuns++;
     const now = Date.now();
     try {
       if (this.config) {
@@ -416,16 +498,51 @@ export class SiteCoordinator extends DurableObject<Env> {
 
   // ---- internals -------------------------------------------------------------------------------
 
-  private async authenticate(agentId: string, ts: number, sig: string, body: string, now: number): Promise<Result<LiveAgent>> {
+  /** Checks a message's signature, age, novelty and rate; returns the agent and the key that signed it. */
+  private async authenticate(agentId: string, ts: number, sig: string, body: string, now: number): Promise<Result<{ agent: LiveAgent; key: SigningKey }>> {
     const agent = this.agents.get(agentId);
     if (!agent) return fail(401, "unknown_agent", `agent "${agentId}" is not enrolled in this site (or was revoked)`);
     if (!Number.isSafeInteger(ts) || Math.abs(ts - now) > MAX_SKEW_MS)
       return fail(401, "stale_timestamp", `timestamp ${ts} is more than ${MAX_SKEW_MS / 1000} s from edge time ${now}: correct the clock offset`);
-    const valid = await verify(agent.key, { direction: "up", site: this.site!, agent: agentId, ts, body }, sig);
-    if (!valid) return fail(401, "bad_signature", "signature does not match the message and the agent's key");
-    if (this.accepted.has(sig)) return fail(409, "replayed", "this message was already accepted");
+    const parts = { direction: "up" as const, site: this.site!, agent: agentId, ts, body };
+    let key: SigningKey | null = (await verify(agent.key, parts, sig)) ? agent.key : null;
+    if (!key && agent.previous && now < agent.row.previousUntil! && (await verify(agent.previous, parts, sig))) key = agent.previous;
+    if (!key) return fail(401, "bad_signature", "signature does not match the message and the agent's key");
+    if (this.accepted.has(sig) || ts < this.loadedAt - WAKE_REPLAY_MARGIN_MS) return fail(409, "replayed", "this message was already accepted (or was signed before the edge restarted): sign a new one");
+    // Counted only once the signature holds: nobody else can spend an agent's allowance.
+    if (!this.withinRate(agent.row, now)) return fail(429, "rate_limited", `agent "${agentId}" sends more than ${RATE_PER_UPLINK} messages per heartbeat interval and uplink: slow down`);
     this.accepted.set(sig, now + 2 * MAX_SKEW_MS);
-    return ok(agent);
+    if (key === agent.key && agent.previous) this.retirePreviousKey(agent, now);
+    return ok({ agent, key });
+  }
+
+  /** The agent signs with its new secret: the old one stops working now, not at the grace's end. */
+  private retirePreviousKey(agent: LiveAgent, now: number): void {
+    agent.row = { ...agent.row, previousKey: null, previousUntil: null };
+    agent.previous = null;
+    this.store.transaction(() => {
+      this.store.saveAgentKeys(agent.row);
+      this.store.appendEvents([{ at: now, kind: "agent-rotation-done", message: `agent ${agent.row.id} signs with its new secret; the old one is refused from now on`, data: { agent: agent.row.id } }]);
+    });
+    this.closePreviousKeySockets(agent.row.id);
+  }
+
+  /** Closes the agent's sockets opened with a key it no longer has. */
+  private closePreviousKeySockets(agentId: string): void {
+    const current = keyId(this.agents.get(agentId)!.row.signingKey);
+    for (const ws of this.ctx.getWebSockets(agentId))
+      if ((ws.deserializeAttachment() as SocketTag).keyId !== current) ws.close(CLOSE_REVOKED, "secret rotated");
+  }
+
+  private withinRate(row: AgentRow, now: number): boolean {
+    const { heartbeatMs } = this.config!.policy;
+    const perInterval = RATE_PER_UPLINK * (row.role === "probe" ? 1 : this.config!.uplinks.length) * Number(this.env.AGENT_RATE_FACTOR ?? 1);
+    const cap = perInterval + RATE_BURST;
+    const b = this.buckets.get(row.id) ?? { tokens: cap, at: now };
+    const tokens = Math.min(cap, b.tokens + ((now - b.at) * perInterval) / heartbeatMs);
+    const allowed = tokens >= 1;
+    this.buckets.set(row.id, { tokens: allowed ? tokens - 1 : tokens, at: now });
+    return allowed;
   }
 
   private async ingest(
@@ -436,13 +553,13 @@ export class SiteCoordinator extends DurableObject<Env> {
     seen: Observed,
     channelUplink: string | null,
     now: number,
-  ): Promise<Result<{ agent: LiveAgent; seq: number }>> {
+  ): Promise<Result<{ agent: LiveAgent; key: SigningKey; seq: number }>> {
     const checked = await this.check(agentId, ts, sig, body, channelUplink, now);
     if (!checked.ok) {
       this.recordRejection(agentId, checked.failure, now);
       return checked;
     }
-    const { agent, hb } = checked.value;
+    const { agent, key, hb } = checked.value;
     let evidenceFor: string | null = hb.uplink;
     let misroutedVia: string | null = null;
     if (agent.row.role === "probe") this.learn(hb.uplink, seen, { rttMs: hb.rttEdgeMs ?? null, gatewayRttMs: hb.rttGatewayMs ?? null }, now);
@@ -453,14 +570,14 @@ export class SiteCoordinator extends DurableObject<Env> {
     if (evidenceFor && seen.ip) this.lastEvidenceIp.set(evidenceFor, seen.ip);
     const events = this.absorb(agent, hb, misroutedVia, seen, now);
     await this.advance(evidenceFor ? { kind: "heartbeat", uplink: evidenceFor } : { kind: "tick" }, now, events);
-    return ok({ agent, seq: hb.seq });
+    return ok({ agent, key, seq: hb.seq });
   }
 
   /** The signature, the body and the uplink claims of a heartbeat, before anything is believed. */
-  private async check(agentId: string, ts: number, sig: string, body: string, channelUplink: string | null, now: number): Promise<Result<{ agent: LiveAgent; hb: Heartbeat }>> {
+  private async check(agentId: string, ts: number, sig: string, body: string, channelUplink: string | null, now: number): Promise<Result<{ agent: LiveAgent; key: SigningKey; hb: Heartbeat }>> {
     const auth = await this.authenticate(agentId, ts, sig, body, now);
     if (!auth.ok) return auth;
-    const agent = auth.value;
+    const { agent, key } = auth.value;
     let json: unknown;
     try {
       json = JSON.parse(body);
@@ -471,10 +588,10 @@ export class SiteCoordinator extends DurableObject<Env> {
     if (!parsed.success) return fail(400, "validation_failed", "invalid heartbeat", fieldIssues(parsed.error));
     const hb = parsed.data;
     const issue = (message: string) => fail(400, "validation_failed", "invalid heartbeat", [{ path: "uplink", message }]);
-    if (!this.decision!.uplinks[hb.uplink]) return issue(`no uplink "${hb.uplink}" in the site config`);
+    if (!this.config!.uplinks.some((u) => u.id === hb.uplink)) return issue(`no uplink "${hb.uplink}" in the site config`);
     if (channelUplink && hb.uplink !== channelUplink) return issue(`"${hb.uplink}" sent on the channel for "${channelUplink}"`);
     if (agent.row.uplink && hb.uplink !== agent.row.uplink) return issue(`probe "${agentId}" sits behind "${agent.row.uplink}"`);
-    return ok({ agent, hb });
+    return ok({ agent, key, hb });
   }
 
   /**
@@ -526,7 +643,8 @@ export class SiteCoordinator extends DurableObject<Env> {
     agent.dirty = true;
     const id = agent.row.id;
     const events: NewEvent[] = [];
-    if (misroutedVia !== (before.misrouted[hb.uplink] ?? null))
+    // Own keys only: "constructor" is a valid uplink id, and a member of every object.
+    if (misroutedVia !== (Object.hasOwn(before.misrouted, hb.uplink) ? before.misrouted[hb.uplink] : null))
       events.push(
         misroutedVia
           ? { at: now, kind: "misrouted", message: `${id}: heartbeats for ${hb.uplink} arrive through ${misroutedVia} (check its policy routing); not counted for ${hb.uplink}`, data: { agent: id, claimed: hb.uplink, via: misroutedVia, ip: seen.ip } }
@@ -652,9 +770,10 @@ export class SiteCoordinator extends DurableObject<Env> {
     return { generation: d.generation, activeUplink: d.active, restartTunnels: restartFor(this.plan, this.config!.tunnels.restart, view, d.generation) };
   }
 
-  private async signedDirective(agent: LiveAgent, ackSeq: number | null, now: number): Promise<SignedReply> {
+  /** Signed with the key the agent spoke with: during a rotation, the old secret still checks answers. */
+  private async signedDirective(agent: LiveAgent, key: SigningKey, ackSeq: number | null, now: number): Promise<SignedReply> {
     const body = JSON.stringify({ type: "directive", directive: this.directiveFor(agent.row), now, ackSeq } satisfies EdgeMessage);
-    const sig = await sign(agent.key, { direction: "down", site: this.site!, agent: agent.row.id, ts: now, body });
+    const sig = await sign(key, { direction: "down", site: this.site!, agent: agent.row.id, ts: now, body });
     return { body, ts: now, sig };
   }
 
@@ -665,10 +784,13 @@ export class SiteCoordinator extends DurableObject<Env> {
       if (this.pushed.get(agent.row.id) === key) continue;
       const sockets = this.ctx.getWebSockets(agent.row.id);
       if (!sockets.length) continue;
-      const frame = JSON.stringify(await this.signedDirective(agent, null, now));
+      const frame = JSON.stringify(await this.signedDirective(agent, agent.key, null, now));
+      const previousFrame = agent.previous ? JSON.stringify(await this.signedDirective(agent, agent.previous, null, now)) : null;
       for (const ws of sockets) {
+        const old = (ws.deserializeAttachment() as SocketTag).keyId !== keyId(agent.row.signingKey);
+        if (old && !previousFrame) continue;
         try {
-          ws.send(frame);
+          ws.send(old ? previousFrame! : frame);
         } catch {
           // A socket closing under us: the agent's other channel or its next heartbeat carries the directive.
         }
@@ -710,11 +832,19 @@ export class SiteCoordinator extends DurableObject<Env> {
     this.lastCheckpointAt = now;
   }
 
-  /** One alarm, always at the earliest pending deadline; never moved later (each move is a billed write). */
+  /**
+   * One alarm, at the earliest pending deadline; never moved later (each move is a billed write).
+   * The decision's deadlines are met by messages: while any uplink is up its heartbeats arrive and
+   * each one judges every uplink, so a silent one is judged on the first message after its
+   * deadline. For those the alarm is only a backstop, for a site silent on every uplink (where
+   * nothing can reach the agents anyway); armed at each deadline it would fire every ~2 s of
+   * steady state, each run a billed request and each re-arm a billed row.
+   */
   private async schedule(now: number): Promise<void> {
     if (!this.config || !this.decision) return;
+    const decidesAt = nextDeadline(this.decision, this.config, now);
     const candidates = [
-      nextDeadline(this.decision, this.config, now),
+      decidesAt === null ? null : decidesAt + silenceBackstopMs(this.config.policy.downAfterMs),
       tunnelDeadline(this.plan, this.config.tunnels.restart, this.config.tunnels.maxWaitMs, now),
       [...this.agents.values()].some((a) => a.dirty) ? this.lastCheckpointAt + CHECKPOINT_MS : null,
       this.outboxNextAt,
@@ -723,6 +853,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     const next = Math.max(Math.min(...candidates), now + 1);
     if (this.alarmAt !== null && this.alarmAt <= next) return;
     this.alarmAt = next;
+    this.usage.alarmsSet++;
     await this.ctx.storage.setAlarm(next);
   }
 
@@ -791,3 +922,10 @@ function describeTunnel(e: TunnelEffect, at: number): NewEvent {
       return { at, kind: "tunnel-no-restarter", message: `no live tunnel restarter for generation ${e.generation}: enrol a server with tunnelRestarter`, data: { generation: e.generation } };
   }
 }
+
+async function liveAgent(row: AgentRow): Promise<LiveAgent> {
+  return { row, key: await importSigningKey(row.signingKey), previous: row.previousKey ? await importSigningKey(row.previousKey) : null, dirty: false };
+}
+
+/** Names a key in socket tags without holding it: a prefix of the derived key, never sent anywhere. */
+const keyId = (signingKey: string) => signingKey.slice(0, 8);

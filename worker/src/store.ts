@@ -6,7 +6,7 @@ import type { Queued } from "./notify/notification.ts";
 import type { DecisionState } from "./engine/decision.ts";
 import type { TunnelPlan } from "./engine/tunnels.ts";
 
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 /** Newest events kept per site. */
 export const EVENT_RETENTION = 2_000;
 
@@ -30,6 +30,8 @@ const MIGRATIONS: string[][] = [
        event TEXT NOT NULL, event_seq INTEGER NOT NULL, replaced INTEGER NOT NULL, attempts INTEGER NOT NULL,
        next_at INTEGER NOT NULL, UNIQUE (target, topic))`,
   ],
+  // Secret rotation: the key being replaced keeps working until then, or until the new one is used.
+  [`ALTER TABLE agents ADD COLUMN previous_key TEXT`, `ALTER TABLE agents ADD COLUMN previous_until INTEGER`],
 ];
 
 /** What an agent last told us; persisted on change of the fields that matter, checkpointed otherwise. */
@@ -52,6 +54,9 @@ export interface AgentRow {
   uplink: string | null;
   tunnelRestarter: boolean;
   signingKey: string;
+  /** Set while a rotation's grace lasts: the key of the secret being replaced, and until when it counts. */
+  previousKey: string | null;
+  previousUntil: number | null;
   createdAt: number;
   runtime: AgentRuntime;
 }
@@ -104,19 +109,34 @@ export class SiteStore {
 
   constructor(private readonly storage: DurableObjectStorage) {}
 
-  private get sql() {
-    return this.storage.sql;
+  /**
+   * Rows read and written since the object woke, counted from each cursor as Cloudflare bills
+   * them; shown in the metrics so the cost of a site can be watched (and benchmarked).
+   */
+  readonly usage = { rowsRead: 0, rowsWritten: 0 };
+
+  private exec<T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]): T[] {
+    const cursor = this.storage.sql.exec<T>(query, ...bindings);
+    const rows = cursor.toArray();
+    this.usage.rowsRead += cursor.rowsRead;
+    this.usage.rowsWritten += cursor.rowsWritten;
+    return rows;
+  }
+
+  /** Whether this object was ever given a schema (a site config); reading this writes nothing. */
+  initialized(): boolean {
+    return this.exec(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'`).length > 0;
   }
 
   migrate(): void {
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`);
-    const row = this.sql.exec<{ version: number }>(`SELECT version FROM schema_version`).toArray()[0];
+    this.exec(`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`);
+    const row = this.exec<{ version: number }>(`SELECT version FROM schema_version`)[0];
     const from = row?.version ?? 0;
     if (from === SCHEMA_VERSION) return;
     this.storage.transactionSync(() => {
-      for (let v = from + 1; v <= SCHEMA_VERSION; v++) for (const ddl of MIGRATIONS[v]!) this.sql.exec(ddl);
-      this.sql.exec(`DELETE FROM schema_version`);
-      this.sql.exec(`INSERT INTO schema_version (version) VALUES (?)`, SCHEMA_VERSION);
+      for (let v = from + 1; v <= SCHEMA_VERSION; v++) for (const ddl of MIGRATIONS[v]!) this.exec(ddl);
+      this.exec(`DELETE FROM schema_version`);
+      this.exec(`INSERT INTO schema_version (version) VALUES (?)`, SCHEMA_VERSION);
     });
   }
 
@@ -125,12 +145,12 @@ export class SiteStore {
   }
 
   private getMeta<T>(key: string): T | null {
-    const row = this.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = ?`, key).toArray()[0];
+    const row = this.exec<{ value: string }>(`SELECT value FROM meta WHERE key = ?`, key)[0];
     return row ? (JSON.parse(row.value) as T) : null;
   }
 
   private putMeta(key: string, value: unknown): void {
-    this.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`, key, JSON.stringify(value));
+    this.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`, key, JSON.stringify(value));
   }
 
   site = () => this.getMeta<string>("site");
@@ -145,46 +165,50 @@ export class SiteStore {
   saveTunnelPlan = (p: TunnelPlan | null) => this.putMeta("tunnel", p);
 
   agents(): AgentRow[] {
-    return this.sql
-      .exec<{ id: string; role: string; uplink: string | null; tunnel_restarter: number; signing_key: string; created_at: number; runtime: string }>(
+    return this
+      .exec<{ id: string; role: string; uplink: string | null; tunnel_restarter: number; signing_key: string; previous_key: string | null; previous_until: number | null; created_at: number; runtime: string }>(
         `SELECT * FROM agents ORDER BY id`,
       )
-      .toArray()
       .map((r) => ({
         id: r.id,
         role: r.role as AgentRole,
         uplink: r.uplink,
         tunnelRestarter: r.tunnel_restarter === 1,
         signingKey: r.signing_key,
+        previousKey: r.previous_key,
+        previousUntil: r.previous_until,
         createdAt: r.created_at,
         runtime: { ...emptyRuntime(), ...(JSON.parse(r.runtime) as Partial<AgentRuntime>) },
       }));
   }
 
   saveAgent(a: AgentRow): void {
-    this.sql.exec(
-      `INSERT OR REPLACE INTO agents (id, role, uplink, tunnel_restarter, signing_key, created_at, runtime) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      a.id, a.role, a.uplink, a.tunnelRestarter ? 1 : 0, a.signingKey, a.createdAt, JSON.stringify(a.runtime),
+    this.exec(
+      `INSERT OR REPLACE INTO agents (id, role, uplink, tunnel_restarter, signing_key, previous_key, previous_until, created_at, runtime) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      a.id, a.role, a.uplink, a.tunnelRestarter ? 1 : 0, a.signingKey, a.previousKey, a.previousUntil, a.createdAt, JSON.stringify(a.runtime),
     );
   }
 
+  saveAgentKeys(a: AgentRow): void {
+    this.exec(`UPDATE agents SET signing_key = ?, previous_key = ?, previous_until = ? WHERE id = ?`, a.signingKey, a.previousKey, a.previousUntil, a.id);
+  }
+
   saveAgentRuntime(id: string, runtime: AgentRuntime): void {
-    this.sql.exec(`UPDATE agents SET runtime = ? WHERE id = ?`, JSON.stringify(runtime), id);
+    this.exec(`UPDATE agents SET runtime = ? WHERE id = ?`, JSON.stringify(runtime), id);
   }
 
   deleteAgent(id: string): void {
-    this.sql.exec(`DELETE FROM agents WHERE id = ?`, id);
+    this.exec(`DELETE FROM agents WHERE id = ?`, id);
   }
 
   observations(): UplinkObservation[] {
-    return this.sql
+    return this
       .exec<{ id: string; ip: string | null; asn: number | null; rtt_ms: number | null; gateway_rtt_ms: number | null; at: number }>(`SELECT * FROM uplink_observations`)
-      .toArray()
       .map((r) => ({ id: r.id, ip: r.ip, asn: r.asn, rttMs: r.rtt_ms, gatewayRttMs: r.gateway_rtt_ms, at: r.at }));
   }
 
   saveObservation(o: UplinkObservation): void {
-    this.sql.exec(
+    this.exec(
       `INSERT OR REPLACE INTO uplink_observations (id, ip, asn, rtt_ms, gateway_rtt_ms, at) VALUES (?, ?, ?, ?, ?, ?)`,
       o.id, o.ip, o.asn, o.rttMs, o.gatewayRttMs, o.at,
     );
@@ -193,11 +217,11 @@ export class SiteStore {
   appendEvents(events: readonly NewEvent[]): SiteEvent[] {
     const recorded = events.map((e) => {
       const data = e.data ? JSON.stringify(e.data) : null;
-      const { seq } = this.sql.exec<{ seq: number }>(`INSERT INTO events (at, kind, message, data) VALUES (?, ?, ?, ?) RETURNING seq`, e.at, e.kind, e.message, data).one();
+      const { seq } = this.exec<{ seq: number }>(`INSERT INTO events (at, kind, message, data) VALUES (?, ?, ?, ?) RETURNING seq`, e.at, e.kind, e.message, data)[0]!;
       this.newestSeq = seq;
       return { seq, at: e.at, kind: e.kind, message: e.message, data: e.data ?? null };
     });
-    if (events.length) this.sql.exec(`DELETE FROM events WHERE seq <= ? - ?`, this.newestSeq, EVENT_RETENTION);
+    if (events.length) this.exec(`DELETE FROM events WHERE seq <= ? - ?`, this.newestSeq, EVENT_RETENTION);
     return recorded;
   }
 
@@ -208,7 +232,7 @@ export class SiteStore {
    */
   enqueue(items: readonly Queued[], now: number): void {
     for (const { target, topic, event } of items)
-      this.sql.exec(
+      this.exec(
         `INSERT INTO outbox (target, topic, event, event_seq, replaced, attempts, next_at) VALUES (?, ?, ?, ?, 0, 0, ?)
          ON CONFLICT (target, topic) DO UPDATE SET event = excluded.event, event_seq = excluded.event_seq, replaced = replaced + 1`,
         JSON.stringify(target), topic, JSON.stringify(event), event.seq, now,
@@ -216,48 +240,46 @@ export class SiteStore {
   }
 
   dueNotifications(now: number, limit: number): OutboxRow[] {
-    return this.sql
+    return this
       .exec<{ id: number; target: string; event: string; replaced: number; attempts: number; next_at: number }>(
         `SELECT id, target, event, replaced, attempts, next_at FROM outbox WHERE next_at <= ? ORDER BY next_at, id LIMIT ?`,
         now,
         limit,
       )
-      .toArray()
       .map((r) => ({ id: r.id, target: JSON.parse(r.target) as NotifyTarget, event: JSON.parse(r.event) as SiteEvent, replaced: r.replaced, attempts: r.attempts, nextAt: r.next_at }));
   }
 
   /** Done with what was sent from `row`: gone, unless a newer event replaced it meanwhile (then that one waits, due now). */
   settleNotification(row: OutboxRow, now: number): void {
-    this.sql.exec(`UPDATE outbox SET replaced = replaced - ? - 1, attempts = 0, next_at = ? WHERE id = ? AND event_seq != ?`, row.replaced, now, row.id, row.event.seq);
-    this.sql.exec(`DELETE FROM outbox WHERE id = ? AND event_seq = ?`, row.id, row.event.seq);
+    this.exec(`UPDATE outbox SET replaced = replaced - ? - 1, attempts = 0, next_at = ? WHERE id = ? AND event_seq != ?`, row.replaced, now, row.id, row.event.seq);
+    this.exec(`DELETE FROM outbox WHERE id = ? AND event_seq = ?`, row.id, row.event.seq);
   }
 
   retryNotification(row: OutboxRow, at: number): void {
-    this.sql.exec(`UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE id = ?`, at, row.id);
+    this.exec(`UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE id = ?`, at, row.id);
   }
 
   nextNotificationAt(): number | null {
-    return this.sql.exec<{ t: number | null }>(`SELECT MIN(next_at) AS t FROM outbox`).one().t;
+    return this.exec<{ t: number | null }>(`SELECT MIN(next_at) AS t FROM outbox`)[0]!.t;
   }
 
   loadNewestSeq(): void {
-    this.newestSeq = this.sql.exec<{ seq: number }>(`SELECT seq FROM events ORDER BY seq DESC LIMIT 1`).toArray()[0]?.seq ?? 0;
+    this.newestSeq = this.exec<{ seq: number }>(`SELECT seq FROM events ORDER BY seq DESC LIMIT 1`)[0]?.seq ?? 0;
   }
 
   events(limit: number): SiteEvent[] {
-    return this.sql.exec<EventRow>(`SELECT * FROM events ORDER BY seq DESC LIMIT ?`, limit).toArray().map(toEvent);
+    return this.exec<EventRow>(`SELECT * FROM events ORDER BY seq DESC LIMIT ?`, limit).map(toEvent);
   }
 
   /** Events newer than `seq`, oldest first. */
   eventsAfter(seq: number): SiteEvent[] {
-    return this.sql.exec<EventRow>(`SELECT * FROM events WHERE seq > ? ORDER BY seq`, seq).toArray().map(toEvent);
+    return this.exec<EventRow>(`SELECT * FROM events WHERE seq > ? ORDER BY seq`, seq).map(toEvent);
   }
 
   /** Uplink state changes since `since`, oldest first. */
   uplinkChanges(since: number): UplinkChange[] {
-    return this.sql
+    return this
       .exec<{ at: number; data: string }>(`SELECT at, data FROM events WHERE kind = 'uplink' AND at >= ? ORDER BY at, seq`, since)
-      .toArray()
       .map((r) => {
         const d = JSON.parse(r.data) as { uplink: string; from: UplinkState; to: UplinkState };
         return { at: r.at, uplink: d.uplink, from: d.from, to: d.to };
@@ -266,6 +288,6 @@ export class SiteStore {
 
   /** When the oldest kept event happened (the site's creation, while the log is young). */
   firstEventAt(): number | null {
-    return this.sql.exec<{ at: number }>(`SELECT at FROM events ORDER BY seq LIMIT 1`).toArray()[0]?.at ?? null;
+    return this.exec<{ at: number }>(`SELECT at FROM events ORDER BY seq LIMIT 1`)[0]?.at ?? null;
   }
 }

@@ -2,7 +2,7 @@
 // flags end up in shell history and `ps`).
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import { AgentId, ApiError, EnrollRequest, OverrideRequest, SiteConfig, SiteEvent, SiteId, SiteStatus, issueLines } from "../../../shared/src/index.ts";
+import { AgentId, ApiError, EnrollRequest, OverrideRequest, RotateRequest, RotateResponse, SiteConfig, SiteEvent, SiteId, SiteStatus, issueLines } from "../../../shared/src/index.ts";
 import { UsageError, UserError } from "../lib/errors.ts";
 import { parse, required } from "./args.ts";
 import { eventsTable, statusTable } from "./tables.ts";
@@ -11,6 +11,7 @@ const COMMON = "--edge URL --site S";
 export const SITE_USAGE = [
   `wanwatch site apply FILE ${COMMON}`,
   `wanwatch site enroll --id ID --role probe|server [--uplink U] [--tunnel-restarter] ${COMMON}`,
+  `wanwatch site enroll --id ID --rotate [--grace SECONDS] ${COMMON}`,
   `wanwatch site revoke --id ID ${COMMON}`,
   `wanwatch site status ${COMMON} [--json]`,
   `wanwatch site events [--limit N] ${COMMON} [--json]`,
@@ -87,6 +88,28 @@ function validated<T>(schema: { safeParse(v: unknown): { success: true; data: T 
   return r.data;
 }
 
+/** `site enroll --rotate`: a new secret; the old one works through the grace, so the agent can be updated without a gap. */
+async function rotate(values: { id?: string; role?: string; uplink?: string; "tunnel-restarter"?: boolean; grace?: string; edge?: string; site?: string; json?: boolean }, env: NodeJS.ProcessEnv, out: (s: string) => void, u: string): Promise<number> {
+  if (values.role || values.uplink || values["tunnel-restarter"]) throw new UsageError(`--rotate keeps the agent's role and uplink: omit --role, --uplink, --tunnel-restarter\nusage: ${u}`);
+  const id = required(values.id, "--id", u);
+  if (!AgentId.safeParse(id).success) throw new UsageError(`--id: must match [a-z0-9][a-z0-9-]{0,62}`);
+  const req = validated(RotateRequest, values.grace === undefined ? {} : { graceSeconds: Number(values.grace) }, "--grace: ");
+  const t = target(values, env);
+  const r = validated(RotateResponse, await call(t, "POST", `/agents/${id}/rotate`, req));
+  if (values.json) out(JSON.stringify(r, null, 2));
+  else
+    out(
+      [
+        `agent ${r.id} in site ${t.site}: new secret (shown once; put it in the agent's secretFile, mode 0600, then restart the agent):`,
+        r.secret,
+        r.previousValidUntil === null
+          ? "the old secret is refused from now on."
+          : `the old secret keeps working until ${new Date(r.previousValidUntil).toISOString()}, or until the agent first signs with the new one.`,
+      ].join("\n"),
+    );
+  return 0;
+}
+
 export async function siteCommand(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => void): Promise<number> {
   const [sub, ...rest] = args;
   switch (sub) {
@@ -113,8 +136,14 @@ export async function siteCommand(args: string[], env: NodeJS.ProcessEnv, out: (
       return 0;
     }
     case "enroll": {
-      const u = `wanwatch site enroll --id ID --role probe|server [--uplink U] [--tunnel-restarter] ${COMMON}`;
-      const { values } = parse(rest, { ...common, id: { type: "string" }, role: { type: "string" }, uplink: { type: "string" }, "tunnel-restarter": { type: "boolean" } }, { usage: u });
+      const u = `wanwatch site enroll --id ID --role probe|server [--uplink U] [--tunnel-restarter] | --id ID --rotate [--grace SECONDS] ${COMMON}`;
+      const { values } = parse(
+        rest,
+        { ...common, id: { type: "string" }, role: { type: "string" }, uplink: { type: "string" }, "tunnel-restarter": { type: "boolean" }, rotate: { type: "boolean" }, grace: { type: "string" } },
+        { usage: u },
+      );
+      if (values.rotate) return rotate(values, env, out, u);
+      if (values.grace !== undefined) throw new UsageError(`--grace goes with --rotate\nusage: ${u}`);
       const req = validated(EnrollRequest, {
         id: required(values.id, "--id", u),
         role: required(values.role, "--role", u),

@@ -5,7 +5,16 @@ import { EdgeMessage, SignedFrame, deriveSigningKey, importSigningKey, sign, ver
 export type Verified = { ok: true; message: EdgeMessage; ts: number } | { ok: false; reason: string };
 
 export class EdgeSigner {
-  private constructor(readonly site: string, readonly agent: string, private readonly key: SigningKey) {}
+  readonly site: string;
+  readonly agent: string;
+  private readonly key: SigningKey;
+
+  // Plain fields: the benchmarks load this file with Node's type stripping, which has no parameter properties.
+  private constructor(site: string, agent: string, key: SigningKey) {
+    this.site = site;
+    this.agent = agent;
+    this.key = key;
+  }
 
   static async fromSecret(site: string, agent: string, secret: string): Promise<EdgeSigner> {
     return new EdgeSigner(site, agent, await importSigningKey(await deriveSigningKey(secret)));

@@ -49,6 +49,11 @@ export interface Step {
   effects: Effect[];
 }
 
+/** Uplink `id`'s runtime, own keys only: "constructor" is a valid uplink id, and a member of every object. */
+function runtimeOf(uplinks: Record<string, UplinkRuntime>, id: string): UplinkRuntime | undefined {
+  return Object.hasOwn(uplinks, id) ? uplinks[id] : undefined;
+}
+
 export function initialState(shape: SiteShape, now: number): DecisionState {
   const uplinks: Record<string, UplinkRuntime> = {};
   for (const u of shape.uplinks) uplinks[u.id] = { lastHeardAt: null, state: "unknown", stateSince: now, upSince: null };
@@ -63,7 +68,7 @@ export function initialState(shape: SiteShape, now: number): DecisionState {
 export function restoredState(saved: DecisionState, shape: SiteShape, now: number): DecisionState {
   const uplinks: Record<string, UplinkRuntime> = {};
   for (const u of shape.uplinks) {
-    const s = saved.uplinks[u.id];
+    const s = runtimeOf(saved.uplinks, u.id);
     uplinks[u.id] = s
       ? { ...s, lastHeardAt: s.state === "up" ? now : s.lastHeardAt }
       : { lastHeardAt: null, state: "unknown", stateSince: now, upSince: null };
@@ -75,8 +80,8 @@ export function restoredState(saved: DecisionState, shape: SiteShape, now: numbe
 export function reshapedState(state: DecisionState, shape: SiteShape, now: number): DecisionState {
   const uplinks: Record<string, UplinkRuntime> = {};
   for (const u of shape.uplinks)
-    uplinks[u.id] = state.uplinks[u.id] ?? { lastHeardAt: null, state: "unknown", stateSince: now, upSince: null };
-  const override = state.override && uplinks[state.override.uplink] ? state.override : null;
+    uplinks[u.id] = runtimeOf(state.uplinks, u.id) ?? { lastHeardAt: null, state: "unknown", stateSince: now, upSince: null };
+  const override = state.override && runtimeOf(uplinks, state.override.uplink) ? state.override : null;
   return { ...state, uplinks, override, observedSince: Math.min(state.observedSince, now) };
 }
 
@@ -142,7 +147,7 @@ function target(s: DecisionState, shape: SiteShape, now: number): { to: string; 
   const ranked = byPriority(shape);
   const best = ranked.find((u) => s.uplinks[u.id]!.state === "up");
   if (!best) return null;
-  if (s.active === null || !s.uplinks[s.active]) {
+  if (s.active === null || !runtimeOf(s.uplinks, s.active)) {
     // First choice: wait while a better uplink is still within its first grace period.
     const betterPending = ranked
       .slice(0, ranked.indexOf(best))
@@ -167,7 +172,7 @@ export function step(state: DecisionState, event: DecisionEvent, now: number, sh
   let s = state;
   switch (event.kind) {
     case "heartbeat": {
-      const u = s.uplinks[event.uplink];
+      const u = runtimeOf(s.uplinks, event.uplink);
       if (u) s = { ...s, uplinks: { ...s.uplinks, [event.uplink]: { ...u, lastHeardAt: now } } };
       break;
     }
@@ -205,7 +210,7 @@ export function nextDeadline(s: DecisionState, shape: SiteShape, now: number): n
     if (isPending(u, s, now, policy)) times.push(s.observedSince + policy.downAfterMs);
   }
   if (s.override) times.push(s.override.until);
-  else if (s.active !== null && s.uplinks[s.active]?.state === "up") {
+  else if (s.active !== null && runtimeOf(s.uplinks, s.active)?.state === "up") {
     const activePriority = shape.uplinks.find((u) => u.id === s.active)!.priority;
     const better = byPriority(shape).find((u) => u.priority < activePriority && s.uplinks[u.id]!.state === "up");
     if (better) {

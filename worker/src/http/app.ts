@@ -11,6 +11,7 @@ import {
   HEADER_TS,
   MAX_HEARTBEAT_BYTES,
   OverrideRequest,
+  RotateRequest,
   SiteConfig,
 } from "../../../shared/src/index.ts";
 import type { Env } from "../env.ts";
@@ -19,7 +20,7 @@ import { authorizeAdmin, authorizeViewer } from "./auth.ts";
 import { siteIndex } from "../site-index.ts";
 import { parseWith, readText } from "./body.ts";
 import { pages } from "./pages.ts";
-import { Refused, body, crossOrigin, isWebSocketUpgrade, param, site, siteStub, type C } from "./request.ts";
+import { Refused, body, crossOrigin, isWebSocketUpgrade, naming, param, site, siteStub, type C } from "./request.ts";
 import { failureResponse, resultResponse } from "./respond.ts";
 
 const app = new Hono<{ Bindings: Env }>();
@@ -58,6 +59,10 @@ app.get("/v1/sites/:site", admin, async (c) => {
 app.post("/v1/sites/:site/agents", admin, async (c) => {
   const s = site(c);
   return resultResponse(await s.stub.enroll(s.id, await body(c, EnrollRequest, "agent")), 201);
+});
+app.post("/v1/sites/:site/agents/:agent/rotate", admin, async (c) => {
+  const s = site(c);
+  return resultResponse(await s.stub.rotate(s.id, param(c, "agent"), await body(c, RotateRequest, "rotation")));
 });
 app.delete("/v1/sites/:site/agents/:agent", admin, async (c) => {
   const s = site(c);
@@ -110,7 +115,7 @@ app.post("/v1/sites/:site/heartbeat", async (c) => {
   const agent = parseWith(AgentId, c.req.header(HEADER_AGENT) ?? "", HEADER_AGENT);
   const ts = Number(c.req.header(HEADER_TS));
   const sig = c.req.header(HEADER_SIG) ?? "";
-  if (!agent.ok) return failureResponse({ ...agent.failure, status: 401, code: "unknown_agent", message: `header ${HEADER_AGENT} must name an enrolled agent` }, now());
+  if (!agent.ok) return failureResponse({ ...naming(agent.failure, HEADER_AGENT), status: 401, code: "unknown_agent", message: `header ${HEADER_AGENT} must name an enrolled agent` }, now());
   if (!Number.isSafeInteger(ts) || !sig)
     return failureResponse({ status: 401, code: "unsigned", message: `headers ${HEADER_TS} (edge time, ms) and ${HEADER_SIG} are required` }, now());
   const text = await readText(c.req.raw, MAX_HEARTBEAT_BYTES);

@@ -20,8 +20,13 @@ export class Refused extends Error {
 /** Validated path parameter, or a 400 naming it. */
 export function param(c: C, name: "site" | "agent"): string {
   const r = parseWith(name === "site" ? SiteId : AgentId, c.req.param(name), name);
-  if (!r.ok) throw new Refused({ ...r.failure, issues: r.failure.issues?.map((i) => ({ ...i, path: name })) });
+  if (!r.ok) throw new Refused(naming(r.failure, name));
   return r.value;
+}
+
+/** A refused single value (a path parameter, a header): its issues name it rather than "(root)". */
+export function naming(f: Failure, name: string): Failure {
+  return { ...f, issues: f.issues?.map((i) => ({ ...i, path: name })) };
 }
 
 export const siteStub = (env: Env, id: string) => env.SITES.get(env.SITES.idFromName(id));
