@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Miniflare, convertV4MiniflareOptions } from "miniflare";
+import { Log, LogLevel, Miniflare, convertV4MiniflareOptions } from "miniflare";
 import { adminApi } from "./local-edge.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -45,6 +45,8 @@ export async function startMiniflareEdge(o: { vars?: Record<string, string> } = 
       host: "127.0.0.1",
       port: 0,
       cf: false,
+      // workerd's own errors (an exhausted limit, a crash) are what a benchmark must not hide.
+      log: new Log(LogLevel.WARN),
       workers: [
         {
           name: "wanwatch",

@@ -1,5 +1,5 @@
-// Runs agents at their real pace: every stream heartbeats once per interval, staggered across the
-// interval like independent hosts, with uplinks that can be cut. Used by the cost and sites benches.
+// Runs agents at their real pace: every stream heartbeats once per interval (over its WebSocket, or
+// HTTP without one), staggered across the interval like independent hosts, with uplinks that can be cut. Used by the cost and sites benches.
 import type { LoadAgent } from "./load-agent.ts";
 import { streams } from "./load-agent.ts";
 
@@ -31,7 +31,7 @@ export class Pacer {
         next[i]! += this.heartbeatMs;
         if (this.cut.has(`${s.site}/${s.uplink}`)) return;
         this.sent++;
-        s.agent.beat(s.uplink).catch((err: Error) => {
+        s.agent.heartbeat(s.uplink).catch((err: Error) => {
           this.refused++;
           if (this.errors.length < 5) this.errors.push(err.message);
         });
