@@ -35,6 +35,8 @@ export interface LocalEdge {
   stop(): Promise<void>;
   /** Stops and starts it again on the same address and state. */
   restart(): Promise<void>;
+  /** Kills it (SIGKILL, no chance to finish anything), as a crash or a power cut would; restart() brings it back. */
+  crash(): Promise<void>;
 }
 
 export async function freePort(host = "127.0.0.1"): Promise<number> {
@@ -98,13 +100,13 @@ export async function startLocalEdge(o: LocalEdgeOptions): Promise<LocalEdge> {
     throw new Error(`the local edge did not answer on ${url} within 60 s`);
   };
 
-  const stop = async () => {
+  const stop = async (signals: NodeJS.Signals[] = ["SIGTERM", "SIGKILL"]) => {
     const proc = child;
     child = null;
     if (!proc || proc.exitCode !== null || proc.pid === undefined) return;
     const gone = new Promise<void>((r) => proc.once("exit", () => r()));
     // wrangler runs workerd as a child: stop the whole process group.
-    for (const [sig, wait] of [["SIGTERM", 5_000], ["SIGKILL", 5_000]] as const) {
+    for (const [sig, wait] of signals.map((s) => [s, 5_000] as const)) {
       try {
         process.kill(-proc.pid, sig);
       } catch {
@@ -120,7 +122,7 @@ export async function startLocalEdge(o: LocalEdgeOptions): Promise<LocalEdge> {
     await stop();
     throw err;
   }
-  return { url, adminToken, viewerToken, api: adminApi(url, adminToken), stop, restart: async () => (await stop(), await start()) };
+  return { url, adminToken, viewerToken, api: adminApi(url, adminToken), stop: () => stop(), restart: async () => (await stop(), await start()), crash: () => stop(["SIGKILL"]) };
 }
 
 /** Admin API calls against an edge; each throws with the edge's answer unless it is 2xx. */

@@ -14,6 +14,10 @@ export const Policy = z
     downAfterMs: z.int().min(500).max(600_000).default(3_000),
     failbackAfterMs: z.int().min(0).max(86_400_000).default(60_000),
     minDwellMs: z.int().min(0).max(3_600_000).default(10_000),
+    // A primary that loses this share of its probe's handshakes to the edge, or answers this slowly
+    // (median), over the probe's last minute, hands over to a healthy backup (1 / 60000: never).
+    degradedLossRatio: z.number().min(0.01).max(1).default(0.2),
+    degradedRttMs: z.int().min(10).max(60_000).default(500),
   })
   // One lost heartbeat must never look like an outage.
   .refine((p) => p.downAfterMs >= 2 * p.heartbeatMs, {
@@ -35,7 +39,7 @@ export const NotifyTarget = z.strictObject({
 export const SiteConfig = z
   .strictObject({
     uplinks: z.array(Uplink).min(2).max(8),
-    policy: Policy.default({ heartbeatMs: 1_000, downAfterMs: 3_000, failbackAfterMs: 60_000, minDwellMs: 10_000 }),
+    policy: Policy.prefault({}),
     tunnels: TunnelPolicy.default({ restart: "cluster", maxWaitMs: 30_000 }),
     notify: z.array(NotifyTarget).max(10).default([]),
   })

@@ -3,6 +3,14 @@ import { UplinkId } from "./ids.ts";
 
 const Generation = z.int().min(0).max(Number.MAX_SAFE_INTEGER);
 
+/** Loss and latency of a path, dpinger-style: the share of probes unanswered, and the median answer. */
+export const PathQuality = z.strictObject({
+  lossRatio: z.number().min(0).max(1),
+  rttMs: z.number().min(0).max(120_000).nullable(),
+  samples: z.int().min(0).max(10_000),
+});
+export type PathQuality = z.infer<typeof PathQuality>;
+
 /** What an agent sends, once per heartbeat interval, through one uplink. */
 export const Heartbeat = z.strictObject({
   type: z.literal("heartbeat"),
@@ -15,6 +23,11 @@ export const Heartbeat = z.strictObject({
   // The agent's own measurements; informational, never evidence by themselves.
   rttEdgeMs: z.number().min(0).max(120_000).nullable().optional(),
   rttGatewayMs: z.number().min(0).max(120_000).nullable().optional(),
+  // Edge time minus the agent's clock, as the agent keeps it (it signs with edge time): a wrong
+  // clock is still accepted, and shown.
+  clockOffsetMs: z.number().min(-1e13).max(1e13).nullable().optional(),
+  // A probe's view of its path to the edge over its last minute (TCP handshakes, one per heartbeat).
+  path: PathQuality.nullable().optional(),
   // The uplink the host's own routing table uses now (server agents).
   routedUplink: UplinkId.nullable().optional(),
 });

@@ -19,6 +19,11 @@ export const UplinkStatus = z.object({
   observedAsn: z.int().nullable(),
   rttMs: z.number().nullable(),
   gatewayRttMs: z.number().nullable(),
+  /** The probe's last minute of handshakes to the edge: lost share and median round trip. */
+  lossRatio: z.number().nullable(),
+  pathRttMs: z.number().nullable(),
+  /** Up, but over the policy's loss or latency threshold: left for a healthy uplink. */
+  degraded: z.boolean(),
 });
 
 export const AgentStatus = z.object({
@@ -35,6 +40,8 @@ export const AgentStatus = z.object({
   routedUplink: z.string().nullable(),
   lastError: z.string().nullable(),
   version: z.string().nullable(),
+  /** Edge time minus the agent's clock: how wrong the host's clock is (the agent corrects for it). */
+  clockOffsetMs: z.number().nullable(),
 });
 
 export const TunnelStatus = z.object({

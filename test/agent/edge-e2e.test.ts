@@ -1,6 +1,6 @@
 // The agent as a real process against the real edge (the Worker in workerd via wrangler dev).
 import { createServer, request, type Server } from "node:http";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLocalEdge, type LocalEdge } from "../../tools/local-edge.ts";
@@ -10,6 +10,7 @@ let edge: LocalEdge;
 const SITE = "office";
 const admin = () => ({ env: { WANWATCH_ADMIN_TOKEN: edge.adminToken } });
 const at = () => ["--edge", edge.url, "--site", SITE];
+const FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 beforeAll(async () => {
   buildBundle();
@@ -153,6 +154,26 @@ describe("agent ↔ real edge", () => {
       for (const d of [old, next]) if (d) d.child.kill("SIGTERM");
       expect((await old.exit).code).toBe(0);
       if (next) expect((await next.exit).code).toBe(0);
+    }
+  });
+
+  it.skipIf(!existsSync(FAKETIME))("an agent whose clock is 30 s behind is accepted (it signs with edge time) and its offset is shown", async () => {
+    const secret = await enroll("sbc6", "probe", "isp2");
+    const f = agentFiles({ edge: edge.url, site: SITE, agent: "sbc6", role: "probe", heartbeatMs: 250, uplinks: [{ id: "isp2", interface: "lo" }] }, secret);
+    // libfaketime moves the agent's wall clock only; its timers keep real time.
+    const d = Daemon.start(["agent", "run", "--config", f.configPath], { env: { LD_PRELOAD: FAKETIME, FAKETIME: "-30s", FAKETIME_DONT_FAKE_MONOTONIC: "1" } });
+    try {
+      await d.waitFor((l) => l.msg === "channel open", "channel open");
+      const started = Date.now();
+      await new Promise((r) => setTimeout(r, 1_500));
+      const agent = (await siteStatus()).agents.find((x: any) => x.id === "sbc6");
+      expect(agent.lastSeenAt).toBeGreaterThan(started);
+      expect(Math.abs(agent.clockOffsetMs - 30_000)).toBeLessThan(2_000);
+      // At most the first message, signed before the agent knew the edge's time, is refused.
+      expect(d.lines.filter((l) => String(l.msg).includes("stale_timestamp")).length).toBeLessThanOrEqual(1);
+    } finally {
+      d.child.kill("SIGTERM");
+      expect((await d.exit).code).toBe(0);
     }
   });
 

@@ -1,7 +1,8 @@
 // The router round trip is one TCP handshake: an accepted and a refused connection both count.
 import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
-import { GatewayRtt, measureGatewayRtt } from "../../agent/src/host/gateway-rtt.ts";
+import { GatewayRtt } from "../../agent/src/host/gateway-rtt.ts";
+import { measureHandshake } from "../../agent/src/host/handshake.ts";
 
 const listening = () =>
   new Promise<{ port: number; close: () => void }>((resolve) => {
@@ -11,13 +12,13 @@ const listening = () =>
 describe("gateway RTT", () => {
   it("an open port and a refused one are both answers; a local address that is not ours is not", async () => {
     const srv = await listening();
-    const open = await measureGatewayRtt("127.0.0.1", { port: srv.port });
+    const open = await measureHandshake("127.0.0.1", { port: srv.port, timeoutMs: 1_000 });
     srv.close();
-    const refused = await measureGatewayRtt("127.0.0.1", { port: srv.port });
+    const refused = await measureHandshake("127.0.0.1", { port: srv.port, timeoutMs: 1_000 });
     expect(open).toBeTypeOf("number");
     expect(refused).toBeTypeOf("number");
     // Binding to an address this host does not have fails at once: no answer, no throw.
-    expect(await measureGatewayRtt("127.0.0.1", { port: srv.port, localAddress: "192.0.2.77" })).toBeNull();
+    expect(await measureHandshake("127.0.0.1", { port: srv.port, localAddress: "192.0.2.77", timeoutMs: 1_000 })).toBeNull();
   });
 
   it("keeps the latest figure, and looks the gateway up again after a miss", async () => {

@@ -5,7 +5,7 @@ describe("site config", () => {
   it("creates, returns and replaces a site config with defaults filled in", async () => {
     const put = await call("PUT", "/v1/sites/office", { uplinks: twoUplinks().uplinks });
     expect(put.status).toBe(200);
-    expect(put.json.policy).toEqual({ heartbeatMs: 1_000, downAfterMs: 3_000, failbackAfterMs: 60_000, minDwellMs: 10_000 });
+    expect(put.json.policy).toEqual({ heartbeatMs: 1_000, downAfterMs: 3_000, failbackAfterMs: 60_000, minDwellMs: 10_000, degradedLossRatio: 0.2, degradedRttMs: 500 });
     expect(put.json.tunnels).toEqual({ restart: "cluster", maxWaitMs: 30_000 });
     const get = await call("GET", "/v1/sites/office");
     expect(get.json).toEqual(put.json);

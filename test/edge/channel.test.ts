@@ -213,6 +213,7 @@ describe("metrics", () => {
     const byName = new Map(families.map((f) => [f.name, f]));
     expect([...byName.keys()].sort()).toEqual([
       "wanwatch_agent_applied_generation",
+      "wanwatch_agent_clock_offset_seconds",
       "wanwatch_agent_heartbeat_age_seconds",
       "wanwatch_edge_alarm_runs_total",
       "wanwatch_edge_alarms_set_total",
@@ -222,7 +223,10 @@ describe("metrics", () => {
       "wanwatch_last_switch_timestamp_seconds",
       "wanwatch_switches_total",
       "wanwatch_uplink_active",
+      "wanwatch_uplink_degraded",
       "wanwatch_uplink_gateway_rtt_milliseconds",
+      "wanwatch_uplink_loss_ratio",
+      "wanwatch_uplink_path_rtt_milliseconds",
       "wanwatch_uplink_rtt_milliseconds",
       "wanwatch_uplink_up",
     ]);

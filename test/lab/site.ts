@@ -92,11 +92,11 @@ export class LabSite {
     }
   }
 
-  /** Applies the site config (through the admin CLI), with this tunnel mode. */
-  async applySite(tunnels: "per-server" | "cluster" = this.options.tunnels ?? "per-server"): Promise<void> {
+  /** Applies the site config (through the admin CLI), with this tunnel mode and policy. */
+  async applySite(tunnels: "per-server" | "cluster" = this.options.tunnels ?? "per-server", policy: Record<string, number> = this.options.policy): Promise<void> {
     const site = labFile(this.lab, `site-${tunnels}.json`, JSON.stringify({
       uplinks: [{ id: "isp1", priority: 1, name: "Fiber" }, { id: "isp2", priority: 2, name: "LTE" }],
-      policy: this.options.policy,
+      policy,
       tunnels: { restart: tunnels },
     }));
     await this.admin("apply", site);

@@ -39,6 +39,11 @@ export interface Lab {
   /** Uplink N loses its internet while router N's LAN stays up: the failure Linux cannot handle alone. */
   cut(n: 1 | 2): Promise<void>;
   restore(n: 1 | 2): Promise<void>;
+  /**
+   * Router N drops this share of the packets it sends out its WAN (0 mends it): a lossy uplink.
+   * With nftables' random numbers: this kernel has no netem.
+   */
+  lossy(n: 1 | 2, percent: number): Promise<void>;
   /** Router N dies entirely: its LAN goes down too. */
   routerDown(n: 1 | 2): Promise<void>;
   routerUp(n: 1 | 2): Promise<void>;
@@ -127,6 +132,12 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string }): Prom
       dir: o.dir,
       cut: (n) => wanLink(n, "down"),
       restore: (n) => wanLink(n, "up"),
+      lossy: async (n, percent) => {
+        const r = routers[n - 1];
+        await r.exec(["nft", "-f", "-"], { input: "table ip lossy {}\ndelete table ip lossy\n" });
+        if (percent > 0)
+          await r.exec(["nft", "-f", "-"], { input: `table ip lossy {\n chain forward {\n  type filter hook forward priority 0;\n  oifname "wan" numgen random mod 100 < ${percent} drop\n }\n}\n` });
+      },
       routerDown: async (n) => (await lanPorts(n, "down"), await wanLink(n, "down")),
       routerUp: async (n) => (await lanPorts(n, "up"), await wanLink(n, "up")),
       destroy: () => sets.destroy(),

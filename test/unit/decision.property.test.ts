@@ -169,4 +169,16 @@ describe("decision engine properties", () => {
       { numRuns: 1000 },
     );
   });
+
+  it("found by the property above: a backup too silent to take over is not made live by a restart's grace", () => {
+    const sh = shape({ downAfterMs: 3_000, failbackAfterMs: 0, minDwellMs: 0 });
+    const both = { gap: 800, speakers: ["isp1", "isp2"] };
+    const { state } = run(sh, [both, both, both, both, both, { gap: 800, speakers: ["isp2"] }, { gap: 1_100, speakers: [] }, { gap: 1_100, speakers: [] }]);
+    expect(state).toMatchObject({ active: "isp1", uplinks: { isp1: { state: "down" }, isp2: { state: "up" } } });
+    const now = Math.max(...Object.values(state.uplinks).map((u) => u.stateSince)) + 1;
+    const restored = restoredState(JSON.parse(JSON.stringify(state)), sh, now);
+    expect(step(restored, { kind: "tick" }, now, sh).effects.filter((e) => e.kind === "switch")).toEqual([]);
+    // Heard for real after the restart, it takes over.
+    expect(step(restored, { kind: "heartbeat", uplink: "isp2" }, now + 100, sh).effects.filter((e) => e.kind === "switch")).toMatchObject([{ to: "isp2", reason: "failover" }]);
+  });
 });

@@ -67,6 +67,24 @@ export function renderMetrics(s: SiteStatus, usage: ObjectUsage): string {
       samples: s.uplinks.filter((u) => u.gatewayRttMs !== null).map((u) => ({ labels: { site, uplink: u.id }, value: u.gatewayRttMs! })),
     },
     {
+      name: "wanwatch_uplink_loss_ratio",
+      help: "Share of its probe's TCP handshakes to the edge lost over the last minute.",
+      type: "gauge",
+      samples: s.uplinks.filter((u) => u.lossRatio !== null).map((u) => ({ labels: { site, uplink: u.id }, value: u.lossRatio! })),
+    },
+    {
+      name: "wanwatch_uplink_path_rtt_milliseconds",
+      help: "Median of its probe's TCP handshakes to the edge over the last minute.",
+      type: "gauge",
+      samples: s.uplinks.filter((u) => u.pathRttMs !== null).map((u) => ({ labels: { site, uplink: u.id }, value: u.pathRttMs! })),
+    },
+    {
+      name: "wanwatch_uplink_degraded",
+      help: "1 while the uplink is up but over the policy's loss or latency threshold.",
+      type: "gauge",
+      samples: s.uplinks.map((u) => ({ labels: { site, uplink: u.id }, value: u.degraded ? 1 : 0 })),
+    },
+    {
       name: "wanwatch_switches_total",
       help: "Choices of the active uplink since the site was created (the generation counts each one).",
       type: "counter",
@@ -85,6 +103,12 @@ export function renderMetrics(s: SiteStatus, usage: ObjectUsage): string {
       samples: s.agents
         .filter((a) => a.lastSeenAt !== null)
         .map((a) => ({ labels: { site, agent: a.id, role: a.role }, value: (s.now - a.lastSeenAt!) / 1000 })),
+    },
+    {
+      name: "wanwatch_agent_clock_offset_seconds",
+      help: "Edge time minus the agent's clock: how wrong the host's clock is (the agent signs with corrected time).",
+      type: "gauge",
+      samples: s.agents.filter((a) => a.clockOffsetMs !== null).map((a) => ({ labels: { site, agent: a.id }, value: a.clockOffsetMs! / 1000 })),
     },
     {
       name: "wanwatch_agent_applied_generation",

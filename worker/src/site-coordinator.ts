@@ -50,7 +50,7 @@ import { failureResponse } from "./http/respond.ts";
 import { renderMetrics } from "./metrics.ts";
 import { deliver } from "./notify/deliver.ts";
 import { notificationsFor } from "./notify/notification.ts";
-import { agentStaleAfterMs, buildStatus, isLive } from "./status.ts";
+import { agentStaleAfterMs, buildStatus, cutOffUplinks, isLive } from "./status.ts";
 import { SiteStore, emptyRuntime, type AgentRow, type AgentRuntime, type NewEvent, type UplinkObservation } from "./store.ts";
 
 /** How often liveness details (last seen, RTT) are checkpointed to SQLite: rows written cost money. */
@@ -562,14 +562,16 @@ export class SiteCoordinator extends DurableObject<Env> {
     const { agent, key, hb } = checked.value;
     let evidenceFor: string | null = hb.uplink;
     let misroutedVia: string | null = null;
-    if (agent.row.role === "probe") this.learn(hb.uplink, seen, { rttMs: hb.rttEdgeMs ?? null, gatewayRttMs: hb.rttGatewayMs ?? null }, now);
+    const probe = agent.row.role === "probe";
+    if (probe) this.learn(hb.uplink, seen, { rttMs: hb.rttEdgeMs ?? null, gatewayRttMs: hb.rttGatewayMs ?? null, path: hb.path ?? null }, now);
     else {
       const learned = new Map([...this.observations].map(([id, o]) => [id, { ip: o.ip, asn: o.asn }]));
       ({ evidenceFor, misroutedVia } = attribute(hb.uplink, seen, learned));
     }
     if (evidenceFor && seen.ip) this.lastEvidenceIp.set(evidenceFor, seen.ip);
     const events = this.absorb(agent, hb, misroutedVia, seen, now);
-    await this.advance(evidenceFor ? { kind: "heartbeat", uplink: evidenceFor } : { kind: "tick" }, now, events);
+    // Only a probe's view of its path judges the uplink's quality: it sits behind that uplink alone.
+    await this.advance(evidenceFor ? { kind: "heartbeat", uplink: evidenceFor, path: probe ? hb.path : null } : { kind: "tick" }, now, events);
     return ok({ agent, key, seq: hb.seq });
   }
 
@@ -608,7 +610,7 @@ export class SiteCoordinator extends DurableObject<Env> {
   }
 
   /** Probes are the reference for each uplink's public address. */
-  private learn(uplink: string, seen: Observed, rtt: Pick<UplinkObservation, "rttMs" | "gatewayRttMs">, now: number): void {
+  private learn(uplink: string, seen: Observed, rtt: Pick<UplinkObservation, "rttMs" | "gatewayRttMs" | "path">, now: number): void {
     const prev = this.observations.get(uplink);
     const next: UplinkObservation = { id: uplink, ip: seen.ip, asn: seen.asn, ...rtt, at: now };
     this.observations.set(uplink, next);
@@ -637,6 +639,7 @@ export class SiteCoordinator extends DurableObject<Env> {
       lastError: hb.lastError,
       version: hb.version,
       routedUplink: hb.routedUplink ?? null,
+      clockOffsetMs: hb.clockOffsetMs ?? null,
       stale: false,
     };
     agent.row = { ...agent.row, runtime: after };
@@ -684,6 +687,15 @@ export class SiteCoordinator extends DurableObject<Env> {
     return [...this.agents.values()].filter((a) => !a.row.runtime.stale && a.row.runtime.lastSeenAt !== null && !isLive(a.row, this.config!, now));
   }
 
+  /** Servers whose set of cut-off uplinks changed; none just after a wake, for the same reason as above. */
+  private changedPaths(decision: DecisionState, now: number): { agent: LiveAgent; cutOff: string[] }[] {
+    if (now - this.loadedAt < agentStaleAfterMs(this.config!)) return [];
+    return [...this.agents.values()].flatMap((agent) => {
+      const cutOff = cutOffUplinks(agent.row, decision, this.config!, now);
+      return cutOff.join() === (agent.row.runtime.cutOff ?? []).join() ? [] : [{ agent, cutOff }];
+    });
+  }
+
   private serverViews(now: number): ServerView[] {
     return [...this.agents.values()].map(({ row }) => ({
       id: row.id,
@@ -708,12 +720,14 @@ export class SiteCoordinator extends DurableObject<Env> {
     const tunnels = planTunnels(plan, this.config!.tunnels.restart, this.serverViews(now), this.config!.tunnels.maxWaitMs, now);
     plan = tunnels.plan;
     const stale = this.newlyStale(now);
+    const paths = this.changedPaths(state, now);
     const events = [
       ...extra,
       ...effects.flatMap((e) => describe(e, now)),
       ...describeReach(this.decision!, state, now),
       ...tunnels.effects.map((e) => describeTunnel(e, now)),
       ...stale.map(({ row }) => describeStale(row, now)),
+      ...paths.flatMap((p) => describePaths(p.agent.row, p.cutOff, state, agentStaleAfterMs(this.config!), now)),
     ];
     const decisionChanged = effects.length > 0 || event.kind === "override-set";
     const planChanged = plan !== this.plan;
@@ -724,6 +738,10 @@ export class SiteCoordinator extends DurableObject<Env> {
         for (const a of stale) {
           a.row = { ...a.row, runtime: { ...a.row.runtime, stale: true } };
           this.store.saveAgentRuntime(a.row.id, a.row.runtime);
+        }
+        for (const { agent, cutOff } of paths) {
+          agent.row = { ...agent.row, runtime: { ...agent.row.runtime, cutOff } };
+          this.store.saveAgentRuntime(agent.row.id, agent.row.runtime);
         }
         const queued = notificationsFor(this.store.appendEvents(events), this.config!.notify);
         this.store.enqueue(queued, now);
@@ -891,6 +909,11 @@ function describe(e: Effect, at: number): NewEvent[] {
       return [{ at, kind: "uplink", message: `${e.uplink}: ${e.from} → ${e.to}`, data: { uplink: e.uplink, from: e.from, to: e.to } }];
     case "override-ended":
       return [{ at, kind: "override-ended", message: `override of ${e.uplink} ${e.expired ? "expired" : "cleared"}`, data: { uplink: e.uplink, expired: e.expired } }];
+    case "uplink-quality": {
+      const { lossRatio, rttMs, samples } = e.path;
+      const figures = `${Math.round(lossRatio * 100)} % of ${samples} handshakes to the edge lost${rttMs === null ? "" : `, median ${Math.round(rttMs)} ms`}, by its probe`;
+      return [{ at, kind: "uplink-quality", message: `${e.uplink}: ${e.degraded ? "degraded" : "healthy again"} (${figures})`, data: { uplink: e.uplink, degraded: e.degraded, ...e.path } }];
+    }
   }
 }
 
@@ -901,6 +924,23 @@ function describeReach(before: DecisionState, after: DecisionState, at: number):
   if (wasOnline && !online) return [{ at, kind: "site-offline", message: "site offline: no heartbeat arrives through any uplink (routes are left as they are)", data: {} }];
   if (!wasOnline && online && before.generation > 0) return [{ at, kind: "site-online", message: "site back online", data: {} }];
   return [];
+}
+
+/** A server newly cut off from uplinks that work for the rest of the site, or back on them. */
+function describePaths(row: AgentRow, cutOff: string[], decision: DecisionState, staleAfterMs: number, at: number): NewEvent[] {
+  const before = row.runtime.cutOff ?? [];
+  const lost = cutOff.filter((u) => !before.includes(u));
+  // Heard through it again; an uplink that just went down for everyone leaves the set silently.
+  const back = before.filter((u) => !cutOff.includes(u) && at - (row.runtime.uplinksSeen[u] ?? -Infinity) < staleAfterMs);
+  return [
+    ...lost.map((u) => ({
+      at,
+      kind: "agent-cut-off",
+      message: `${row.id} is not heard through ${u}, which is up for the rest of the site: its own path through ${u} is broken (LAN port, cable or policy routing)${decision.active === u ? `; the site stays on ${u}, and ${row.id} has no internet through it` : ""}`,
+      data: { agent: row.id, uplink: u },
+    })),
+    ...back.map((u) => ({ at, kind: "agent-path-back", message: `${row.id} is heard through ${u} again`, data: { agent: row.id, uplink: u } })),
+  ];
 }
 
 function describeStale(row: AgentRow, at: number): NewEvent {

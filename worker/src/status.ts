@@ -24,6 +24,18 @@ export function isLive(a: AgentRow, config: SiteConfig, now: number): boolean {
   return a.runtime.lastSeenAt !== null && now - a.runtime.lastSeenAt < agentStaleAfterMs(config);
 }
 
+/**
+ * Uplinks that are up for the site but that this live server has not been heard through for the
+ * stale threshold: its own path through them is broken (a LAN port, a cable, its policy routing),
+ * though the uplink works for the others.
+ */
+export function cutOffUplinks(a: AgentRow, decision: DecisionState, config: SiteConfig, now: number): string[] {
+  if (a.role !== "server" || !isLive(a, config, now) || now - a.createdAt < agentStaleAfterMs(config)) return [];
+  return config.uplinks
+    .filter((u) => decision.uplinks[u.id]?.state === "up" && now - (a.runtime.uplinksSeen[u.id] ?? -Infinity) >= agentStaleAfterMs(config))
+    .map((u) => u.id);
+}
+
 export function buildStatus(i: StatusInput): SiteStatus {
   const { decision: d, config } = i;
   const activeSince = d.lastSwitchAt;
@@ -52,6 +64,9 @@ export function buildStatus(i: StatusInput): SiteStatus {
           observedAsn: obs?.asn ?? null,
           rttMs: obs?.rttMs ?? null,
           gatewayRttMs: obs?.gatewayRttMs ?? null,
+          lossRatio: obs?.path?.lossRatio ?? null,
+          pathRttMs: obs?.path?.rttMs ?? null,
+          degraded: !!rt.degraded,
         };
       }),
     agents: i.agents.map((a) => ({
@@ -71,6 +86,7 @@ export function buildStatus(i: StatusInput): SiteStatus {
       routedUplink: a.runtime.routedUplink,
       lastError: a.runtime.lastError,
       version: a.runtime.version,
+      clockOffsetMs: a.runtime.clockOffsetMs ?? null,
     })),
     tunnels: {
       mode: config.tunnels.restart,

@@ -1,6 +1,6 @@
 // SQLite is the source of truth for everything that must survive an eviction; memory is a cache
 // rebuilt from it on wake. Steady-state heartbeats write nothing here: only transitions do.
-import type { AgentRole, NotifyTarget, SiteConfig, SiteEvent, UplinkState } from "../../shared/src/index.ts";
+import { SiteConfig, type AgentRole, type NotifyTarget, type PathQuality, type SiteEvent, type UplinkState } from "../../shared/src/index.ts";
 import type { UplinkChange } from "./availability.ts";
 import type { Queued } from "./notify/notification.ts";
 import type { DecisionState } from "./engine/decision.ts";
@@ -42,8 +42,12 @@ export interface AgentRuntime {
   lastError: string | null;
   version: string | null;
   routedUplink: string | null;
+  /** Edge time minus the agent's clock (absent in rows stored before it was reported). */
+  clockOffsetMs?: number | null;
   uplinksSeen: Record<string, number>;
   misrouted: Record<string, string>;
+  /** Uplinks up for the site that this server is not heard through, as last announced (see cutOffUplinks). */
+  cutOff?: string[];
   /** Announced as stale (not heard for the stale threshold); cleared when heard again. */
   stale: boolean;
 }
@@ -68,6 +72,8 @@ export interface UplinkObservation {
   rttMs: number | null;
   /** The probe's own round trip to its router: tells a dead router from a dead uplink. */
   gatewayRttMs: number | null;
+  /** The probe's last minute of handshakes to the edge (memory only: the next heartbeat brings it back). */
+  path?: PathQuality | null;
   at: number;
 }
 
@@ -154,7 +160,11 @@ export class SiteStore {
   }
 
   site = () => this.getMeta<string>("site");
-  config = () => this.getMeta<SiteConfig>("config");
+  // Through the schema: a config stored before a setting existed gets its default.
+  config = () => {
+    const raw = this.getMeta<unknown>("config");
+    return raw === null ? null : SiteConfig.parse(raw);
+  };
   decision = () => this.getMeta<DecisionState>("decision");
   tunnelPlan = () => this.getMeta<TunnelPlan>("tunnel");
   saveSite = (site: string, config: SiteConfig) => {

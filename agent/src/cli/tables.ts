@@ -28,8 +28,11 @@ export function statusTable(s: SiteStatus): string {
   out.push(
     "",
     table(
-      ["UPLINK", "PRIORITY", "STATE", "LAST HEARTBEAT", "PUBLIC IP", "ASN", "RTT EDGE", "RTT ROUTER"],
-      s.uplinks.map((u) => [u.name ? `${u.id} (${u.name})` : u.id, String(u.priority), u.state, ago(u.lastHeartbeatAt, s.now), dash(u.observedIp), dash(u.observedAsn), ms(u.rttMs), ms(u.gatewayRttMs)]),
+      ["UPLINK", "PRIORITY", "STATE", "LAST HEARTBEAT", "PUBLIC IP", "ASN", "RTT EDGE", "RTT ROUTER", "LOSS (1 MIN)"],
+      s.uplinks.map((u) => [
+        u.name ? `${u.id} (${u.name})` : u.id, String(u.priority), u.degraded ? `${u.state}, degraded` : u.state, ago(u.lastHeartbeatAt, s.now),
+        dash(u.observedIp), dash(u.observedAsn), ms(u.rttMs), ms(u.gatewayRttMs), u.lossRatio === null ? "-" : `${Math.round(u.lossRatio * 100)} %`,
+      ]),
     ),
   );
   if (s.agents.length)

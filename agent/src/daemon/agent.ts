@@ -7,6 +7,7 @@ import { initialState, type ReconcilerState } from "../directive/reconciler.ts";
 import { UplinkChannel, type DirectiveMessage } from "../edge/channel.ts";
 import { EdgeClock } from "../edge/clock.ts";
 import { EdgeSigner } from "../edge/signer.ts";
+import { EdgePath } from "../host/edge-path.ts";
 import { GatewayRtt } from "../host/gateway-rtt.ts";
 import { backoffDelay } from "../../../shared/src/backoff.ts";
 import { describeError } from "../lib/errors.ts";
@@ -29,6 +30,7 @@ export class Agent {
   private readonly clock: EdgeClock;
   private readonly channels: UplinkChannel[] = [];
   private readonly gatewayRtts: GatewayRtt[] = [];
+  private readonly edgePaths: EdgePath[] = [];
   private routes: Map<string, UplinkRoute> | null = null;
   private applier: DirectiveApplier | null = null;
   private status: StatusWriter | null = null;
@@ -108,6 +110,9 @@ export class Agent {
       const route = this.routes?.get(u.id);
       const gatewayRtt = new GatewayRtt(async () => route?.gateway ?? (await this.o.host.uplinkGateway(u, i)), Math.max(1_000, config.heartbeatMs), { localAddress: route?.sourceAddress });
       this.gatewayRtts.push(gatewayRtt);
+      // A probe is its uplink's reference: it alone measures the path's loss and latency.
+      const edgePath = config.role === "probe" ? new EdgePath(config.edge, Math.max(1_000, config.heartbeatMs), route?.sourceAddress, this.now) : null;
+      if (edgePath) this.edgePaths.push(edgePath);
       const ch = new UplinkChannel({
         edge: config.edge,
         site: config.site,
@@ -126,11 +131,16 @@ export class Agent {
             tunnelGeneration: config.role === "server" ? s.tunnelGeneration : null,
             lastError: s.lastError,
             rttGatewayMs: gatewayRtt.latest,
+            clockOffsetMs: this.clock.synced ? this.clock.offset : null,
+            ...(edgePath ? { path: edgePath.report() } : {}),
             ...(config.role === "server" ? { routedUplink: this.routedUplink } : {}),
           };
         },
         onDirective: (m) => this.onDirective(m),
-        onContact: (uplink, c) => this.status?.contact(uplink, c),
+        onContact: (uplink, c) => {
+          this.status?.contact(uplink, c);
+          edgePath?.contact(c.at);
+        },
         onState: (uplink, s) => this.status?.channelState(uplink, s),
         random: this.o.random,
         localNow: this.now,
@@ -139,6 +149,7 @@ export class Agent {
     }
     this.applier?.start();
     for (const g of this.gatewayRtts) g.start();
+    for (const p of this.edgePaths) p.start();
     for (const ch of this.channels) ch.start();
     log.info("running", { heartbeatMs: config.heartbeatMs });
   }
@@ -179,6 +190,7 @@ export class Agent {
     const { log } = this.o;
     if (this.routedTimer) clearInterval(this.routedTimer);
     for (const g of this.gatewayRtts) g.stop();
+    for (const p of this.edgePaths) p.stop();
     await Promise.all(this.channels.map((c) => c.stop()));
     if (this.applier && !(await this.applier.stop(graceMs))) log.warn("an operation was still running at shutdown; the next start resumes it");
     if (this.routes) {

@@ -12,7 +12,7 @@ export type DirectiveMessage = Extract<EdgeMessage, { type: "directive" }>;
 export type Transport = "websocket" | "http";
 
 /** What the rest of the agent reports in every heartbeat. */
-export type HeartbeatState = Pick<Heartbeat, "appliedGeneration" | "tunnelGeneration" | "lastError" | "routedUplink" | "rttGatewayMs">;
+export type HeartbeatState = Pick<Heartbeat, "appliedGeneration" | "tunnelGeneration" | "lastError" | "routedUplink" | "rttGatewayMs" | "path" | "clockOffsetMs">;
 
 export interface ChannelOptions {
   edge: string;

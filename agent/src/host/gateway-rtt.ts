@@ -2,30 +2,12 @@
 // helper binary, and a router answers a SYN either way (accepted, or refused with a RST — both
 // are one round trip). The edge shows it beside the RTT to the edge, which tells "the router
 // is gone" from "the router is fine but its uplink is not".
-import { Socket } from "node:net";
+import { measureHandshake } from "./handshake.ts";
 
 export interface GatewayRttOptions {
   localAddress?: string;
   /** 53: every small-office router runs a DNS forwarder; a closed port answers just as well. */
   port?: number;
-  timeoutMs?: number;
-}
-
-/** One measurement: milliseconds, or null when the router did not answer in time. */
-export function measureGatewayRtt(gateway: string, o: GatewayRttOptions = {}): Promise<number | null> {
-  return new Promise((resolve) => {
-    const started = performance.now();
-    const socket = new Socket();
-    const done = (answered: boolean) => {
-      socket.destroy();
-      resolve(answered ? Math.round((performance.now() - started) * 100) / 100 : null);
-    };
-    socket.setTimeout(o.timeoutMs ?? 1_000, () => done(false));
-    socket.once("connect", () => done(true));
-    // ECONNREFUSED is the router's RST: an answer. Anything else (unreachable, no route) is not.
-    socket.once("error", (err: NodeJS.ErrnoException) => done(err.code === "ECONNREFUSED"));
-    socket.connect({ host: gateway, port: o.port ?? 53, localAddress: o.localAddress });
-  });
 }
 
 /** Measures every `everyMs` and keeps the latest figure for the next heartbeat. */
@@ -38,7 +20,7 @@ export class GatewayRtt {
   constructor(
     private readonly gateway: () => Promise<string | null>,
     private readonly everyMs: number,
-    private readonly o: Omit<GatewayRttOptions, "timeoutMs"> = {},
+    private readonly o: GatewayRttOptions = {},
   ) {}
 
   start(): void {
@@ -58,7 +40,7 @@ export class GatewayRtt {
     try {
       // Looked up once, and again after a miss (the router may have a new address).
       this.gw ??= await this.gateway().catch(() => null);
-      this.latest = this.gw ? await measureGatewayRtt(this.gw, { ...this.o, timeoutMs: Math.min(2_000, this.everyMs) }) : null;
+      this.latest = this.gw ? await measureHandshake(this.gw, { port: 53, ...this.o, timeoutMs: Math.min(2_000, this.everyMs) }) : null;
       if (this.latest === null) this.gw = null;
     } finally {
       this.inFlight = false;

@@ -1,13 +1,15 @@
 // The site's decision policy, pure: (state, event, now) → (state, effects). No I/O, no clock.
-import type { Policy, Uplink, UplinkState } from "../../../shared/src/index.ts";
+import type { PathQuality, Policy, Uplink, UplinkState } from "../../../shared/src/index.ts";
 
 export interface UplinkRuntime {
   /** Last valid heartbeat that travelled through this uplink (or the grace start after a restart). */
   lastHeardAt: number | null;
   state: UplinkState;
   stateSince: number;
-  /** Start of the current continuous "up" period: failback waits on it. */
+  /** Start of the current continuous "up" period (or of its recovery from degraded): failback waits on it. */
   upSince: number | null;
+  /** Up, but lossy or slow by its probe's last minute (absent in states stored before: not degraded). */
+  degraded?: boolean;
 }
 
 export interface Override {
@@ -32,16 +34,17 @@ export interface SiteShape {
 }
 
 export type DecisionEvent =
-  | { kind: "heartbeat"; uplink: string }
+  | { kind: "heartbeat"; uplink: string; path?: PathQuality | null }
   | { kind: "tick" }
   | { kind: "override-set"; override: Override }
   | { kind: "override-cleared" };
 
-export type SwitchReason = "initial" | "failover" | "failback" | "override";
+export type SwitchReason = "initial" | "failover" | "failback" | "degraded" | "override";
 
 export type Effect =
   | { kind: "switch"; from: string | null; to: string; generation: number; reason: SwitchReason }
   | { kind: "uplink-state"; uplink: string; from: UplinkState; to: UplinkState }
+  | { kind: "uplink-quality"; uplink: string; degraded: boolean; path: PathQuality }
   | { kind: "override-ended"; uplink: string; expired: boolean };
 
 export interface Step {
@@ -84,6 +87,21 @@ export function reshapedState(state: DecisionState, shape: SiteShape, now: numbe
   const override = state.override && runtimeOf(uplinks, state.override.uplink) ? state.override : null;
   return { ...state, uplinks, override, observedSince: Math.min(state.observedSince, now) };
 }
+
+/** Judgements on fewer handshakes than this keep the previous verdict: a probe just started. */
+const MIN_PATH_SAMPLES = 20;
+
+/**
+ * Degraded once over either threshold; healthy again only well under both (half the loss, 80 % of
+ * the latency), so a path hovering at a threshold does not flap.
+ */
+export function degradedBy(path: PathQuality, was: boolean, policy: Policy): boolean {
+  if (path.samples < MIN_PATH_SAMPLES) return was;
+  const slow = (limit: number) => path.rttMs !== null && path.rttMs >= limit;
+  return was ? path.lossRatio >= policy.degradedLossRatio / 2 || slow(0.8 * policy.degradedRttMs) : path.lossRatio >= policy.degradedLossRatio || slow(policy.degradedRttMs);
+}
+
+const healthy = (u: UplinkRuntime) => u.state === "up" && !u.degraded;
 
 function byPriority(shape: SiteShape): Uplink[] {
   return [...shape.uplinks].sort((a, b) => a.priority - b.priority);
@@ -145,7 +163,8 @@ function target(s: DecisionState, shape: SiteShape, now: number): { to: string; 
   const { policy } = shape;
   if (s.override) return s.override.uplink === s.active ? null : { to: s.override.uplink, reason: "override" };
   const ranked = byPriority(shape);
-  const best = ranked.find((u) => s.uplinks[u.id]!.state === "up");
+  // The best healthy uplink; when every one that is up is degraded, the best of those.
+  const best = ranked.find((u) => healthy(s.uplinks[u.id]!)) ?? ranked.find((u) => s.uplinks[u.id]!.state === "up");
   if (!best) return null;
   if (s.active === null || !runtimeOf(s.uplinks, s.active)) {
     // First choice: wait while a better uplink is still within its first grace period.
@@ -156,15 +175,23 @@ function target(s: DecisionState, shape: SiteShape, now: number): { to: string; 
   }
   const active = s.uplinks[s.active]!;
   if (active.state === "down") {
-    const live = ranked.find((u) => u.id !== s.active && s.uplinks[u.id]!.state === "up" && isLive(s.uplinks[u.id]!, now, policy));
+    // Really heard, not just granted grace by a restart: a restart must not conjure a live backup.
+    const candidates = ranked.filter((u) => u.id !== s.active && s.uplinks[u.id]!.state === "up" && isLive(s.uplinks[u.id]!, now, policy) && confirmed(s.uplinks[u.id]!, s, now, policy));
+    const live = candidates.find((u) => !s.uplinks[u.id]!.degraded) ?? candidates[0];
     return live ? { to: live.id, reason: "failover" } : null;
   }
   if (active.state !== "up" || best.id === s.active) return null;
   const activePriority = shape.uplinks.find((u) => u.id === s.active)!.priority;
-  if (best.priority >= activePriority) return null;
-  const healthyLongEnough = now - s.uplinks[best.id]!.upSince! >= policy.failbackAfterMs;
   const dwelt = s.lastSwitchAt === null || now - s.lastSwitchAt >= policy.minDwellMs;
-  return healthyLongEnough && dwelt && confirmed(s.uplinks[best.id]!, s, now, policy) ? { to: best.id, reason: "failback" } : null;
+  const held = (id: string) => now - s.uplinks[id]!.upSince! >= policy.failbackAfterMs && confirmed(s.uplinks[id]!, s, now, policy);
+  if (active.degraded && !s.uplinks[best.id]!.degraded) {
+    // Away from a degraded uplink: to a lower-priority healthy one at once (after the dwell), to a
+    // better one only once it has been healthy for the hold-down, like any return.
+    const to = ranked.find((u) => u.id !== s.active && healthy(s.uplinks[u.id]!) && (u.priority > activePriority || held(u.id)));
+    return to && dwelt ? { to: to.id, reason: "degraded" } : null;
+  }
+  if (best.priority >= activePriority) return null;
+  return held(best.id) && dwelt ? { to: best.id, reason: "failback" } : null;
 }
 
 export function step(state: DecisionState, event: DecisionEvent, now: number, shape: SiteShape): Step {
@@ -173,7 +200,13 @@ export function step(state: DecisionState, event: DecisionEvent, now: number, sh
   switch (event.kind) {
     case "heartbeat": {
       const u = runtimeOf(s.uplinks, event.uplink);
-      if (u) s = { ...s, uplinks: { ...s.uplinks, [event.uplink]: { ...u, lastHeardAt: now } } };
+      if (!u) break;
+      const was = !!u.degraded;
+      const degraded = event.path ? degradedBy(event.path, was, shape.policy) : was;
+      if (degraded !== was) effects.push({ kind: "uplink-quality", uplink: event.uplink, degraded, path: event.path! });
+      // A return to a recovered uplink waits out the same hold-down as a return to one that came back up.
+      const upSince = was && !degraded && u.upSince !== null ? now : u.upSince;
+      s = { ...s, uplinks: { ...s.uplinks, [event.uplink]: { ...u, lastHeardAt: now, degraded, upSince } } };
       break;
     }
     case "override-set":

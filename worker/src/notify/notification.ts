@@ -7,10 +7,14 @@ export type Trigger =
   | "switch"
   | "uplink-down"
   | "uplink-up"
+  | "uplink-degraded"
+  | "uplink-healthy"
   | "site-offline"
   | "site-online"
   | "agent-stale"
   | "agent-back"
+  | "agent-cut-off"
+  | "agent-path-back"
   | "tunnel-restart-failed";
 
 /** What a notification is about: a newer one on the same topic replaces one not yet delivered. */
@@ -28,13 +32,18 @@ export function subjectOf(e: SiteEvent): Subject | null {
     case "switch": {
       const reason = d(e, "reason");
       if (reason === "initial") return null;
-      const trigger = reason === "failover" ? "failover" : reason === "failback" ? "failback" : "switch";
+      // Leaving a degraded uplink is a failover in the user's words, as is leaving a dead one.
+      const trigger = reason === "failover" || reason === "degraded" ? "failover" : reason === "failback" ? "failback" : "switch";
       return { trigger, topic: "active-uplink", severity: trigger === "failover" ? "bad" : trigger === "failback" ? "good" : "info" };
     }
     case "uplink":
       if (d(e, "to") === "down") return { trigger: "uplink-down", topic: `uplink:${d(e, "uplink")}`, severity: "bad" };
       if (d(e, "to") === "up" && d(e, "from") === "down") return { trigger: "uplink-up", topic: `uplink:${d(e, "uplink")}`, severity: "good" };
       return null;
+    case "uplink-quality":
+      return e.data?.degraded
+        ? { trigger: "uplink-degraded", topic: `uplink:${d(e, "uplink")}`, severity: "bad" }
+        : { trigger: "uplink-healthy", topic: `uplink:${d(e, "uplink")}`, severity: "good" };
     case "site-offline":
       return { trigger: "site-offline", topic: "site", severity: "bad" };
     case "site-online":
@@ -43,6 +52,10 @@ export function subjectOf(e: SiteEvent): Subject | null {
       return { trigger: "agent-stale", topic: `agent:${d(e, "agent")}`, severity: "bad" };
     case "agent-back":
       return { trigger: "agent-back", topic: `agent:${d(e, "agent")}`, severity: "good" };
+    case "agent-cut-off":
+      return { trigger: "agent-cut-off", topic: `agent:${d(e, "agent")}:${d(e, "uplink")}`, severity: "bad" };
+    case "agent-path-back":
+      return { trigger: "agent-path-back", topic: `agent:${d(e, "agent")}:${d(e, "uplink")}`, severity: "good" };
     case "tunnel-restart-failed":
     case "tunnel-no-restarter":
       return { trigger: "tunnel-restart-failed", topic: "tunnels", severity: "bad" };

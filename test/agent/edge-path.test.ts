@@ -1,0 +1,51 @@
+// The path to the edge, dpinger-style: a window of handshakes, the lost share and the median.
+import { createServer } from "node:net";
+import { describe, expect, it } from "vitest";
+import { EdgePath, PATH_WINDOW_MS, PathWindow } from "../../agent/src/host/edge-path.ts";
+
+describe("path to the edge", () => {
+  it("reports the lost share and the median of the answers over the last minute only", () => {
+    const w = new PathWindow(2_000);
+    expect(w.report(0)).toBeNull();
+    [10, null, 30, 20, null].forEach((ms, i) => (w.add(i * 1_000, ms), w.contact(i * 1_000 + 500)));
+    expect(w.report(5_000)).toEqual({ lossRatio: 0.4, rttMs: 20, samples: 5 });
+    // A minute later the first two have left the window.
+    w.add(PATH_WINDOW_MS + 1_000, 40);
+    w.contact(PATH_WINDOW_MS + 1_000);
+    expect(w.report(PATH_WINDOW_MS + 1_000)).toEqual({ lossRatio: 0.25, rttMs: 30, samples: 4 });
+    expect(w.report(10 * PATH_WINDOW_MS)).toBeNull();
+  });
+
+  it("counts no loss while the edge answered nothing at all: an outage is not a lossy path", () => {
+    const w = new PathWindow(2_000);
+    for (let t = 0; t < 10_000; t += 1_000) (w.add(t, 20), w.contact(t));
+    // Cut for 30 s: nothing answers, neither handshakes nor heartbeats.
+    for (let t = 10_000; t < 40_000; t += 1_000) w.add(t, null);
+    for (let t = 40_000; t < 50_000; t += 1_000) (w.add(t, 20), w.contact(t));
+    // Not even its first and last handshakes: the edge answered on one side of them only.
+    expect(w.report(50_000)).toEqual({ lossRatio: 0, rttMs: 20, samples: 20 });
+    // Loss between answers is loss.
+    w.add(50_500, null);
+    w.contact(51_000);
+    expect(w.report(51_000)).toMatchObject({ samples: 21, lossRatio: expect.closeTo(1 / 21) });
+  });
+
+  it("probes the edge's own port from the uplink's address; a handshake that cannot leave is a loss", async () => {
+    const srv = createServer((s) => s.destroy());
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    const edge = `http://127.0.0.1:${(srv.address() as { port: number }).port}`;
+    const reachable = new EdgePath(edge, 20, "127.0.0.1");
+    // An address this host does not have: the SYN never leaves, as through a dead uplink.
+    const cut = new EdgePath(edge, 20, "192.0.2.77");
+    for (const p of [reachable, cut]) p.start();
+    // Heartbeats still answered meanwhile: the lost handshakes are loss, not an outage.
+    const answers = setInterval(() => cut.contact(Date.now()), 10);
+    await new Promise((r) => setTimeout(r, 250));
+    clearInterval(answers);
+    for (const p of [reachable, cut]) p.stop();
+    srv.close();
+    expect(reachable.report()).toMatchObject({ lossRatio: 0, rttMs: expect.any(Number) });
+    expect(reachable.report()!.samples).toBeGreaterThan(5);
+    expect(cut.report()).toMatchObject({ lossRatio: 1, rttMs: null });
+  });
+});
