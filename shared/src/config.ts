@@ -15,7 +15,7 @@ export const Policy = z
     failbackAfterMs: z.int().min(0).max(86_400_000).default(60_000),
     minDwellMs: z.int().min(0).max(3_600_000).default(10_000),
     // A primary that loses this share of its probe's handshakes to the edge, or answers this slowly
-    // (median), over the probe's last minute, hands over to a healthy backup (1 / 60000: never).
+    // (median), over the probe's last minute, hands over to a healthy backup (1: only total loss).
     degradedLossRatio: z.number().min(0.01).max(1).default(0.2),
     degradedRttMs: z.int().min(10).max(60_000).default(500),
   })

@@ -34,9 +34,9 @@ describe("path to the edge", () => {
     const srv = createServer((s) => s.destroy());
     await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
     const edge = `http://127.0.0.1:${(srv.address() as { port: number }).port}`;
-    const reachable = new EdgePath(edge, 20, "127.0.0.1");
+    const reachable = new EdgePath(edge, 20, "127.0.0.1", Date.now, 20);
     // An address this host does not have: the SYN never leaves, as through a dead uplink.
-    const cut = new EdgePath(edge, 20, "192.0.2.77");
+    const cut = new EdgePath(edge, 20, "192.0.2.77", Date.now, 20);
     for (const p of [reachable, cut]) p.start();
     // Heartbeats still answered meanwhile: the lost handshakes are loss, not an outage.
     const answers = setInterval(() => cut.contact(Date.now()), 10);

@@ -1,5 +1,6 @@
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { Channel, TestAgent, call, createSite, edgeClock, events } from "./support.ts";
+import { Channel, TestAgent, call, createSite, edgeClock, events, stubFor } from "./support.ts";
 
 const at = edgeClock(Date.UTC(2026, 0, 1));
 
@@ -49,6 +50,29 @@ describe("secret rotation", () => {
     await (await TestAgent.withSecret("rot-ws", "srv1", secret)).beat("isp2");
     await ch.until(() => ch.closed, "the old socket closing");
     expect(ch.closed!.code).toBe(4401);
+  });
+
+  it("found in review: when the grace runs out unused, the old secret's socket is closed and gets no more directives", async () => {
+    await createSite("rot-expire");
+    const old = await TestAgent.enroll("rot-expire", "srv1", "server");
+    const ch = new Channel((await old.connect("isp1")).webSocket!, old);
+    await rotate("rot-expire", "srv1", { graceSeconds: 60 });
+    at(60_000);
+    await runDurableObjectAlarm(stubFor("rot-expire"));
+    await ch.until(() => ch.closed, "the old socket closing at the grace's end");
+    expect((await events("rot-expire")).find((e) => e.kind === "agent-rotation-done")!.message).toBe("agent srv1: the grace of its old secret ran out; the old one is refused from now on");
+  });
+
+  it("found in review: a second rotation closes the sockets of the first secret", async () => {
+    await createSite("rot-twice");
+    const first = await TestAgent.enroll("rot-twice", "srv1", "server");
+    const ch = new Channel((await first.connect("isp1")).webSocket!, first);
+    const second = await TestAgent.withSecret("rot-twice", "srv1", (await rotate("rot-twice", "srv1")).secret);
+    await rotate("rot-twice", "srv1");
+    await ch.until(() => ch.closed, "the first secret's socket closing");
+    // The second secret is in its grace now.
+    expect((await second.postRaw(second.heartbeatBody("isp1"))).status).toBe(200);
+    expect((await first.postRaw(first.heartbeatBody("isp1"))).status).toBe(401);
   });
 
   it("refuses bad input, unknown agents and callers without the admin token", async () => {

@@ -71,6 +71,20 @@ describe("degraded uplinks", () => {
     expect(s.state.active).toBe("isp1");
   });
 
+  it("found in review: never leaves a degraded uplink for a backup that has gone quiet, nor returns to a primary still degraded", () => {
+    const s = settledSite();
+    // isp2 silent for 2.5 s: still "up", but too quiet to take over (the failover rule).
+    s.now += 1_000;
+    s.state = step(s.state, { kind: "heartbeat", uplink: "isp2", path: good }, s.now, shape).state;
+    s.now += 2_500;
+    const r = step(s.state, { kind: "heartbeat", uplink: "isp1", path: path(0.5) }, s.now, shape);
+    expect(r.effects.filter((e) => e.kind === "switch")).toEqual([]);
+    // Both degraded, one after the other: one move away, none back while isp1 is still degraded.
+    const t = settledSite();
+    expect(beat(t, 5, { isp1: path(0.5), isp2: good }).map((x) => x.reason)).toEqual(["degraded"]);
+    expect(beat(t, 120, { isp1: path(0.5), isp2: path(0.5) })).toEqual([]);
+  });
+
   it("prefers a healthy uplink over a degraded one when the active one dies", () => {
     const three: SiteShape = { ...shape, uplinks: [...shape.uplinks, { id: "isp3", priority: 3 }] };
     let state = initialState(three, 0);

@@ -265,8 +265,9 @@ export class SiteCoordinator extends DurableObject<Env> {
     if (!agent) return fail(404, "agent_not_found", `no agent "${agentId}" in site "${site}"`);
     const secret = newSecret();
     const signingKey = await deriveSigningKey(secret);
-    const { key, previous } = await liveAgent({ ...agent.row, signingKey, previousKey: agent.row.signingKey });
-    // After the awaits: the row read now is the newest (a heartbeat may have updated it meanwhile).
+    const { key } = await liveAgent({ ...agent.row, signingKey, previousKey: null });
+    // After the awaits the agent may be gone, or rotated meanwhile: act on what is there now.
+    if (this.agents.get(agentId) !== agent) return fail(404, "agent_not_found", `no agent "${agentId}" in site "${site}"`);
     const now = Date.now();
     const until = req.graceSeconds > 0 ? now + req.graceSeconds * 1000 : null;
     const row: AgentRow = { ...agent.row, signingKey, previousKey: until ? agent.row.signingKey : null, previousUntil: until };
@@ -281,10 +282,12 @@ export class SiteCoordinator extends DurableObject<Env> {
         },
       ]);
     });
+    agent.previous = until ? agent.key : null;
     agent.row = row;
     agent.key = key;
-    agent.previous = until ? previous : null;
-    if (!until) this.closePreviousKeySockets(agentId);
+    // Sockets of a key now neither current nor in its grace (a second rotation, or no grace).
+    this.closePreviousKeySockets(agentId);
+    await this.schedule(now);
     this.toViewers(now);
     return ok({ id: agentId, secret, previousValidUntil: until });
   }
@@ -410,7 +413,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     const tag: SocketTag = {
       agent: agentId,
       uplink,
-      keyId: keyId(auth.value.key === agent.key ? agent.row.signingKey : agent.row.previousKey!),
+      keyId: auth.value.keyId,
       ip: request.headers.get("x-wanwatch-client-ip"),
       asn: Number(request.headers.get("x-wanwatch-client-asn")) || null,
     };
@@ -466,7 +469,11 @@ export class SiteCoordinator extends DurableObject<Env> {
       return;
     }
     const reply = await this.signedDirective(got.value.agent, got.value.key, got.value.seq, Date.now());
-    ws.send(JSON.stringify(reply));
+    try {
+      ws.send(JSON.stringify(reply));
+    } catch {
+      // Closed while we worked (replaced, or its secret retired): nothing to answer.
+    }
   }
 
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
@@ -483,6 +490,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     const now = Date.now();
     try {
       if (this.config) {
+        for (const a of this.agents.values()) this.expireRotation(a, now);
         await this.advance({ kind: "tick" }, now);
         if (now - this.lastCheckpointAt >= CHECKPOINT_MS) this.checkpoint(now);
         if (this.outboxNextAt !== null && this.outboxNextAt <= now) await this.deliverDue(now);
@@ -499,47 +507,67 @@ export class SiteCoordinator extends DurableObject<Env> {
   // ---- internals -------------------------------------------------------------------------------
 
   /** Checks a message's signature, age, novelty and rate; returns the agent and the key that signed it. */
-  private async authenticate(agentId: string, ts: number, sig: string, body: string, now: number): Promise<Result<{ agent: LiveAgent; key: SigningKey }>> {
+  /**
+   * Checks a message's signature, age, novelty and rate; returns the agent, the key that signed it
+   * and that key's id (for socket tags).
+   */
+  private async authenticate(agentId: string, ts: number, sig: string, body: string, now: number): Promise<Result<{ agent: LiveAgent; key: SigningKey; keyId: string }>> {
     const agent = this.agents.get(agentId);
     if (!agent) return fail(401, "unknown_agent", `agent "${agentId}" is not enrolled in this site (or was revoked)`);
     if (!Number.isSafeInteger(ts) || Math.abs(ts - now) > MAX_SKEW_MS)
       return fail(401, "stale_timestamp", `timestamp ${ts} is more than ${MAX_SKEW_MS / 1000} s from edge time ${now}: correct the clock offset`);
+    this.expireRotation(agent, now);
     const parts = { direction: "up" as const, site: this.site!, agent: agentId, ts, body };
-    let key: SigningKey | null = (await verify(agent.key, parts, sig)) ? agent.key : null;
-    if (!key && agent.previous && now < agent.row.previousUntil! && (await verify(agent.previous, parts, sig))) key = agent.previous;
-    if (!key) return fail(401, "bad_signature", "signature does not match the message and the agent's key");
+    // The keys as they are now: a rotation may land while we verify.
+    const keys = [[agent.key, agent.row.signingKey], ...(agent.previous ? [[agent.previous, agent.row.previousKey!] as const] : [])] as const;
+    let signedBy: (typeof keys)[number] | null = null;
+    for (const k of keys) if (!signedBy && (await verify(k[0], parts, sig))) signedBy = k;
+    // Still enrolled, and still holding that key, after the awaits.
+    if (this.agents.get(agentId) !== agent) return fail(401, "unknown_agent", `agent "${agentId}" is not enrolled in this site (or was revoked)`);
+    if (!signedBy || (signedBy[0] !== agent.key && signedBy[0] !== agent.previous)) return fail(401, "bad_signature", "signature does not match the message and the agent's key");
+    const key = signedBy[0];
     if (this.accepted.has(sig) || ts < this.loadedAt - WAKE_REPLAY_MARGIN_MS) return fail(409, "replayed", "this message was already accepted (or was signed before the edge restarted): sign a new one");
     // Counted only once the signature holds: nobody else can spend an agent's allowance.
     if (!this.withinRate(agent.row, now)) return fail(429, "rate_limited", `agent "${agentId}" sends more than ${RATE_PER_UPLINK} messages per heartbeat interval and uplink: slow down`);
     this.accepted.set(sig, now + 2 * MAX_SKEW_MS);
-    if (key === agent.key && agent.previous) this.retirePreviousKey(agent, now);
-    return ok({ agent, key });
+    if (key === agent.key && agent.previous) this.retirePreviousKey(agent, now, "used");
+    return ok({ agent, key, keyId: keyId(signedBy[1]) });
   }
 
-  /** The agent signs with its new secret: the old one stops working now, not at the grace's end. */
-  private retirePreviousKey(agent: LiveAgent, now: number): void {
+  /** A rotation's grace that has run out ends now: the old key, its sockets and its pushes go. */
+  private expireRotation(agent: LiveAgent, now: number): void {
+    if (agent.previous && now >= agent.row.previousUntil!) this.retirePreviousKey(agent, now, "expired");
+  }
+
+  /** The old secret stops working: the agent signed with the new one, or the grace ran out. */
+  private retirePreviousKey(agent: LiveAgent, now: number, why: "used" | "expired"): void {
     agent.row = { ...agent.row, previousKey: null, previousUntil: null };
     agent.previous = null;
+    const message = why === "used" ? `agent ${agent.row.id} signs with its new secret; the old one is refused from now on` : `agent ${agent.row.id}: the grace of its old secret ran out; the old one is refused from now on`;
     this.store.transaction(() => {
       this.store.saveAgentKeys(agent.row);
-      this.store.appendEvents([{ at: now, kind: "agent-rotation-done", message: `agent ${agent.row.id} signs with its new secret; the old one is refused from now on`, data: { agent: agent.row.id } }]);
+      this.store.appendEvents([{ at: now, kind: "agent-rotation-done", message, data: { agent: agent.row.id, why } }]);
     });
     this.closePreviousKeySockets(agent.row.id);
   }
 
-  /** Closes the agent's sockets opened with a key it no longer has. */
+  /** Closes the agent's sockets opened with a key it no longer has (neither current nor in its grace). */
   private closePreviousKeySockets(agentId: string): void {
-    const current = keyId(this.agents.get(agentId)!.row.signingKey);
+    const row = this.agents.get(agentId)?.row;
+    if (!row) return;
+    const held = [row.signingKey, ...(row.previousKey ? [row.previousKey] : [])].map(keyId);
     for (const ws of this.ctx.getWebSockets(agentId))
-      if ((ws.deserializeAttachment() as SocketTag).keyId !== current) ws.close(CLOSE_REVOKED, "secret rotated");
+      if (!held.includes((ws.deserializeAttachment() as SocketTag).keyId)) ws.close(CLOSE_REVOKED, "secret rotated");
   }
 
   private withinRate(row: AgentRow, now: number): boolean {
-    const { heartbeatMs } = this.config!.policy;
-    const perInterval = RATE_PER_UPLINK * (row.role === "probe" ? 1 : this.config!.uplinks.length) * Number(this.env.AGENT_RATE_FACTOR ?? 1);
+    // Agents keep their own interval (1 s unless configured): a slower site policy must not throttle them.
+    const intervalMs = Math.min(this.config!.policy.heartbeatMs, 1_000);
+    const factor = Number(this.env.AGENT_RATE_FACTOR ?? 1) || 1;
+    const perInterval = RATE_PER_UPLINK * (row.role === "probe" ? 1 : this.config!.uplinks.length) * factor;
     const cap = perInterval + RATE_BURST;
     const b = this.buckets.get(row.id) ?? { tokens: cap, at: now };
-    const tokens = Math.min(cap, b.tokens + ((now - b.at) * perInterval) / heartbeatMs);
+    const tokens = Math.min(cap, b.tokens + ((now - b.at) * perInterval) / intervalMs);
     const allowed = tokens >= 1;
     this.buckets.set(row.id, { tokens: allowed ? tokens - 1 : tokens, at: now });
     return allowed;
@@ -804,11 +832,14 @@ export class SiteCoordinator extends DurableObject<Env> {
       if (!sockets.length) continue;
       const frame = JSON.stringify(await this.signedDirective(agent, agent.key, null, now));
       const previousFrame = agent.previous ? JSON.stringify(await this.signedDirective(agent, agent.previous, null, now)) : null;
+      const currentId = keyId(agent.row.signingKey);
+      const previousId = agent.row.previousKey ? keyId(agent.row.previousKey) : null;
       for (const ws of sockets) {
-        const old = (ws.deserializeAttachment() as SocketTag).keyId !== keyId(agent.row.signingKey);
-        if (old && !previousFrame) continue;
+        const id = (ws.deserializeAttachment() as SocketTag).keyId;
+        const out = id === currentId ? frame : id === previousId ? previousFrame : null;
+        if (!out) continue;
         try {
-          ws.send(old ? previousFrame! : frame);
+          ws.send(out);
         } catch {
           // A socket closing under us: the agent's other channel or its next heartbeat carries the directive.
         }
@@ -866,6 +897,7 @@ export class SiteCoordinator extends DurableObject<Env> {
       tunnelDeadline(this.plan, this.config.tunnels.restart, this.config.tunnels.maxWaitMs, now),
       [...this.agents.values()].some((a) => a.dirty) ? this.lastCheckpointAt + CHECKPOINT_MS : null,
       this.outboxNextAt,
+      ...[...this.agents.values()].flatMap((a) => (a.previous ? [a.row.previousUntil!] : [])),
     ].filter((t): t is number => t !== null);
     if (!candidates.length) return;
     const next = Math.max(Math.min(...candidates), now + 1);

@@ -31,8 +31,14 @@ export function isLive(a: AgentRow, config: SiteConfig, now: number): boolean {
  */
 export function cutOffUplinks(a: AgentRow, decision: DecisionState, config: SiteConfig, now: number): string[] {
   if (a.role !== "server" || !isLive(a, config, now) || now - a.createdAt < agentStaleAfterMs(config)) return [];
+  const staleMs = agentStaleAfterMs(config);
   return config.uplinks
-    .filter((u) => decision.uplinks[u.id]?.state === "up" && now - (a.runtime.uplinksSeen[u.id] ?? -Infinity) >= agentStaleAfterMs(config))
+    .filter((u) => {
+      const rt = Object.hasOwn(decision.uplinks, u.id) ? decision.uplinks[u.id]! : null;
+      const seen = Object.hasOwn(a.runtime.uplinksSeen, u.id) ? a.runtime.uplinksSeen[u.id]! : -Infinity;
+      // Up for long enough that the server would have been heard through it since it came back.
+      return rt?.state === "up" && now - rt.stateSince >= staleMs && now - seen >= staleMs;
+    })
     .map((u) => u.id);
 }
 

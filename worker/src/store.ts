@@ -162,8 +162,12 @@ export class SiteStore {
   site = () => this.getMeta<string>("site");
   // Through the schema: a config stored before a setting existed gets its default.
   config = () => {
-    const raw = this.getMeta<unknown>("config");
-    return raw === null ? null : SiteConfig.parse(raw);
+    const raw = this.getMeta<SiteConfig>("config");
+    if (raw === null) return null;
+    const parsed = SiteConfig.safeParse(raw);
+    // A config some later schema refuses must not brick the site: keep serving it as stored.
+    if (!parsed.success) console.error(JSON.stringify({ msg: "stored site config no longer validates", issues: parsed.error.issues.length }));
+    return parsed.success ? parsed.data : raw;
   };
   decision = () => this.getMeta<DecisionState>("decision");
   tunnelPlan = () => this.getMeta<TunnelPlan>("tunnel");

@@ -111,7 +111,7 @@ export class Agent {
       const gatewayRtt = new GatewayRtt(async () => route?.gateway ?? (await this.o.host.uplinkGateway(u, i)), Math.max(1_000, config.heartbeatMs), { localAddress: route?.sourceAddress });
       this.gatewayRtts.push(gatewayRtt);
       // A probe is its uplink's reference: it alone measures the path's loss and latency.
-      const edgePath = config.role === "probe" ? new EdgePath(config.edge, Math.max(1_000, config.heartbeatMs), route?.sourceAddress, this.now) : null;
+      const edgePath = config.role === "probe" ? new EdgePath(config.edge, config.heartbeatMs, route?.sourceAddress, this.now) : null;
       if (edgePath) this.edgePaths.push(edgePath);
       const ch = new UplinkChannel({
         edge: config.edge,

@@ -6,11 +6,15 @@
 // through the uplink both shortly before and shortly after it: loss on a path that works. One at
 // the start or the end of an outage is the outage, which the edge judges by silence; it must not
 // leave the uplink looking lossy for a minute after it is back.
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
 import type { PathQuality } from "../../../shared/src/index.ts";
 import { measureHandshake } from "./handshake.ts";
 
 export const PATH_WINDOW_MS = 60_000;
 export const LOST_AFTER_MS = 1_000;
+/** One handshake a second whatever the heartbeat: enough samples in a minute to judge. */
+export const SAMPLE_EVERY_MS = 1_000;
 
 /** The samples of the last minute, and when the edge answered a heartbeat; pure. */
 export class PathWindow {
@@ -56,20 +60,24 @@ export class PathWindow {
 export class EdgePath {
   private readonly window: PathWindow;
   private timer: NodeJS.Timeout | null = null;
+  private inFlight = false;
   private readonly host: string;
+  /** The edge's address, looked up once (and again after a miss): a lookup is no part of the path's round trip. */
+  private address: string | null = null;
   private readonly port: number;
   private readonly everyMs: number;
   private readonly localAddress: string | undefined;
   private readonly now: () => number;
 
-  constructor(edge: string, everyMs: number, localAddress?: string, now: () => number = Date.now) {
+  /** `heartbeatMs`: how often the edge answers through this uplink, which vouches for the samples around it. */
+  constructor(edge: string, heartbeatMs: number, localAddress?: string, now: () => number = Date.now, everyMs = SAMPLE_EVERY_MS) {
     const u = new URL(edge);
     this.host = u.hostname.replace(/^\[|\]$/g, "");
     this.port = Number(u.port) || (u.protocol === "https:" ? 443 : 80);
     this.everyMs = everyMs;
     this.localAddress = localAddress;
     this.now = now;
-    this.window = new PathWindow(2 * everyMs);
+    this.window = new PathWindow(2 * Math.max(heartbeatMs, everyMs));
   }
 
   /** The edge answered a heartbeat through this uplink. */
@@ -92,7 +100,16 @@ export class EdgePath {
   }
 
   private async sample(): Promise<void> {
-    const at = this.now();
-    this.window.add(at, await measureHandshake(this.host, { port: this.port, localAddress: this.localAddress, timeoutMs: LOST_AFTER_MS }));
+    if (this.inFlight) return;
+    this.inFlight = true;
+    try {
+      this.address ??= isIP(this.host) ? this.host : (await lookup(this.host).catch(() => null))?.address ?? null;
+      const at = this.now();
+      const ms = this.address ? await measureHandshake(this.address, { port: this.port, localAddress: this.localAddress, timeoutMs: LOST_AFTER_MS }) : null;
+      if (ms === null) this.address = null;
+      this.window.add(at, ms);
+    } finally {
+      this.inFlight = false;
+    }
   }
 }

@@ -187,10 +187,12 @@ function target(s: DecisionState, shape: SiteShape, now: number): { to: string; 
   if (active.degraded && !s.uplinks[best.id]!.degraded) {
     // Away from a degraded uplink: to a lower-priority healthy one at once (after the dwell), to a
     // better one only once it has been healthy for the hold-down, like any return.
-    const to = ranked.find((u) => u.id !== s.active && healthy(s.uplinks[u.id]!) && (u.priority > activePriority || held(u.id)));
+    const fit = (u: UplinkRuntime) => healthy(u) && isLive(u, now, policy) && confirmed(u, s, now, policy);
+    const to = ranked.find((u) => u.id !== s.active && fit(s.uplinks[u.id]!) && (u.priority > activePriority || held(u.id)));
     return to && dwelt ? { to: to.id, reason: "degraded" } : null;
   }
-  if (best.priority >= activePriority) return null;
+  // A return is to a healthy uplink only: when every up uplink is degraded, nothing moves.
+  if (best.priority >= activePriority || s.uplinks[best.id]!.degraded) return null;
   return held(best.id) && dwelt ? { to: best.id, reason: "failback" } : null;
 }
 
