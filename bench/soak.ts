@@ -12,6 +12,7 @@ import type { SiteEvent, SiteStatus } from "../shared/src/index.ts";
 import { labUnavailable } from "../test/lab/netns.ts";
 import { networkManagerUnavailable } from "../test/lab/network-manager.ts";
 import { LabSite, settled } from "../test/lab/site.ts";
+import { sleep } from "./lib/site-run.ts";
 
 const { values } = parseArgs({ options: { minutes: { type: "string", default: "10" }, seed: { type: "string" } } });
 const minutes = Number(values.minutes);
@@ -38,7 +39,6 @@ function random(s: number): () => number {
 }
 const rand = random(seed);
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Fault {
   name: string;

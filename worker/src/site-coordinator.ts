@@ -10,6 +10,7 @@ import {
   SignedFrame,
   deriveSigningKey,
   fieldIssues,
+  issueLines,
   importSigningKey,
   newSecret,
   sign,
@@ -50,7 +51,7 @@ import { failureResponse } from "./http/respond.ts";
 import { renderMetrics } from "./metrics.ts";
 import { deliver } from "./notify/deliver.ts";
 import { notificationsFor } from "./notify/notification.ts";
-import { agentStaleAfterMs, buildStatus, cutOffUplinks, isLive } from "./status.ts";
+import { agentStaleAfterMs, buildStatus, cutOffUplinks, heardWithin, isLive } from "./status.ts";
 import { SiteStore, emptyRuntime, type AgentRow, type AgentRuntime, type NewEvent, type UplinkObservation } from "./store.ts";
 
 /** How often liveness details (last seen, RTT) are checkpointed to SQLite: rows written cost money. */
@@ -265,7 +266,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     if (!agent) return fail(404, "agent_not_found", `no agent "${agentId}" in site "${site}"`);
     const secret = newSecret();
     const signingKey = await deriveSigningKey(secret);
-    const { key } = await liveAgent({ ...agent.row, signingKey, previousKey: null });
+    const key = await importSigningKey(signingKey);
     // After the awaits the agent may be gone, or rotated meanwhile: act on what is there now.
     if (this.agents.get(agentId) !== agent) return fail(404, "agent_not_found", `no agent "${agentId}" in site "${site}"`);
     const now = Date.now();
@@ -456,7 +457,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     let frame: SignedFrame;
     try {
       const parsed = SignedFrame.safeParse(JSON.parse(message));
-      if (!parsed.success) return sendError("bad_frame", fieldIssues(parsed.error).map((i) => `${i.path}: ${i.message}`).join("; "));
+      if (!parsed.success) return sendError("bad_frame", issueLines(parsed.error).join("; "));
       frame = parsed.data;
     } catch {
       return sendError("invalid_json", "frame is not valid JSON");
@@ -506,7 +507,6 @@ export class SiteCoordinator extends DurableObject<Env> {
 
   // ---- internals -------------------------------------------------------------------------------
 
-  /** Checks a message's signature, age, novelty and rate; returns the agent and the key that signed it. */
   /**
    * Checks a message's signature, age, novelty and rate; returns the agent, the key that signed it
    * and that key's id (for socket tags).
@@ -963,7 +963,7 @@ function describePaths(row: AgentRow, cutOff: string[], decision: DecisionState,
   const before = row.runtime.cutOff ?? [];
   const lost = cutOff.filter((u) => !before.includes(u));
   // Heard through it again; an uplink that just went down for everyone leaves the set silently.
-  const back = before.filter((u) => !cutOff.includes(u) && at - (row.runtime.uplinksSeen[u] ?? -Infinity) < staleAfterMs);
+  const back = before.filter((u) => !cutOff.includes(u) && heardWithin(row, u, at, staleAfterMs));
   return [
     ...lost.map((u) => ({
       at,

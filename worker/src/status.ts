@@ -1,7 +1,7 @@
 // The live picture of a site, built from the coordinator's memory: pure, shared by the status API,
 // the metrics and (later) the status page.
 import type { SiteConfig, SiteStatus } from "../../shared/src/index.ts";
-import { siteMode, type DecisionState } from "./engine/decision.ts";
+import { runtimeOf, siteMode, type DecisionState } from "./engine/decision.ts";
 import type { TunnelPlan } from "./engine/tunnels.ts";
 import type { AgentRow, UplinkObservation } from "./store.ts";
 
@@ -34,12 +34,16 @@ export function cutOffUplinks(a: AgentRow, decision: DecisionState, config: Site
   const staleMs = agentStaleAfterMs(config);
   return config.uplinks
     .filter((u) => {
-      const rt = Object.hasOwn(decision.uplinks, u.id) ? decision.uplinks[u.id]! : null;
-      const seen = Object.hasOwn(a.runtime.uplinksSeen, u.id) ? a.runtime.uplinksSeen[u.id]! : -Infinity;
+      const rt = runtimeOf(decision.uplinks, u.id);
       // Up for long enough that the server would have been heard through it since it came back.
-      return rt?.state === "up" && now - rt.stateSince >= staleMs && now - seen >= staleMs;
+      return rt?.state === "up" && now - rt.stateSince >= staleMs && !heardWithin(a, u.id, now, staleMs);
     })
     .map((u) => u.id);
+}
+
+/** Whether the agent was heard through this uplink within the last `ms`. */
+export function heardWithin(a: AgentRow, uplink: string, now: number, ms: number): boolean {
+  return Object.hasOwn(a.runtime.uplinksSeen, uplink) && now - a.runtime.uplinksSeen[uplink]! < ms;
 }
 
 export function buildStatus(i: StatusInput): SiteStatus {

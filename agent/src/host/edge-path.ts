@@ -9,6 +9,7 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import type { PathQuality } from "../../../shared/src/index.ts";
+import { repeat } from "../lib/repeat.ts";
 import { measureHandshake } from "./handshake.ts";
 
 export const PATH_WINDOW_MS = 60_000;
@@ -59,8 +60,7 @@ export class PathWindow {
 /** Probes the edge every `everyMs` through one uplink and keeps the window. */
 export class EdgePath {
   private readonly window: PathWindow;
-  private timer: NodeJS.Timeout | null = null;
-  private inFlight = false;
+  private stopSampling: (() => void) | null = null;
   private readonly host: string;
   /** The edge's address, looked up once (and again after a miss): a lookup is no part of the path's round trip. */
   private address: string | null = null;
@@ -86,13 +86,12 @@ export class EdgePath {
   }
 
   start(): void {
-    this.timer = setInterval(() => void this.sample(), this.everyMs);
-    this.timer.unref();
+    this.stopSampling = repeat(() => this.sample(), this.everyMs);
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.stopSampling?.();
+    this.stopSampling = null;
   }
 
   report(): PathQuality | null {
@@ -100,16 +99,10 @@ export class EdgePath {
   }
 
   private async sample(): Promise<void> {
-    if (this.inFlight) return;
-    this.inFlight = true;
-    try {
-      this.address ??= isIP(this.host) ? this.host : (await lookup(this.host).catch(() => null))?.address ?? null;
-      const at = this.now();
-      const ms = this.address ? await measureHandshake(this.address, { port: this.port, localAddress: this.localAddress, timeoutMs: LOST_AFTER_MS }) : null;
-      if (ms === null) this.address = null;
-      this.window.add(at, ms);
-    } finally {
-      this.inFlight = false;
-    }
+    this.address ??= isIP(this.host) ? this.host : ((await lookup(this.host).catch(() => null))?.address ?? null);
+    const at = this.now();
+    const ms = this.address ? await measureHandshake(this.address, { port: this.port, localAddress: this.localAddress, timeoutMs: LOST_AFTER_MS }) : null;
+    if (ms === null) this.address = null;
+    this.window.add(at, ms);
   }
 }

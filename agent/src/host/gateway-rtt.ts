@@ -2,6 +2,7 @@
 // helper binary, and a router answers a SYN either way (accepted, or refused with a RST — both
 // are one round trip). The edge shows it beside the RTT to the edge, which tells "the router
 // is gone" from "the router is fine but its uplink is not".
+import { repeat } from "../lib/repeat.ts";
 import { measureHandshake } from "./handshake.ts";
 
 export interface GatewayRttOptions {
@@ -12,8 +13,7 @@ export interface GatewayRttOptions {
 
 /** Measures every `everyMs` and keeps the latest figure for the next heartbeat. */
 export class GatewayRtt {
-  private timer: NodeJS.Timeout | null = null;
-  private inFlight = false;
+  private stopSampling: (() => void) | null = null;
   private gw: string | null = null;
   latest: number | null = null;
 
@@ -24,26 +24,18 @@ export class GatewayRtt {
   ) {}
 
   start(): void {
-    void this.sample();
-    this.timer = setInterval(() => void this.sample(), this.everyMs);
-    this.timer.unref();
+    this.stopSampling = repeat(() => this.sample(), this.everyMs, { now: true });
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.stopSampling?.();
+    this.stopSampling = null;
   }
 
   private async sample(): Promise<void> {
-    if (this.inFlight) return;
-    this.inFlight = true;
-    try {
-      // Looked up once, and again after a miss (the router may have a new address).
-      this.gw ??= await this.gateway().catch(() => null);
-      this.latest = this.gw ? await measureHandshake(this.gw, { port: 53, ...this.o, timeoutMs: Math.min(2_000, this.everyMs) }) : null;
-      if (this.latest === null) this.gw = null;
-    } finally {
-      this.inFlight = false;
-    }
+    // Looked up once, and again after a miss (the router may have a new address).
+    this.gw ??= await this.gateway().catch(() => null);
+    this.latest = this.gw ? await measureHandshake(this.gw, { port: 53, ...this.o, timeoutMs: Math.min(2_000, this.everyMs) }) : null;
+    if (this.latest === null) this.gw = null;
   }
 }

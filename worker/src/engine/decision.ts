@@ -53,7 +53,7 @@ export interface Step {
 }
 
 /** Uplink `id`'s runtime, own keys only: "constructor" is a valid uplink id, and a member of every object. */
-function runtimeOf(uplinks: Record<string, UplinkRuntime>, id: string): UplinkRuntime | undefined {
+export function runtimeOf(uplinks: Record<string, UplinkRuntime>, id: string): UplinkRuntime | undefined {
   return Object.hasOwn(uplinks, id) ? uplinks[id] : undefined;
 }
 
