@@ -1,8 +1,9 @@
 // `npm run soak` (root on Linux): the lab site (test/lab/site.ts) under random faults for
 // --minutes (default 10), from --seed (printed, so a run can be replayed). Each round breaks
-// something — the primary's uplink cut, flapping, lossy or its router dead; the backup's uplink cut;
-// the edge restarted or killed; agents killed — then mends it, and waits each time for the site to
-// converge to what the policy promises (every server on the expected uplink, routes verified).
+// something — the primary's uplink cut, flapping, lossy, slow or its router dead; the backup's
+// uplink cut; the edge restarted or killed; agents killed — then mends it, and waits each time for
+// the site to converge to what the policy promises (every server on the expected uplink, routes
+// verified, every agent heard again; after the mend, both uplinks up and healthy).
 // At the end: switches seen against switches expected, events lost (a gap in the event log's
 // numbering, or a generation without its switch event), and the longest convergence. Exits 1 if a
 // round did not converge, a switch was unexpected or an event was lost.
@@ -47,19 +48,23 @@ interface Fault {
   mend(s: LabSite): Promise<void>;
   /** Switches the policy owes for a break and its mend. */
   switches: number;
+  /** The probe the break leaves with no way to the edge; every other agent must be heard again. */
+  silences?: string;
 }
 
 const faults: Fault[] = [
-  { name: "cut isp1", breakIt: async (s) => (await s.lab.cut(1), "isp2"), mend: (s) => s.lab.restore(1), switches: 2 },
-  { name: "router 1 dies", breakIt: async (s) => (await s.lab.routerDown(1), "isp2"), mend: (s) => s.lab.routerUp(1), switches: 2 },
+  { name: "cut isp1", breakIt: async (s) => (await s.lab.cut(1), "isp2"), mend: (s) => s.lab.restore(1), switches: 2, silences: "sbc1" },
+  { name: "router 1 dies", breakIt: async (s) => (await s.lab.routerDown(1), "isp2"), mend: (s) => s.lab.routerUp(1), switches: 2, silences: "sbc1" },
   {
-    name: "isp1 flaps (2 s down, 2 s up, 20 s)",
+    // Each cut outlasts downAfterMs, each return is shorter than failbackAfterMs: one failover, and
+    // the failback only once it holds. (Shorter cuts are the policy's to ride out, or to count as loss.)
+    name: "isp1 flaps (5 s down, 3 s up, ×3)",
     breakIt: async (s) => {
-      for (const t0 = Date.now(); Date.now() - t0 < 20_000; ) {
+      for (let i = 0; i < 3; i++) {
         await s.lab.cut(1);
-        await sleep(2_000);
+        await sleep(5_000);
         await s.lab.restore(1);
-        await sleep(2_000);
+        await sleep(3_000);
       }
       return "isp2";
     },
@@ -67,7 +72,8 @@ const faults: Fault[] = [
     switches: 2,
   },
   { name: "isp1 loses 35 %", breakIt: async (s) => (await s.lab.lossy(1, 35), "isp2"), mend: (s) => s.lab.lossy(1, 0), switches: 2 },
-  { name: "cut isp2 (the backup)", breakIt: async (s) => (await s.lab.cut(2), "isp1"), mend: (s) => s.lab.restore(2), switches: 0 },
+  { name: "isp1 slow (300 ms each way)", breakIt: async (s) => (await s.lab.delayed(1, 300), "isp2"), mend: (s) => s.lab.delayed(1, 0), switches: 2 },
+  { name: "cut isp2 (the backup)", breakIt: async (s) => (await s.lab.cut(2), "isp1"), mend: (s) => s.lab.restore(2), switches: 0, silences: "sbc2" },
   { name: "edge restarted", breakIt: async (s) => (await s.edge.restart(), "isp1"), mend: async () => {}, switches: 0 },
   { name: "edge killed (SIGKILL) and restarted", breakIt: async (s) => (await s.edge.crash(), await s.edge.restart(), "isp1"), mend: async () => {}, switches: 0 },
   {
@@ -86,11 +92,17 @@ let site: LabSite | null = null;
 let cleaning: Promise<void> | null = null;
 process.on("SIGINT", () => void (cleaning ??= (site?.destroy() ?? Promise.resolve()).then(() => process.exit(130))));
 
-/** Until every server is on `uplink` with verified routes; the time it took. */
-async function converge(s: LabSite, uplink: string, what: string): Promise<number> {
+/**
+ * Until every server is on `uplink` with verified routes and every agent but `silent` has been
+ * heard since now (so a restarted edge or agent counts only once it is back); with `whole`, also
+ * until every uplink is up and healthy again. The time it took.
+ */
+async function converge(s: LabSite, uplink: string, what: string, o: { silent?: string; whole?: boolean } = {}): Promise<number> {
   const t0 = Date.now();
+  const heard = (st: SiteStatus) => st.agents.every((a) => a.id === o.silent || (a.lastSeenAt ?? 0) >= t0);
+  const whole = (st: SiteStatus) => !o.whole || st.uplinks.every((u) => u.state === "up" && !u.degraded);
   // A lossy primary is judged on a minute of handshakes; then the hold-down.
-  await s.until((st: SiteStatus) => st.activeUplink === uplink && settled(st, SERVERS), what, 180_000, 100);
+  await s.until((st: SiteStatus) => st.activeUplink === uplink && settled(st, SERVERS) && heard(st) && whole(st), what, 180_000, 100);
   return Date.now() - t0;
 }
 
@@ -111,9 +123,9 @@ async function main(): Promise<number> {
   for (let round = 1; Date.now() < end; round++) {
     const f = pick(faults);
     const broken = await f.breakIt(s);
-    const a = await converge(s, broken, `round ${round}, ${f.name}: everyone on ${broken}`);
+    const a = await converge(s, broken, `round ${round}, ${f.name}: everyone on ${broken}`, { silent: f.silences });
     await f.mend(s);
-    const b = await converge(s, "isp1", `round ${round}, ${f.name} mended: everyone back on isp1`);
+    const b = await converge(s, "isp1", `round ${round}, ${f.name} mended: everyone back on isp1, both uplinks healthy`, { whole: true });
     expected += f.switches;
     for (const [ms, what] of [[a, f.name], [b, `${f.name}, mended`]] as const) if (ms > slowest.ms) slowest = { ms, what };
     console.log(`${String(round).padStart(3)}  ${f.name.padEnd(44)} converged in ${(a / 1000).toFixed(1).padStart(5)} s, back in ${(b / 1000).toFixed(1).padStart(5)} s`);

@@ -42,7 +42,15 @@ export type Directive = z.infer<typeof Directive>;
 
 /** What the edge sends to an agent: in answer to each heartbeat, and pushed when the directive changes. */
 export const EdgeMessage = z.discriminatedUnion("type", [
-  z.strictObject({ type: z.literal("directive"), directive: Directive.nullable(), now: z.int(), ackSeq: z.int().nullable() }),
+  z.strictObject({
+    type: z.literal("directive"),
+    directive: Directive.nullable(),
+    now: z.int(),
+    ackSeq: z.int().nullable(),
+    // The site's policy.downAfterMs: a probe counts handshakes lost in a shorter silence as loss,
+    // since the edge rides such a silence out instead of calling the uplink down.
+    downAfterMs: z.int().min(1).max(600_000).optional(),
+  }),
   z.strictObject({
     type: z.literal("error"),
     now: z.int(),

@@ -17,7 +17,7 @@ describe("path to the edge", () => {
   });
 
   it("counts no loss while the edge answered nothing at all: an outage is not a lossy path", () => {
-    const w = new PathWindow(2_000);
+    const w = new PathWindow(3_000);
     for (let t = 0; t < 10_000; t += 1_000) (w.add(t, 20), w.contact(t));
     // Cut for 30 s: nothing answers, neither handshakes nor heartbeats.
     for (let t = 10_000; t < 40_000; t += 1_000) w.add(t, null);
@@ -28,6 +28,22 @@ describe("path to the edge", () => {
     w.add(50_500, null);
     w.contact(51_000);
     expect(w.report(51_000)).toMatchObject({ samples: 21, lossRatio: expect.closeTo(1 / 21) });
+  });
+
+  it("a silence shorter than the edge's downAfterMs is loss (a link dropping out again and again); a longer one is an outage", () => {
+    const w = new PathWindow(3_000);
+    const beat = (from: number, to: number) => {
+      for (let t = from; t < to; t += 500) w.contact(t);
+      for (let t = from; t < to; t += 1_000) w.add(t, 20);
+    };
+    // 2 s cuts: the edge rides them out at downAfterMs 3 s, so each one's handshakes are lost on a working path.
+    beat(0, 4_000);
+    w.add(4_200, null), w.add(5_200, null);
+    beat(6_000, 10_000);
+    expect(w.report(10_000)).toMatchObject({ samples: 10, lossRatio: 0.2 });
+    // The edge says its downAfterMs is 1.5 s: now the same cuts are outages it judges itself.
+    w.contact(10_000, 1_500);
+    expect(w.report(10_000)).toMatchObject({ samples: 8, lossRatio: 0 });
   });
 
   it("probes the edge's own port from the uplink's address; a handshake that cannot leave is a loss", async () => {

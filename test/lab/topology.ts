@@ -1,16 +1,20 @@
 // The white paper's topology in network namespaces: "the internet" (the edge's address), two
-// routers with NAT (so each uplink has its own public address), a probe SBC behind each, and
-// servers on both routers' LANs. Addresses: TEST-NET (203.0.113.0/24, 198.51.100.0/24) for the
+// routers with NAT (so each uplink has its own public address), each wired to it through a "wire"
+// namespace (a bridge, or a delay line for a slow uplink), a probe SBC behind each, and servers on
+// both routers' LANs. Addresses: TEST-NET (203.0.113.0/24, 198.51.100.0/24) for the
 // public side, 192.168.N.0/24 for router N's LAN; all of them exist only inside the namespaces.
+import type { ChildProcess } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { NetnsSet, sh, type Netns } from "./netns.ts";
+import { NetnsSet, onPath, sh, type Netns } from "./netns.ts";
 import { startNetworkManager, type NetworkManagerInNs } from "./network-manager.ts";
 
 export const EDGE_ADDRESS = "203.0.113.10";
 /** Router N's public (WAN) address: what the edge sees for uplink N after NAT. */
 export const publicAddress = (n: 1 | 2) => (n === 1 ? "198.51.100.1" : "198.51.100.5");
 export const gateway = (n: 1 | 2) => `192.168.${n}.1`;
+const WIRE_PORTS = ["r", "i"] as const;
+const DELAY_LINE = join(import.meta.dirname, "delay-line.py");
 
 export interface ServerSpec {
   /** Namespace role name, e.g. "srv1". */
@@ -44,6 +48,11 @@ export interface Lab {
    * With nftables' random numbers: this kernel has no netem.
    */
   lossy(n: 1 | 2, percent: number): Promise<void>;
+  /**
+   * Uplink N's wire holds every frame this long each way (0 mends it): a slow uplink, its round
+   * trip twice this. A delay line in userspace (test/lab/delay-line.py): no netem here either.
+   */
+  delayed(n: 1 | 2, oneWayMs: number): Promise<void>;
   /** Router N dies entirely: its LAN goes down too. */
   routerDown(n: 1 | 2): Promise<void>;
   routerUp(n: 1 | 2): Promise<void>;
@@ -60,6 +69,7 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string }): Prom
     const inet = await sets.add("inet");
     await inet.ip("addr", "add", `${EDGE_ADDRESS}/32`, "dev", "lo");
     const routers = [await sets.add("r1"), await sets.add("r2")] as [Netns, Netns];
+    const wires = [await sets.add("w1"), await sets.add("w2")] as [Netns, Netns];
     const sbcs = [await sets.add("sbc1"), await sets.add("sbc2")] as [Netns, Netns];
     const serverNs = [];
     for (const s of o.servers) serverNs.push(await sets.add(s.name));
@@ -68,7 +78,13 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string }): Prom
       const r = routers[n - 1];
       const wan = publicAddress(n);
       const peer = n === 1 ? "198.51.100.2" : "198.51.100.6";
-      await r.ip("link", "add", "wan", "type", "veth", "peer", "name", `r${n}`, "netns", inet.name);
+      // Router N's WAN reaches the internet's port rN through the wire's bridge, ports "r" and "i".
+      const w = wires[n - 1];
+      await r.ip("link", "add", "wan", "type", "veth", "peer", "name", "r", "netns", w.name);
+      await inet.ip("link", "add", `r${n}`, "type", "veth", "peer", "name", "i", "netns", w.name);
+      await w.ip("link", "add", "name", "wire", "type", "bridge");
+      for (const p of WIRE_PORTS) await w.ip("link", "set", p, "master", "wire", "up");
+      await w.ip("link", "set", "wire", "up");
       await r.ip("addr", "add", `${wan}/30`, "dev", "wan");
       await inet.ip("addr", "add", `${peer}/30`, "dev", `r${n}`);
       await r.ip("link", "set", "wan", "up");
@@ -118,6 +134,8 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string }): Prom
     }
 
     const wanLink = (n: 1 | 2, state: "up" | "down") => inet.ip("link", "set", `r${n}`, state);
+    const delayLines: (ChildProcess | null)[] = [null, null];
+    sets.onDestroy(() => delayLines.forEach((p) => p?.kill("SIGKILL")));
     const lanPorts = async (n: 1 | 2, state: "up" | "down") => {
       const r = routers[n - 1];
       for (const port of ["sbc", ...o.servers.map((_, k) => `s${k + 1}`)]) await r.ip("link", "set", port, state);
@@ -137,6 +155,27 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string }): Prom
         await r.exec(["nft", "-f", "-"], { input: "table ip lossy {}\ndelete table ip lossy\n" });
         if (percent > 0)
           await r.exec(["nft", "-f", "-"], { input: `table ip lossy {\n chain forward {\n  type filter hook forward priority 0;\n  oifname "wan" numgen random mod 100 < ${percent} drop\n }\n}\n` });
+      },
+      delayed: async (n, oneWayMs) => {
+        const w = wires[n - 1];
+        const line = delayLines[n - 1];
+        if (line && line.exitCode === null && line.signalCode === null) await new Promise((done) => (line.once("exit", done), line.kill()));
+        delayLines[n - 1] = null;
+        if (oneWayMs <= 0) {
+          for (const p of WIRE_PORTS) await w.ip("link", "set", p, "master", "wire");
+          return;
+        }
+        if (!onPath("python3") || !onPath("ethtool")) throw new Error("a slow uplink needs `python3` and `ethtool` (apt-get install python3 ethtool)");
+        // Raw frames pass the line as they are: both senders must checksum and segment in software.
+        await routers[n - 1].exec(["ethtool", "-K", "wan", "tx", "off", "tso", "off", "gso", "off"]);
+        await inet.exec(["ethtool", "-K", `r${n}`, "tx", "off", "tso", "off", "gso", "off"]);
+        for (const p of WIRE_PORTS) await w.ip("link", "set", p, "nomaster");
+        const started = w.spawn(["python3", DELAY_LINE, ...WIRE_PORTS, String(oneWayMs)], { stdio: ["ignore", "pipe", "inherit"] });
+        delayLines[n - 1] = started;
+        await new Promise<void>((ready, fail) => {
+          started.stdout!.once("data", () => ready());
+          started.once("exit", (code) => fail(new Error(`the delay line exited (${code}) before it was ready`)));
+        });
       },
       routerDown: async (n) => (await lanPorts(n, "down"), await wanLink(n, "down")),
       routerUp: async (n) => (await lanPorts(n, "up"), await wanLink(n, "up")),

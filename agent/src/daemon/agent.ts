@@ -139,7 +139,7 @@ export class Agent {
         onDirective: (m) => this.onDirective(m),
         onContact: (uplink, c) => {
           this.status?.contact(uplink, c);
-          edgePath?.contact(c.at);
+          edgePath?.contact(c.at, c.downAfterMs);
         },
         onState: (uplink, s) => this.status?.channelState(uplink, s),
         random: this.o.random,

@@ -29,7 +29,7 @@ export interface ChannelOptions {
   /** A verified directive message arrived through this uplink. */
   onDirective: (msg: DirectiveMessage, uplink: string) => void;
   /** The edge answered through this uplink. */
-  onContact: (uplink: string, c: { transport: Transport; rttMs: number | null; at: number }) => void;
+  onContact: (uplink: string, c: { transport: Transport; rttMs: number | null; at: number; downAfterMs?: number }) => void;
   /** This uplink's connection state changed (for the status file). */
   onState?: (uplink: string, s: { transport: Transport | null; error: string | null }) => void;
   random?: () => number;
@@ -226,7 +226,7 @@ export class UplinkChannel {
       this.answeredOver = transport;
       this.o.log.info("edge answering", { uplink: this.o.uplink, transport, rttMs: rtt });
     }
-    this.o.onContact(this.o.uplink, { transport, rttMs: rtt, at: receivedAt });
+    this.o.onContact(this.o.uplink, { transport, rttMs: rtt, at: receivedAt, downAfterMs: msg.downAfterMs });
     this.o.onDirective(msg, this.o.uplink);
   }
 

@@ -1,11 +1,11 @@
-// An uplink's path to the edge, seen the way dpinger sees a gateway: one probe per heartbeat
-// interval (a TCP handshake to the edge, from the uplink's address), and over the last minute the
-// share left unanswered and the median of the answers. Heartbeats cannot show loss themselves: TCP
-// resends what is lost, so it shows as delay; a SYN left unanswered for 1 s is the kernel's own
-// verdict (it resends the SYN then). A lost handshake counts only when the edge answered heartbeats
-// through the uplink both shortly before and shortly after it: loss on a path that works. One at
-// the start or the end of an outage is the outage, which the edge judges by silence; it must not
-// leave the uplink looking lossy for a minute after it is back.
+// An uplink's path to the edge, seen the way dpinger sees a gateway: one probe a second (a TCP
+// handshake to the edge, from the uplink's address), and over the last minute the share left
+// unanswered and the median of the answers. Heartbeats cannot show loss themselves: TCP resends
+// what is lost, so it shows as delay; a SYN left unanswered for 1 s is the kernel's own verdict (it
+// resends the SYN then). A lost handshake counts only when the edge's answers around it are closer
+// together than the site's downAfterMs: a silence the edge rides out is loss on a path that works
+// (a link dropping out for a second or two, again and again), while a longer one is an outage the
+// edge judges by silence, and must not leave the uplink looking lossy for a minute after it is back.
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import type { PathQuality } from "../../../shared/src/index.ts";
@@ -21,11 +21,11 @@ export const SAMPLE_EVERY_MS = 1_000;
 export class PathWindow {
   private readonly samples: { at: number; ms: number | null }[] = [];
   private readonly contacts: number[] = [];
-  /** A lost handshake counts as loss when the edge answered within this much before it and after it. */
-  private readonly contactSlackMs: number;
+  /** The edge's downAfterMs, as it last said: a lost handshake in a shorter gap between its answers is loss. */
+  private outageAfterMs: number;
 
-  constructor(contactSlackMs: number) {
-    this.contactSlackMs = contactSlackMs;
+  constructor(outageAfterMs: number) {
+    this.outageAfterMs = outageAfterMs;
   }
 
   add(at: number, ms: number | null): void {
@@ -33,27 +33,33 @@ export class PathWindow {
     this.prune(at);
   }
 
-  /** The edge answered through this uplink at `at`. */
-  contact(at: number): void {
+  /** The edge answered through this uplink at `at` (and told its downAfterMs). */
+  contact(at: number, downAfterMs?: number): void {
     this.contacts.push(at);
+    if (downAfterMs !== undefined) this.outageAfterMs = downAfterMs;
     this.prune(at);
   }
 
   report(now: number): PathQuality | null {
     this.prune(now);
-    const near = (at: number) => this.contacts.some((c) => c <= at && c >= at - this.contactSlackMs) && this.contacts.some((c) => c >= at && c <= at + this.contactSlackMs);
-    const counted = this.samples.filter((s) => s.ms !== null || near(s.at));
+    const withinPathThatWorks = (at: number) => {
+      const before = this.contacts.findLast((c) => c <= at);
+      const after = this.contacts.find((c) => c >= at);
+      return before !== undefined && after !== undefined && after - before < this.outageAfterMs;
+    };
+    const counted = this.samples.filter((s) => s.ms !== null || withinPathThatWorks(s.at));
     if (!counted.length) return null;
     const answered = counted.flatMap((s) => (s.ms === null ? [] : [s.ms])).sort((a, b) => a - b);
     const median = answered.length ? answered[Math.floor((answered.length - 1) / 2)]! : null;
-    return { lossRatio: 1 - answered.length / counted.length, rttMs: median, samples: counted.length };
+    // Lost over counted, not 1 − answered share: 2 of 10 must be 0.2 exactly, the default threshold.
+    return { lossRatio: (counted.length - answered.length) / counted.length, rttMs: median, samples: counted.length };
   }
 
   private prune(now: number): void {
     const from = now - PATH_WINDOW_MS;
     while (this.samples.length && this.samples[0]!.at <= from) this.samples.shift();
-    // Contacts a little older than the window still vouch for its first samples.
-    while (this.contacts.length && this.contacts[0]! <= from - this.contactSlackMs) this.contacts.shift();
+    // The last contact before the window still vouches for its first samples.
+    while (this.contacts.length > 1 && this.contacts[1]! <= from) this.contacts.shift();
   }
 }
 
@@ -69,7 +75,7 @@ export class EdgePath {
   private readonly localAddress: string | undefined;
   private readonly now: () => number;
 
-  /** `heartbeatMs`: how often the edge answers through this uplink, which vouches for the samples around it. */
+  /** `heartbeatMs`: until the edge tells its downAfterMs, taken as the default 3 heartbeats. */
   constructor(edge: string, heartbeatMs: number, localAddress?: string, now: () => number = Date.now, everyMs = SAMPLE_EVERY_MS) {
     const u = new URL(edge);
     this.host = u.hostname.replace(/^\[|\]$/g, "");
@@ -77,12 +83,12 @@ export class EdgePath {
     this.everyMs = everyMs;
     this.localAddress = localAddress;
     this.now = now;
-    this.window = new PathWindow(2 * Math.max(heartbeatMs, everyMs));
+    this.window = new PathWindow(3 * heartbeatMs);
   }
 
   /** The edge answered a heartbeat through this uplink. */
-  contact(at: number): void {
-    this.window.contact(at);
+  contact(at: number, downAfterMs?: number): void {
+    this.window.contact(at, downAfterMs);
   }
 
   start(): void {
