@@ -3,6 +3,7 @@
 // (the bundle on the machine's Node 20), srv2 through NetworkManager with nmcli (Node 22) — each
 // with a stand-in tunnel. Routes are read back from the kernel; the tunnel endpoint records which
 // public address each tunnel connection came from. Scenarios assert outcomes, not timings.
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SiteStatus } from "../../shared/src/index.ts";
@@ -309,6 +310,49 @@ describe.skipIf(why)(`failover in the lab: real edge, real routes, real tunnels$
       await site.lab.delayed(1, 0);
     }
   }, 400_000);
+
+  it("12. the tunnel tool missing, then hanging: reported to the edge, retried with backoff, no crash loop; once it works the restart completes", async () => {
+    // srv1 restarts a Swarm service; `docker` is first nowhere on its PATH, then a stand-in in `bin`.
+    const bin = join(site.lab.dir, "srv1-bin");
+    mkdirSync(bin, { recursive: true });
+    const docker = (script: string) => (writeFileSync(join(bin, "docker.new"), `#!/bin/sh\n${script}\n`, { mode: 0o755 }), renameSync(join(bin, "docker.new"), join(bin, "docker")));
+    const path = [bin, ...(process.env.PATH ?? "").split(":").filter((d) => d && !existsSync(join(d, "docker")))].join(":");
+    let standIn: string[] = [];
+    const restore = await site.restartWith("srv1", (c) => ((standIn = c.tunnels.command), { ...c, tunnels: { restart: "swarm", service: "cloudflared", timeoutMs: 3_000 } }), { PATH: path });
+    const srv1 = () => site.agents.get("srv1")!;
+    try {
+      const before = await baseline();
+      const t0 = Date.now();
+      await site.lab.cut(1);
+      const missing = await site.until((s) => agentOf(s, "srv1").lastError === "docker: command not found", "srv1 reports docker missing", 30_000);
+      expect(missing).toMatchObject({ activeUplink: "isp2", generation: before.generation + 1 });
+      expect(appliedBy(missing, "srv2")).toBe(true); // the rest of the site is not held up
+      expect(agentOf(missing, "srv1").appliedGeneration).toBe(missing.generation); // routes first, tunnels after
+      expect(await routes()).toEqual(["lan2", "lan2"]);
+      await waitUntil(() => srv1().lines.filter((l) => l.msg === "restarting tunnels failed").length >= 3, "three attempts", 30_000);
+      const delays = srv1().lines.filter((l) => l.msg === "restarting tunnels failed").map((l) => l.retryInMs as number);
+      expect(delays[2]!).toBeGreaterThan(delays[0]!); // backing off, not a tight loop
+
+      docker("exec sleep 600");
+      await site.until((s) => /timed out after \d+ ms/.test(agentOf(s, "srv1").lastError ?? ""), "srv1 reports docker hanging", 40_000);
+
+      docker(`echo "$*" >> ${join(bin, "calls")}\nexec ${standIn.join(" ")}`);
+      const done = await site.until(on("isp2"), "srv1's tunnel restarted once docker works", 90_000);
+      expect(agentOf(done, "srv1").lastError).toBeNull();
+      expect(readFileSync(join(bin, "calls"), "utf8").trim().split("\n")).toEqual(["service update --force cloudflared"]);
+      // One process all along: failures were retried, never a crash and a restart.
+      expect(srv1().child.exitCode).toBeNull();
+      expect(srv1().lines.filter((l) => l.msg === "running")).toHaveLength(1);
+      const failed = (await site.events()).filter((e) => e.kind === "tunnel-restart-failed" && e.at >= t0).map((e) => e.message);
+      expect(failed[0]).toContain("docker: command not found");
+      expect(failed.some((m) => /timed out after/.test(m))).toBe(true);
+      expect(failed.length).toBeLessThan(delays.length + 2); // one event per new error, not per retry
+    } finally {
+      await site.lab.restore(1);
+      await restore();
+    }
+    await baseline();
+  }, 240_000);
 
   it("cluster mode: one elected server restarts the tunnel after a switch", async () => {
     await baseline();

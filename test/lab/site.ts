@@ -3,7 +3,7 @@
 // behind each router, and servers on both LANs, each running a stand-in tunnel. Every agent is
 // the built bundle as its own process, enrolled through the admin CLI. Shared by the lab
 // scenarios, `npm run bench:failover` and `npm run demo` (as root).
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect, createServer, type Socket } from "node:net";
 import type { SiteEvent, SiteStatus } from "../../shared/src/index.ts";
@@ -149,6 +149,25 @@ export class LabSite {
 
   configPath(agent: string): string {
     return this.plans.get(agent)!.configPath;
+  }
+
+  /**
+   * Restarts an agent with its config changed and more environment; returns what puts both back
+   * (and restarts it once more).
+   */
+  async restartWith(name: string, change: (config: Record<string, any>) => object, env: Record<string, string> = {}): Promise<() => Promise<void>> {
+    const p = this.plans.get(name)!;
+    const before = readFileSync(p.configPath, "utf8");
+    await this.stopAgent(name);
+    writeFileSync(p.configPath, JSON.stringify(change(JSON.parse(before))), { mode: 0o600 });
+    this.plans.set(name, { ...p, env: { ...p.env, ...env } });
+    this.startAgent(name);
+    return async () => {
+      await this.stopAgent(name);
+      writeFileSync(p.configPath, before, { mode: 0o600 });
+      this.plans.set(name, p);
+      this.startAgent(name);
+    };
   }
 
   /** (Re)starts an agent as a new process; its log starts afresh. */

@@ -112,6 +112,30 @@ describe("decision engine properties", () => {
     expect(failbacks).toBeGreaterThan(10);
   });
 
+  it("returns only to an uplink heard within two heartbeats, never into a silence that has begun", () => {
+    let failbacks = 0;
+    fc.assert(
+      fc.property(policies, history(2), (p, h) => {
+        const sh = shape(p);
+        for (const sw of run(sh, h).switches.filter((x) => x.effect.reason === "failback")) {
+          failbacks++;
+          expect(sw.at - sw.after.uplinks[sw.effect.to]!.lastHeardAt!).toBeLessThan(2 * sh.policy.heartbeatMs);
+        }
+      }),
+      { numRuns: 600 },
+    );
+    expect(failbacks).toBeGreaterThan(10);
+  });
+
+  it("found by the soak: a primary flapping 5 s down, 3 s up with a 4 s hold-down: one failover, one failback once it holds", () => {
+    const sh = shape({ downAfterMs: 3_000, failbackAfterMs: 4_000, minDwellMs: 0 });
+    const beats = (seconds: number, speakers: string[]) => Array.from({ length: seconds }, () => ({ gap: 1_000, speakers }));
+    const flap = [...beats(5, ["isp2"]), ...beats(3, ["isp1", "isp2"])];
+    // Each return is up 3 s, then silent: still "up" a second past the hold-down, but no longer answering.
+    const { switches } = run(sh, [...beats(10, ["isp1", "isp2"]), ...flap, ...flap, ...flap, ...beats(10, ["isp1", "isp2"])]);
+    expect(switches.map((x) => x.effect.reason)).toEqual(["initial", "failover", "failback"]);
+  });
+
   it("never switches once every uplink has been silent for downAfterMs", () => {
     fc.assert(
       fc.property(policies, history(2), fc.array(fc.integer({ min: 1, max: 20_000 }), { minLength: 1, maxLength: 30 }), (p, h, ticks) => {

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { PathQuality } from "../../shared/src/index.ts";
-import { degradedBy, initialState, step, type DecisionState, type SiteShape, type SwitchReason } from "../../worker/src/engine/decision.ts";
+import { degradedBy, initialState, restoredState, step, type DecisionState, type SiteShape, type SwitchReason } from "../../worker/src/engine/decision.ts";
 
 const policy = { heartbeatMs: 1_000, downAfterMs: 3_000, failbackAfterMs: 60_000, minDwellMs: 10_000, degradedLossRatio: 0.2, degradedRttMs: 500 };
 const shape: SiteShape = { uplinks: [{ id: "isp1", priority: 1 }, { id: "isp2", priority: 2 }], policy };
@@ -83,6 +83,40 @@ describe("degraded uplinks", () => {
     const t = settledSite();
     expect(beat(t, 5, { isp1: path(0.5), isp2: good }).map((x) => x.reason)).toEqual(["degraded"]);
     expect(beat(t, 120, { isp1: path(0.5), isp2: path(0.5) })).toEqual([]);
+  });
+
+  it("a verdict its probe no longer renews lapses after a minute: the servers' heartbeats alone bring the site back", () => {
+    const s = settledSite();
+    expect(beat(s, 5, { isp1: path(0.5), isp2: good }).map((x) => x.reason)).toEqual(["degraded"]);
+    // isp1's probe dies; the servers still heartbeat through isp1 (no path: they measure none).
+    const quality: { at: number; degraded: boolean; path: PathQuality | null }[] = [];
+    const switches: string[] = [];
+    const silentSince = s.now;
+    for (let i = 0; i < 130; i++) {
+      s.now += 1_000;
+      for (const [uplink, p] of [["isp1", undefined], ["isp2", good]] as const) {
+        const r = step(s.state, { kind: "heartbeat", uplink, path: p }, s.now, shape);
+        s.state = r.state;
+        for (const e of r.effects) {
+          if (e.kind === "uplink-quality") quality.push({ at: s.now, degraded: e.degraded, path: e.path });
+          if (e.kind === "switch") switches.push(`${e.to}@${e.reason}@${s.now - silentSince}`);
+        }
+      }
+    }
+    expect(quality).toEqual([{ at: silentSince + 60_000, degraded: false, path: null }]);
+    // Healthy again from the lapse: the same failback hold-down as a recovery.
+    expect(switches).toEqual([`isp1@failback@${60_000 + 60_000}`]);
+  });
+
+  it("a restart gives a degraded verdict a full minute for its probe to renew it", () => {
+    const s = settledSite();
+    beat(s, 5, { isp1: path(0.5), isp2: good });
+    s.now += 120_000;
+    s.state = restoredState(s.state, shape, s.now);
+    // A server's heartbeat through isp1 first, then the probe's report: no lapse between them.
+    const r = step(s.state, { kind: "heartbeat", uplink: "isp1" }, s.now + 100, shape);
+    expect(r.effects).toEqual([]);
+    expect(r.state.uplinks.isp1!.degraded).toBe(true);
   });
 
   it("prefers a healthy uplink over a degraded one when the active one dies", () => {

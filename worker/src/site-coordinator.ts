@@ -33,6 +33,7 @@ import {
 import { attribute, type Observed } from "./attribution.ts";
 import { AVAILABILITY_WINDOW_MS, availability } from "./availability.ts";
 import {
+  PATH_REPORT_STALE_MS,
   initialState,
   nextDeadline,
   reshapedState,
@@ -942,6 +943,7 @@ function describe(e: Effect, at: number): NewEvent[] {
     case "override-ended":
       return [{ at, kind: "override-ended", message: `override of ${e.uplink} ${e.expired ? "expired" : "cleared"}`, data: { uplink: e.uplink, expired: e.expired } }];
     case "uplink-quality": {
+      if (!e.path) return [{ at, kind: "uplink-quality", message: `${e.uplink}: no longer degraded (no probe has reported its path for ${PATH_REPORT_STALE_MS / 1000} s: judged by its heartbeats alone)`, data: { uplink: e.uplink, degraded: e.degraded } }];
       const { lossRatio, rttMs, samples } = e.path;
       const figures = `${Math.round(lossRatio * 100)} % of ${samples} handshakes to the edge lost${rttMs === null ? "" : `, median ${Math.round(rttMs)} ms`}, by its probe`;
       return [{ at, kind: "uplink-quality", message: `${e.uplink}: ${e.degraded ? "degraded" : "healthy again"} (${figures})`, data: { uplink: e.uplink, degraded: e.degraded, ...e.path } }];

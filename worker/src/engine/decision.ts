@@ -10,6 +10,8 @@ export interface UplinkRuntime {
   upSince: number | null;
   /** Up, but lossy or slow by its probe's last minute (absent in states stored before: not degraded). */
   degraded?: boolean;
+  /** When a probe last reported this uplink's path. */
+  pathAt?: number;
 }
 
 export interface Override {
@@ -44,7 +46,8 @@ export type SwitchReason = "initial" | "failover" | "failback" | "degraded" | "o
 export type Effect =
   | { kind: "switch"; from: string | null; to: string; generation: number; reason: SwitchReason }
   | { kind: "uplink-state"; uplink: string; from: UplinkState; to: UplinkState }
-  | { kind: "uplink-quality"; uplink: string; degraded: boolean; path: PathQuality }
+  /** `path` null: no probe has renewed the verdict for PATH_REPORT_STALE_MS, so it lapsed. */
+  | { kind: "uplink-quality"; uplink: string; degraded: boolean; path: PathQuality | null }
   | { kind: "override-ended"; uplink: string; expired: boolean };
 
 export interface Step {
@@ -65,15 +68,16 @@ export function initialState(shape: SiteShape, now: number): DecisionState {
 
 /**
  * State after a restart or eviction: every uplink that was up gets a full downAfterMs of grace
- * (as if heard just now), so a restart never causes a switch by itself. The others keep when they
- * were last heard: the status still says how long they have been silent.
+ * (as if heard just now), so a restart never causes a switch by itself, and a degraded verdict a
+ * full PATH_REPORT_STALE_MS for its probe to renew it. The others keep when they were last heard:
+ * the status still says how long they have been silent.
  */
 export function restoredState(saved: DecisionState, shape: SiteShape, now: number): DecisionState {
   const uplinks: Record<string, UplinkRuntime> = {};
   for (const u of shape.uplinks) {
     const s = runtimeOf(saved.uplinks, u.id);
     uplinks[u.id] = s
-      ? { ...s, lastHeardAt: s.state === "up" ? now : s.lastHeardAt }
+      ? { ...s, lastHeardAt: s.state === "up" ? now : s.lastHeardAt, ...(s.degraded ? { pathAt: now } : {}) }
       : { lastHeardAt: null, state: "unknown", stateSince: now, upSince: null };
   }
   return { ...saved, observedSince: now, uplinks };
@@ -90,6 +94,8 @@ export function reshapedState(state: DecisionState, shape: SiteShape, now: numbe
 
 /** Judgements on fewer handshakes than this keep the previous verdict: a probe just started. */
 const MIN_PATH_SAMPLES = 20;
+/** A probe's report covers its last minute: a verdict not renewed for as long has lapsed. */
+export const PATH_REPORT_STALE_MS = 60_000;
 
 /**
  * Degraded once over either threshold; healthy again only well under both (half the loss, 80 % of
@@ -118,6 +124,15 @@ function isFresh(u: UplinkRuntime, now: number, policy: Policy): boolean {
  */
 function isLive(u: UplinkRuntime, now: number, policy: Policy): boolean {
   return u.lastHeardAt !== null && now - u.lastHeardAt < Math.max(policy.heartbeatMs, policy.downAfterMs - policy.heartbeatMs);
+}
+
+/**
+ * Heard within two heartbeats (one missed at most): fit to be returned to. An uplink that has just
+ * died again is still "up" for downAfterMs; a return into that silence is a switch owed back at
+ * once (found by the soak: a primary flapping 5 s down, 3 s up).
+ */
+function answering(u: UplinkRuntime, now: number, policy: Policy): boolean {
+  return u.lastHeardAt !== null && now - u.lastHeardAt < 2 * policy.heartbeatMs;
 }
 
 /** Never heard since judging started, and judging has not run a full downAfterMs yet. */
@@ -183,7 +198,7 @@ function target(s: DecisionState, shape: SiteShape, now: number): { to: string; 
   if (active.state !== "up" || best.id === s.active) return null;
   const activePriority = shape.uplinks.find((u) => u.id === s.active)!.priority;
   const dwelt = s.lastSwitchAt === null || now - s.lastSwitchAt >= policy.minDwellMs;
-  const held = (id: string) => now - s.uplinks[id]!.upSince! >= policy.failbackAfterMs && confirmed(s.uplinks[id]!, s, now, policy);
+  const held = (id: string) => now - s.uplinks[id]!.upSince! >= policy.failbackAfterMs && confirmed(s.uplinks[id]!, s, now, policy) && answering(s.uplinks[id]!, now, policy);
   if (active.degraded && !s.uplinks[best.id]!.degraded) {
     // Away from a degraded uplink: to a lower-priority healthy one at once (after the dwell), to a
     // better one only once it has been healthy for the hold-down, like any return.
@@ -204,11 +219,14 @@ export function step(state: DecisionState, event: DecisionEvent, now: number, sh
       const u = runtimeOf(s.uplinks, event.uplink);
       if (!u) break;
       const was = !!u.degraded;
-      const degraded = event.path ? degradedBy(event.path, was, shape.policy) : was;
-      if (degraded !== was) effects.push({ kind: "uplink-quality", uplink: event.uplink, degraded, path: event.path! });
+      const pathAt = event.path ? now : u.pathAt;
+      // A verdict its probe no longer renews (the SBC died, say) lapses: the uplink is judged by
+      // its heartbeats alone, and the site is not kept from its primary for ever.
+      const degraded = event.path ? degradedBy(event.path, was, shape.policy) : was && pathAt !== undefined && now - pathAt < PATH_REPORT_STALE_MS;
+      if (degraded !== was) effects.push({ kind: "uplink-quality", uplink: event.uplink, degraded, path: event.path ?? null });
       // A return to a recovered uplink waits out the same hold-down as a return to one that came back up.
       const upSince = was && !degraded && u.upSince !== null ? now : u.upSince;
-      s = { ...s, uplinks: { ...s.uplinks, [event.uplink]: { ...u, lastHeardAt: now, degraded, upSince } } };
+      s = { ...s, uplinks: { ...s.uplinks, [event.uplink]: { ...u, lastHeardAt: now, degraded, upSince, pathAt } } };
       break;
     }
     case "override-set":
