@@ -41,9 +41,12 @@ describe("path to the edge", () => {
     w.add(4_200, null), w.add(5_200, null);
     beat(6_000, 10_000);
     expect(w.report(10_000)).toMatchObject({ samples: 10, lossRatio: 0.2 });
-    // The edge says its downAfterMs is 1.5 s: now the same cuts are outages it judges itself.
+    // The edge says its downAfterMs is 1.5 s: the same cut is now an outage it judges itself;
+    // what was judged before stays as it was.
     w.contact(10_000, 1_500);
-    expect(w.report(10_000)).toMatchObject({ samples: 8, lossRatio: 0 });
+    w.add(10_200, null), w.add(11_200, null);
+    beat(12_500, 14_000);
+    expect(w.report(14_000)).toMatchObject({ samples: 12, lossRatio: expect.closeTo(2 / 12) });
   });
 
   it("probes the edge's own port from the uplink's address; a handshake that cannot leave is a loss", async () => {

@@ -19,7 +19,8 @@ export const SAMPLE_EVERY_MS = 1_000;
 
 /** The samples of the last minute, and when the edge answered a heartbeat; pure. */
 export class PathWindow {
-  private readonly samples: { at: number; ms: number | null }[] = [];
+  /** `lost`: for a handshake left unanswered, whether it counts, once the edge has answered after it. */
+  private readonly samples: { at: number; ms: number | null; lost?: boolean }[] = [];
   private readonly contacts: number[] = [];
   /** The edge's downAfterMs, as it last said: a lost handshake in a shorter gap between its answers is loss. */
   private outageAfterMs: number;
@@ -30,6 +31,7 @@ export class PathWindow {
 
   add(at: number, ms: number | null): void {
     this.samples.push({ at, ms });
+    this.judge();
     this.prune(at);
   }
 
@@ -37,22 +39,32 @@ export class PathWindow {
   contact(at: number, downAfterMs?: number): void {
     this.contacts.push(at);
     if (downAfterMs !== undefined) this.outageAfterMs = downAfterMs;
+    this.judge();
     this.prune(at);
   }
 
   report(now: number): PathQuality | null {
     this.prune(now);
-    const withinPathThatWorks = (at: number) => {
-      const before = this.contacts.findLast((c) => c <= at);
-      const after = this.contacts.find((c) => c >= at);
-      return before !== undefined && after !== undefined && after - before < this.outageAfterMs;
-    };
-    const counted = this.samples.filter((s) => s.ms !== null || withinPathThatWorks(s.at));
+    const counted = this.samples.filter((s) => s.ms !== null || s.lost === true);
     if (!counted.length) return null;
     const answered = counted.flatMap((s) => (s.ms === null ? [] : [s.ms])).sort((a, b) => a - b);
     const median = answered.length ? answered[Math.floor((answered.length - 1) / 2)]! : null;
     // Lost over counted, not 1 − answered share: 2 of 10 must be 0.2 exactly, the default threshold.
     return { lossRatio: (counted.length - answered.length) / counted.length, rttMs: median, samples: counted.length };
+  }
+
+  /**
+   * Judges each unanswered handshake once the edge has answered after it, by the gap between the
+   * answers around it and the downAfterMs of that moment: a later policy does not rewrite the past.
+   */
+  private judge(): void {
+    for (const s of this.samples) {
+      if (s.ms !== null || s.lost !== undefined) continue;
+      const after = this.contacts.find((c) => c >= s.at);
+      if (after === undefined) continue;
+      const before = this.contacts.findLast((c) => c <= s.at);
+      s.lost = before !== undefined && after - before < this.outageAfterMs;
+    }
   }
 
   private prune(now: number): void {
