@@ -47,6 +47,27 @@ async function baseline(): Promise<SiteStatus> {
   return back;
 }
 
+/**
+ * isp1 made lossy or slow: one `degraded` switch to isp2 while isp1 stays up, the routes follow;
+ * mended, one failback. Prints how long each way took (the probe's window is a minute), for the README.
+ */
+async function degradedAndBack(what: string, degrade: () => Promise<void>, mend: () => Promise<void>, whileAway: (s: SiteStatus) => Promise<void>): Promise<void> {
+  const t1 = Date.now();
+  await degrade();
+  const away = await site.until(on("isp2"), `everyone on isp2, away from isp1 (${what})`, 120_000);
+  expect(away.uplinks[0]).toMatchObject({ id: "isp1", state: "up", degraded: true });
+  expect((await switches(t1)).map((e) => e.data?.reason)).toEqual(["degraded"]);
+  expect(await routes()).toEqual(["lan2", "lan2"]);
+  await whileAway(away);
+  const t2 = Date.now();
+  await mend();
+  await site.until(on("isp1"), `everyone back on isp1 once ${what} ended`, 150_000);
+  expect((await switches(t2)).map((e) => e.data?.reason)).toEqual(["failback"]);
+  const [left] = await switches(t1);
+  const [back] = await switches(t2);
+  console.log(`[lab] ${what}: left isp1 ${((left!.at - t1) / 1000).toFixed(0)} s after it began; back ${((back!.at - t2) / 1000).toFixed(0)} s after it ended`);
+}
+
 /** No agent reports an error and every agent heartbeats through every uplink it has. */
 async function noErrorsLeft(): Promise<void> {
   await site.until((s) => s.agents.every((a) => a.lastError === null && !a.stale) && SERVERS.every((id) => agentOf(s, id).uplinksSeen.length === 2), "no errors left, every channel back", 30_000);
@@ -232,24 +253,11 @@ describe.skipIf(why)(`failover in the lab: real edge, real routes, real tunnels$
       expect(clean.uplinks[0]).toMatchObject({ id: "isp1", degraded: false, lossRatio: expect.any(Number) });
       expect(await switches(t0)).toEqual([]);
 
-      const t1 = Date.now();
-      await site.lab.lossy(1, 35);
-      const away = await site.until(on("isp2"), "everyone on isp2, away from the lossy isp1", 120_000);
-      expect(away.uplinks[0]).toMatchObject({ id: "isp1", state: "up", degraded: true });
-      expect((await switches(t1)).map((e) => e.data?.reason)).toEqual(["degraded"]);
-      expect(await routes()).toEqual(["lan2", "lan2"]);
-      const ev = await site.events();
-      expect(ev.some((e) => e.kind === "uplink-quality" && e.data?.degraded && e.at >= t1)).toBe(true);
-      expect(ev.some((e) => e.kind === "uplink" && e.data?.uplink === "isp1" && e.data?.to === "down" && e.at >= t0)).toBe(false);
-
-      const t2 = Date.now();
-      await site.lab.lossy(1, 0);
-      await site.until(on("isp1"), "everyone back on isp1 once it is clean", 150_000);
-      expect((await switches(t2)).map((e) => e.data?.reason)).toEqual(["failback"]);
-      // The window is a minute: how long each way took, for the README.
-      const [left] = await switches(t1);
-      const [back] = await switches(t2);
-      console.log(`[lab] 35 % loss: left isp1 ${((left!.at - t1) / 1000).toFixed(0)} s after it began; clean again: back ${((back!.at - t2) / 1000).toFixed(0)} s after`);
+      await degradedAndBack("35 % loss", () => site.lab.lossy(1, 35), () => site.lab.lossy(1, 0), async () => {
+        const ev = await site.events();
+        expect(ev.some((e) => e.kind === "uplink-quality" && e.data?.degraded && e.at >= t0)).toBe(true);
+        expect(ev.some((e) => e.kind === "uplink" && e.data?.uplink === "isp1" && e.data?.to === "down" && e.at >= t0)).toBe(false);
+      });
     } finally {
       await site.lab.lossy(1, 0);
       await site.applySite();
@@ -291,21 +299,9 @@ describe.skipIf(why)(`failover in the lab: real edge, real routes, real tunnels$
       expect((await site.status()).uplinks.find((u) => u.id === "isp2")!.pathRttMs).toBeLessThan(100);
       expect(await switches(t0)).toEqual([]);
 
-      const t1 = Date.now();
-      await site.lab.delayed(1, 300);
-      const away = await site.until(on("isp2"), "everyone on isp2, away from the slow isp1", 120_000);
-      expect(away.uplinks[0]).toMatchObject({ id: "isp1", state: "up", degraded: true });
-      expect(rtt(away)).toBeGreaterThanOrEqual(500);
-      expect((await switches(t1)).map((e) => e.data?.reason)).toEqual(["degraded"]);
-      expect(await routes()).toEqual(["lan2", "lan2"]);
-
-      const t2 = Date.now();
-      await site.lab.delayed(1, 0);
-      await site.until(on("isp1"), "everyone back on isp1 once it is fast", 150_000);
-      expect((await switches(t2)).map((e) => e.data?.reason)).toEqual(["failback"]);
-      const [left] = await switches(t1);
-      const [back] = await switches(t2);
-      console.log(`[lab] 600 ms round trips: left isp1 ${((left!.at - t1) / 1000).toFixed(0)} s after they began; fast again: back ${((back!.at - t2) / 1000).toFixed(0)} s after`);
+      await degradedAndBack("600 ms round trips", () => site.lab.delayed(1, 300), () => site.lab.delayed(1, 0), async (away) => {
+        expect(rtt(away)).toBeGreaterThanOrEqual(500);
+      });
     } finally {
       await site.lab.delayed(1, 0);
     }
