@@ -33,7 +33,9 @@ export const Heartbeat = z.strictObject({
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
 
-export const Directive = z.strictObject({
+// What the edge sends is parsed loosely (unknown fields dropped): a newer edge may add fields
+// without cutting off the agents already deployed. Agents before 0.2 parsed it strictly.
+export const Directive = z.object({
   generation: Generation,
   activeUplink: UplinkId,
   restartTunnels: z.boolean(),
@@ -42,21 +44,30 @@ export type Directive = z.infer<typeof Directive>;
 
 /** What the edge sends to an agent: in answer to each heartbeat, and pushed when the directive changes. */
 export const EdgeMessage = z.discriminatedUnion("type", [
-  z.strictObject({
+  z.object({
     type: z.literal("directive"),
     directive: Directive.nullable(),
     now: z.int(),
     ackSeq: z.int().nullable(),
     // The site's policy.downAfterMs: a probe counts handshakes lost in a shorter silence as loss,
-    // since the edge rides such a silence out instead of calling the uplink down.
+    // since the edge rides such a silence out instead of calling the uplink down. Only to agents
+    // that accept fields they do not know.
     downAfterMs: z.int().min(1).max(600_000).optional(),
   }),
-  z.strictObject({
+  z.object({
     type: z.literal("error"),
     now: z.int(),
-    error: z.strictObject({ code: z.string(), message: z.string() }),
+    error: z.object({ code: z.string(), message: z.string() }),
   }),
 ]);
+
+/** An agent of this version ignores fields of an edge message it does not know (0.2 on; dev builds too). */
+export function acceptsNewFields(agentVersion: string | null): boolean {
+  const m = /^(\d+)\.(\d+)\.(\d+)/.exec(agentVersion ?? "");
+  if (!m) return false;
+  const [major, minor, patch] = m.slice(1).map(Number) as [number, number, number];
+  return major > 0 || minor >= 2 || (major === 0 && minor === 0 && patch === 0);
+}
 export type EdgeMessage = z.infer<typeof EdgeMessage>;
 
 /** A WebSocket frame in either direction: the signed body travels as the exact string that was signed. */

@@ -44,6 +44,16 @@ describe("WebSocket channel", () => {
     expect(ch.closed!.code).toBe(4401);
   });
 
+  it("answers an agent before 0.2 (which parsed strictly) without the fields it does not know", async () => {
+    await createSite("compat");
+    const old = await TestAgent.enroll("compat", "sbc1", "probe", { uplink: "isp1" });
+    const oldAnswer = await old.postRaw(old.heartbeatBody("isp1", { version: "0.1.0" }));
+    expect(oldAnswer.status).toBe(200);
+    expect(Object.keys(oldAnswer.json).sort()).toEqual(["ackSeq", "directive", "now", "type"]);
+    const upgraded = await old.postRaw(old.heartbeatBody("isp1", { version: "0.2.0" }));
+    expect(upgraded.json).toMatchObject({ type: "directive", downAfterMs: 3_000 });
+  });
+
   it("refuses unsigned, stale, and wrong-uplink upgrades", async () => {
     await createSite("ws-bad");
     const sbc1 = await TestAgent.enroll("ws-bad", "sbc1", "probe", { uplink: "isp1" });

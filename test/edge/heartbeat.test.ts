@@ -17,7 +17,7 @@ describe("HTTP heartbeat", () => {
     const s = await status("hb-ok");
     expect(s.uplinks.find((u) => u.id === "isp1")!.state).toBe("up");
     const agent = s.agents.find((a) => a.id === "srv1")!;
-    expect(agent).toMatchObject({ appliedGeneration: 1, routedUplink: "isp1", version: "0.1.0-test", uplinksSeen: ["isp2"], stale: false });
+    expect(agent).toMatchObject({ appliedGeneration: 1, routedUplink: "isp1", version: "0.2.0-test", uplinksSeen: ["isp2"], stale: false });
   });
 
   it("rejects, without any state change but a line per reason on the timeline: bad signature, stale or future timestamp, replay, unknown agent, bad body", async () => {

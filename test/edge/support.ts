@@ -102,7 +102,7 @@ export class TestAgent {
       type: "heartbeat",
       seq: this.seq++,
       uplink,
-      version: "0.1.0-test",
+      version: "0.2.0-test",
       appliedGeneration: this.appliedGeneration,
       tunnelGeneration: this.tunnelGeneration,
       lastError: null,

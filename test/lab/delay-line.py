@@ -38,6 +38,8 @@ while True:
                 frame, addr = s.recvfrom(65535)
             except BlockingIOError:
                 break
+            except OSError:  # the port went down (a cut): nothing more to read from it now
+                break
             if addr[2] == PACKET_OUTGOING:  # what this wire itself sent, seen again
                 continue
             order += 1

@@ -159,21 +159,25 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string }): Prom
       delayed: async (n, oneWayMs) => {
         const w = wires[n - 1];
         const line = delayLines[n - 1];
-        if (line && line.exitCode === null && line.signalCode === null) await new Promise((done) => (line.once("exit", done), line.kill()));
-        delayLines[n - 1] = null;
-        if (oneWayMs <= 0) {
+        // Raw frames pass the line as they are: while it runs, both senders checksum and segment in software.
+        const offloads = (state: "on" | "off") =>
+          Promise.all([routers[n - 1].exec(["ethtool", "-K", "wan", "tx", state, "tso", state, "gso", state]), inet.exec(["ethtool", "-K", `r${n}`, "tx", state, "tso", state, "gso", state])]);
+        if (line) {
+          // Frames it still holds are lost, as when a cable is swapped.
+          if (line.exitCode === null && line.signalCode === null) await new Promise((done) => (line.once("exit", done), line.kill()));
+          delayLines[n - 1] = null;
+          await offloads("on");
           for (const p of WIRE_PORTS) await w.ip("link", "set", p, "master", "wire");
-          return;
         }
+        if (oneWayMs <= 0) return;
         if (!onPath("python3") || !onPath("ethtool")) throw new Error("a slow uplink needs `python3` and `ethtool` (apt-get install python3 ethtool)");
-        // Raw frames pass the line as they are: both senders must checksum and segment in software.
-        await routers[n - 1].exec(["ethtool", "-K", "wan", "tx", "off", "tso", "off", "gso", "off"]);
-        await inet.exec(["ethtool", "-K", `r${n}`, "tx", "off", "tso", "off", "gso", "off"]);
+        await offloads("off");
         for (const p of WIRE_PORTS) await w.ip("link", "set", p, "nomaster");
         const started = w.spawn(["python3", DELAY_LINE, ...WIRE_PORTS, String(oneWayMs)], { stdio: ["ignore", "pipe", "inherit"] });
         delayLines[n - 1] = started;
         await new Promise<void>((ready, fail) => {
           started.stdout!.once("data", () => ready());
+          started.once("error", fail);
           started.once("exit", (code) => fail(new Error(`the delay line exited (${code}) before it was ready`)));
         });
       },

@@ -108,6 +108,18 @@ describe("degraded uplinks", () => {
     expect(switches).toEqual([`isp1@failback@${60_000 + 60_000}`]);
   });
 
+  it("a degraded uplink back from a long outage keeps its verdict until its probe has a minute's say", () => {
+    const s = settledSite();
+    beat(s, 5, { isp1: path(0.5), isp2: good });
+    // isp1 silent for 90 s, then a server's heartbeat through it comes first (no path).
+    for (let i = 0; i < 90; i++) (s.now += 1_000), (s.state = step(s.state, { kind: "heartbeat", uplink: "isp2", path: good }, s.now, shape).state);
+    expect(s.state.uplinks.isp1).toMatchObject({ state: "down", degraded: true });
+    s.now += 500;
+    const r = step(s.state, { kind: "heartbeat", uplink: "isp1" }, s.now, shape);
+    expect(r.effects.filter((e) => e.kind === "uplink-quality")).toEqual([]);
+    expect(r.state.uplinks.isp1).toMatchObject({ state: "up", degraded: true });
+  });
+
   it("a restart gives a degraded verdict a full minute for its probe to renew it", () => {
     const s = settledSite();
     beat(s, 5, { isp1: path(0.5), isp2: good });

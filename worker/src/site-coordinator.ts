@@ -8,6 +8,7 @@ import {
   MAX_HEARTBEAT_BYTES,
   MAX_SKEW_MS,
   SignedFrame,
+  acceptsNewFields,
   deriveSigningKey,
   fieldIssues,
   issueLines,
@@ -819,7 +820,8 @@ export class SiteCoordinator extends DurableObject<Env> {
 
   /** Signed with the key the agent spoke with: during a rotation, the old secret still checks answers. */
   private async signedDirective(agent: LiveAgent, key: SigningKey, ackSeq: number | null, now: number): Promise<SignedReply> {
-    const body = JSON.stringify({ type: "directive", directive: this.directiveFor(agent.row), now, ackSeq, downAfterMs: this.config!.policy.downAfterMs } satisfies EdgeMessage);
+    const fields = acceptsNewFields(agent.row.runtime.version) ? { downAfterMs: this.config!.policy.downAfterMs } : {};
+    const body = JSON.stringify({ type: "directive", directive: this.directiveFor(agent.row), now, ackSeq, ...fields } satisfies EdgeMessage);
     const sig = await sign(key, { direction: "down", site: this.site!, agent: agent.row.id, ts: now, body });
     return { body, ts: now, sig };
   }

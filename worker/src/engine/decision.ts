@@ -10,7 +10,7 @@ export interface UplinkRuntime {
   upSince: number | null;
   /** Up, but lossy or slow by its probe's last minute (absent in states stored before: not degraded). */
   degraded?: boolean;
-  /** When a probe last reported this uplink's path. */
+  /** When a probe last reported this uplink's path (or it came back from a silence). */
   pathAt?: number;
 }
 
@@ -219,7 +219,9 @@ export function step(state: DecisionState, event: DecisionEvent, now: number, sh
       const u = runtimeOf(s.uplinks, event.uplink);
       if (!u) break;
       const was = !!u.degraded;
-      const pathAt = event.path ? now : u.pathAt;
+      // Back from a silence, a verdict gets a full PATH_REPORT_STALE_MS for its probe to renew it:
+      // the outage is no sign that the probe died.
+      const pathAt = event.path || u.state !== "up" ? now : u.pathAt;
       // A verdict its probe no longer renews (the SBC died, say) lapses: the uplink is judged by
       // its heartbeats alone, and the site is not kept from its primary for ever.
       const degraded = event.path ? degradedBy(event.path, was, shape.policy) : was && pathAt !== undefined && now - pathAt < PATH_REPORT_STALE_MS;
