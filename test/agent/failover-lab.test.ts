@@ -3,11 +3,11 @@
 // (the bundle on the machine's Node 20), srv2 through NetworkManager with nmcli (Node 22) — each
 // with a stand-in tunnel. Routes are read back from the kernel; the tunnel endpoint records which
 // public address each tunnel connection came from. Scenarios assert outcomes, not timings.
-import { existsSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SiteStatus } from "../../shared/src/index.ts";
-import { labUnavailable, waitUntil } from "../lab/netns.ts";
+import { labUnavailable, waitUntil, whereIs } from "../lab/netns.ts";
 import { networkManagerUnavailable, startNetworkManager } from "../lab/network-manager.ts";
 import { LabSite, SITE, appliedBy, settled } from "../lab/site.ts";
 import { publicAddress, routeToEdge } from "../lab/topology.ts";
@@ -66,13 +66,6 @@ async function degradedAndBack(what: string, degrade: () => Promise<void>, mend:
   const [left] = await switches(t1);
   const [back] = await switches(t2);
   console.log(`[lab] ${what}: left isp1 ${((left!.at - t1) / 1000).toFixed(0)} s after it began; back ${((back!.at - t2) / 1000).toFixed(0)} s after it ended`);
-}
-
-/** Where a tool is on this host's PATH. */
-function whereIs(tool: string): string {
-  const dir = (process.env.PATH ?? "").split(":").find((d) => d && existsSync(join(d, tool)));
-  if (!dir) throw new Error(`\`${tool}\` is not on the PATH`);
-  return join(dir, tool);
 }
 
 /** No agent reports an error and every agent heartbeats through every uplink it has. */
@@ -320,7 +313,11 @@ describe.skipIf(why)(`failover in the lab: real edge, real routes, real tunnels$
     const bin = join(site.lab.dir, "srv1-bin");
     const tools = join(site.lab.dir, "srv1-tools");
     for (const d of [bin, tools]) mkdirSync(d, { recursive: true });
-    for (const tool of ["sh", "ip", "cat", "awk", "sleep", "setsid"]) symlinkSync(whereIs(tool), join(tools, tool));
+    for (const tool of ["sh", "ip", "cat", "awk", "sleep", "setsid"]) {
+      const at = whereIs(tool);
+      if (!at) throw new Error(`\`${tool}\` is not on the PATH`);
+      symlinkSync(at, join(tools, tool));
+    }
     const docker = (script: string) => (writeFileSync(join(bin, "docker.new"), `#!/bin/sh\n${script}\n`, { mode: 0o755 }), renameSync(join(bin, "docker.new"), join(bin, "docker")));
     const before = await baseline();
     let standIn: string[] = [];

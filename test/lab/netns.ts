@@ -16,7 +16,13 @@ export function labUnavailable(): string | null {
 }
 
 export function onPath(tool: string): boolean {
-  return (process.env.PATH ?? "").split(":").some((d) => d && existsSync(`${d}/${tool}`));
+  return whereIs(tool) !== null;
+}
+
+/** Where a tool is on this process's PATH, or null. */
+export function whereIs(tool: string): string | null {
+  const dir = (process.env.PATH ?? "").split(":").find((d) => d && existsSync(`${d}/${tool}`));
+  return dir ? `${dir}/${tool}` : null;
 }
 
 export async function sh(argv: string[], o: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<string> {

@@ -521,19 +521,19 @@ export class SiteCoordinator extends DurableObject<Env> {
     this.expireRotation(agent, now);
     const parts = { direction: "up" as const, site: this.site!, agent: agentId, ts, body };
     // The keys as they are now: a rotation may land while we verify.
-    const keys = [[agent.key, agent.row.signingKey], ...(agent.previous ? [[agent.previous, agent.row.previousKey!] as const] : [])] as const;
-    let signedBy: (typeof keys)[number] | null = null;
-    for (const k of keys) if (!signedBy && (await verify(k[0], parts, sig))) signedBy = k;
+    const current = { key: agent.key, stored: agent.row.signingKey };
+    const previous = agent.previous ? { key: agent.previous, stored: agent.row.previousKey! } : null;
+    const signedBy = (await verify(current.key, parts, sig)) ? current : previous && (await verify(previous.key, parts, sig)) ? previous : null;
     // Still enrolled, and still holding that key, after the awaits.
     if (this.agents.get(agentId) !== agent) return fail(401, "unknown_agent", `agent "${agentId}" is not enrolled in this site (or was revoked)`);
-    if (!signedBy || (signedBy[0] !== agent.key && signedBy[0] !== agent.previous)) return fail(401, "bad_signature", "signature does not match the message and the agent's key");
-    const key = signedBy[0];
+    if (!signedBy || (signedBy.key !== agent.key && signedBy.key !== agent.previous)) return fail(401, "bad_signature", "signature does not match the message and the agent's key");
+    const key = signedBy.key;
     if (this.accepted.has(sig) || ts < this.loadedAt - WAKE_REPLAY_MARGIN_MS) return fail(409, "replayed", "this message was already accepted (or was signed before the edge restarted): sign a new one");
     // Counted only once the signature holds: nobody else can spend an agent's allowance.
     if (!this.withinRate(agent.row, now)) return fail(429, "rate_limited", `agent "${agentId}" sends more than ${RATE_PER_UPLINK} messages per heartbeat interval and uplink: slow down`);
     this.accepted.set(sig, now + 2 * MAX_SKEW_MS);
     if (key === agent.key && agent.previous) this.retirePreviousKey(agent, now, "used");
-    return ok({ agent, key, keyId: keyId(signedBy[1]) });
+    return ok({ agent, key, keyId: keyId(signedBy.stored) });
   }
 
   /** A rotation's grace that has run out ends now: the old key, its sockets and its pushes go. */

@@ -189,9 +189,10 @@ function target(s: DecisionState, shape: SiteShape, now: number): { to: string; 
     return betterPending ? null : { to: best.id, reason: s.active === null ? "initial" : "failover" };
   }
   const active = s.uplinks[s.active]!;
+  // Really heard lately, not just granted grace by a restart: a restart must not conjure a live backup.
+  const fitToTakeOver = (u: UplinkRuntime) => u.state === "up" && isLive(u, now, policy) && confirmed(u, s, now, policy);
   if (active.state === "down") {
-    // Really heard, not just granted grace by a restart: a restart must not conjure a live backup.
-    const candidates = ranked.filter((u) => u.id !== s.active && s.uplinks[u.id]!.state === "up" && isLive(s.uplinks[u.id]!, now, policy) && confirmed(s.uplinks[u.id]!, s, now, policy));
+    const candidates = ranked.filter((u) => u.id !== s.active && fitToTakeOver(s.uplinks[u.id]!));
     const live = candidates.find((u) => !s.uplinks[u.id]!.degraded) ?? candidates[0];
     return live ? { to: live.id, reason: "failover" } : null;
   }
@@ -202,8 +203,7 @@ function target(s: DecisionState, shape: SiteShape, now: number): { to: string; 
   if (active.degraded && !s.uplinks[best.id]!.degraded) {
     // Away from a degraded uplink: to a lower-priority healthy one at once (after the dwell), to a
     // better one only once it has been healthy for the hold-down, like any return.
-    const fit = (u: UplinkRuntime) => healthy(u) && isLive(u, now, policy) && confirmed(u, s, now, policy);
-    const to = ranked.find((u) => u.id !== s.active && fit(s.uplinks[u.id]!) && (u.priority > activePriority || held(u.id)));
+    const to = ranked.find((u) => u.id !== s.active && fitToTakeOver(s.uplinks[u.id]!) && !s.uplinks[u.id]!.degraded && (u.priority > activePriority || held(u.id)));
     return to && dwelt ? { to: to.id, reason: "degraded" } : null;
   }
   // A return is to a healthy uplink only: when every up uplink is degraded, nothing moves.
