@@ -159,27 +159,30 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string }): Prom
       delayed: async (n, oneWayMs) => {
         const w = wires[n - 1];
         const line = delayLines[n - 1];
+        const running = line !== null && line.exitCode === null && line.signalCode === null;
         // Raw frames pass the line as they are: while it runs, both senders checksum and segment in software.
         const offloads = (state: "on" | "off") =>
           Promise.all([routers[n - 1].exec(["ethtool", "-K", "wan", "tx", state, "tso", state, "gso", state]), inet.exec(["ethtool", "-K", `r${n}`, "tx", state, "tso", state, "gso", state])]);
+        const ports = (how: "master" | "nomaster") => Promise.all(WIRE_PORTS.map((p) => w.ip("link", "set", p, ...(how === "master" ? ["master", "wire"] : ["nomaster"]))));
+        // No swap or change leaves a gap, which under load can outlast a TCP resend or two and
+        // read as an outage: the bridge and the line overlap (a few duplicate frames), and the
+        // line relays all it holds before it goes.
+        if (running && oneWayMs > 0) return void (await told(line, `${oneWayMs}`, `delay ${oneWayMs}`));
         if (line) {
-          // Frames it still holds are lost, as when a cable is swapped.
-          if (line.exitCode === null && line.signalCode === null) await new Promise((done) => (line.once("exit", done), line.kill()));
+          await ports("master");
+          if (running) await told(line, "mute", "muted");
+          if (running) await new Promise((done) => (line.once("exit", done), line.stdin!.end()));
           delayLines[n - 1] = null;
           await offloads("on");
-          for (const p of WIRE_PORTS) await w.ip("link", "set", p, "master", "wire");
         }
         if (oneWayMs <= 0) return;
         if (!onPath("python3") || !onPath("ethtool")) throw new Error("a slow uplink needs `python3` and `ethtool` (apt-get install python3 ethtool)");
         await offloads("off");
-        for (const p of WIRE_PORTS) await w.ip("link", "set", p, "nomaster");
-        const started = w.spawn(["python3", DELAY_LINE, ...WIRE_PORTS, String(oneWayMs)], { stdio: ["ignore", "pipe", "inherit"] });
+        const started = w.spawn(["python3", DELAY_LINE, ...WIRE_PORTS], { stdio: ["pipe", "pipe", "inherit"] });
         delayLines[n - 1] = started;
-        await new Promise<void>((ready, fail) => {
-          started.stdout!.once("data", () => ready());
-          started.once("error", fail);
-          started.once("exit", (code) => fail(new Error(`the delay line exited (${code}) before it was ready`)));
-        });
+        await told(started, null, "ready");
+        await told(started, `${oneWayMs}`, `delay ${oneWayMs}`);
+        await ports("nomaster");
       },
       routerDown: async (n) => (await lanPorts(n, "down"), await wanLink(n, "down")),
       routerUp: async (n) => (await lanPorts(n, "up"), await wanLink(n, "up")),
@@ -205,3 +208,23 @@ export function labFile(lab: Lab, name: string, content: string, mode = 0o600): 
 }
 
 export { sh };
+
+/** Gives a delay line a command (none: just listens) and waits for the line it answers with. */
+function told(line: ChildProcess, command: string | null, answer: string): Promise<void> {
+  return new Promise<void>((ready, fail) => {
+    let heard = "";
+    const onData = (chunk: Buffer) => {
+      heard += chunk.toString();
+      if (!heard.split("\n").includes(answer)) return;
+      settle();
+      ready();
+    };
+    const onExit = (code: number | null) => (settle(), fail(new Error(`the delay line exited (${code}) before it answered "${answer}"`)));
+    const onError = (err: Error) => (settle(), fail(err));
+    const settle = () => (line.stdout!.off("data", onData), line.off("exit", onExit), line.off("error", onError));
+    line.stdout!.on("data", onData);
+    line.once("error", onError);
+    line.once("exit", onExit);
+    if (command !== null) line.stdin!.write(`${command}\n`);
+  });
+}

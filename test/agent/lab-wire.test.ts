@@ -1,0 +1,73 @@
+// The lab's slow uplink (test/lab/delay-line.py) is itself under test: scenario 11 and the soak
+// trust it to add its delay, and to change it without dropping what is in flight (a gap there,
+// under load, outlasted TCP's resends and read as an outage: a failover where a degraded switch
+// was due). UDP echoes every 10 ms from the SBC behind router 1 to "the internet", across every
+// change; UDP is never resent, so each loss shows.
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { labUnavailable } from "../lab/netns.ts";
+import { EDGE_ADDRESS, createLab, type Lab } from "../lab/topology.ts";
+import { NODE22, ROOT } from "./support.ts";
+
+const why = labUnavailable();
+const PORT = 9_999;
+let lab: Lab;
+
+beforeAll(async () => {
+  if (why) return;
+  lab = await createLab({ servers: [], dir: join(ROOT, ".state", `wire-${process.pid}`) });
+}, 60_000);
+
+afterAll(async () => {
+  await lab?.destroy();
+}, 30_000);
+
+const ECHO = `const s = require("node:dgram").createSocket("udp4");
+s.on("message", (m, r) => s.send(m, r.port, r.address));
+s.bind(${PORT}, "${EDGE_ADDRESS}", () => console.log("ready"));`;
+
+// Sends a numbered datagram every 10 ms until stdin closes; prints "seq sentAt rttMs" per echo.
+const PINGER = `const s = require("node:dgram").createSocket("udp4");
+let seq = 0;
+s.on("message", (m) => { const [n, at] = m.toString().split(" ").map(Number); console.log(n, at, Date.now() - at); });
+const t = setInterval(() => s.send(\`\${seq++} \${Date.now()}\`, ${PORT}, "${EDGE_ADDRESS}"), 10);
+process.stdin.on("end", () => { clearInterval(t); console.log("sent", seq); setTimeout(() => process.exit(0), 1500); }).resume();`;
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.skipIf(why)(`the lab's delay line${why ? ` — skipped: ${why}` : ""}`, () => {
+  it("adds its delay both ways, and changes it, or goes, without losing a datagram", async () => {
+    const echo = lab.inet.spawn([NODE22, "-e", ECHO]);
+    try {
+      await new Promise((ready) => echo.stdout!.once("data", ready));
+      const pinger = lab.sbcs[0].spawn([NODE22, "-e", PINGER], { stdio: ["pipe", "pipe", "inherit"] });
+      let out = "";
+      pinger.stdout!.on("data", (c) => (out += c));
+      const phases: { oneWayMs: number; from: number; to: number }[] = [];
+      for (const oneWayMs of [0, 100, 300, 50, 0]) {
+        await lab.delayed(1, oneWayMs);
+        const from = Date.now();
+        await pause(1_500);
+        phases.push({ oneWayMs, from, to: Date.now() });
+      }
+      pinger.stdin!.end();
+      await new Promise((done) => pinger.once("exit", done));
+
+      const sent = Number(/^sent (\d+)$/m.exec(out)?.[1]);
+      const echoes = [...out.matchAll(/^(\d+) (\d+) (\d+)$/gm)].map((m) => ({ seq: Number(m[1]), at: Number(m[2]), rtt: Number(m[3]) }));
+      const lost = Array.from({ length: sent }, (_, n) => n).filter((n) => !echoes.some((e) => e.seq === n));
+      expect(sent).toBeGreaterThan(500);
+      expect(lost, `${lost.length} of ${sent} datagrams lost`).toEqual([]);
+      // Each phase's round trips, past the first half second (what the previous delay still held).
+      for (const p of phases) {
+        const rtts = echoes.filter((e) => e.at >= p.from + 500 && e.at < p.to).map((e) => e.rtt).sort((a, b) => a - b);
+        const median = rtts[Math.floor(rtts.length / 2)]!;
+        expect(median, `median round trip at ${p.oneWayMs} ms each way`).toBeGreaterThanOrEqual(2 * p.oneWayMs);
+        expect(median, `median round trip at ${p.oneWayMs} ms each way`).toBeLessThan(2 * p.oneWayMs + 50);
+      }
+    } finally {
+      await lab.delayed(1, 0);
+      echo.kill();
+    }
+  }, 60_000);
+});
