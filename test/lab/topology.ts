@@ -170,8 +170,10 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string }): Prom
         if (running && oneWayMs > 0) return void (await told(line, `${oneWayMs}`, `delay ${oneWayMs}`));
         if (line) {
           await ports("master");
-          if (running) await told(line, "mute", "muted");
-          if (running) await new Promise((done) => (line.once("exit", done), line.stdin!.end()));
+          if (running) {
+            await told(line, "mute", "muted");
+            await new Promise((done) => (line.once("exit", done), line.stdin!.end()));
+          }
           delayLines[n - 1] = null;
           await offloads("on");
         }
