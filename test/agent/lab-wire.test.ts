@@ -63,7 +63,8 @@ describe.skipIf(why)(`the lab's delay line${why ? ` — skipped: ${why}` : ""}`,
         const rtts = echoes.filter((e) => e.at >= p.from + 500 && e.at < p.to).map((e) => e.rtt).sort((a, b) => a - b);
         const median = rtts[Math.floor(rtts.length / 2)]!;
         expect(median, `median round trip at ${p.oneWayMs} ms each way`).toBeGreaterThanOrEqual(2 * p.oneWayMs);
-        expect(median, `median round trip at ${p.oneWayMs} ms each way`).toBeLessThan(2 * p.oneWayMs + 50);
+        // Room above for a busy machine: the line is a userspace process.
+        expect(median, `median round trip at ${p.oneWayMs} ms each way`).toBeLessThan(2 * p.oneWayMs + 100);
       }
     } finally {
       await lab.delayed(1, 0);
