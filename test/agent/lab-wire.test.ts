@@ -5,7 +5,7 @@
 // change; UDP is never resent, so each loss shows.
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { labUnavailable } from "../lab/netns.ts";
+import { answered, labUnavailable } from "../lab/netns.ts";
 import { EDGE_ADDRESS, createLab, type Lab } from "../lab/topology.ts";
 import { NODE22, ROOT } from "./support.ts";
 
@@ -39,7 +39,7 @@ describe.skipIf(why)(`the lab's delay line${why ? ` — skipped: ${why}` : ""}`,
   it("adds its delay both ways, and changes it, or goes, without losing a datagram", async () => {
     const echo = lab.inet.spawn([NODE22, "-e", ECHO]);
     try {
-      await new Promise((ready) => echo.stdout!.once("data", ready));
+      await answered(echo, null, "ready");
       const pinger = lab.sbcs[0].spawn([NODE22, "-e", PINGER], { stdio: ["pipe", "pipe", "inherit"] });
       let out = "";
       pinger.stdout!.on("data", (c) => (out += c));

@@ -137,3 +137,26 @@ export class NetnsSet {
     }
   }
 }
+
+/**
+ * Writes a command line to a child's stdin (none: just listens) and waits for a line on its stdout
+ * that reads `answer`; fails if it exits first.
+ */
+export function answered(child: ChildProcess, command: string | null, answer: string): Promise<void> {
+  return new Promise<void>((ready, fail) => {
+    let heard = "";
+    const onData = (chunk: Buffer) => {
+      heard += chunk.toString();
+      if (!heard.split("\n").includes(answer)) return;
+      settle();
+      ready();
+    };
+    const onExit = (code: number | null) => (settle(), fail(new Error(`${child.spawnargs.join(" ")} exited (${code}) before it answered "${answer}"`)));
+    const onError = (err: Error) => (settle(), fail(err));
+    const settle = () => (child.stdout!.off("data", onData), child.off("exit", onExit), child.off("error", onError));
+    child.stdout!.on("data", onData);
+    child.once("error", onError);
+    child.once("exit", onExit);
+    if (command !== null) child.stdin!.write(`${command}\n`);
+  });
+}

@@ -6,7 +6,7 @@
 import type { ChildProcess } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { NetnsSet, onPath, sh, type Netns } from "./netns.ts";
+import { NetnsSet, answered, onPath, sh, type Netns } from "./netns.ts";
 import { startNetworkManager, type NetworkManagerInNs } from "./network-manager.ts";
 
 export const EDGE_ADDRESS = "203.0.113.10";
@@ -167,11 +167,11 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string }): Prom
         // No swap or change leaves a gap, which under load can outlast a TCP resend or two and
         // read as an outage: the bridge and the line overlap (a few duplicate frames), and the
         // line relays all it holds before it goes.
-        if (running && oneWayMs > 0) return void (await told(line, `${oneWayMs}`, `delay ${oneWayMs}`));
+        if (running && oneWayMs > 0) return void (await answered(line, `${oneWayMs}`, `delay ${oneWayMs}`));
         if (line) {
           await ports("master");
           if (running) {
-            await told(line, "mute", "muted");
+            await answered(line, "mute", "muted");
             await new Promise((done) => (line.once("exit", done), line.stdin!.end()));
           }
           delayLines[n - 1] = null;
@@ -182,8 +182,8 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string }): Prom
         await offloads("off");
         const started = w.spawn(["python3", DELAY_LINE, ...WIRE_PORTS], { stdio: ["pipe", "pipe", "inherit"] });
         delayLines[n - 1] = started;
-        await told(started, null, "ready");
-        await told(started, `${oneWayMs}`, `delay ${oneWayMs}`);
+        await answered(started, null, "ready");
+        await answered(started, `${oneWayMs}`, `delay ${oneWayMs}`);
         await ports("nomaster");
       },
       routerDown: async (n) => (await lanPorts(n, "down"), await wanLink(n, "down")),
@@ -211,22 +211,3 @@ export function labFile(lab: Lab, name: string, content: string, mode = 0o600): 
 
 export { sh };
 
-/** Gives a delay line a command (none: just listens) and waits for the line it answers with. */
-function told(line: ChildProcess, command: string | null, answer: string): Promise<void> {
-  return new Promise<void>((ready, fail) => {
-    let heard = "";
-    const onData = (chunk: Buffer) => {
-      heard += chunk.toString();
-      if (!heard.split("\n").includes(answer)) return;
-      settle();
-      ready();
-    };
-    const onExit = (code: number | null) => (settle(), fail(new Error(`the delay line exited (${code}) before it answered "${answer}"`)));
-    const onError = (err: Error) => (settle(), fail(err));
-    const settle = () => (line.stdout!.off("data", onData), line.off("exit", onExit), line.off("error", onError));
-    line.stdout!.on("data", onData);
-    line.once("error", onError);
-    line.once("exit", onExit);
-    if (command !== null) line.stdin!.write(`${command}\n`);
-  });
-}
