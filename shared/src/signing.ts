@@ -25,18 +25,29 @@ export function signingInput(p: SignedParts): string {
   return `wanwatch-v1\n${p.direction}\n${p.site}\n${p.agent}\n${p.ts}\n${p.body}`;
 }
 
-function toBase64Url(bytes: ArrayBuffer | Uint8Array): string {
+export function toBase64Url(bytes: ArrayBuffer | Uint8Array): string {
   const b = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
   let s = "";
   for (const x of b) s += String.fromCharCode(x);
   return btoa(s).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
+/**
+ * The bytes of a base64url string, or null unless it is their one canonical spelling (URL alphabet,
+ * no padding, spare bits of the last character zero). Four spellings decode to the same 32 bytes
+ * otherwise, and every check keyed by the text (a replay guard, a cookie) could be dodged by one.
+ */
 function fromBase64Url(s: string): Uint8Array<ArrayBuffer> | null {
   // 4n + 1 characters are no base64 at all, and atob throws on them: a forgery must not crash us.
   if (!/^[A-Za-z0-9_-]*$/.test(s) || s.length % 4 === 1) return null;
-  const bin = atob(s.replaceAll("-", "+").replaceAll("_", "/") + "=".repeat((4 - (s.length % 4)) % 4));
-  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+  const bytes = Uint8Array.from(atob(s.replaceAll("-", "+").replaceAll("_", "/") + "=".repeat((4 - (s.length % 4)) % 4)), (c) => c.charCodeAt(0));
+  return toBase64Url(bytes) === s ? bytes : null;
+}
+
+/** A MAC from its text: exactly 32 bytes, canonically spelled, or null. */
+export function parseMac(sig: string): Uint8Array<ArrayBuffer> | null {
+  const mac = fromBase64Url(sig);
+  return mac && mac.length === 32 ? mac : null;
 }
 
 /** A fresh agent secret: 32 random bytes, base64url. Shown once at enrolment. */
@@ -63,7 +74,7 @@ export async function deriveSigningKey(secret: string): Promise<string> {
 
 export async function importSigningKey(signingKey: string): Promise<SigningKey> {
   const raw = fromBase64Url(signingKey);
-  if (!raw || raw.length !== 32) throw new Error("signing key must be 32 bytes, base64url");
+  if (!raw || raw.length !== 32) throw new Error("signing key must be 32 bytes, canonical base64url");
   return hmacKey(raw, ["sign", "verify"]);
 }
 
@@ -73,7 +84,7 @@ export async function sign(key: SigningKey, parts: SignedParts): Promise<string>
 
 /** Constant-time: WebCrypto's verify compares the MACs itself. */
 export async function verify(key: SigningKey, parts: SignedParts, sig: string): Promise<boolean> {
-  const mac = fromBase64Url(sig);
-  if (!mac || mac.length !== 32) return false;
+  const mac = parseMac(sig);
+  if (!mac) return false;
   return crypto.subtle.verify("HMAC", key, mac, encoder.encode(signingInput(parts)));
 }

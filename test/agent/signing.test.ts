@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { deriveSigningKey, importSigningKey, newSecret, sign, verify } from "../../shared/src/index.ts";
 import { EdgeClock } from "../../agent/src/edge/clock.ts";
 import { EdgeSigner } from "../../agent/src/edge/signer.ts";
+import { respellings } from "../respell.ts";
 
 async function pair() {
   const secret = newSecret();
@@ -51,6 +52,17 @@ describe("agent signing with the shared module", () => {
     expect(unsigned.unsigned?.type).toBe("error");
     // A directive without a signature is never accepted.
     expect((await agent.verifyFrame(body)).ok).toBe(false);
+  });
+
+  it("refuses the edge's signature in any spelling but the canonical one, over HTTP and on the channel", async () => {
+    const { edgeKey, agent } = await pair();
+    const body = directive(7_000);
+    const sig = await sign(edgeKey, { direction: "down", site: "office", agent: "srv1", ts: 7_000, body });
+    expect((await agent.verifyDown(body, 7_000, sig)).ok).toBe(true);
+    for (const other of respellings(sig)) {
+      expect(await agent.verifyDown(body, 7_000, other), other).toEqual({ ok: false, reason: "bad signature" });
+      expect((await agent.verifyFrame(JSON.stringify({ ts: 7_000, sig: other, body }))).ok, other).toBe(false);
+    }
   });
 
   it("round trip through frame(): the body is the exact signed string", async () => {

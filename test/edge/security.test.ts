@@ -6,6 +6,7 @@ import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { HEADER_AGENT, HEADER_SIG, HEADER_TS, HEADER_UPLINK, deriveSigningKey, sign } from "../../shared/src/index.ts";
 import type { Env } from "../../worker/src/env.ts";
+import { respellings } from "../respell.ts";
 import app from "../../worker/src/http/app.ts";
 import { MAX_VIEWERS } from "../../worker/src/site-coordinator.ts";
 import { ADMIN, BASE, Channel, TestAgent, VIEWER, call, createSite, edgeClock, status, stubFor, twoUplinks } from "./support.ts";
@@ -211,6 +212,79 @@ describe("agent signatures", () => {
     expect((await sbc1.postRaw(overHttp, s)).status).toBe(200);
     await ch.sendRaw(JSON.stringify({ ...s, body: overHttp }));
     await ch.until(() => replayed() === 2, "the refusal of the HTTP heartbeat");
+    expect(ch.closed).toBeNull();
+    ch.ws.close();
+  });
+});
+
+describe("a respelled signature (the same MAC, another spelling)", () => {
+  const site = async (name: string) => {
+    await createSite(name);
+    return TestAgent.enroll(name, "sbc1", "probe", { uplink: "isp1" });
+  };
+
+  it("replays no HTTP heartbeat", async () => {
+    const sbc1 = await site("sec-respell-http");
+    const body = sbc1.heartbeatBody("isp1");
+    const s = await sbc1.signed(body);
+    const before = await status("sec-respell-http");
+    for (const sig of respellings(s.sig)) {
+      const r = await sbc1.postRaw(body, { ts: s.ts, sig });
+      expect(r.status, sig).toBe(401);
+      expect(r.json.error.code, sig).toBe("bad_signature");
+    }
+    expect({ ...(await status("sec-respell-http")), now: 0 }).toEqual({ ...before, now: 0 });
+    expect((await sbc1.postRaw(body, s)).status).toBe(200);
+    for (const sig of respellings(s.sig)) expect((await sbc1.postRaw(body, { ts: s.ts, sig })).status, sig).toBe(401);
+  });
+
+  it("replays no channel frame", async () => {
+    const sbc1 = await site("sec-respell-frame");
+    const ch = new Channel((await sbc1.connect("isp1")).webSocket!, sbc1);
+    const refused = () => ch.messages.filter((m) => m.type === "error" && m.error.code === "bad_signature").length;
+    const body = sbc1.heartbeatBody("isp1");
+    const answers = () => ch.messages.filter((m) => m.type === "directive" && m.ackSeq === JSON.parse(body).seq).length;
+    const s = await sbc1.signed(body);
+    await ch.sendRaw(JSON.stringify({ ...s, body }));
+    await ch.until(() => answers() === 1, "the answer");
+    const others = respellings(s.sig);
+    for (const sig of others) await ch.sendRaw(JSON.stringify({ ts: s.ts, sig, body }));
+    await ch.until(() => refused() === others.length, "a refusal of each respelling");
+    expect(answers()).toBe(1);
+    expect(ch.closed).toBeNull();
+    ch.ws.close();
+  });
+
+  it("replays nothing by respelling the rest of a message: its timestamp, its site's path, a repeated header", async () => {
+    const sbc1 = await site("sec-respell-rest");
+    const body = sbc1.heartbeatBody("isp1");
+    const s = await sbc1.signed(body);
+    const post = (path: string, headers: [string, string][]) => exports.default.fetch(new Request(`${BASE}${path}`, { method: "POST", headers, body }));
+    const headers = (ts: string, sig = s.sig): [string, string][] => [["content-type", "application/json"], [HEADER_AGENT, "sbc1"], [HEADER_TS, ts], [HEADER_SIG, sig]];
+    expect((await post("/v1/sites/sec-respell-rest/heartbeat", headers(String(s.ts)))).status).toBe(200);
+    const again: [string, Response][] = [
+      ["a timestamp with a leading zero", await post("/v1/sites/sec-respell-rest/heartbeat", headers(`0${s.ts}`))],
+      ["a timestamp with a fraction", await post("/v1/sites/sec-respell-rest/heartbeat", headers(`${s.ts}.0`))],
+      ["a timestamp in hex", await post("/v1/sites/sec-respell-rest/heartbeat", headers(`0x${s.ts.toString(16)}`))],
+      ["the site percent-encoded", await post("/v1/sites/sec-respell-%72est/heartbeat", headers(String(s.ts)))],
+      ["the signature header twice", await post("/v1/sites/sec-respell-rest/heartbeat", [...headers(String(s.ts)), [HEADER_SIG, s.sig]])],
+    ];
+    for (const [what, r] of again) expect([401, 409], what).toContain(r.status);
+  });
+
+  it("opens no channel and leaves the agent's real channel open", async () => {
+    const sbc1 = await site("sec-respell-upgrade");
+    const s = await sbc1.signed("connect isp1");
+    const real = await connect("sec-respell-upgrade", "sbc1", "isp1", s.ts, s.sig);
+    expect(real.status).toBe(101);
+    const ch = new Channel(real.webSocket!, sbc1);
+    for (const sig of respellings(s.sig)) {
+      const r = await connect("sec-respell-upgrade", "sbc1", "isp1", s.ts, sig);
+      expect(r.status, sig).toBe(401);
+      expect(((await r.json()) as any).error.code, sig).toBe("bad_signature");
+    }
+    await ch.send("isp1");
+    await ch.until(() => ch.messages.some((m) => m.type === "directive"), "an answer on the real channel");
     expect(ch.closed).toBeNull();
     ch.ws.close();
   });

@@ -14,6 +14,7 @@ import {
   issueLines,
   importSigningKey,
   newSecret,
+  parseMac,
   sign,
   verify,
   HEADER_SIG,
@@ -138,7 +139,7 @@ export class SiteCoordinator extends DurableObject<Env> {
   private readonly observations = new Map<string, UplinkObservation>();
   /** Public address last seen per uplink from any agent's evidence (status only). */
   private readonly lastEvidenceIp = new Map<string, string>();
-  /** Replay guard: signatures accepted within the skew window, with their expiry. */
+  /** Replay guard: the MACs (as byte strings) accepted within the skew window, with their expiry. */
   private readonly accepted = new Map<string, number>();
   /** Last directive sent unasked to each agent, to push only changes. */
   private readonly pushed = new Map<string, string>();
@@ -498,7 +499,7 @@ export class SiteCoordinator extends DurableObject<Env> {
         if (now - this.lastCheckpointAt >= CHECKPOINT_MS) this.checkpoint(now);
         if (this.outboxNextAt !== null && this.outboxNextAt <= now) await this.deliverDue(now);
       }
-      for (const [sig, until] of this.accepted) if (until <= now) this.accepted.delete(sig);
+      for (const [mac, until] of this.accepted) if (until <= now) this.accepted.delete(mac);
     } catch (err) {
       // A throwing alarm is retried up to six times and then dropped: log, and keep our own schedule.
       console.error(JSON.stringify({ msg: "alarm failed", site: this.site, error: String(err) }));
@@ -518,6 +519,11 @@ export class SiteCoordinator extends DurableObject<Env> {
     if (!agent) return fail(401, "unknown_agent", `agent "${agentId}" is not enrolled in this site (or was revoked)`);
     if (!Number.isSafeInteger(ts) || Math.abs(ts - now) > MAX_SKEW_MS)
       return fail(401, "stale_timestamp", `timestamp ${ts} is more than ${MAX_SKEW_MS / 1000} s from edge time ${now}: correct the clock offset`);
+    // The replay guard is keyed by the MAC's bytes, and only their canonical spelling verifies:
+    // no respelling of one signature is a new message.
+    const bytes = parseMac(sig);
+    if (!bytes) return fail(401, "bad_signature", "signature is not a 32-byte MAC in canonical base64url");
+    const mac = String.fromCharCode(...bytes);
     this.expireRotation(agent, now);
     const parts = { direction: "up" as const, site: this.site!, agent: agentId, ts, body };
     // The keys as they are now: a rotation may land while we verify.
@@ -528,10 +534,10 @@ export class SiteCoordinator extends DurableObject<Env> {
     if (this.agents.get(agentId) !== agent) return fail(401, "unknown_agent", `agent "${agentId}" is not enrolled in this site (or was revoked)`);
     if (!signedBy || (signedBy.key !== agent.key && signedBy.key !== agent.previous)) return fail(401, "bad_signature", "signature does not match the message and the agent's key");
     const key = signedBy.key;
-    if (this.accepted.has(sig) || ts < this.loadedAt - WAKE_REPLAY_MARGIN_MS) return fail(409, "replayed", "this message was already accepted (or was signed before the edge restarted): sign a new one");
+    if (this.accepted.has(mac) || ts < this.loadedAt - WAKE_REPLAY_MARGIN_MS) return fail(409, "replayed", "this message was already accepted (or was signed before the edge restarted): sign a new one");
     // Counted only once the signature holds: nobody else can spend an agent's allowance.
     if (!this.withinRate(agent.row, now)) return fail(429, "rate_limited", `agent "${agentId}" sends more than ${RATE_PER_UPLINK} messages per heartbeat interval and uplink: slow down`);
-    this.accepted.set(sig, now + 2 * MAX_SKEW_MS);
+    this.accepted.set(mac, now + 2 * MAX_SKEW_MS);
     if (key === agent.key && agent.previous) this.retirePreviousKey(agent, now, "used");
     return ok({ agent, key, keyId: keyId(signedBy.stored) });
   }

@@ -2,13 +2,13 @@
 // (never a token in a URL). The cookie is an expiry and an HMAC over it, keyed by the tokens
 // themselves, so rotating either token signs everyone out. It only ever grants *reading*: every
 // change of state still needs the admin token in an Authorization header.
+import { parseMac, toBase64Url } from "../../../shared/src/index.ts";
 import type { Env } from "../env.ts";
 
 export const SESSION_COOKIE = "wanwatch_session";
 export const SESSION_MAX_AGE_S = 7 * 24 * 3600;
 
 const encoder = new TextEncoder();
-const b64url = (buf: ArrayBuffer) => btoa(String.fromCharCode(...new Uint8Array(buf))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 
 async function key(env: Env): Promise<CryptoKey | null> {
   if (!env.ADMIN_TOKEN && !env.VIEWER_TOKEN) return null;
@@ -17,7 +17,7 @@ async function key(env: Env): Promise<CryptoKey | null> {
 }
 
 async function mac(k: CryptoKey, expires: number): Promise<string> {
-  return b64url(await crypto.subtle.sign("HMAC", k, encoder.encode(`viewer:${expires}`)));
+  return toBase64Url(await crypto.subtle.sign("HMAC", k, encoder.encode(`viewer:${expires}`)));
 }
 
 /** The Set-Cookie value for a fresh session; `secure` on HTTPS. */
@@ -39,14 +39,13 @@ function cookie(value: string, maxAge: number, secure: boolean): string {
 /** Whether the request carries a valid, unexpired session cookie. */
 export async function hasSession(req: Request, env: Env, now: number): Promise<boolean> {
   const raw = (req.headers.get("cookie") ?? "").split(/;\s*/).find((c) => c.startsWith(`${SESSION_COOKIE}=`));
-  // 32 bytes in 43 characters leave 2 spare bits in the last one: only the canonical form (spare
-  // bits zero) is a session, so no second spelling of the same MAC passes.
-  const m = raw && /^v1\.(\d{1,12})\.([A-Za-z0-9_-]{42}[AEIMQUYcgkosw048])$/.exec(raw.slice(SESSION_COOKIE.length + 1));
-  if (!m) return false;
+  const m = raw && /^v1\.(\d{1,12})\.(.*)$/.exec(raw.slice(SESSION_COOKIE.length + 1));
+  // Only the MAC's canonical spelling is a session: no second spelling of it passes.
+  const given = m ? parseMac(m[2]!) : null;
+  if (!m || !given) return false;
   const expires = Number(m[1]);
   if (expires * 1000 <= now) return false;
   const k = await key(env);
   if (!k) return false;
-  const given = Uint8Array.from(atob(m[2]!.replace(/-/g, "+").replace(/_/g, "/") + "="), (c) => c.charCodeAt(0));
   return crypto.subtle.verify("HMAC", k, given, encoder.encode(`viewer:${expires}`));
 }
