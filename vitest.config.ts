@@ -5,6 +5,8 @@ import { defineConfig } from "vitest/config";
 // edge end to end with a browser or a receiver; and the network lab (real namespaces, root only).
 export default defineConfig({
   test: {
+    // The summary of what was skipped, and why, comes after vitest's own.
+    reporters: ["default", "./test/setup/skip-summary.ts"],
     projects: [
       {
         plugins: [

@@ -11,7 +11,35 @@ import { startSimWorld } from "./sim-world.ts";
 import type { DemoPolicy, DemoWorld } from "./world.ts";
 
 const root = resolve(import.meta.dirname, "..");
-const { values } = parseArgs({ options: { simulate: { type: "boolean", default: false }, port: { type: "string" } } });
+const USAGE = `npm run demo [-- OPTIONS]
+
+Starts the real edge locally (workerd, nothing leaves this machine), a site of two probes and two
+servers, cuts the primary uplink and narrates detection, switch, tunnel restart and failback. As
+root on Linux the hosts are real (network namespaces); elsewhere they are simulated. Ctrl-C cleans up.
+
+Options:
+  --simulate     simulate the hosts even where the lab could run (root on Linux)
+  --port PORT    serve the status page on this loopback port (default: a free one)
+  -h, --help     this text
+
+Example: npm run demo -- --simulate --port 8790`;
+
+function options(): { simulate: boolean; port?: string } {
+  try {
+    const { values } = parseArgs({ options: { simulate: { type: "boolean", default: false }, port: { type: "string" }, help: { type: "boolean", short: "h", default: false } } });
+    if (values.help) {
+      console.log(USAGE);
+      process.exit(0);
+    }
+    if (values.port !== undefined && !/^\d{1,5}$/.test(values.port)) throw new Error(`--port takes a port number, not "${values.port}"`);
+    return values;
+  } catch (err) {
+    // One line, not a stack trace: parseArgs says which option it did not know.
+    console.error(`demo: ${(err as Error).message} (npm run demo -- --help)`);
+    process.exit(2);
+  }
+}
+const values = options();
 const policy: DemoPolicy = { heartbeatMs: 1_000, downAfterMs: 3_000, failbackAfterMs: 15_000, minDwellMs: 5_000 };
 const t0 = Date.now();
 const clock = () => `${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s`;

@@ -157,7 +157,7 @@ describe("agent ↔ real edge", () => {
     }
   });
 
-  it.skipIf(!existsSync(FAKETIME))("an agent whose clock is 30 s behind is accepted (it signs with edge time) and its offset is shown", async () => {
+  it.skipIf(!existsSync(FAKETIME))(`an agent whose clock is 30 s behind is accepted (it signs with edge time) and its offset is shown${existsSync(FAKETIME) ? "" : " — skipped: no libfaketime (apt-get install faketime)"}`, async () => {
     const secret = await enroll("sbc6", "probe", "isp2");
     const f = agentFiles({ edge: edge.url, site: SITE, agent: "sbc6", role: "probe", heartbeatMs: 250, uplinks: [{ id: "isp2", interface: "lo" }] }, secret);
     // libfaketime moves the agent's wall clock only; its timers keep real time.

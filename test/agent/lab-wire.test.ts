@@ -6,10 +6,10 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { answered, labUnavailable } from "../lab/netns.ts";
-import { EDGE_ADDRESS, createLab, type Lab } from "../lab/topology.ts";
+import { EDGE_ADDRESS, createLab, delayLineUnavailable, type Lab } from "../lab/topology.ts";
 import { NODE22, ROOT } from "./support.ts";
 
-const why = labUnavailable();
+const why = labUnavailable() ?? delayLineUnavailable();
 const PORT = 9_999;
 let lab: Lab;
 

@@ -14,7 +14,7 @@ import { freePort } from "../../tools/local-edge.ts";
 const why = browserUnavailable();
 const policy = { heartbeatMs: 500, downAfterMs: 1_500, failbackAfterMs: 60_000, minDwellMs: 1_000 };
 
-describe.skipIf(why)(`status page in Chromium${why ? ` (skipped: ${why})` : ""}`, () => {
+describe.skipIf(why)(`status page in Chromium${why ? ` — skipped: ${why}` : ""}`, () => {
   let world: Awaited<ReturnType<typeof startSimWorld>>;
   let browser: HeadlessBrowser;
   let dir: string;

@@ -9,6 +9,11 @@ import { join } from "node:path";
 import { NetnsSet, answered, onPath, sh, type Netns } from "./netns.ts";
 import { startNetworkManager, type NetworkManagerInNs } from "./network-manager.ts";
 
+/** Why the lab cannot make an uplink slow here, or null. */
+export function delayLineUnavailable(): string | null {
+  return onPath("python3") && onPath("ethtool") ? null : "a slow uplink needs `python3` and `ethtool` (apt-get install python3 ethtool)";
+}
+
 export const EDGE_ADDRESS = "203.0.113.10";
 /** Router N's public (WAN) address: what the edge sees for uplink N after NAT. */
 export const publicAddress = (n: 1 | 2) => (n === 1 ? "198.51.100.1" : "198.51.100.5");
@@ -178,7 +183,8 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string }): Prom
           await offloads("on");
         }
         if (oneWayMs <= 0) return;
-        if (!onPath("python3") || !onPath("ethtool")) throw new Error("a slow uplink needs `python3` and `ethtool` (apt-get install python3 ethtool)");
+        const why = delayLineUnavailable();
+        if (why) throw new Error(why);
         await offloads("off");
         const started = w.spawn(["python3", DELAY_LINE, ...WIRE_PORTS], { stdio: ["pipe", "pipe", "inherit"] });
         delayLines[n - 1] = started;

@@ -48,7 +48,7 @@ pages.post("/login", async (c) => {
   const form = new URLSearchParams(text.value);
   const next = safeNext(form.get("next"));
   if (!c.env.ADMIN_TOKEN && !c.env.VIEWER_TOKEN)
-    return page(loginHtml, { next, message: "This edge has no tokens yet: run `wrangler secret put VIEWER_TOKEN`." }, 503);
+    return page(loginHtml, { next, message: "This edge has no tokens yet: on Cloudflare run `npx wrangler secret put VIEWER_TOKEN`; on a local edge put VIEWER_TOKEN=… in .dev.vars (see .dev.vars.example) and restart it." }, 503);
   const token = form.get("token") ?? "";
   if (!token || !(await tokenRole(token, c.env))) return page(loginHtml, { next, message: "That is not this edge's viewer or admin token." }, 401);
   return seeOther(next, await issueSession(c.env, Date.now(), secure(c)));

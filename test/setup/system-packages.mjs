@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+// Before the suite: the Debian packages that the lab and browser tests need. As root with apt it
+// installs what is missing (one line says what); elsewhere, or with WANWATCH_NO_APT=1, it installs
+// nothing and those groups skip, each with its reason in the summary at the end of the run.
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+
+/** Each package and the tests that need it. */
+export const PACKAGES = {
+  iproute2: "the network lab",
+  nftables: "the network lab (NAT, loss)",
+  python3: "the lab's slow uplink (delay line)",
+  ethtool: "the lab's slow uplink (delay line)",
+  "network-manager": "the nmcli server in the lab",
+  "dnsmasq-base": "the nmcli server in the lab",
+  chromium: "the status page in a browser",
+  faketime: "an agent with a skewed clock",
+};
+
+const installed = (pkg) => spawnSync("dpkg-query", ["-W", "-f=${Status}", pkg], { encoding: "utf8" }).stdout?.includes("install ok installed");
+
+function main() {
+  if (process.env.WANWATCH_NO_APT === "1") return;
+  if (process.platform !== "linux" || process.getuid?.() !== 0 || !existsSync("/usr/bin/apt-get") || !existsSync("/usr/bin/dpkg-query")) return;
+  const missing = Object.keys(PACKAGES).filter((p) => !installed(p));
+  if (missing.length === 0) return;
+  console.log(`wanwatch tests: installing Debian packages for the lab and browser tests: ${missing.join(" ")} (WANWATCH_NO_APT=1 skips this)`);
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  try {
+    // apt's own chatter (debconf notes) is shown only if the install fails.
+    execFileSync("apt-get", ["update", "-qq"], { env, stdio: "pipe" });
+    execFileSync("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], { env, stdio: "pipe" });
+  } catch (err) {
+    // Not fatal: the tests that need a missing package skip and say why.
+    const said = `${err.stderr ?? ""}`.trim().split("\n").at(-1) || err.message.split("\n")[0];
+    console.log(`wanwatch tests: the install failed (${said}); the tests that need those packages will be skipped`);
+  }
+}
+
+main();
