@@ -93,14 +93,38 @@ describe.skipIf(noLab)(`server agent daemon (edge unreachable)${noLab ? ` — sk
 
   it("a second run with nothing left to do changes nothing and applies nothing", async () => {
     const f = server();
+    // Nothing left: the saved directive is applied and the host's routes agree with it.
+    const uplink = (await routeDev("203.0.113.10")) === "lan1" ? "isp1" : "isp2";
     mkdirSync(f.stateDir, { recursive: true });
-    writeFileSync(join(f.stateDir, "state.json"), JSON.stringify({ version: 1, directive: { generation: 5, activeUplink: "isp1", restartTunnels: true }, appliedGeneration: 5, tunnelGeneration: 5, lastError: null, savedAt: 0 }));
+    writeFileSync(join(f.stateDir, "state.json"), JSON.stringify({ version: 1, directive: { generation: 5, activeUplink: uplink, restartTunnels: true }, appliedGeneration: 5, tunnelGeneration: 5, lastError: null, savedAt: 0 }));
     const d = Daemon.start(["agent", "run", "--config", f.configPath], inHost());
     await d.waitFor((l) => l.msg === "running", "running");
     await new Promise((r) => setTimeout(r, 700));
     d.child.kill("SIGINT");
     expect(await d.exit).toEqual({ code: 0, signal: null });
     expect(d.lines.some((l) => l.msg === "applying directive" || l.msg === "restarting tunnels")).toBe(false);
+  });
+
+  it("a host whose routes left the applied directive while it was down (a reboot, a DHCP renewal) is put back at start, before the edge answers", async () => {
+    const f = server();
+    mkdirSync(f.stateDir, { recursive: true });
+    writeFileSync(join(f.stateDir, "state.json"), JSON.stringify({ version: 1, directive: { generation: 8, activeUplink: "isp1", restartTunnels: false }, appliedGeneration: 8, tunnelGeneration: null, lastError: null, savedAt: 0 }));
+    // What a reboot leaves: the other LAN's default route preferred.
+    await host!.ns.ip("route", "replace", "default", "via", "192.168.2.1", "dev", "lan2", "metric", "10");
+    expect(await routeDev("203.0.113.10")).toBe("lan2");
+    const d = Daemon.start(["agent", "run", "--config", f.configPath], inHost());
+    const repaired = await d.waitFor((l) => l.msg === "route drift repaired", "the drift repaired");
+    expect(repaired).toMatchObject({ routedUplink: "isp2", activeUplink: "isp1" });
+    expect(await routeDev("203.0.113.10")).toBe("lan1");
+    // Still nothing heard from the edge: the saved directive alone put the host right.
+    expect(d.lines.some((l) => l.msg === "new directive")).toBe(false);
+    // A change by hand while it runs is put back too, at once.
+    await host!.ns.ip("route", "replace", "default", "via", "192.168.2.1", "dev", "lan2", "metric", "10");
+    await d.waitFor((l) => l.msg === "route drift repaired" && l !== repaired, "the second drift repaired");
+    expect(await routeDev("203.0.113.10")).toBe("lan1");
+    d.child.kill("SIGTERM");
+    expect(await d.exit).toEqual({ code: 0, signal: null });
+    expect(await host!.ns.ip("-4", "route", "show", "default")).not.toMatch(/metric 10(?!\d)/);
   });
 
   it("SIGTERM mid-apply (a tunnel restart still running): exits 0, and the next start resumes it", async () => {

@@ -10,7 +10,7 @@ import type { SiteStatus } from "../../shared/src/index.ts";
 import { labUnavailable, waitUntil, whereIs } from "../lab/netns.ts";
 import { networkManagerUnavailable, startNetworkManager } from "../lab/network-manager.ts";
 import { DEFAULT_SERVERS, LabSite, SITE, appliedBy, settled } from "../lab/site.ts";
-import { delayLineUnavailable, publicAddress, routeToEdge } from "../lab/topology.ts";
+import { delayLineUnavailable, gateway, publicAddress, routeToEdge } from "../lab/topology.ts";
 import { BUNDLE, NODE20, NODE22, ROOT, wanwatch } from "./support.ts";
 
 const why = labUnavailable();
@@ -362,6 +362,28 @@ describe.skipIf(why)(`failover in the lab: real edge, real routes, real tunnels$
     }
     await baseline();
   }, 240_000);
+
+  it("13. route drift: a default route re-added by hand or by a profile is put back by the agent, with no switch at the edge", async () => {
+    await baseline();
+    const t = Date.now();
+    const repairs = (agent: string) => site.log(agent).filter((l) => l.msg === "route drift repaired" && l.at >= t);
+    // What a DHCP client's renewal does on an iproute2 host: a default route through the other LAN, preferred.
+    await site.server("srv1").ns.ip("route", "replace", "default", "via", gateway(2), "dev", "lan2", "metric", "50");
+    await waitUntil(async () => (await routes())[0] === "lan1" && repairs("srv1").length === 1, "srv1's route back on lan1", 10_000);
+    const drifts: { agent: string; ms: number }[] = [{ agent: "srv1", ms: repairs("srv1")[0]!.repairedInMs }];
+    if (!noNetworkManager) {
+      // An admin (or a dispatcher script) giving the backup's profile the better metric.
+      const nm = site.server("srv2").nm!;
+      await nm.nmcli("connection", "modify", "up2", "ipv4.route-metric", "50");
+      await nm.nmcli("device", "reapply", "lan2");
+      await waitUntil(async () => (await routes())[1] === "lan1" && repairs("srv2").length === 1, "srv2's route back on lan1", 10_000);
+      drifts.push({ agent: "srv2", ms: repairs("srv2")[0]!.repairedInMs });
+    }
+    expect(await routes()).toEqual(["lan1", "lan1"]);
+    expect(await switches(t)).toEqual([]);
+    console.log(`[lab] route drift repaired in ${drifts.map((d) => `${d.ms} ms (${d.agent})`).join(", ")}`);
+    await baseline();
+  }, 60_000);
 
   it("cluster mode: one elected server restarts the tunnel after a switch", async () => {
     await baseline();

@@ -184,3 +184,56 @@ describe("reconciler", () => {
     );
   });
 });
+
+describe("reconciler: route drift (level-triggered)", () => {
+  const onIsp2 = () =>
+    run(initialState(), [
+      [{ kind: "directive", directive: d(2, "isp2", true) }, 0],
+      [{ kind: "applied", generation: 2 }, 10],
+      [{ kind: "tunnels-restarted", generation: 2 }, 20],
+    ]).state;
+  const repaired = (effects: Effect[]) => effects.filter((e) => e.kind === "drift-repaired");
+
+  it("re-applies the current directive when the routes leave it, once, and reports the repair with its time", () => {
+    const s = run(onIsp2(), [
+      [{ kind: "routes", routedUplink: "isp1" }, 1_000],
+      [{ kind: "routes", routedUplink: "isp1" }, 1_100],
+      [{ kind: "applied", generation: 2 }, 1_300],
+    ]);
+    expect(ops(s.effects)).toEqual([{ kind: "apply", generation: 2, activeUplink: "isp2" }]);
+    expect(repaired(s.effects)).toEqual([{ kind: "drift-repaired", at: 1_000, routedUplink: "isp1", activeUplink: "isp2", repairedInMs: 300 }]);
+    expect(s.state).toMatchObject({ drift: null, appliedGeneration: 2, tunnelGeneration: 2, busy: null });
+  });
+
+  it("takes a host without any default route for a drift too", () => {
+    const s = run(onIsp2(), [[{ kind: "routes", routedUplink: null }, 1_000]]);
+    expect(ops(s.effects)).toEqual([{ kind: "apply", generation: 2, activeUplink: "isp2" }]);
+  });
+
+  it("sees no drift while the routes agree, before anything was applied, or while a switch is under way", () => {
+    expect(step(onIsp2(), { kind: "routes", routedUplink: "isp2" }, 1_000, opts).effects).toEqual([]);
+    expect(step(initialState(), { kind: "routes", routedUplink: "isp1" }, 0, opts).effects).toEqual([]);
+    const switching = step(onIsp2(), { kind: "directive", directive: d(3, "isp1") }, 1_000, opts).state;
+    expect(switching.busy).toEqual({ op: "apply", generation: 3 });
+    expect(step(switching, { kind: "routes", routedUplink: "isp2" }, 1_001, opts).state.drift).toBeNull();
+    const failed = step(switching, { kind: "apply-failed", generation: 3, error: "nmcli: timed out" }, 1_002, opts).state;
+    expect(ops(step(failed, { kind: "routes", routedUplink: "isp2" }, 1_003, opts).effects)).toEqual([]);
+  });
+
+  it("a failed repair is retried with backoff; a newer directive replaces the repair", () => {
+    const failing = run(onIsp2(), [
+      [{ kind: "routes", routedUplink: "isp1" }, 1_000],
+      [{ kind: "apply-failed", generation: 2, error: "RTNETLINK answers: Operation not permitted" }, 1_050],
+    ]);
+    expect(failing.state.drift).toEqual({ since: 1_000, routedUplink: "isp1" });
+    expect(failing.effects).toContainEqual({ kind: "wake", at: 2_050 });
+    expect(ops(step(failing.state, { kind: "tick" }, 2_050, opts).effects)).toEqual([{ kind: "apply", generation: 2, activeUplink: "isp2" }]);
+    const superseded = run(failing.state, [
+      [{ kind: "directive", directive: d(3, "isp1") }, 1_500],
+      [{ kind: "applied", generation: 3 }, 1_600],
+    ]);
+    expect(ops(superseded.effects)).toEqual([{ kind: "apply", generation: 3, activeUplink: "isp1" }]);
+    expect(repaired(superseded.effects)).toEqual([]);
+    expect(superseded.state.drift).toBeNull();
+  });
+});

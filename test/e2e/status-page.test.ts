@@ -72,6 +72,19 @@ describe.skipIf(why)(`status page in Chromium${why ? ` — skipped: ${why}` : ""
     await page.context().close();
   });
 
+  it("is not green while an enrolled agent has never connected, and says which", async () => {
+    const page = await newPage();
+    await signIn(page, `/sites/${world.site}`);
+    await expect.poll(() => page.getAttribute("#banner", "class"), { timeout: 30_000 }).toBe("banner auto");
+    expect((await admin("POST", `/v1/sites/${world.site}/agents`, { id: "srv9", role: "server" })).status).toBe(201);
+    await expect.poll(() => page.getAttribute("#banner", "class"), { timeout: 15_000 }).toBe("banner attention");
+    expect(await page.textContent("#banner")).toContain("Never connected: srv9.");
+    expect((await admin("DELETE", `/v1/sites/${world.site}/agents/srv9`)).status).toBe(200);
+    await expect.poll(() => page.getAttribute("#banner", "class"), { timeout: 15_000 }).toBe("banner auto");
+    expect(await page.textContent("#banner")).not.toContain("Never connected");
+    await page.context().close();
+  });
+
   it("renders the site, then follows a cut of the primary live, without reloading", async () => {
     const page = await newPage();
     await signIn(page, `/sites/${world.site}`);

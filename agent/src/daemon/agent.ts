@@ -18,6 +18,9 @@ import { edgeAddressResolver } from "./edge-address.ts";
 import type { HostPort, UplinkRoute } from "./host-port.ts";
 import { StatusWriter } from "./status-writer.ts";
 
+/** How often the host's routes are read even when the watch reports nothing. */
+const ROUTES_BACKSTOP_MS = 5_000;
+
 export interface AgentOptions {
   config: AgentConfig;
   host: HostPort;
@@ -36,6 +39,7 @@ export class Agent {
   private status: StatusWriter | null = null;
   private switcher: Switcher | null = null;
   private routedTimer: NodeJS.Timeout | null = null;
+  private stopWatchingRoutes: (() => void) | null = null;
   private routedUplink: string | null = null;
   private seq = 0;
   /** A probe records directives but applies nothing: it has no routes to move. */
@@ -101,7 +105,10 @@ export class Agent {
     this.status.start();
     await this.refreshRoutedUplink();
     if (this.switcher) {
-      this.routedTimer = setInterval(() => void this.refreshRoutedUplink(), 10_000);
+      // Level-triggered: every change of the kernel's routes is checked against the directive at
+      // once, and a periodic read catches whatever the watch misses.
+      if (config.switch.backend !== "none") this.stopWatchingRoutes = this.o.host.watchRoutes(() => void this.refreshRoutedUplink(), log);
+      this.routedTimer = setInterval(() => void this.refreshRoutedUplink(), ROUTES_BACKSTOP_MS);
       this.routedTimer.unref();
     }
 
@@ -176,10 +183,12 @@ export class Agent {
   private async refreshRoutedUplink(): Promise<void> {
     if (!this.switcher) return;
     try {
+      const readAt = this.now();
       const r = await this.switcher.routedUplink();
       if (r !== this.routedUplink) this.o.log.info("host default route", { routedUplink: r });
       this.routedUplink = r;
       if (this.status) this.status.routedUplink = r;
+      if (this.config.switch.backend !== "none") this.applier?.observeRoutes(r, readAt);
     } catch (err) {
       this.o.log.warn("cannot read the host's default route", { error: describeError(err) });
     }
@@ -189,6 +198,7 @@ export class Agent {
   async stop(graceMs = 5_000): Promise<void> {
     const { log } = this.o;
     if (this.routedTimer) clearInterval(this.routedTimer);
+    this.stopWatchingRoutes?.();
     for (const g of this.gatewayRtts) g.stop();
     for (const p of this.edgePaths) p.stop();
     await Promise.all(this.channels.map((c) => c.stop()));

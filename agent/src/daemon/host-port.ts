@@ -17,6 +17,8 @@ export interface HostPort {
   installUplinkRouting(uplinks: UplinkConfig[]): Promise<Map<string, UplinkRoute>> | Map<string, UplinkRoute>;
   removeUplinkRouting(routes: Map<string, UplinkRoute>): Promise<void> | void;
   createTunnelRestarter(tunnels: AgentConfig["tunnels"]): TunnelRestarter;
+  /** Calls back soon after the kernel's routes change; returns the stop. */
+  watchRoutes(onChange: () => void, log: Logger): () => void;
   /** The uplink's router: configured, else read from the host's routes (null when there is none). */
   uplinkGateway(uplink: UplinkConfig, index: number): Promise<string | null>;
 }

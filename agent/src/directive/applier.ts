@@ -23,6 +23,8 @@ export interface ApplierOptions {
   save: (s: ReconcilerState) => void;
   log: Logger;
   retryDelay: (attempt: number) => number;
+  /** The routes had drifted from the directive and are back: for the next heartbeat and the status. */
+  onDriftRepaired?: (d: Extract<Effect, { kind: "drift-repaired" }>) => void;
   now?: () => number;
   initial?: ReconcilerState;
 }
@@ -35,6 +37,8 @@ export class DirectiveApplier {
   private stopped = false;
   private readonly abort = new AbortController();
   private readonly now: () => number;
+  /** When the last operation ended: route reads begun before then are out of date. */
+  private settledAt = 0;
   /** Resolves whenever the state changes; tests and `stop()` wait on it. */
   private changed: (() => void)[] = [];
 
@@ -57,6 +61,16 @@ export class DirectiveApplier {
   }
 
   /**
+   * What the host's default route led to when a read began at `readAt`: a drift from the applied
+   * directive is re-applied. A read begun before the last operation ended may show the routes
+   * that operation replaced: it is ignored, not taken for a drift.
+   */
+  observeRoutes(routedUplink: string | null, readAt: number): void {
+    if (readAt < this.settledAt) return;
+    this.dispatch({ kind: "routes", routedUplink });
+  }
+
+  /**
    * Stops starting work; gives an operation in flight `graceMs` to finish, then cancels it (its
    * command gets SIGTERM, then SIGKILL) and waits for that. False when it had to cancel.
    */
@@ -75,7 +89,7 @@ export class DirectiveApplier {
   }
 
   private dispatch(event: ReconcilerEvent): void {
-    if (this.stopped && (event.kind === "tick" || event.kind === "directive")) {
+    if (this.stopped && (event.kind === "tick" || event.kind === "directive" || event.kind === "routes")) {
       // Record a directive that arrives while stopping (persisted by the next start), start nothing.
       if (event.kind === "directive") this.s = { ...this.s, directive: event.directive.generation >= (this.s.directive?.generation ?? -1) ? event.directive : this.s.directive };
       return;
@@ -106,6 +120,9 @@ export class DirectiveApplier {
       case "wake":
         this.wake(e.at);
         return;
+      case "drift-repaired":
+        this.o.onDriftRepaired?.(e);
+        return;
       case "apply":
         this.o.log.info("applying directive", { generation: e.generation, activeUplink: e.activeUplink });
         this.run(async () => {
@@ -131,6 +148,7 @@ export class DirectiveApplier {
         event = failed(describeError(err).slice(0, 500));
       }
       this.running = null;
+      this.settledAt = this.now();
       if (this.abort.signal.aborted) {
         // Cancelled by stop(): not a failure to report; the saved state has it still to do.
         this.s = { ...this.s, busy: null };

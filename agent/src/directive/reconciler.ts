@@ -14,6 +14,11 @@ export interface ReconcilerState {
   failures: number;
   /** No new attempt before this time (after a failure). */
   retryAt: number | null;
+  /**
+   * The host's routes left the applied directive (a DHCP renewal, a profile brought up, a hand
+   * edit): since when, and which uplink they led to. Cleared when a re-apply puts them back.
+   */
+  drift: { since: number; routedUplink: string | null } | null;
 }
 
 export type ReconcilerEvent =
@@ -22,6 +27,8 @@ export type ReconcilerEvent =
   | { kind: "apply-failed"; generation: number; error: string }
   | { kind: "tunnels-restarted"; generation: number }
   | { kind: "tunnels-failed"; generation: number; error: string }
+  /** The host's routes were read: the uplink its default route now leads to. */
+  | { kind: "routes"; routedUplink: string | null }
   /** Time passed: a due retry may start. */
   | { kind: "tick" };
 
@@ -32,7 +39,9 @@ export type Effect =
   | { kind: "persist" }
   /** Wake up (send a tick) at this time. */
   | { kind: "wake"; at: number }
-  | { kind: "log"; level: "info" | "warn"; msg: string; fields: Record<string, unknown> };
+  | { kind: "log"; level: "info" | "warn"; msg: string; fields: Record<string, unknown> }
+  /** The routes drifted from the directive and a re-apply put them back: worth telling the edge. */
+  | { kind: "drift-repaired"; at: number; routedUplink: string | null; activeUplink: string; repairedInMs: number };
 
 export interface ReconcilerOptions {
   /** Delay before retry number `attempt` (0-based) of a failed operation. */
@@ -48,6 +57,7 @@ export function initialState(saved?: Partial<Pick<ReconcilerState, "directive" |
     busy: null,
     failures: 0,
     retryAt: null,
+    drift: null,
   };
 }
 
@@ -68,15 +78,28 @@ export function step(state: ReconcilerState, event: ReconcilerEvent, now: number
       if (!newer(s.directive, event.directive)) break;
       if (!s.directive || event.directive.generation > s.directive.generation)
         effects.push({ kind: "log", level: "info", msg: "new directive", fields: { ...event.directive, previous: s.directive?.generation ?? null } });
-      // A newer generation supersedes a pending retry of an older one: start at once.
-      s = { ...s, directive: event.directive, ...(s.directive && event.directive.generation > s.directive.generation ? { failures: 0, retryAt: null } : {}) };
+      // A newer generation supersedes a pending retry of an older one, and any drift: its apply sets the routes anew.
+      s = { ...s, directive: event.directive, ...(s.directive && event.directive.generation > s.directive.generation ? { failures: 0, retryAt: null, drift: null } : {}) };
       effects.push({ kind: "persist" });
       break;
     case "applied":
       if (s.busy?.op !== "apply" || s.busy.generation !== event.generation) break;
-      s = { ...s, busy: null, failures: 0, retryAt: null, lastError: null, appliedGeneration: Math.max(event.generation, s.appliedGeneration ?? -1) };
-      effects.push({ kind: "log", level: "info", msg: "directive applied", fields: { generation: event.generation } }, { kind: "persist" });
+      if (s.drift && s.directive) {
+        const repaired = { at: s.drift.since, routedUplink: s.drift.routedUplink, activeUplink: s.directive.activeUplink, repairedInMs: now - s.drift.since };
+        effects.push({ kind: "log", level: "info", msg: "route drift repaired", fields: { ...repaired } }, { kind: "drift-repaired", ...repaired });
+      } else effects.push({ kind: "log", level: "info", msg: "directive applied", fields: { generation: event.generation } });
+      s = { ...s, busy: null, failures: 0, retryAt: null, lastError: null, drift: null, appliedGeneration: Math.max(event.generation, s.appliedGeneration ?? -1) };
+      effects.push({ kind: "persist" });
       break;
+    case "routes": {
+      // Level-triggered: only a host that holds the current directive can drift from it; while a
+      // switch is under way or owed, the routes are expected to differ.
+      const d = s.directive;
+      if (!d || s.busy || behind(s.appliedGeneration, d.generation) || s.drift || event.routedUplink === d.activeUplink) break;
+      s = { ...s, drift: { since: now, routedUplink: event.routedUplink } };
+      effects.push({ kind: "log", level: "warn", msg: "route drift: the host's default route left the directive; re-applying", fields: { generation: d.generation, activeUplink: d.activeUplink, routedUplink: event.routedUplink } });
+      break;
+    }
     case "tunnels-restarted":
       if (s.busy?.op !== "restart-tunnels" || s.busy.generation !== event.generation) break;
       s = { ...s, busy: null, failures: 0, retryAt: null, lastError: null, tunnelGeneration: Math.max(event.generation, s.tunnelGeneration ?? -1) };
@@ -108,7 +131,7 @@ function next(s: ReconcilerState, effects: Effect[], now: number): { state: Reco
   const d = s.directive;
   if (!d || s.busy) return { state: s, effects };
   if (s.retryAt !== null && now < s.retryAt) return { state: s, effects };
-  if (behind(s.appliedGeneration, d.generation)) {
+  if (behind(s.appliedGeneration, d.generation) || s.drift) {
     return { state: { ...s, busy: { op: "apply", generation: d.generation } }, effects: [...effects, { kind: "apply", generation: d.generation, activeUplink: d.activeUplink }] };
   }
   // Tunnels only after the routes are right: a tunnel restarted on the old route comes back on it.

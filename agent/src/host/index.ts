@@ -1,6 +1,7 @@
 // The real host: policy routing, route switching and tunnel restarts with the system's own tools.
 import type { HostPort } from "../daemon/host-port.ts";
 import { gatewayOf, installUplinkRouting, removeUplinkRouting, tableFor } from "./policy-routing.ts";
+import { watchRoutes } from "./route-watch.ts";
 import { createSwitcher } from "./switcher.ts";
 import { createTunnelRestarter } from "./tunnels.ts";
 
@@ -9,5 +10,6 @@ export const systemHost: HostPort = {
   installUplinkRouting,
   removeUplinkRouting,
   createTunnelRestarter,
+  watchRoutes,
   uplinkGateway: (u, i) => gatewayOf(u, tableFor(i)),
 };

@@ -1,6 +1,6 @@
 // iproute2 backend: rewrites the main table's default routes so the active uplink's has the
 // lowest metric. For hosts without NetworkManager; a DHCP client that re-adds its own default
-// route on renewal can undo it until the next directive (use the nmcli backend on such hosts).
+// route on renewal is undone again by the agent's drift repair (it watches the routes).
 import type { UplinkConfig } from "../config/schema.ts";
 import type { UplinkRoute } from "../daemon/host-port.ts";
 import { defaultRoutes, ip } from "./ip.ts";
