@@ -11,7 +11,7 @@ function setup(failApplies: number, opts: { slowMs?: number } = {}) {
   const lines: any[] = [];
   let failures = failApplies;
   const switcher: Switcher = {
-    routedUplink: async () => null,
+    routed: async () => ({ ipv4: null, ipv6: null, withIpv6: [] }),
     apply: async (uplink, edge, signal) => {
       calls.push(`apply ${uplink} via ${edge}`);
       if (opts.slowMs) await new Promise((r, j) => {

@@ -9,14 +9,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SiteStatus } from "../../shared/src/index.ts";
 import { labUnavailable, waitUntil, whereIs } from "../lab/netns.ts";
 import { networkManagerUnavailable, startNetworkManager } from "../lab/network-manager.ts";
+import { dhcpUnavailable } from "../lab/dhcp.ts";
 import { DEFAULT_SERVERS, LabSite, SITE, appliedBy, settled } from "../lab/site.ts";
-import { delayLineUnavailable, gateway, publicAddress, routeToEdge } from "../lab/topology.ts";
+import { delayLineUnavailable, gateway, prefix6, publicAddress, routeToEdge } from "../lab/topology.ts";
 import { BUNDLE, NODE20, NODE22, ROOT, wanwatch } from "./support.ts";
 
 const why = labUnavailable();
 // Without NetworkManager the lab still runs, srv2 switched with iproute2 too; only nmcli's own scenario skips.
 const noNetworkManager = networkManagerUnavailable();
 const noDelayLine = delayLineUnavailable();
+const noDhcp = dhcpUnavailable();
 const POLICY = { heartbeatMs: 500, downAfterMs: 1_500, failbackAfterMs: 4_000, minDwellMs: 0 };
 const SERVERS = ["srv1", "srv2"];
 let site: LabSite;
@@ -384,6 +386,52 @@ describe.skipIf(why)(`failover in the lab: real edge, real routes, real tunnels$
     console.log(`[lab] route drift repaired in ${drifts.map((d) => `${d.ms} ms (${d.agent})`).join(", ")}`);
     await baseline();
   }, 60_000);
+
+  it.skipIf(noDhcp)(`14. DHCP renewals after a failover: the plain client's renewal re-adds its dead uplink's default route and the agent puts it back; NetworkManager's keeps the switched metric${noDhcp ? ` — skipped: ${noDhcp}` : ""}`, async () => {
+    await baseline();
+    const o = await site.admin("override", "--uplink", "isp2", "--for", "120", "--reason", "dhcp renewal test");
+    await site.until((s) => s.generation === o.generation && allSettled(s), "everyone on isp2");
+    const t = Date.now();
+    const repairs = (agent: string) => site.log(agent).filter((l) => l.msg === "route drift repaired" && l.at >= t);
+    site.server("srv1").dhcp.get(1)!.renew();
+    await waitUntil(async () => repairs("srv1").length === 1 && (await routes())[0] === "lan2", "srv1's renewed lan1 route undone", 10_000);
+    expect(repairs("srv1")[0]).toMatchObject({ routedUplink: "isp1", activeUplink: "isp2" });
+    if (!noNetworkManager) {
+      // A new lease on the dead uplink's profile: NetworkManager applies the metric the agent stored in it.
+      await site.server("srv2").nm!.nmcli("connection", "up", "up1");
+      expect(await routes()).toEqual(["lan2", "lan2"]);
+    }
+    expect((await switches(t)).length).toBe(0);
+    console.log(`[lab] DHCP renewal on lan1 after failover: srv1 back on lan2 in ${repairs("srv1")[0]!.repairedInMs} ms; srv2 (NetworkManager) drifted ${repairs("srv2").length} times`);
+    await site.admin("override", "--clear");
+    await baseline();
+  }, 90_000);
+
+  it.skipIf(noDhcp)(`15. IPv6 (each router advertising its own prefix, no NAT): new connections leave with the live uplink's prefix after a failover and after the failback, on both backends${noDhcp ? ` — skipped: ${noDhcp}` : ""}`, async () => {
+    await baseline();
+    // Each server's source for a new IPv6 connection, or its error (no route while NetworkManager
+    // waits for the next advertisement after a reapply).
+    const sources = () => Promise.all(SERVERS.map((id) => site.ipv6Source(id).catch((e: Error) => e.message)));
+    const onPrefix = (n: 1 | 2) => async () => (await sources()).every((a) => a.startsWith(`${prefix6(n)}:`));
+    expect(await onPrefix(1)(), "before the cut").toBe(true);
+    const t = Date.now();
+    await site.lab.cut(1);
+    let v4: number;
+    try {
+      await site.until(on("isp2"), "everyone on isp2", 30_000);
+      v4 = Date.now();
+      await waitUntil(onPrefix(2), "every server's IPv6 from isp2's prefix", 20_000, 100);
+    } finally {
+      await site.lab.restore(1);
+    }
+    const v6 = Date.now();
+    await baseline();
+    await waitUntil(onPrefix(1), "every server's IPv6 back on isp1's prefix", 20_000, 100).catch(async (e) => {
+      const routes6 = await Promise.all(site.lab.servers.map((x) => x.ns.ip("-6", "route", "show", "default")));
+      throw new Error(`${e.message}: sources ${(await sources()).join(", ")}; routes ${routes6.join(" | ")}`);
+    });
+    console.log(`[lab] IPv6: cut → every server settled on isp2 (IPv4) ${((v4 - t) / 1000).toFixed(1)} s, every server's new IPv6 connections from isp2's prefix ${((v6 - t) / 1000).toFixed(1)} s; back on isp1's after the failback`);
+  }, 90_000);
 
   it("cluster mode: one elected server restarts the tunnel after a switch", async () => {
     await baseline();

@@ -186,6 +186,8 @@ describe("reconciler", () => {
 });
 
 describe("reconciler: route drift (level-triggered)", () => {
+  /** A host with IPv4 only, its default route through `uplink`. */
+  const v4 = (uplink: string | null) => ({ ipv4: uplink, ipv6: null, withIpv6: [] });
   const onIsp2 = () =>
     run(initialState(), [
       [{ kind: "directive", directive: d(2, "isp2", true) }, 0],
@@ -196,36 +198,44 @@ describe("reconciler: route drift (level-triggered)", () => {
 
   it("re-applies the current directive when the routes leave it, once, and reports the repair with its time", () => {
     const s = run(onIsp2(), [
-      [{ kind: "routes", routedUplink: "isp1" }, 1_000],
-      [{ kind: "routes", routedUplink: "isp1" }, 1_100],
+      [{ kind: "routes", routed: v4("isp1") }, 1_000],
+      [{ kind: "routes", routed: v4("isp1") }, 1_100],
       [{ kind: "applied", generation: 2 }, 1_300],
     ]);
     expect(ops(s.effects)).toEqual([{ kind: "apply", generation: 2, activeUplink: "isp2" }]);
-    expect(repaired(s.effects)).toEqual([{ kind: "drift-repaired", at: 1_000, routedUplink: "isp1", activeUplink: "isp2", repairedInMs: 300 }]);
+    expect(repaired(s.effects)).toEqual([{ kind: "drift-repaired", at: 1_000, routed: v4("isp1"), activeUplink: "isp2", repairedInMs: 300 }]);
     expect(s.state).toMatchObject({ drift: null, appliedGeneration: 2, tunnelGeneration: 2, busy: null });
   });
 
   it("takes a host without any default route for a drift too", () => {
-    const s = run(onIsp2(), [[{ kind: "routes", routedUplink: null }, 1_000]]);
+    const s = run(onIsp2(), [[{ kind: "routes", routed: v4(null) }, 1_000]]);
     expect(ops(s.effects)).toEqual([{ kind: "apply", generation: 2, activeUplink: "isp2" }]);
   });
 
+  it("takes IPv6 leaving through another uplink for a drift, unless the active uplink has no IPv6 to offer", () => {
+    const both = ["isp1", "isp2"];
+    expect(ops(step(onIsp2(), { kind: "routes", routed: { ipv4: "isp2", ipv6: "isp1", withIpv6: both } }, 1_000, opts).effects)).toEqual([{ kind: "apply", generation: 2, activeUplink: "isp2" }]);
+    expect(step(onIsp2(), { kind: "routes", routed: { ipv4: "isp2", ipv6: "isp2", withIpv6: both } }, 1_000, opts).effects).toEqual([]);
+    // IPv6 on isp1 only: it can only leave that way, and re-applying would change nothing.
+    expect(step(onIsp2(), { kind: "routes", routed: { ipv4: "isp2", ipv6: "isp1", withIpv6: ["isp1"] } }, 1_000, opts).effects).toEqual([]);
+  });
+
   it("sees no drift while the routes agree, before anything was applied, or while a switch is under way", () => {
-    expect(step(onIsp2(), { kind: "routes", routedUplink: "isp2" }, 1_000, opts).effects).toEqual([]);
-    expect(step(initialState(), { kind: "routes", routedUplink: "isp1" }, 0, opts).effects).toEqual([]);
+    expect(step(onIsp2(), { kind: "routes", routed: v4("isp2") }, 1_000, opts).effects).toEqual([]);
+    expect(step(initialState(), { kind: "routes", routed: v4("isp1") }, 0, opts).effects).toEqual([]);
     const switching = step(onIsp2(), { kind: "directive", directive: d(3, "isp1") }, 1_000, opts).state;
     expect(switching.busy).toEqual({ op: "apply", generation: 3 });
-    expect(step(switching, { kind: "routes", routedUplink: "isp2" }, 1_001, opts).state.drift).toBeNull();
+    expect(step(switching, { kind: "routes", routed: v4("isp2") }, 1_001, opts).state.drift).toBeNull();
     const failed = step(switching, { kind: "apply-failed", generation: 3, error: "nmcli: timed out" }, 1_002, opts).state;
-    expect(ops(step(failed, { kind: "routes", routedUplink: "isp2" }, 1_003, opts).effects)).toEqual([]);
+    expect(ops(step(failed, { kind: "routes", routed: v4("isp2") }, 1_003, opts).effects)).toEqual([]);
   });
 
   it("a failed repair is retried with backoff; a newer directive replaces the repair", () => {
     const failing = run(onIsp2(), [
-      [{ kind: "routes", routedUplink: "isp1" }, 1_000],
+      [{ kind: "routes", routed: v4("isp1") }, 1_000],
       [{ kind: "apply-failed", generation: 2, error: "RTNETLINK answers: Operation not permitted" }, 1_050],
     ]);
-    expect(failing.state.drift).toEqual({ since: 1_000, routedUplink: "isp1" });
+    expect(failing.state.drift).toEqual({ since: 1_000, routed: v4("isp1") });
     expect(failing.effects).toContainEqual({ kind: "wake", at: 2_050 });
     expect(ops(step(failing.state, { kind: "tick" }, 2_050, opts).effects)).toEqual([{ kind: "apply", generation: 2, activeUplink: "isp2" }]);
     const superseded = run(failing.state, [

@@ -99,12 +99,14 @@ export class NetnsSet {
     this.prefix = `ww${tag}${process.pid % 1000}${Math.floor(Math.random() * 1296).toString(36)}`;
   }
 
-  async add(role: string): Promise<Netns> {
+  /** A new namespace; IPv4 only unless asked for IPv6 (router advertisements accepted). */
+  async add(role: string, o: { ipv6?: boolean } = {}): Promise<Netns> {
     const ns = new Netns(`${this.prefix}-${role}`);
     await sh(["ip", "netns", "add", ns.name]);
     this.made.push(ns);
     await ns.ip("link", "set", "lo", "up");
-    await ns.exec(["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
+    const off = o.ipv6 ? 0 : 1;
+    await ns.exec(["sysctl", "-qw", `net.ipv6.conf.all.disable_ipv6=${off}`, `net.ipv6.conf.default.disable_ipv6=${off}`]);
     return ns;
   }
 

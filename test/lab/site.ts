@@ -10,7 +10,7 @@ import type { SiteEvent, SiteStatus } from "../../shared/src/index.ts";
 import { freePort, startLocalEdge, type LocalEdge } from "../../tools/local-edge.ts";
 import { BUNDLE, Daemon, NODE20, NODE22, ROOT, buildBundle } from "../agent/support.ts";
 import { waitUntil } from "./netns.ts";
-import { EDGE_ADDRESS, createLab, labFile, type Lab, type LabServer } from "./topology.ts";
+import { EDGE_ADDRESS, EDGE_ADDRESS6, createLab, labFile, type Lab, type LabServer } from "./topology.ts";
 
 export const SITE = "office";
 const TUNNEL_PORT = 7844;
@@ -79,8 +79,10 @@ export class LabSite {
     try {
       const edge = await startLocalEdge({ host: EDGE_ADDRESS, port: 80, netns: lab.inet.name, stateDir: join(lab.dir, "edge"), publicStatus: true, log: o.edgeLog });
       lab.sets.onDestroy(() => edge.stop());
-      const endpoint = new Daemon(lab.inet.spawn([NODE22, join(ROOT, "test/fixtures/tunnel-endpoint.mjs"), "--host", EDGE_ADDRESS, "--port", String(TUNNEL_PORT)]));
-      await endpoint.waitFor((l) => l.event === "listening", "tunnel endpoint");
+      // With IPv6 in the lab, the endpoint also listens on the internet's IPv6 address.
+      const hosts = [EDGE_ADDRESS, ...(lab.dhcp ? [EDGE_ADDRESS6] : [])];
+      const endpoint = new Daemon(lab.inet.spawn([NODE22, join(ROOT, "test/fixtures/tunnel-endpoint.mjs"), ...hosts.flatMap((h) => ["--host", h]), "--port", String(TUNNEL_PORT)]));
+      await waitUntil(() => endpoint.lines.filter((l) => l.event === "listening").length === hosts.length, "tunnel endpoint");
       const hostUrl = await forwardToEdge(lab, o.hostPort);
       const site = new LabSite(lab, edge, endpoint, hostUrl, o);
       lab.sets.onDestroy(() => site.stopAgents());
@@ -228,6 +230,18 @@ export class LabSite {
       throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last)}`);
     });
     return last!;
+  }
+
+  /**
+   * Opens one TCP connection from a server to the endpoint's IPv6 address; the source address the
+   * endpoint saw (which router's prefix it left through).
+   */
+  async ipv6Source(server: string): Promise<string> {
+    const seen = this.endpoint.lines.length;
+    const script = `require("node:net").connect(${TUNNEL_PORT}, "${EDGE_ADDRESS6}", function () { this.end(); }).on("error", (e) => { console.error(e.message); process.exit(1); });`;
+    await this.server(server).ns.exec([NODE22, "-e", script], { timeoutMs: 5_000 });
+    await waitUntil(() => this.endpoint.lines.slice(seen).some((l) => l.event === "connect" && String(l.remote).includes(":")), `${server}'s IPv6 connection at the endpoint`, 5_000);
+    return this.endpoint.lines.slice(seen).find((l) => l.event === "connect" && String(l.remote).includes(":"))!.remote as string;
   }
 
   tunnelConnects(): TunnelConnect[] {

@@ -6,7 +6,8 @@
 import type { ChildProcess } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { NetnsSet, answered, onPath, sh, type Netns } from "./netns.ts";
+import { dhcpUnavailable, macFor, startDhcpClient, startDhcpServer, type DhcpClient, type Reservation } from "./dhcp.ts";
+import { NetnsSet, answered, onPath, sh, waitUntil, type Netns } from "./netns.ts";
 import { startNetworkManager, type NetworkManagerInNs } from "./network-manager.ts";
 
 /** Why the lab cannot make an uplink slow here, or null. */
@@ -18,6 +19,11 @@ export const EDGE_ADDRESS = "203.0.113.10";
 /** Router N's public (WAN) address: what the edge sees for uplink N after NAT. */
 export const publicAddress = (n: 1 | 2) => (n === 1 ? "198.51.100.1" : "198.51.100.5");
 export const gateway = (n: 1 | 2) => `192.168.${n}.1`;
+/** The edge's IPv6 address on "the internet" (with DHCP, which brings IPv6). */
+export const EDGE_ADDRESS6 = "2001:db8:ff::10";
+/** Router N's global IPv6 prefix (a /64 behind it, advertised on its LAN), without its "::/64". */
+export const prefix6 = (n: 1 | 2) => `2001:db8:${n}`;
+const wan6 = (n: 1 | 2) => `2001:db8:f${n}`;
 const WIRE_PORTS = ["r", "i"] as const;
 const DELAY_LINE = join(import.meta.dirname, "delay-line.py");
 
@@ -36,6 +42,8 @@ export interface LabServer {
   nm: NetworkManagerInNs | null;
   /** Environment a process needs to reach this server's NetworkManager (nmcli). */
   env: Record<string, string>;
+  /** Its DHCP clients by LAN, where it runs its own (not under NetworkManager, and with DHCP on). */
+  dhcp: Map<1 | 2, DhcpClient>;
 }
 
 export interface Lab {
@@ -45,6 +53,8 @@ export interface Lab {
   sbcs: [Netns, Netns];
   servers: LabServer[];
   dir: string;
+  /** Addresses come from the routers by DHCP (else they are set statically). */
+  dhcp: boolean;
   /** Uplink N loses its internet while router N's LAN stays up: the failure Linux cannot handle alone. */
   cut(n: 1 | 2): Promise<void>;
   restore(n: 1 | 2): Promise<void>;
@@ -64,20 +74,33 @@ export interface Lab {
   destroy(): Promise<void>;
 }
 
-export async function createLab(o: { servers: ServerSpec[]; dir: string }): Promise<Lab> {
+/** The SBC behind each router is host 10 on its LAN; server k is host 21 + k on both. */
+const SBC_HOST = 10;
+const serverHost = (k: number) => 21 + k;
+
+export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: boolean }): Promise<Lab> {
+  // Real address assignment where the tools are here; static addresses otherwise (same addresses).
+  const dhcp = o.dhcp ?? dhcpUnavailable() === null;
   const sets = new NetnsSet("l");
   // The folder belongs to the lab: whatever a killed run left there (edge state, secrets) goes.
   rmSync(o.dir, { recursive: true, force: true });
   mkdirSync(o.dir, { recursive: true });
   sets.onDestroy(() => rmSync(o.dir, { recursive: true, force: true }));
   try {
-    const inet = await sets.add("inet");
+    // IPv6 comes with the routers' advertisements, which dnsmasq sends: with DHCP.
+    const v6 = { ipv6: dhcp };
+    const inet = await sets.add("inet", v6);
     await inet.ip("addr", "add", `${EDGE_ADDRESS}/32`, "dev", "lo");
-    const routers = [await sets.add("r1"), await sets.add("r2")] as [Netns, Netns];
+    if (dhcp) {
+      await inet.ip("addr", "add", `${EDGE_ADDRESS6}/128`, "dev", "lo");
+      // A cut (the link down) must not cost the internet its IPv6 addresses, only its routes.
+      await inet.exec(["sysctl", "-qw", "net.ipv6.conf.all.keep_addr_on_down=1", "net.ipv6.conf.default.keep_addr_on_down=1"]);
+    }
+    const routers = [await sets.add("r1", v6), await sets.add("r2", v6)] as [Netns, Netns];
     const wires = [await sets.add("w1"), await sets.add("w2")] as [Netns, Netns];
-    const sbcs = [await sets.add("sbc1"), await sets.add("sbc2")] as [Netns, Netns];
+    const sbcs = [await sets.add("sbc1", v6), await sets.add("sbc2", v6)] as [Netns, Netns];
     const serverNs = [];
-    for (const s of o.servers) serverNs.push(await sets.add(s.name));
+    for (const s of o.servers) serverNs.push(await sets.add(s.name, v6));
 
     for (const n of [1, 2] as const) {
       const r = routers[n - 1];
@@ -95,28 +118,44 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string }): Prom
       await r.ip("link", "set", "wan", "up");
       await inet.ip("link", "set", `r${n}`, "up");
       await r.ip("route", "add", "default", "via", peer);
+      if (dhcp) {
+        // No NAT for IPv6: "the internet" routes each router's own prefix to it.
+        await r.ip("addr", "add", `${wan6(n)}::1/64`, "dev", "wan", "nodad");
+        await inet.ip("addr", "add", `${wan6(n)}::2/64`, "dev", `r${n}`, "nodad");
+        await r.ip("-6", "route", "add", "default", "via", `${wan6(n)}::2`);
+        await inet.ip("-6", "route", "add", `${prefix6(n)}::/64`, "via", `${wan6(n)}::1`);
+        await r.exec(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+      }
       await r.ip("link", "add", "br-lan", "type", "bridge");
       await r.ip("addr", "add", `${gateway(n)}/24`, "dev", "br-lan");
+      if (dhcp) await r.ip("addr", "add", `${prefix6(n)}::1/64`, "dev", "br-lan", "nodad");
       await r.ip("link", "set", "br-lan", "up");
       await r.exec(["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
       await r.exec(["nft", "-f", "-"], { input: 'table ip nat { chain post { type nat hook postrouting priority srcnat; oifname "wan" masquerade; }; }' });
       // The SBC: one LAN, one default route.
       const sbc = sbcs[n - 1];
-      await r.ip("link", "add", "sbc", "type", "veth", "peer", "name", "eth0", "netns", sbc.name);
+      await r.ip("link", "add", "sbc", "type", "veth", "peer", "name", "eth0", "netns", sbc.name, "address", macFor(SBC_HOST, n));
       await r.ip("link", "set", "sbc", "master", "br-lan", "up");
-      await sbc.ip("addr", "add", `192.168.${n}.10/24`, "dev", "eth0");
       await sbc.ip("link", "set", "eth0", "up");
-      await sbc.ip("route", "add", "default", "via", gateway(n));
       for (const [k, ns] of serverNs.entries()) {
-        await r.ip("link", "add", `s${k + 1}`, "type", "veth", "peer", "name", `lan${n}`, "netns", ns.name);
+        await r.ip("link", "add", `s${k + 1}`, "type", "veth", "peer", "name", `lan${n}`, "netns", ns.name, "address", macFor(serverHost(k), n));
         await r.ip("link", "set", `s${k + 1}`, "master", "br-lan", "up");
+      }
+      if (dhcp) {
+        const hosts = [SBC_HOST, ...o.servers.map((_, k) => serverHost(k))];
+        const reservations: Reservation[] = hosts.map((h) => ({ mac: macFor(h, n), address: `192.168.${n}.${h}` }));
+        startDhcpServer(r, n, o.dir, reservations);
+        await startDhcpClient(sbc, "eth0", 0, o.dir, `192.168.${n}.${SBC_HOST}`);
+      } else {
+        await sbc.ip("addr", "add", `192.168.${n}.${SBC_HOST}/24`, "dev", "eth0");
+        await sbc.ip("route", "add", "default", "via", gateway(n));
       }
     }
 
     const servers: LabServer[] = [];
     for (const [k, spec] of o.servers.entries()) {
       const ns = serverNs[k]!;
-      const address = (n: 1 | 2) => `192.168.${n}.${21 + k}`;
+      const address = (n: 1 | 2) => `192.168.${n}.${serverHost(k)}`;
       // Loose reverse-path filtering, as on a multi-homed server (strict drops the second LAN's replies).
       await ns.exec(["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=2", "net.ipv4.conf.default.rp_filter=2"]);
       let nm: NetworkManagerInNs | null = null;
@@ -124,21 +163,32 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string }): Prom
         nm = await startNetworkManager(ns, join(o.dir, `nm-${spec.name}`));
         sets.onDestroy(() => nm!.stop());
         for (const n of [1, 2] as const) {
-          await nm.nmcli("connection", "add", "type", "ethernet", "ifname", `lan${n}`, "con-name", `up${n}`, "autoconnect", "yes",
-            "ipv4.method", "manual", "ipv4.addresses", `${address(n)}/24`, "ipv4.gateway", gateway(n), "ipv4.route-metric", String(99 + n), "ipv6.method", "disabled");
+          const ipv4 = dhcp ? ["ipv4.method", "auto"] : ["ipv4.method", "manual", "ipv4.addresses", `${address(n)}/24`, "ipv4.gateway", gateway(n)];
+          await nm.nmcli("connection", "add", "type", "ethernet", "ifname", `lan${n}`, "con-name", `up${n}`, "autoconnect", "yes", ...ipv4, "ipv4.route-metric", String(99 + n), ...(dhcp ? ["ipv6.method", "auto", "ipv6.route-metric", String(99 + n)] : ["ipv6.method", "disabled"]));
           await nm.nmcli("connection", "up", `up${n}`);
         }
-      } else {
-        for (const n of [1, 2] as const) {
-          await ns.ip("addr", "add", `${address(n)}/24`, "dev", `lan${n}`);
-          await ns.ip("link", "set", `lan${n}`, "up");
-          await ns.ip("route", "add", "default", "via", gateway(n), "dev", `lan${n}`, "metric", String(99 + n));
-        }
       }
-      servers.push({ name: spec.name, ns, address, nm, env: nm ? nm.env : {} });
+      const clients = new Map<1 | 2, DhcpClient>();
+      if (!nm)
+        for (const n of [1, 2] as const) {
+          await ns.ip("link", "set", `lan${n}`, "up");
+          if (dhcp) clients.set(n, await startDhcpClient(ns, `lan${n}`, 99 + n, o.dir, address(n)));
+          else {
+            await ns.ip("addr", "add", `${address(n)}/24`, "dev", `lan${n}`);
+            await ns.ip("route", "add", "default", "via", gateway(n), "dev", `lan${n}`, "metric", String(99 + n));
+          }
+        }
+      if (dhcp)
+        // Both routers heard and an address of each prefix usable (past duplicate detection).
+        await waitUntil(async () => (await ipv6Ready(ns)).length === 2, `${spec.name}: IPv6 from both routers`, 20_000, 100);
+      servers.push({ name: spec.name, ns, address, nm, env: nm ? nm.env : {}, dhcp: clients });
     }
 
-    const wanLink = (n: 1 | 2, state: "up" | "down") => inet.ip("link", "set", `r${n}`, state);
+    const wanLink = async (n: 1 | 2, state: "up" | "down") => {
+      await inet.ip("link", "set", `r${n}`, state);
+      // A link that goes down takes its IPv6 routes with it: the internet's route to the prefix comes back with the link.
+      if (dhcp && state === "up") await inet.ip("-6", "route", "replace", `${prefix6(n)}::/64`, "via", `${wan6(n)}::1`);
+    };
     const delayLines: (ChildProcess | null)[] = [null, null];
     sets.onDestroy(() => delayLines.forEach((p) => p?.kill("SIGKILL")));
     const lanPorts = async (n: 1 | 2, state: "up" | "down") => {
@@ -153,6 +203,7 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string }): Prom
       sbcs,
       servers,
       dir: o.dir,
+      dhcp,
       cut: (n) => wanLink(n, "down"),
       restore: (n) => wanLink(n, "up"),
       lossy: async (n, percent) => {
@@ -200,6 +251,13 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string }): Prom
     await sets.destroy();
     throw err;
   }
+}
+
+/** The LANs on which `ns` has an IPv6 default route and a usable global address of that router's prefix. */
+export async function ipv6Ready(ns: Netns): Promise<string[]> {
+  const routes = JSON.parse((await ns.ip("-j", "-6", "route", "show", "default")) || "[]") as { dev: string }[];
+  const addrs = JSON.parse(await ns.ip("-j", "-6", "addr", "show", "scope", "global")) as { ifname: string; addr_info: { local?: string; tentative?: boolean }[] }[];
+  return routes.map((r) => r.dev).filter((dev, i, all) => all.indexOf(dev) === i && addrs.some((a) => a.ifname === dev && a.addr_info.some((x) => x.local && !x.tentative)));
 }
 
 /** The interface a new connection from `ns` to the edge leaves through. */

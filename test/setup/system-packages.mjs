@@ -12,7 +12,8 @@ export const PACKAGES = {
   python3: "the lab's slow uplink (delay line)",
   ethtool: "the lab's slow uplink (delay line)",
   "network-manager": "the nmcli server in the lab",
-  "dnsmasq-base": "the nmcli server in the lab",
+  "dnsmasq-base": "DHCP in the lab, the nmcli server",
+  busybox: "the lab's plain DHCP client (udhcpc)",
   chromium: "the status page in a browser",
   faketime: "an agent with a skewed clock",
 };

@@ -184,11 +184,12 @@ export class Agent {
     if (!this.switcher) return;
     try {
       const readAt = this.now();
-      const r = await this.switcher.routedUplink();
-      if (r !== this.routedUplink) this.o.log.info("host default route", { routedUplink: r });
+      const routed = await this.switcher.routed();
+      const r = routed.ipv4;
+      if (r !== this.routedUplink) this.o.log.info("host default route", { routedUplink: r, routedUplink6: routed.ipv6 });
       this.routedUplink = r;
       if (this.status) this.status.routedUplink = r;
-      if (this.config.switch.backend !== "none") this.applier?.observeRoutes(r, readAt);
+      if (this.config.switch.backend !== "none") this.applier?.observeRoutes(routed, readAt);
     } catch (err) {
       this.o.log.warn("cannot read the host's default route", { error: describeError(err) });
     }

@@ -3,12 +3,12 @@
 import type { Directive } from "../../../shared/src/index.ts";
 import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
-import { initialState, step, type Effect, type ReconcilerEvent, type ReconcilerState } from "./reconciler.ts";
+import { initialState, step, type Effect, type ReconcilerEvent, type ReconcilerState, type RoutedUplinks } from "./reconciler.ts";
 
 /** What the host module provides (agent/src/host): the route switcher and the tunnel restarter. */
 // The signal aborts at shutdown: each step is safe to stop between (the next start resumes).
 export interface Switcher {
-  routedUplink(): Promise<string | null>;
+  routed(): Promise<RoutedUplinks>;
   apply(uplinkId: string, edgeAddress: string, signal: AbortSignal): Promise<{ changed: boolean }>;
 }
 export interface TunnelRestarter {
@@ -65,9 +65,9 @@ export class DirectiveApplier {
    * directive is re-applied. A read begun before the last operation ended may show the routes
    * that operation replaced: it is ignored, not taken for a drift.
    */
-  observeRoutes(routedUplink: string | null, readAt: number): void {
+  observeRoutes(routed: RoutedUplinks, readAt: number): void {
     if (readAt < this.settledAt) return;
-    this.dispatch({ kind: "routes", routedUplink });
+    this.dispatch({ kind: "routes", routed });
   }
 
   /**

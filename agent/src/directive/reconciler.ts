@@ -2,6 +2,16 @@
 // (state, event, now) → (state, effects). The adapter performs the effects and feeds back results.
 import type { Directive } from "../../../shared/src/index.ts";
 
+/** Where the host's default routes lead now: IPv4's uplink, IPv6's, and which uplinks have IPv6 at all. */
+export interface RoutedUplinks {
+  ipv4: string | null;
+  ipv6: string | null;
+  withIpv6: string[];
+}
+
+/** The routes left the directive: IPv4 elsewhere, or IPv6 elsewhere while the active uplink has IPv6. */
+export const drifted = (r: RoutedUplinks, active: string) => r.ipv4 !== active || (r.withIpv6.includes(active) && r.ipv6 !== active);
+
 export interface ReconcilerState {
   /** The newest directive heard from any channel. */
   directive: Directive | null;
@@ -18,7 +28,7 @@ export interface ReconcilerState {
    * The host's routes left the applied directive (a DHCP renewal, a profile brought up, a hand
    * edit): since when, and which uplink they led to. Cleared when a re-apply puts them back.
    */
-  drift: { since: number; routedUplink: string | null } | null;
+  drift: { since: number; routed: RoutedUplinks } | null;
 }
 
 export type ReconcilerEvent =
@@ -27,8 +37,8 @@ export type ReconcilerEvent =
   | { kind: "apply-failed"; generation: number; error: string }
   | { kind: "tunnels-restarted"; generation: number }
   | { kind: "tunnels-failed"; generation: number; error: string }
-  /** The host's routes were read: the uplink its default route now leads to. */
-  | { kind: "routes"; routedUplink: string | null }
+  /** The host's routes were read. */
+  | { kind: "routes"; routed: RoutedUplinks }
   /** Time passed: a due retry may start. */
   | { kind: "tick" };
 
@@ -41,7 +51,7 @@ export type Effect =
   | { kind: "wake"; at: number }
   | { kind: "log"; level: "info" | "warn"; msg: string; fields: Record<string, unknown> }
   /** The routes drifted from the directive and a re-apply put them back: worth telling the edge. */
-  | { kind: "drift-repaired"; at: number; routedUplink: string | null; activeUplink: string; repairedInMs: number };
+  | { kind: "drift-repaired"; at: number; routed: RoutedUplinks; activeUplink: string; repairedInMs: number };
 
 export interface ReconcilerOptions {
   /** Delay before retry number `attempt` (0-based) of a failed operation. */
@@ -85,8 +95,8 @@ export function step(state: ReconcilerState, event: ReconcilerEvent, now: number
     case "applied":
       if (s.busy?.op !== "apply" || s.busy.generation !== event.generation) break;
       if (s.drift && s.directive) {
-        const repaired = { at: s.drift.since, routedUplink: s.drift.routedUplink, activeUplink: s.directive.activeUplink, repairedInMs: now - s.drift.since };
-        effects.push({ kind: "log", level: "info", msg: "route drift repaired", fields: { ...repaired } }, { kind: "drift-repaired", ...repaired });
+        const repaired = { at: s.drift.since, routed: s.drift.routed, activeUplink: s.directive.activeUplink, repairedInMs: now - s.drift.since };
+        effects.push({ kind: "log", level: "info", msg: "route drift repaired", fields: { at: repaired.at, routedUplink: repaired.routed.ipv4, routedUplink6: repaired.routed.ipv6, activeUplink: repaired.activeUplink, repairedInMs: repaired.repairedInMs } }, { kind: "drift-repaired", ...repaired });
       } else effects.push({ kind: "log", level: "info", msg: "directive applied", fields: { generation: event.generation } });
       s = { ...s, busy: null, failures: 0, retryAt: null, lastError: null, drift: null, appliedGeneration: Math.max(event.generation, s.appliedGeneration ?? -1) };
       effects.push({ kind: "persist" });
@@ -95,9 +105,9 @@ export function step(state: ReconcilerState, event: ReconcilerEvent, now: number
       // Level-triggered: only a host that holds the current directive can drift from it; while a
       // switch is under way or owed, the routes are expected to differ.
       const d = s.directive;
-      if (!d || s.busy || behind(s.appliedGeneration, d.generation) || s.drift || event.routedUplink === d.activeUplink) break;
-      s = { ...s, drift: { since: now, routedUplink: event.routedUplink } };
-      effects.push({ kind: "log", level: "warn", msg: "route drift: the host's default route left the directive; re-applying", fields: { generation: d.generation, activeUplink: d.activeUplink, routedUplink: event.routedUplink } });
+      if (!d || s.busy || behind(s.appliedGeneration, d.generation) || s.drift || !drifted(event.routed, d.activeUplink)) break;
+      s = { ...s, drift: { since: now, routed: event.routed } };
+      effects.push({ kind: "log", level: "warn", msg: "route drift: the host's default route left the directive; re-applying", fields: { generation: d.generation, activeUplink: d.activeUplink, routedUplink: event.routed.ipv4, routedUplink6: event.routed.ipv6 } });
       break;
     }
     case "tunnels-restarted":

@@ -12,8 +12,11 @@ const Route = z.looseObject({
   protocol: z.string().optional(),
   scope: z.string().optional(),
   flags: z.array(z.string()).optional(),
+  /** Seconds left, on a route a router advertisement installed (IPv6). */
+  expires: z.number().optional(),
 });
 export type Route = z.infer<typeof Route>;
+export type Family = 4 | 6;
 
 const Rule = z.looseObject({
   priority: z.number(),
@@ -36,14 +39,14 @@ async function json<T>(argv: string[], schema: z.ZodType<T>): Promise<T> {
   return parsed.data;
 }
 
-/** IPv4 routes of one table (main by default). */
-export function routes(table: number | "main" = "main"): Promise<Route[]> {
-  return json(["ip", "-j", "-4", "route", "show", "table", String(table)], z.array(Route));
+/** Routes of one table (main by default), IPv4 unless asked for IPv6. */
+export function routes(table: number | "main" = "main", family: Family = 4): Promise<Route[]> {
+  return json(["ip", "-j", `-${family}`, "route", "show", "table", String(table)], z.array(Route));
 }
 
-/** IPv4 default routes of one table, lowest metric first (the one the kernel uses). */
-export async function defaultRoutes(table: number | "main" = "main"): Promise<Route[]> {
-  const all = await routes(table);
+/** Default routes of one table, lowest metric first (the one the kernel uses). */
+export async function defaultRoutes(table: number | "main" = "main", family: Family = 4): Promise<Route[]> {
+  const all = await routes(table, family);
   return all.filter((r) => r.dst === "default").sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0));
 }
 

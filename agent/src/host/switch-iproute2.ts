@@ -1,12 +1,25 @@
-// iproute2 backend: rewrites the main table's default routes so the active uplink's has the
-// lowest metric. For hosts without NetworkManager; a DHCP client that re-adds its own default
-// route on renewal is undone again by the agent's drift repair (it watches the routes).
+// iproute2 backend: rewrites the main table's default routes, IPv4 and IPv6, so the active
+// uplink's have the lowest metric. For hosts without NetworkManager; a DHCP client that re-adds
+// its own default route on renewal is undone again by the agent's drift repair (it watches the
+// routes).
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import type { UplinkConfig } from "../config/schema.ts";
 import type { UplinkRoute } from "../daemon/host-port.ts";
 import { defaultRoutes, ip } from "./ip.ts";
 import { desiredMetric, planDefaultRoutes, type RouteTarget } from "./metrics.ts";
 
 export async function applyWithIproute2(uplinks: readonly UplinkConfig[], learned: Map<string, UplinkRoute>, activeId: string, signal: AbortSignal): Promise<boolean> {
+  advertisedRouteMetrics(uplinks, activeId);
+  const plan = [...(await planIpv4(uplinks, learned, activeId)), ...(await planIpv6(uplinks, activeId))];
+  // Stopping between steps is safe: each plan adds before it deletes.
+  for (const argv of plan) {
+    signal.throwIfAborted();
+    await ip(...argv);
+  }
+  return plan.length > 0;
+}
+
+async function planIpv4(uplinks: readonly UplinkConfig[], learned: Map<string, UplinkRoute>, activeId: string): Promise<string[][]> {
   const current = await defaultRoutes("main");
   const targets: RouteTarget[] = [];
   for (const [i, u] of uplinks.entries()) {
@@ -17,11 +30,36 @@ export async function applyWithIproute2(uplinks: readonly UplinkConfig[], learne
     }
     targets.push({ uplink: u.id, dev: u.interface, gateway, metric: desiredMetric(uplinks, u.id, activeId) });
   }
-  const plan = planDefaultRoutes(current, targets);
-  // Stopping between steps is safe: the plan adds before it deletes.
-  for (const argv of plan) {
-    signal.throwIfAborted();
-    await ip(...argv);
+  return planDefaultRoutes(current, targets);
+}
+
+/**
+ * IPv6 default routes come from each router's advertisements (link-local gateways, an expiry the
+ * next advertisement renews). Each keeps its gateway and expiry and takes the uplink's metric; an
+ * uplink without IPv6 is left alone, so a host with IPv6 on one uplink only keeps it.
+ */
+async function planIpv6(uplinks: readonly UplinkConfig[], activeId: string): Promise<string[][]> {
+  const current = await defaultRoutes("main", 6);
+  const targets: RouteTarget[] = [];
+  for (const u of uplinks) {
+    const r = current.find((r) => r.dev === u.interface && r.gateway);
+    if (!r) continue;
+    const keep = r.protocol === "ra" && r.expires !== undefined ? ["proto", "ra", "expires", String(Math.max(1, Math.round(r.expires)))] : [];
+    targets.push({ uplink: u.id, dev: u.interface, gateway: r.gateway!, metric: desiredMetric(uplinks, u.id, activeId), keep });
   }
-  return plan.length > 0;
+  return planDefaultRoutes(current, targets, 6);
+}
+
+/**
+ * The metric the kernel gives the default route of each interface's next router advertisement
+ * (`ra_defrtr_metric`): the same as the switch, so an advertisement renews the route it finds
+ * instead of adding one at the kernel's 1024.
+ */
+function advertisedRouteMetrics(uplinks: readonly UplinkConfig[], activeId: string): void {
+  for (const u of uplinks) {
+    const file = `/proc/sys/net/ipv6/conf/${u.interface}/ra_defrtr_metric`;
+    if (!existsSync(file)) continue; // no IPv6 on it, or a kernel older than 5.16
+    const want = String(desiredMetric(uplinks, u.id, activeId));
+    if (readFileSync(file, "utf8").trim() !== want) writeFileSync(file, want);
+  }
 }

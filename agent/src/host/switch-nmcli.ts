@@ -1,4 +1,4 @@
-// nmcli backend (the white paper's tool): sets `ipv4.route-metric` on each uplink's connection
+// nmcli backend (the white paper's tool): sets `ipv4.route-metric` and `ipv6.route-metric` on each uplink's connection
 // profile so the active one is lowest, then `nmcli device reapply` so the running device takes it
 // without a reconnect. The profile is persistent: a reboot keeps the last directive's order.
 import type { UplinkConfig } from "../config/schema.ts";
@@ -10,20 +10,25 @@ import { desiredMetric } from "./metrics.ts";
 
 export async function applyWithNmcli(uplinks: readonly UplinkConfig[], activeId: string, log: Logger, signal: AbortSignal): Promise<boolean> {
   const nmcli = (...args: string[]) => run(["nmcli", ...args], { timeoutMs: 10_000, signal });
-  const kernel = await defaultRoutes("main");
+  const [kernel4, kernel6] = await Promise.all([defaultRoutes("main"), defaultRoutes("main", 6)]);
+  // Right when each family's default route on the interface (if it has one) already has the metric.
+  const routedRight = (dev: string, want: number) =>
+    kernel4.find((r) => r.dev === dev)?.metric === want && [kernel6.find((r) => r.dev === dev)].every((r) => r === undefined || r.metric === want);
   // Active first: lowering its metric never leaves the host without a default route.
   const ordered = [...uplinks].sort((a, b) => Number(b.id === activeId) - Number(a.id === activeId));
   let changed = false;
   for (const u of ordered) {
     const want = desiredMetric(uplinks, u.id, activeId);
     const connection = u.connection!; // the config schema requires it for this backend
-    if (kernel.find((r) => r.dev === u.interface)?.metric === want) {
+    // One metric for both families: IPv6 leaves through the same uplink as IPv4.
+    const metrics = ["ipv4.route-metric", String(want), "ipv6.route-metric", String(want)];
+    if (routedRight(u.interface, want)) {
       // Already routed right; make sure the profile agrees, so a reboot or reconnect keeps it.
-      const profile = Number((await nmcli("-g", "ipv4.route-metric", "connection", "show", connection)).trim());
-      if (profile !== want) await nmcli("connection", "modify", connection, "ipv4.route-metric", String(want));
+      const profile = (await nmcli("-g", "ipv4.route-metric,ipv6.route-metric", "connection", "show", connection)).trim().split("\n").map(Number);
+      if (profile.some((m) => m !== want)) await nmcli("connection", "modify", connection, ...metrics);
       continue;
     }
-    await nmcli("connection", "modify", connection, "ipv4.route-metric", String(want));
+    await nmcli("connection", "modify", connection, ...metrics);
     changed = true;
     try {
       await nmcli("device", "reapply", u.interface);

@@ -15,9 +15,10 @@ export function createSwitcher(config: AgentConfig, learned: Map<string, UplinkR
   const { uplinks } = config;
   const backend = config.switch.backend;
   return {
-    async routedUplink() {
-      const dev = (await defaultRoutes("main"))[0]?.dev;
-      return uplinks.find((u) => u.interface === dev)?.id ?? null;
+    async routed() {
+      const [v4, v6] = await Promise.all([defaultRoutes("main"), defaultRoutes("main", 6)]);
+      const uplinkOn = (dev: string | undefined) => uplinks.find((u) => u.interface === dev)?.id ?? null;
+      return { ipv4: uplinkOn(v4[0]?.dev), ipv6: uplinkOn(v6[0]?.dev), withIpv6: uplinks.filter((u) => v6.some((r) => r.dev === u.interface)).map((u) => u.id) };
     },
     async apply(activeId, edgeAddress, signal) {
       const u = uplinks.find((x) => x.id === activeId);
