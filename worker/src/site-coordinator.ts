@@ -20,6 +20,10 @@ import {
   HEADER_SIG,
   HEADER_TS,
   HEADER_UPLINK,
+  HEADER_NOW,
+  CLOSE_REPLACED,
+  CLOSE_REVOKED,
+  connectBody,
   type EnrollRequest,
   type LiveMessage,
   type OverrideRequest,
@@ -75,9 +79,6 @@ const RATE_BURST = 20;
  * was signed moments before it: the margin lets it through.)
  */
 export const WAKE_REPLAY_MARGIN_MS = 5_000;
-/** WebSocket close code for a revoked agent. */
-export const CLOSE_REVOKED = 4401;
-const CLOSE_REPLACED = 4409;
 /** Socket tag of status pages; "#" keeps it apart from every agent id. */
 const VIEWER_TAG = "#viewer";
 /** Status pages get state at most this often when nothing was recorded (changes go at once). */
@@ -399,12 +400,12 @@ export class SiteCoordinator extends DurableObject<Env> {
     const ts = Number(request.headers.get(HEADER_TS));
     const sig = request.headers.get(HEADER_SIG) ?? "";
     const now = Date.now();
-    const refuse = (r: { failure: Failure }) => failureResponse(r.failure, { "x-wanwatch-now": String(now) });
+    const refuse = (r: { failure: Failure }) => failureResponse(r.failure, { [HEADER_NOW]: String(now) });
     const found = this.requireSite(site);
     if (!found.ok) return refuse(found);
     if (!found.value.uplinks.some((u) => u.id === uplink))
       return refuse(fail(400, "unknown_uplink", `header ${HEADER_UPLINK}: no uplink "${uplink}" in the site config`));
-    const auth = await this.authenticate(agentId, ts, sig, `connect ${uplink}`, now);
+    const auth = await this.authenticate(agentId, ts, sig, connectBody(uplink), now);
     if (!auth.ok) return refuse(auth);
     const agent = auth.value.agent;
     if (agent.row.uplink && agent.row.uplink !== uplink)
@@ -422,7 +423,7 @@ export class SiteCoordinator extends DurableObject<Env> {
       asn: Number(request.headers.get("x-wanwatch-client-asn")) || null,
     };
     server.serializeAttachment(tag);
-    return new Response(null, { status: 101, webSocket: pair[0], headers: { "x-wanwatch-now": String(now) } });
+    return new Response(null, { status: 101, webSocket: pair[0], headers: { [HEADER_NOW]: String(now) } });
   }
 
   private acceptViewer(site: string): Response {

@@ -7,6 +7,7 @@ import {
   EnrollRequest,
   EventsQuery,
   HEADER_AGENT,
+  HEADER_NOW,
   HEADER_SIG,
   HEADER_TS,
   MAX_HEARTBEAT_BYTES,
@@ -110,7 +111,7 @@ app.get("/v1/sites/:site/metrics", viewer, async (c) => {
 
 // ---- agents (authenticated by their signatures, inside the site's object) --------------------
 app.post("/v1/sites/:site/heartbeat", async (c) => {
-  const now = () => ({ "x-wanwatch-now": String(Date.now()) });
+  const now = () => ({ [HEADER_NOW]: String(Date.now()) });
   const s = site(c);
   const agent = parseWith(AgentId, c.req.header(HEADER_AGENT) ?? "", HEADER_AGENT);
   const ts = Number(c.req.header(HEADER_TS));
