@@ -53,8 +53,7 @@ import {
 } from "./engine/decision.ts";
 import { planTunnels, restartFor, tunnelDeadline, type ServerView, type TunnelEffect, type TunnelPlan } from "./engine/tunnels.ts";
 import type { Env } from "./env.ts";
-import { fail, ok, type Failure, type Result } from "./failure.ts";
-import { failureResponse } from "./http/respond.ts";
+import { fail, failureResponse, ok, type Failure, type Result } from "./failure.ts";
 import { renderMetrics } from "./metrics.ts";
 import { deliver } from "./notify/deliver.ts";
 import { notificationsFor } from "./notify/notification.ts";
@@ -867,7 +866,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     this.delivering = true;
     try {
       const due = this.store.dueNotifications(now, NOTIFY_BATCH);
-      const results = await Promise.all(due.map((row) => deliver(row, this.site!, this.env)));
+      const results = await Promise.all(due.map((row) => deliver(row, this.site!, Number(this.env.NOTIFY_RETRY_BASE_MS) || 5_000)));
       const done = Date.now();
       this.store.transaction(() => {
         for (const r of results) r.settled ? this.store.settleNotification(r.row, done) : this.store.retryNotification(r.row, r.retryAt!);

@@ -16,13 +16,13 @@ import {
   SiteConfig,
 } from "../../../shared/src/index.ts";
 import type { Env } from "../env.ts";
-import { fail, type Failure } from "../failure.ts";
+import { fail, failureResponse, type Failure } from "../failure.ts";
 import { authorizeAdmin, authorizeViewer } from "./auth.ts";
 import { siteIndex } from "../site-index.ts";
 import { parseWith, readText } from "./body.ts";
 import { pages } from "./pages.ts";
 import { Refused, body, crossOrigin, isWebSocketUpgrade, naming, param, site, siteStub, type C } from "./request.ts";
-import { failureResponse, resultResponse } from "./respond.ts";
+import { resultResponse } from "./respond.ts";
 
 const app = new Hono<{ Bindings: Env }>();
 

@@ -1,7 +1,6 @@
 // Sends one queued notification and says what should become of it: the only place the edge
 // talks to the outside world.
 import { backoffDelay } from "../../../shared/src/backoff.ts";
-import type { Env } from "../env.ts";
 import type { NewEvent, OutboxRow } from "../store.ts";
 import { describeTarget, outcomeOf, request, subjectOf, type SendOutcome } from "./notification.ts";
 
@@ -30,7 +29,8 @@ async function send(url: string, headers: Record<string, string>, body: string):
   }
 }
 
-export async function deliver(row: OutboxRow, site: string, env: Env): Promise<DeliveryResult> {
+/** `retryBaseMs`: the first retry delay; later ones grow from it. */
+export async function deliver(row: OutboxRow, site: string, retryBaseMs: number): Promise<DeliveryResult> {
   const subject = subjectOf(row.event)!;
   const req = request(row.target.kind, { id: `${site}:${row.event.seq}`, site, subject, event: row.event, replaced: row.replaced });
   const outcome = await send(row.target.url, req.headers, req.body);
@@ -46,6 +46,5 @@ export async function deliver(row: OutboxRow, site: string, env: Env): Promise<D
       retryAt: null,
       event: { kind: "notify-failed", message: `could not notify ${target} of ${subject.trigger}: ${outcome.error}${outcome.retry ? `, gave up after ${attempt} attempts` : ", not retried"}`, data: { ...data, delivered: false, error: outcome.error } },
     };
-  const baseMs = Number(env.NOTIFY_RETRY_BASE_MS) || 5_000;
-  return { row, settled: false, retryAt: Date.now() + backoffDelay(row.attempts, { baseMs, maxMs: 3_600_000, factor: 3, jitter: 0.2 }), event: null };
+  return { row, settled: false, retryAt: Date.now() + backoffDelay(row.attempts, { baseMs: retryBaseMs, maxMs: 3_600_000, factor: 3, jitter: 0.2 }), event: null };
 }
