@@ -19,6 +19,7 @@ import type { Env } from "../env.ts";
 import { fail, failureResponse, type Failure } from "../failure.ts";
 import { authorizeAdmin, authorizeViewer } from "./auth.ts";
 import { siteIndex } from "../site-index.ts";
+import { FORWARDED } from "../site/channel.ts";
 import { parseWith, readText } from "./body.ts";
 import { pages } from "./pages.ts";
 import { Refused, body, crossOrigin, isWebSocketUpgrade, naming, param, site, siteStub, type C } from "./request.ts";
@@ -89,7 +90,7 @@ app.get("/v1/sites/:site/live", viewer, async (c) => {
   // The session cookie rides along on any WebSocket a page opens: only this edge's pages may.
   if (crossOrigin(c)) return failureResponse({ status: 403, code: "cross_origin", message: "live status is served to this edge's own pages only" });
   if (!isWebSocketUpgrade(c)) return failureResponse({ status: 426, code: "upgrade_required", message: "this endpoint speaks WebSocket only" });
-  const headers = new Headers({ upgrade: "websocket", "x-wanwatch-site": s.id });
+  const headers = new Headers({ upgrade: "websocket", [FORWARDED.site]: s.id });
   return s.stub.fetch(new Request(c.req.raw.url, { method: "GET", headers }));
 });
 app.get("/v1/sites/:site/status", viewer, async (c) => {
@@ -135,10 +136,10 @@ app.get("/v1/sites/:site/agents/:agent/connect", async (c) => {
     return failureResponse({ status: 426, code: "upgrade_required", message: "this endpoint speaks WebSocket only" });
   const headers = new Headers(c.req.raw.headers);
   const seen = seenBy(c);
-  headers.set("x-wanwatch-site", s.id);
-  headers.set("x-wanwatch-agent-id", agent);
-  headers.set("x-wanwatch-client-ip", seen.ip ?? "");
-  headers.set("x-wanwatch-client-asn", seen.asn === null ? "" : String(seen.asn));
+  headers.set(FORWARDED.site, s.id);
+  headers.set(FORWARDED.agent, agent);
+  headers.set(FORWARDED.clientIp, seen.ip ?? "");
+  headers.set(FORWARDED.clientAsn, seen.asn === null ? "" : String(seen.asn));
   return s.stub.fetch(new Request(c.req.raw.url, { method: "GET", headers }));
 });
 

@@ -1,7 +1,8 @@
 // Sends one queued notification and says what should become of it: the only place the edge
 // talks to the outside world.
 import { backoffDelay } from "../../../shared/src/backoff.ts";
-import type { NewEvent, OutboxRow } from "../store.ts";
+import type { EventOf } from "../site/events.ts";
+import type { OutboxRow } from "../store.ts";
 import { describeTarget, outcomeOf, request, subjectOf, type SendOutcome } from "./notification.ts";
 
 /** Attempts before giving up: with the default 5 s base growing ×3 to 1 h, about 3½ hours. */
@@ -14,7 +15,7 @@ export interface DeliveryResult {
   settled: boolean;
   retryAt: number | null;
   /** What the event log records: the outcome once settled, nothing for a retry. */
-  event: Omit<NewEvent, "at"> | null;
+  event: Omit<EventOf<"notify">, "at"> | Omit<EventOf<"notify-failed">, "at"> | null;
 }
 
 async function send(url: string, headers: Record<string, string>, body: string): Promise<SendOutcome> {
