@@ -2,35 +2,26 @@
 // and tells every agent. A shell that wires the rooms in site/: SQLite holds what must survive,
 // memory holds liveness (rebuilt on wake).
 import { DurableObject } from "cloudflare:workers";
-import {
-  EdgeMessage,
-  CLOSE_REVOKED,
-  type EnrollRequest,
-  type OverrideRequest,
-  type RotateRequest,
-  type RotateResponse,
-  type SiteConfig,
-  type SiteEvent,
-  type SiteStatus,
-  type SiteSummary,
-} from "../../shared/src/index.ts";
+import { CLOSE_REVOKED, EdgeMessage, type EnrollRequest, type OverrideRequest, type RotateRequest } from "../../shared/src/index.ts";
+import type { RotateResponse, SiteConfig, SiteEvent, SiteStatus, SiteSummary } from "../../shared/src/index.ts";
 import type { Observed } from "./attribution.ts";
-import { initialState, reshapedState, restoredState, type DecisionEvent } from "./engine/decision.ts";
+import type { DecisionEvent } from "./engine/decision.ts";
 import type { Env } from "./env.ts";
-import { fail, failureResponse, ok, type Failure, type Result } from "./failure.ts";
+import { fail, failureResponse, ok, type Result } from "./failure.ts";
 import { renderMetrics } from "./metrics.ts";
 import { notificationsFor } from "./notify/notification.ts";
 import { AlarmClock } from "./site/alarm.ts";
-import { Authenticator, type Authenticated, type SignedMessage } from "./site/auth.ts";
+import { Authenticator, type SignedMessage } from "./site/auth.ts";
 import { FORWARDED, acceptChannel, frameError, parseFrame } from "./site/channel.ts";
 import { Checkpoint } from "./site/checkpoint.ts";
-import { siteDeadlines, type ConfiguredSite } from "./site/configured.ts";
-import { pushDirectives, restartingTunnels, signedDirective, type SignedReply } from "./site/directives.ts";
+import { configured, loadSite, siteDeadlines, type ConfiguredSite } from "./site/configured.ts";
+import { pushDirectives, signedDirective, type SignedReply } from "./site/directives.ts";
 import type { NewEvent } from "./site/events.ts";
-import { absorb, parseHeartbeat } from "./site/ingest.ts";
+import { Intake, type Received } from "./site/intake.ts";
 import { Observations } from "./site/observations.ts";
 import { Outbox } from "./site/outbox.ts";
-import { AgentRegistry, rejectionWorthRecording } from "./site/registry.ts";
+import { describeOverride } from "./site/narrate.ts";
+import { AgentRegistry } from "./site/registry.ts";
 import { Sockets, attachmentOf, closeQuietly } from "./site/sockets.ts";
 import { transition } from "./site/transition.ts";
 import { ViewersHub } from "./site/viewers.ts";
@@ -43,32 +34,25 @@ export interface HeartbeatRequest extends SignedMessage {
 }
 
 export class SiteCoordinator extends DurableObject<Env> {
-  private readonly store: SiteStore;
-  private readonly sockets: Sockets;
-  private readonly registry: AgentRegistry;
-  private readonly auth: Authenticator;
-  private readonly observations: Observations;
-  private readonly viewers: ViewersHub;
-  private readonly outbox: Outbox;
-  private readonly checkpoint: Checkpoint;
-  private readonly alarmClock: AlarmClock;
+  // The rooms; ctx and env are set by the base constructor, which runs before these.
+  private readonly store = new SiteStore(this.ctx.storage);
+  private readonly sockets = new Sockets(this.ctx);
+  private readonly registry = new AgentRegistry(this.store, this.sockets);
+  private readonly auth = new Authenticator(this.registry, Number(this.env.AGENT_RATE_FACTOR ?? 1) || 1);
+  private readonly observations = new Observations(this.store);
+  private readonly intake = new Intake(this.auth, this.registry, this.observations);
+  private readonly viewers = new ViewersHub(this.sockets, this.store);
+  private readonly outbox = new Outbox(this.store, Number(this.env.NOTIFY_RETRY_BASE_MS) || 5_000);
+  private readonly checkpoint = new Checkpoint(this.store, this.registry, this.observations);
+  /** Billable work since the object woke, besides SQLite rows (the store counts those). */
+  private readonly usage = { alarmsSet: 0, alarmRuns: 0, webSocketMessages: 0 };
+  private readonly alarmClock = new AlarmClock(this.ctx.storage, this.usage);
   private site: ConfiguredSite | null = null;
   /** When the object woke: agents' last-seen times are only checkpoints until a while after. */
   private wokeAt = 0;
-  /** Billable work since the object woke, besides SQLite rows (the store counts those). */
-  private readonly usage = { alarmsSet: 0, alarmRuns: 0, webSocketMessages: 0 };
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.store = new SiteStore(ctx.storage);
-    this.sockets = new Sockets(ctx);
-    this.registry = new AgentRegistry(this.store, this.sockets);
-    this.auth = new Authenticator(this.registry, Number(env.AGENT_RATE_FACTOR ?? 1) || 1);
-    this.observations = new Observations(this.store);
-    this.viewers = new ViewersHub(this.sockets, this.store);
-    this.outbox = new Outbox(this.store, Number(env.NOTIFY_RETRY_BASE_MS) || 5_000);
-    this.checkpoint = new Checkpoint(this.store, this.registry, this.observations);
-    this.alarmClock = new AlarmClock(ctx.storage, this.usage);
     // Every entry point (fetch, RPC, webSocketMessage, alarm) may be the first after a wake.
     void ctx.blockConcurrencyWhile(() => this.load());
   }
@@ -87,13 +71,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     this.store.loadNewestSeq();
     this.viewers.load();
     this.outbox.load();
-    const id = this.store.site();
-    const config = this.store.config();
-    if (id !== null && config) {
-      const saved = this.store.decision();
-      const decision = saved ? restoredState(saved, config, now) : initialState(config, now);
-      this.site = { id, config, decision, plan: this.store.tunnelPlan() };
-    }
+    this.site = loadSite(this.store, now);
     await this.schedule(now);
   }
 
@@ -107,17 +85,15 @@ export class SiteCoordinator extends DurableObject<Env> {
   async putConfig(id: string, config: SiteConfig): Promise<Result<SiteConfig>> {
     const now = Date.now();
     const ids = new Set(config.uplinks.map((u) => u.id));
-    for (const { row } of this.registry.all())
-      if (row.uplink && !ids.has(row.uplink))
-        return fail(409, "uplink_in_use", `probe "${row.id}" sits behind uplink "${row.uplink}", which this config removes: revoke it first`);
+    const inUse = this.registry.probeBehindAny(ids);
+    if (inUse) return inUse;
     const replaced = this.site !== null;
     if (!replaced) this.store.migrate();
-    const decision = this.site ? reshapedState(this.site.decision, config, now) : initialState(config, now);
-    const site: ConfiguredSite = { id, config, decision, plan: this.site?.plan ?? null };
+    const site = configured(this.site, id, config, now);
     this.site = site;
     this.store.transaction(() => {
       this.store.saveSite(id, config);
-      this.store.saveDecision(decision);
+      this.store.saveDecision(site.decision);
       this.store.appendEvents([{ at: now, kind: "config", message: replaced ? "site config replaced" : "site created", data: { uplinks: [...ids] } }]);
     });
     await this.advance(site, { kind: "tick" }, now);
@@ -134,7 +110,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     if (!found.ok) return found;
     const now = Date.now();
     const r = await this.registry.enroll(found.value, req, now);
-    if (r.ok) this.viewers.push(now, () => this.statusNow(found.value, now));
+    if (r.ok) this.pushViewers(found.value, now);
     return r;
   }
 
@@ -145,7 +121,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     if (!r.ok) return r;
     const now = Date.now();
     await this.schedule(now);
-    this.viewers.push(now, () => this.statusNow(found.value, now));
+    this.pushViewers(found.value, now);
     return r;
   }
 
@@ -166,11 +142,8 @@ export class SiteCoordinator extends DurableObject<Env> {
       return fail(400, "validation_failed", "invalid override", [{ path: "uplink", message: `no uplink "${req.uplink}" in the site config` }]);
     const now = Date.now();
     const until = now + req.forSeconds * 1000;
-    const down = site.decision.uplinks[req.uplink]?.state !== "up";
-    const message = `override: ${req.uplink} pinned for ${req.forSeconds} s (${req.reason})${down ? ` although ${req.uplink} is not up` : ""}`;
-    await this.advance(site, { kind: "override-set", override: { uplink: req.uplink, until, reason: req.reason } }, now, [
-      { at: now, kind: "override-set", message, data: { uplink: req.uplink, until, reason: req.reason } },
-    ]);
+    const override = { uplink: req.uplink, until, reason: req.reason };
+    await this.advance(site, { kind: "override-set", override }, now, [describeOverride(override, req.forSeconds, site.decision, now)]);
     return ok(this.statusNow(site, now));
   }
 
@@ -255,7 +228,7 @@ export class SiteCoordinator extends DurableObject<Env> {
         for (const a of this.registry.all()) this.registry.expireRotation(a, now);
         await this.advance(site, { kind: "tick" }, now);
         this.checkpoint.run(now);
-        if (await this.outbox.deliverDue(site.id, now)) this.viewers.push(Date.now(), () => this.statusNow(site, Date.now()));
+        if (await this.outbox.deliverDue(site.id, now)) this.pushViewers(site, Date.now());
       }
       this.auth.prune(now);
     } catch (err) {
@@ -276,37 +249,15 @@ export class SiteCoordinator extends DurableObject<Env> {
     return ok(this.statusNow(found.value, now));
   }
 
-  /** Authenticates a heartbeat, folds it into its agent and uplink, and runs the site on it. */
-  private async ingest(site: ConfiguredSite, m: SignedMessage, seen: Observed, channelUplink: string | null, now: number): Promise<Result<Authenticated & { seq: number }>> {
-    const auth = await this.auth.authenticate(site, m, now);
-    if (!auth.ok) return this.rejected(site, m.agent, auth, now);
-    const { agent } = auth.value;
-    const parsed = parseHeartbeat(m.body, site.config, agent.row, channelUplink);
-    if (!parsed.ok) return this.rejected(site, m.agent, parsed, now);
-    const hb = parsed.value;
-    const probe = agent.row.role === "probe";
-    const { evidenceFor, misroutedVia } = probe ? { evidenceFor: hb.uplink, misroutedVia: null } : this.observations.attribute(hb.uplink, seen);
-    if (probe) this.observations.learn(hb.uplink, seen, { rttMs: hb.rttEdgeMs ?? null, gatewayRttMs: hb.rttGatewayMs ?? null, path: hb.path ?? null }, now);
-    if (evidenceFor) this.observations.noteEvidence(evidenceFor, seen);
-    const absorbed = absorb(agent.row, hb, misroutedVia, seen, (runtime) => restartingTunnels(site, { ...agent.row, runtime }), now);
-    this.registry.heard(agent, absorbed.runtime, absorbed.persist);
-    // Only a probe's view of its path judges the uplink's quality: it sits behind that uplink alone.
-    await this.advance(site, evidenceFor ? { kind: "heartbeat", uplink: evidenceFor, path: probe ? hb.path : null } : { kind: "tick" }, now, absorbed.events);
-    return ok({ ...auth.value, seq: hb.seq });
-  }
-
-  /**
-   * Puts a refused heartbeat of an enrolled agent on the timeline (a wrong clock, a stale secret,
-   * a replay), at most once per agent and reason in a while; ids nobody enrolled are not
-   * recorded, since anyone can invent them.
-   */
-  private rejected(site: ConfiguredSite, agentId: string, refusal: { ok: false; failure: Failure }, now: number): { ok: false; failure: Failure } {
-    const { code, message } = refusal.failure;
-    const agent = this.registry.get(agentId);
-    if (!agent || !rejectionWorthRecording(agent, code, now)) return refusal;
-    this.store.appendEvents([{ at: now, kind: "heartbeat-rejected", message: `${agentId}: heartbeat rejected (${code}): ${message}`, data: { agent: agentId, code } }]);
-    this.viewers.push(now, () => this.statusNow(site, now));
-    return refusal;
+  /** A heartbeat received and the site run on it; a refusal of an enrolled agent goes on the timeline. */
+  private async ingest(site: ConfiguredSite, m: SignedMessage, seen: Observed, channelUplink: string | null, now: number): Promise<Result<Received>> {
+    const got = await this.intake.receive(site, m, seen, channelUplink, now);
+    if (!got.ok) {
+      if (this.registry.recordRejection(m.agent, got.failure, now)) this.pushViewers(site, now);
+      return got;
+    }
+    await this.advance(site, got.value.event, now, got.value.events);
+    return got;
   }
 
   /** Runs one transition, writes it and its events in one transaction, and only then tells the agents. */
@@ -316,16 +267,17 @@ export class SiteCoordinator extends DurableObject<Env> {
       this.store.transaction(() => {
         if (t.saveDecision) this.store.saveDecision(t.decision);
         if (t.savePlan) this.store.saveTunnelPlan(t.plan);
-        for (const [id, runtime] of t.runtimes) {
-          const agent = this.registry.get(id);
-          if (agent) this.registry.saveRuntime(agent, runtime);
-        }
+        for (const [id, runtime] of t.runtimes) this.registry.saveRuntime(id, runtime);
         this.outbox.enqueue(notificationsFor(this.store.appendEvents(t.events), site.config.notify), now);
       });
     site.decision = t.decision;
     site.plan = t.plan;
     if (t.push) await pushDirectives(site, this.registry.all(), this.sockets, now);
     await this.schedule(now);
+    this.pushViewers(site, now);
+  }
+
+  private pushViewers(site: ConfiguredSite, now: number): void {
     this.viewers.push(now, () => this.statusNow(site, now));
   }
 

@@ -1,14 +1,30 @@
 // A site with a config: what a configured object decides with. An object nobody configured has
 // none of it, and the type says so (no field of it is ever null).
 import type { SiteConfig } from "../../../shared/src/index.ts";
-import { nextDeadline, type DecisionState } from "../engine/decision.ts";
+import { initialState, nextDeadline, reshapedState, restoredState, type DecisionState } from "../engine/decision.ts";
 import { tunnelDeadline, type TunnelPlan } from "../engine/tunnels.ts";
+import type { SiteStore } from "../store.ts";
 
 export interface ConfiguredSite {
   readonly id: string;
   config: SiteConfig;
   decision: DecisionState;
   plan: TunnelPlan | null;
+}
+
+/** The site as stored, on wake; null while nobody has configured it. */
+export function loadSite(store: SiteStore, now: number): ConfiguredSite | null {
+  const id = store.site();
+  const config = store.config();
+  if (id === null || !config) return null;
+  const saved = store.decision();
+  return { id, config, decision: saved ? restoredState(saved, config, now) : initialState(config, now), plan: store.tunnelPlan() };
+}
+
+/** The site under a new config: judging starts afresh for uplinks it adds; the rest carries over. */
+export function configured(before: ConfiguredSite | null, id: string, config: SiteConfig, now: number): ConfiguredSite {
+  const decision = before ? reshapedState(before.decision, config, now) : initialState(config, now);
+  return { id, config, decision, plan: before?.plan ?? null };
 }
 
 /** How late the backstop alarm may judge a site silent on every uplink: 4 × downAfterMs, at most a minute. */

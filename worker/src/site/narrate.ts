@@ -1,5 +1,5 @@
 // What the log says of each transition: pure, one function per source of events.
-import { PATH_REPORT_STALE_MS, siteMode, type DecisionState, type Effect } from "../engine/decision.ts";
+import { PATH_REPORT_STALE_MS, runtimeOf, siteMode, type DecisionState, type Effect, type Override } from "../engine/decision.ts";
 import type { TunnelEffect } from "../engine/tunnels.ts";
 import { heardWithin } from "../status.ts";
 import type { AgentRow } from "../store.ts";
@@ -25,6 +25,13 @@ export function describeEffect(e: Effect, at: number): NewEvent {
       return { at, kind: "uplink-quality", message: `${e.uplink}: ${e.degraded ? "degraded" : "healthy again"} (${figures})`, data: { uplink: e.uplink, degraded: e.degraded, ...e.path } };
     }
   }
+}
+
+/** An operator pinning an uplink, noting when it is not up. */
+export function describeOverride(o: Override, forSeconds: number, decision: DecisionState, at: number): NewEvent {
+  const down = runtimeOf(decision.uplinks, o.uplink)?.state !== "up";
+  const message = `override: ${o.uplink} pinned for ${forSeconds} s (${o.reason})${down ? ` although ${o.uplink} is not up` : ""}`;
+  return { at, kind: "override-set", message, data: { uplink: o.uplink, until: o.until, reason: o.reason } };
 }
 
 /** The site going offline (after having been online) or coming back (after having been offline). */

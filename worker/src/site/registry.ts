@@ -10,13 +10,15 @@ import {
   type RotateResponse,
   type SigningKey,
 } from "../../../shared/src/index.ts";
-import { fail, ok, type Result } from "../failure.ts";
+import { fail, ok, type Failure, type Result } from "../failure.ts";
 import { emptyRuntime, type AgentRow, type AgentRuntime, type SiteStore } from "../store.ts";
 import type { ConfiguredSite } from "./configured.ts";
 import type { Sockets } from "./sockets.ts";
 
 /** Agents one site may enrol: bounds the memory and rows every agent costs. */
 export const MAX_AGENTS = 100;
+/** A rejected heartbeat is recorded once per agent and reason in this time: anyone can send one. */
+const REJECTION_LOG_MS = 5 * 60_000;
 
 export interface AgentEntry {
   row: AgentRow;
@@ -152,15 +154,37 @@ export class AgentRegistry {
     this.closeRetiredKeySockets(agent);
   }
 
+  /** A config that drops the uplink a probe sits behind is refused: the probe must be revoked first. */
+  probeBehindAny(uplinks: ReadonlySet<string>): { ok: false; failure: Failure } | null {
+    const row = this.rows().find((r) => r.uplink && !uplinks.has(r.uplink));
+    return row ? fail(409, "uplink_in_use", `probe "${row.id}" sits behind uplink "${row.uplink}", which this config removes: revoke it first`) : null;
+  }
+
+  /**
+   * Puts a refused heartbeat of an enrolled agent on the timeline (a wrong clock, a stale secret,
+   * a replay), at most once per agent and reason per REJECTION_LOG_MS; ids nobody enrolled are
+   * not recorded, since anyone can invent them. Returns whether it did.
+   */
+  recordRejection(agentId: string, failure: Failure, now: number): boolean {
+    const agent = this.entries.get(agentId);
+    if (!agent || now - (agent.rejectionLoggedAt.get(failure.code) ?? -Infinity) < REJECTION_LOG_MS) return false;
+    agent.rejectionLoggedAt.set(failure.code, now);
+    const { code, message } = failure;
+    this.store.appendEvents([{ at: now, kind: "heartbeat-rejected", message: `${agentId}: heartbeat rejected (${code}): ${message}`, data: { agent: agentId, code } }]);
+    return true;
+  }
+
   /** When rotations' graces run out. */
   rotationDeadlines(): number[] {
     return this.all().flatMap((a) => (a.previous && a.row.previousUntil !== null ? [a.row.previousUntil] : []));
   }
 
   /** A transition's new runtime, written inside its transaction. */
-  saveRuntime(agent: AgentEntry, runtime: AgentRuntime): void {
+  saveRuntime(id: string, runtime: AgentRuntime): void {
+    const agent = this.entries.get(id);
+    if (!agent) return;
     agent.row = { ...agent.row, runtime };
-    this.store.saveAgentRuntime(agent.row.id, runtime);
+    this.store.saveAgentRuntime(id, runtime);
   }
 
   /** A heartbeat's new runtime: written now when a restart must not lose it, else by the next checkpoint. */
@@ -175,14 +199,4 @@ export class AgentRegistry {
     const held = [agent.row.signingKey, ...(agent.row.previousKey ? [agent.row.previousKey] : [])].map(keyId);
     for (const { ws, tag } of this.sockets.ofAgent(agent.row.id)) if (!tag || !held.includes(tag.keyId)) ws.close(CLOSE_REVOKED, "secret rotated");
   }
-}
-
-/** A rejected heartbeat is recorded once per agent and reason in this time: anyone can send one. */
-const REJECTION_LOG_MS = 5 * 60_000;
-
-/** Whether a rejection of this agent for this reason goes on the timeline now (and notes that it does). */
-export function rejectionWorthRecording(agent: AgentEntry, code: string, now: number): boolean {
-  if (now - (agent.rejectionLoggedAt.get(code) ?? -Infinity) < REJECTION_LOG_MS) return false;
-  agent.rejectionLoggedAt.set(code, now);
-  return true;
 }
