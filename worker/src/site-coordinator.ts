@@ -18,9 +18,9 @@ import { configured, loadSite, siteDeadlines, type ConfiguredSite } from "./site
 import { pushDirectives, signedDirective, type SignedReply } from "./site/directives.ts";
 import type { NewEvent } from "./site/events.ts";
 import { Intake, type Received } from "./site/intake.ts";
+import { describeOverride } from "./site/narrate.ts";
 import { Observations } from "./site/observations.ts";
 import { Outbox } from "./site/outbox.ts";
-import { describeOverride } from "./site/narrate.ts";
 import { AgentRegistry } from "./site/registry.ts";
 import { Sockets, attachmentOf, closeQuietly } from "./site/sockets.ts";
 import { transition } from "./site/transition.ts";
