@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { SiteConfig } from "../../shared/src/index.ts";
 import { initialState, step, type DecisionState } from "../../worker/src/engine/decision.ts";
 import type { TunnelPlan } from "../../worker/src/engine/tunnels.ts";
+import type { EventKind, EventOf, NewEvent } from "../../worker/src/site/events.ts";
 import { transition, type TransitionInput } from "../../worker/src/site/transition.ts";
 import type { AgentRow } from "../../worker/src/store.ts";
 
@@ -95,7 +96,7 @@ const inputs = fc
     return { config, decision: state, plan, agents: rows(specs, config, now), wokeAt: now - wokeAgo, event: uplink ? { kind: "heartbeat", uplink } : { kind: "tick" }, extra: [], now };
   });
 
-const kinds = (events: { kind: string }[], kind: string) => events.filter((e) => e.kind === kind);
+const kinds = <K extends EventKind>(events: NewEvent[], kind: K) => events.filter((e): e is EventOf<K> => e.kind === kind);
 const upUplinks = (d: DecisionState) => Object.entries(d.uplinks).filter(([, u]) => u.state === "up").map(([id]) => id);
 
 describe("site transition properties", () => {
@@ -108,7 +109,7 @@ describe("site transition properties", () => {
         const settled = i.now - i.wokeAt >= limit;
         const expected = i.agents.filter((a) => settled && !a.runtime.stale && a.runtime.lastSeenAt !== null && i.now - a.runtime.lastSeenAt >= limit).map((a) => a.id);
         seen += expected.length;
-        expect(kinds(t.events, "agent-stale").map((e) => (e.data as { agent: string }).agent)).toEqual(expected);
+        expect(kinds(t.events, "agent-stale").map((e) => e.data.agent)).toEqual(expected);
         for (const id of expected) expect(t.runtimes.get(id)?.stale).toBe(true);
         for (const [id, runtime] of t.runtimes) if (!expected.includes(id)) expect(runtime.stale).toBe(i.agents.find((a) => a.id === id)!.runtime.stale);
       }),
@@ -134,10 +135,7 @@ describe("site transition properties", () => {
             .map(([u]) => `${a.id}/${u}`);
         });
         seen += expected.length;
-        const announced = kinds(t.events, "agent-cut-off").map((e) => {
-          const d = e.data as { agent: string; uplink: string };
-          return `${d.agent}/${d.uplink}`;
-        });
+        const announced = kinds(t.events, "agent-cut-off").map((e) => `${e.data.agent}/${e.data.uplink}`);
         expect(announced.sort()).toEqual(expected.sort());
       }),
       { numRuns: 400 },
@@ -182,10 +180,7 @@ describe("site transition properties", () => {
         const wentOffline = upUplinks(i.decision).length > 0 && upUplinks(t.decision).length === 0;
         if (wentOffline) offline++;
         expect(kinds(t.events, "site-offline").length).toBe(wentOffline ? 1 : 0);
-        for (const e of kinds(t.events, "uplink")) {
-          const d = e.data as { uplink: string; from: string; to: string };
-          expect([i.decision.uplinks[d.uplink]!.state, t.decision.uplinks[d.uplink]!.state]).toEqual([d.from, d.to]);
-        }
+        for (const { data: d } of kinds(t.events, "uplink")) expect([i.decision.uplinks[d.uplink]!.state, t.decision.uplinks[d.uplink]!.state]).toEqual([d.from, d.to]);
       }),
       { numRuns: 400 },
     );

@@ -27,7 +27,7 @@ export interface AgentEntry {
   previous: SigningKey | null;
   /** Runtime fields changed since the last checkpoint. */
   dirty: boolean;
-  /** Message tokens left, and when they were counted (see withinRate). */
+  /** Message tokens left, and when they were counted (see Authenticator.withinRate). */
   bucket: { tokens: number; at: number } | null;
   /** The directive last sent unasked, to push only changes. */
   pushed: string | null;
