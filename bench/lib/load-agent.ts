@@ -2,7 +2,7 @@
 // (signed WebSocket frames or signed HTTP heartbeats), no host side. Each heartbeat's answer is
 // matched by its ackSeq, so every send has a measured round trip.
 import WebSocket from "ws";
-import { EdgeMessage, HEADER_AGENT, HEADER_SIG, HEADER_TS, HEADER_UPLINK, type Directive, type Heartbeat } from "../../shared/src/index.ts";
+import { EdgeMessage, HEADER_AGENT, HEADER_SIG, HEADER_TS, HEADER_UPLINK, connectBody, type Directive, type Heartbeat } from "../../shared/src/index.ts";
 import { httpCall } from "../../agent/src/edge/http.ts";
 import { EdgeSigner } from "../../agent/src/edge/signer.ts";
 
@@ -55,7 +55,7 @@ export class LoadAgent {
 
   private async open(uplink: string): Promise<void> {
     const ts = Date.now();
-    const sig = await this.signer.sign(`connect ${uplink}`, ts);
+    const sig = await this.signer.sign(connectBody(uplink), ts);
     const url = `${this.edge.replace(/^http/, "ws")}/v1/sites/${this.site}/agents/${this.id}/connect`;
     const ws = new WebSocket(url, { headers: { [HEADER_UPLINK]: uplink, [HEADER_TS]: String(ts), [HEADER_SIG]: sig, "cf-connecting-ip": publicIp(uplink) }, perMessageDeflate: false });
     ws.on("message", (data) => void this.receive(String(data)));

@@ -25,8 +25,12 @@ export const Policy = z
     message: "must be at least 2 × heartbeatMs",
   });
 
+/** Who restarts the tunnels after a switch: one elected server, every server, or nobody. */
+export const TunnelRestartMode = z.enum(["cluster", "per-server", "none"]);
+export type TunnelRestartMode = z.infer<typeof TunnelRestartMode>;
+
 export const TunnelPolicy = z.strictObject({
-  restart: z.enum(["cluster", "per-server", "none"]).default("cluster"),
+  restart: TunnelRestartMode.default("cluster"),
   // In cluster mode: how long to wait for every live server to apply a switch before restarting anyway.
   maxWaitMs: z.int().min(1_000).max(600_000).default(30_000),
 });

@@ -4,4 +4,5 @@ export * from "./admin.ts";
 export * from "./messages.ts";
 export * from "./status.ts";
 export * from "./signing.ts";
+export * from "./protocol.ts";
 export * from "./zod-issues.ts";

@@ -1,10 +1,5 @@
 // HMAC-SHA256 message signing, shared by the edge (workerd) and the agent (Node ≥ 20): both have WebCrypto.
 
-export const HEADER_AGENT = "x-wanwatch-agent";
-export const HEADER_TS = "x-wanwatch-ts";
-export const HEADER_SIG = "x-wanwatch-sig";
-export const HEADER_UPLINK = "x-wanwatch-uplink";
-
 /** How far a message's timestamp may be from the edge's clock. Agents track their offset to the edge. */
 export const MAX_SKEW_MS = 30_000;
 

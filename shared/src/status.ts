@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { AgentRole } from "./admin.ts";
+import { TunnelRestartMode } from "./config.ts";
 import { Directive } from "./messages.ts";
 
 export const UplinkState = z.enum(["up", "down", "unknown"]);
@@ -45,7 +46,7 @@ export const AgentStatus = z.object({
 });
 
 export const TunnelStatus = z.object({
-  mode: z.enum(["cluster", "per-server", "none"]),
+  mode: TunnelRestartMode,
   generation: z.int(),
   restarter: z.string().nullable(),
   requestedAt: z.int().nullable(),

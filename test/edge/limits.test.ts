@@ -1,6 +1,7 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { MAX_AGENTS, WAKE_REPLAY_MARGIN_MS } from "../../worker/src/site-coordinator.ts";
+import { WAKE_REPLAY_MARGIN_MS } from "../../worker/src/site/auth.ts";
+import { MAX_AGENTS } from "../../worker/src/site/registry.ts";
 import { Channel, TestAgent, call, createSite, edgeClock, events, stubFor } from "./support.ts";
 
 const at = edgeClock(Date.UTC(2026, 0, 1));

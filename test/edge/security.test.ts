@@ -8,7 +8,7 @@ import { HEADER_AGENT, HEADER_SIG, HEADER_TS, HEADER_UPLINK, deriveSigningKey, s
 import type { Env } from "../../worker/src/env.ts";
 import { respellings } from "../respell.ts";
 import app from "../../worker/src/http/app.ts";
-import { MAX_VIEWERS } from "../../worker/src/site-coordinator.ts";
+import { MAX_VIEWERS } from "../../worker/src/site/viewers.ts";
 import { ADMIN, BASE, Channel, TestAgent, VIEWER, call, createSite, edgeClock, status, stubFor, twoUplinks } from "./support.ts";
 
 // A frozen clock in the future: the sites' alarms never fire during a test, so every SQLite

@@ -7,6 +7,7 @@ import {
   HEADER_SIG,
   HEADER_TS,
   HEADER_UPLINK,
+  connectBody,
   deriveSigningKey,
   importSigningKey,
   sign,
@@ -140,7 +141,7 @@ export class TestAgent {
   }
 
   async connect(uplink: string, opts: { ip?: string; ts?: number; sig?: string } = {}) {
-    const body = `connect ${uplink}`;
+    const body = connectBody(uplink);
     const s = await this.signed(body, opts.ts);
     const headers: Record<string, string> = { upgrade: "websocket", [HEADER_UPLINK]: uplink, [HEADER_TS]: String(s.ts), [HEADER_SIG]: opts.sig ?? s.sig };
     if (opts.ip) headers["cf-connecting-ip"] = opts.ip;

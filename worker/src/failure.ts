@@ -11,6 +11,15 @@ export interface Failure {
 export type Result<T> = { ok: true; value: T } | { ok: false; failure: Failure };
 
 export const ok = <T>(value: T): Result<T> => ({ ok: true, value });
+/** The API's one error envelope: `{ error: { code, message, issues? } }`. */
+export function failureResponse(f: Failure, headers?: HeadersInit): Response {
+  const error = f.issues ? { code: f.code, message: f.message, issues: f.issues } : { code: f.code, message: f.message };
+  const h = new Headers(headers);
+  // A refusal for sending too much says when to try again, as HTTP clients expect.
+  if (f.status === 429) h.set("retry-after", "1");
+  return Response.json({ error }, { status: f.status, headers: h });
+}
+
 export const fail = (status: Failure["status"], code: string, message: string, issues?: FieldIssue[]): { ok: false; failure: Failure } => ({
   ok: false,
   failure: issues ? { status, code, message, issues } : { status, code, message },

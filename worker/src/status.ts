@@ -1,6 +1,6 @@
 // The live picture of a site, built from the coordinator's memory: pure, shared by the status API,
 // the metrics and (later) the status page.
-import type { SiteConfig, SiteStatus } from "../../shared/src/index.ts";
+import type { SiteConfig, SiteStatus, SiteSummary } from "../../shared/src/index.ts";
 import { runtimeOf, siteMode, type DecisionState } from "./engine/decision.ts";
 import type { TunnelPlan } from "./engine/tunnels.ts";
 import type { AgentRow, UplinkObservation } from "./store.ts";
@@ -105,5 +105,18 @@ export function buildStatus(i: StatusInput): SiteStatus {
       requestedAt: i.plan?.requestedAt ?? null,
       done: i.plan === null || i.plan.doneAt !== null,
     },
+  };
+}
+
+/** The site's line in the list of sites. */
+export function summaryOf(s: SiteStatus): SiteSummary {
+  return {
+    site: s.site,
+    activeUplink: s.activeUplink,
+    mode: s.mode,
+    since: s.since,
+    uplinks: s.uplinks.map((u) => ({ id: u.id, name: u.name, state: u.state })),
+    agents: s.agents.length,
+    staleAgents: s.agents.filter((a) => a.stale).length,
   };
 }

@@ -1,10 +1,11 @@
 // SQLite is the source of truth for everything that must survive an eviction; memory is a cache
 // rebuilt from it on wake. Steady-state heartbeats write nothing here: only transitions do.
-import { SiteConfig, type AgentRole, type NotifyTarget, type PathQuality, type SiteEvent, type UplinkState } from "../../shared/src/index.ts";
+import { SiteConfig, type AgentRole, type NotifyTarget, type PathQuality, type SiteEvent } from "../../shared/src/index.ts";
 import type { UplinkChange } from "./availability.ts";
 import type { Queued } from "./notify/notification.ts";
 import type { DecisionState } from "./engine/decision.ts";
 import type { TunnelPlan } from "./engine/tunnels.ts";
+import type { EventData, NewEvent } from "./site/events.ts";
 
 export const SCHEMA_VERSION = 5;
 /** Newest events kept per site. */
@@ -75,13 +76,6 @@ export interface UplinkObservation {
   /** The probe's last minute of handshakes to the edge (memory only: the next heartbeat brings it back). */
   path?: PathQuality | null;
   at: number;
-}
-
-export interface NewEvent {
-  at: number;
-  kind: string;
-  message: string;
-  data?: Record<string, unknown>;
 }
 
 export const emptyRuntime = (): AgentRuntime => ({
@@ -230,10 +224,10 @@ export class SiteStore {
 
   appendEvents(events: readonly NewEvent[]): SiteEvent[] {
     const recorded = events.map((e) => {
-      const data = e.data ? JSON.stringify(e.data) : null;
+      const data = JSON.stringify(e.data);
       const { seq } = this.exec<{ seq: number }>(`INSERT INTO events (at, kind, message, data) VALUES (?, ?, ?, ?) RETURNING seq`, e.at, e.kind, e.message, data)[0]!;
       this.newestSeq = seq;
-      return { seq, at: e.at, kind: e.kind, message: e.message, data: e.data ?? null };
+      return { seq, at: e.at, kind: e.kind, message: e.message, data: e.data };
     });
     if (events.length) this.exec(`DELETE FROM events WHERE seq <= ? - ?`, this.newestSeq, EVENT_RETENTION);
     return recorded;
@@ -295,7 +289,7 @@ export class SiteStore {
     return this
       .exec<{ at: number; data: string }>(`SELECT at, data FROM events WHERE kind = 'uplink' AND at >= ? ORDER BY at, seq`, since)
       .map((r) => {
-        const d = JSON.parse(r.data) as { uplink: string; from: UplinkState; to: UplinkState };
+        const d = JSON.parse(r.data) as EventData["uplink"];
         return { at: r.at, uplink: d.uplink, from: d.from, to: d.to };
       });
   }

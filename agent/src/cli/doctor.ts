@@ -8,7 +8,7 @@ import { edgeAddressResolver } from "../daemon/edge-address.ts";
 import { header, httpCall } from "../edge/http.ts";
 import { routeGet } from "../host/ip.ts";
 import { describeError } from "../lib/errors.ts";
-import { HEADER_AGENT, MAX_SKEW_MS } from "../../../shared/src/index.ts";
+import { HEADER_AGENT, HEADER_NOW, MAX_SKEW_MS } from "../../../shared/src/index.ts";
 import { parse } from "./args.ts";
 
 export const DOCTOR_USAGE = "wanwatch doctor [--config F]";
@@ -85,7 +85,7 @@ async function clockSkew(config: AgentConfig, source: string | null): Promise<Ch
       timeoutMs: 5_000,
     });
     const receivedAt = Date.now();
-    const precise = Number(header(res.headers, "x-wanwatch-now"));
+    const precise = Number(header(res.headers, HEADER_NOW));
     const date = Date.parse(header(res.headers, "date") ?? "");
     const edgeNow = Number.isFinite(precise) && precise > 0 ? precise : Number.isFinite(date) ? date + 500 : NaN;
     if (!Number.isFinite(edgeNow)) return { ok: false, text: "clock skew vs edge: the edge did not tell its time" };

@@ -1,7 +1,7 @@
 // One channel to the edge per uplink: a WebSocket bound to the uplink's source address, heartbeats
 // every interval, directives pushed down; plain HTTP heartbeats while the socket cannot be had.
 import WebSocket from "ws";
-import { HEADER_SIG, HEADER_TS, HEADER_UPLINK, type EdgeMessage, type Heartbeat } from "../../../shared/src/index.ts";
+import { CLOSE_REVOKED, HEADER_NOW, HEADER_SIG, HEADER_TS, HEADER_UPLINK, connectBody, type EdgeMessage, type Heartbeat } from "../../../shared/src/index.ts";
 import { Backoff } from "../../../shared/src/backoff.ts";
 import type { Logger } from "../lib/log.ts";
 import type { EdgeClock } from "./clock.ts";
@@ -37,9 +37,6 @@ export interface ChannelOptions {
 }
 
 type ProblemKind = "ws" | "http" | "edge";
-
-// Close codes the edge uses; see the protocol doc.
-const CLOSE_REVOKED = 4401;
 
 export class UplinkChannel {
   private ws: WebSocket | null = null;
@@ -126,7 +123,7 @@ export class UplinkChannel {
   private async connect(): Promise<void> {
     if (this.stopped) return;
     const ts = this.o.clock.now();
-    const sig = await this.o.signer.sign(`connect ${this.o.uplink}`, ts);
+    const sig = await this.o.signer.sign(connectBody(this.o.uplink), ts);
     if (this.stopped) return;
     const sentAt = this.now();
     const ws = new WebSocket(this.wsUrl(), {
@@ -137,11 +134,11 @@ export class UplinkChannel {
       perMessageDeflate: false,
     });
     this.ws = ws;
-    ws.on("upgrade", (res) => this.observeNow(res.headers["x-wanwatch-now"], sentAt));
+    ws.on("upgrade", (res) => this.observeNow(res.headers[HEADER_NOW], sentAt));
     let refused = false;
     ws.on("unexpected-response", (_req, res) => {
       refused = true;
-      this.observeNow(res.headers["x-wanwatch-now"], sentAt);
+      this.observeNow(res.headers[HEADER_NOW], sentAt);
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (c: string) => (body = (body + c).slice(0, 4_096)));

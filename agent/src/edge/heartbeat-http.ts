@@ -1,5 +1,5 @@
 // The plain HTTPS heartbeat: used while an uplink's WebSocket cannot be established.
-import { HEADER_AGENT, HEADER_SIG, HEADER_TS, type EdgeMessage } from "../../../shared/src/index.ts";
+import { HEADER_AGENT, HEADER_NOW, HEADER_SIG, HEADER_TS, type EdgeMessage } from "../../../shared/src/index.ts";
 import type { EdgeClock } from "./clock.ts";
 import { apiError, header, httpCall } from "./http.ts";
 import type { EdgeSigner } from "./signer.ts";
@@ -37,7 +37,7 @@ export async function postHeartbeat(args: {
   }
   const receivedAt = localNow();
   // Every answer, errors included, tells the edge's time: how a wrong clock corrects itself.
-  const edgeNow = Number(header(res.headers, "x-wanwatch-now"));
+  const edgeNow = Number(header(res.headers, HEADER_NOW));
   if (Number.isFinite(edgeNow) && edgeNow > 0) args.clock.observe(edgeNow, sentAt, receivedAt);
   if (res.status !== 200) {
     const e = apiError(res.body);

@@ -1,7 +1,5 @@
 // Who restarts the tunnels after a switch, and when: pure, like the decision engine.
-import type { AgentRole } from "../../../shared/src/index.ts";
-
-export type TunnelMode = "cluster" | "per-server" | "none";
+import type { AgentRole, TunnelRestartMode } from "../../../shared/src/index.ts";
 
 export interface ServerView {
   id: string;
@@ -30,7 +28,7 @@ const applied = (a: ServerView, g: number) => (a.appliedGeneration ?? -1) >= g;
 
 export function planTunnels(
   plan: TunnelPlan | null,
-  mode: TunnelMode,
+  mode: TunnelRestartMode,
   agents: readonly ServerView[],
   maxWaitMs: number,
   now: number,
@@ -62,14 +60,14 @@ export function planTunnels(
 }
 
 /** Whether this agent's directive tells it to restart its tunnels. */
-export function restartFor(plan: TunnelPlan | null, mode: TunnelMode, agent: ServerView, generation: number): boolean {
+export function restartFor(plan: TunnelPlan | null, mode: TunnelRestartMode, agent: ServerView, generation: number): boolean {
   if (agent.role !== "server" || mode === "none" || !plan || plan.generation !== generation) return false;
   if (mode === "per-server") return true;
   return plan.restarter === agent.id && plan.requestedAt !== null;
 }
 
 /** When the plan next needs a look with no message arriving: the end of the bounded wait. */
-export function tunnelDeadline(plan: TunnelPlan | null, mode: TunnelMode, maxWaitMs: number, now: number): number | null {
+export function tunnelDeadline(plan: TunnelPlan | null, mode: TunnelRestartMode, maxWaitMs: number, now: number): number | null {
   if (!plan || mode !== "cluster" || plan.doneAt !== null || plan.requestedAt !== null) return null;
   const t = plan.switchedAt + maxWaitMs;
   return t > now ? t : null;

@@ -7,6 +7,7 @@ import {
   EnrollRequest,
   EventsQuery,
   HEADER_AGENT,
+  HEADER_NOW,
   HEADER_SIG,
   HEADER_TS,
   MAX_HEARTBEAT_BYTES,
@@ -15,13 +16,14 @@ import {
   SiteConfig,
 } from "../../../shared/src/index.ts";
 import type { Env } from "../env.ts";
-import { fail, type Failure } from "../failure.ts";
+import { fail, failureResponse, type Failure } from "../failure.ts";
 import { authorizeAdmin, authorizeViewer } from "./auth.ts";
 import { siteIndex } from "../site-index.ts";
+import { FORWARDED } from "../site/channel.ts";
 import { parseWith, readText } from "./body.ts";
 import { pages } from "./pages.ts";
 import { Refused, body, crossOrigin, isWebSocketUpgrade, naming, param, site, siteStub, type C } from "./request.ts";
-import { failureResponse, resultResponse } from "./respond.ts";
+import { resultResponse } from "./respond.ts";
 
 const app = new Hono<{ Bindings: Env }>();
 
@@ -88,7 +90,7 @@ app.get("/v1/sites/:site/live", viewer, async (c) => {
   // The session cookie rides along on any WebSocket a page opens: only this edge's pages may.
   if (crossOrigin(c)) return failureResponse({ status: 403, code: "cross_origin", message: "live status is served to this edge's own pages only" });
   if (!isWebSocketUpgrade(c)) return failureResponse({ status: 426, code: "upgrade_required", message: "this endpoint speaks WebSocket only" });
-  const headers = new Headers({ upgrade: "websocket", "x-wanwatch-site": s.id });
+  const headers = new Headers({ upgrade: "websocket", [FORWARDED.site]: s.id });
   return s.stub.fetch(new Request(c.req.raw.url, { method: "GET", headers }));
 });
 app.get("/v1/sites/:site/status", viewer, async (c) => {
@@ -110,7 +112,7 @@ app.get("/v1/sites/:site/metrics", viewer, async (c) => {
 
 // ---- agents (authenticated by their signatures, inside the site's object) --------------------
 app.post("/v1/sites/:site/heartbeat", async (c) => {
-  const now = () => ({ "x-wanwatch-now": String(Date.now()) });
+  const now = () => ({ [HEADER_NOW]: String(Date.now()) });
   const s = site(c);
   const agent = parseWith(AgentId, c.req.header(HEADER_AGENT) ?? "", HEADER_AGENT);
   const ts = Number(c.req.header(HEADER_TS));
@@ -134,10 +136,10 @@ app.get("/v1/sites/:site/agents/:agent/connect", async (c) => {
     return failureResponse({ status: 426, code: "upgrade_required", message: "this endpoint speaks WebSocket only" });
   const headers = new Headers(c.req.raw.headers);
   const seen = seenBy(c);
-  headers.set("x-wanwatch-site", s.id);
-  headers.set("x-wanwatch-agent-id", agent);
-  headers.set("x-wanwatch-client-ip", seen.ip ?? "");
-  headers.set("x-wanwatch-client-asn", seen.asn === null ? "" : String(seen.asn));
+  headers.set(FORWARDED.site, s.id);
+  headers.set(FORWARDED.agent, agent);
+  headers.set(FORWARDED.clientIp, seen.ip ?? "");
+  headers.set(FORWARDED.clientAsn, seen.asn === null ? "" : String(seen.asn));
   return s.stub.fetch(new Request(c.req.raw.url, { method: "GET", headers }));
 });
 

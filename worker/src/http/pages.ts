@@ -2,6 +2,7 @@
 // a token typed into a form into an HttpOnly session cookie (no token ever in a URL).
 import { Hono } from "hono";
 import type { Env } from "../env.ts";
+import { failureResponse } from "../failure.ts";
 import loginHtml from "../page/login.html";
 import siteHtml from "../page/status.html";
 import sitesHtml from "../page/sites.html";
@@ -9,7 +10,6 @@ import { page } from "../page/serve.ts";
 import { authorizeViewer, tokenRole } from "./auth.ts";
 import { readText } from "./body.ts";
 import { crossOrigin, param, type C } from "./request.ts";
-import { failureResponse } from "./respond.ts";
 import { clearedSession, issueSession } from "./session.ts";
 
 export const pages = new Hono<{ Bindings: Env }>();

@@ -1,8 +1,8 @@
 // Sends one queued notification and says what should become of it: the only place the edge
 // talks to the outside world.
 import { backoffDelay } from "../../../shared/src/backoff.ts";
-import type { Env } from "../env.ts";
-import type { NewEvent, OutboxRow } from "../store.ts";
+import type { EventOf } from "../site/events.ts";
+import type { OutboxRow } from "../store.ts";
 import { describeTarget, outcomeOf, request, subjectOf, type SendOutcome } from "./notification.ts";
 
 /** Attempts before giving up: with the default 5 s base growing ×3 to 1 h, about 3½ hours. */
@@ -15,7 +15,7 @@ export interface DeliveryResult {
   settled: boolean;
   retryAt: number | null;
   /** What the event log records: the outcome once settled, nothing for a retry. */
-  event: Omit<NewEvent, "at"> | null;
+  event: Omit<EventOf<"notify">, "at"> | Omit<EventOf<"notify-failed">, "at"> | null;
 }
 
 async function send(url: string, headers: Record<string, string>, body: string): Promise<SendOutcome> {
@@ -30,7 +30,8 @@ async function send(url: string, headers: Record<string, string>, body: string):
   }
 }
 
-export async function deliver(row: OutboxRow, site: string, env: Env): Promise<DeliveryResult> {
+/** `retryBaseMs`: the first retry delay; later ones grow from it. */
+export async function deliver(row: OutboxRow, site: string, retryBaseMs: number): Promise<DeliveryResult> {
   const subject = subjectOf(row.event)!;
   const req = request(row.target.kind, { id: `${site}:${row.event.seq}`, site, subject, event: row.event, replaced: row.replaced });
   const outcome = await send(row.target.url, req.headers, req.body);
@@ -46,6 +47,5 @@ export async function deliver(row: OutboxRow, site: string, env: Env): Promise<D
       retryAt: null,
       event: { kind: "notify-failed", message: `could not notify ${target} of ${subject.trigger}: ${outcome.error}${outcome.retry ? `, gave up after ${attempt} attempts` : ", not retried"}`, data: { ...data, delivered: false, error: outcome.error } },
     };
-  const baseMs = Number(env.NOTIFY_RETRY_BASE_MS) || 5_000;
-  return { row, settled: false, retryAt: Date.now() + backoffDelay(row.attempts, { baseMs, maxMs: 3_600_000, factor: 3, jitter: 0.2 }), event: null };
+  return { row, settled: false, retryAt: Date.now() + backoffDelay(row.attempts, { baseMs: retryBaseMs, maxMs: 3_600_000, factor: 3, jitter: 0.2 }), event: null };
 }

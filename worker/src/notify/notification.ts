@@ -1,5 +1,6 @@
 // Which recorded events people hear about, and how each kind of target wants to hear it: pure.
 import type { NotifyTarget, SiteEvent } from "../../../shared/src/index.ts";
+import type { EventData, EventKind } from "../site/events.ts";
 
 export type Trigger =
   | "failover"
@@ -24,40 +25,41 @@ export interface Subject {
   severity: "bad" | "good" | "info";
 }
 
-const d = (e: SiteEvent, k: string) => String(e.data?.[k] ?? "");
+/** A field of an event's data as text; `K` names the kind that carries it, so a renamed field fails to compile. */
+const d = <K extends EventKind>(e: SiteEvent, k: keyof EventData[K] & string) => String(e.data?.[k] ?? "");
 
-/** The notification an event deserves, if any. */
+/** The notification an event deserves, if any (kinds checked against the event map). */
 export function subjectOf(e: SiteEvent): Subject | null {
   switch (e.kind) {
-    case "switch": {
-      const reason = d(e, "reason");
+    case "switch" satisfies EventKind: {
+      const reason = d<"switch">(e, "reason");
       if (reason === "initial") return null;
       // Leaving a degraded uplink is a failover in the user's words, as is leaving a dead one.
       const trigger = reason === "failover" || reason === "degraded" ? "failover" : reason === "failback" ? "failback" : "switch";
       return { trigger, topic: "active-uplink", severity: trigger === "failover" ? "bad" : trigger === "failback" ? "good" : "info" };
     }
-    case "uplink":
-      if (d(e, "to") === "down") return { trigger: "uplink-down", topic: `uplink:${d(e, "uplink")}`, severity: "bad" };
-      if (d(e, "to") === "up" && d(e, "from") === "down") return { trigger: "uplink-up", topic: `uplink:${d(e, "uplink")}`, severity: "good" };
+    case "uplink" satisfies EventKind:
+      if (d<"uplink">(e, "to") === "down") return { trigger: "uplink-down", topic: `uplink:${d<"uplink">(e, "uplink")}`, severity: "bad" };
+      if (d<"uplink">(e, "to") === "up" && d<"uplink">(e, "from") === "down") return { trigger: "uplink-up", topic: `uplink:${d<"uplink">(e, "uplink")}`, severity: "good" };
       return null;
-    case "uplink-quality":
+    case "uplink-quality" satisfies EventKind:
       return e.data?.degraded
-        ? { trigger: "uplink-degraded", topic: `uplink:${d(e, "uplink")}`, severity: "bad" }
-        : { trigger: "uplink-healthy", topic: `uplink:${d(e, "uplink")}`, severity: "good" };
-    case "site-offline":
+        ? { trigger: "uplink-degraded", topic: `uplink:${d<"uplink-quality">(e, "uplink")}`, severity: "bad" }
+        : { trigger: "uplink-healthy", topic: `uplink:${d<"uplink-quality">(e, "uplink")}`, severity: "good" };
+    case "site-offline" satisfies EventKind:
       return { trigger: "site-offline", topic: "site", severity: "bad" };
-    case "site-online":
+    case "site-online" satisfies EventKind:
       return { trigger: "site-online", topic: "site", severity: "good" };
-    case "agent-stale":
-      return { trigger: "agent-stale", topic: `agent:${d(e, "agent")}`, severity: "bad" };
-    case "agent-back":
-      return { trigger: "agent-back", topic: `agent:${d(e, "agent")}`, severity: "good" };
-    case "agent-cut-off":
-      return { trigger: "agent-cut-off", topic: `agent:${d(e, "agent")}:${d(e, "uplink")}`, severity: "bad" };
-    case "agent-path-back":
-      return { trigger: "agent-path-back", topic: `agent:${d(e, "agent")}:${d(e, "uplink")}`, severity: "good" };
-    case "tunnel-restart-failed":
-    case "tunnel-no-restarter":
+    case "agent-stale" satisfies EventKind:
+      return { trigger: "agent-stale", topic: `agent:${d<"agent-stale">(e, "agent")}`, severity: "bad" };
+    case "agent-back" satisfies EventKind:
+      return { trigger: "agent-back", topic: `agent:${d<"agent-back">(e, "agent")}`, severity: "good" };
+    case "agent-cut-off" satisfies EventKind:
+      return { trigger: "agent-cut-off", topic: `agent:${d<"agent-cut-off">(e, "agent")}:${d<"agent-cut-off">(e, "uplink")}`, severity: "bad" };
+    case "agent-path-back" satisfies EventKind:
+      return { trigger: "agent-path-back", topic: `agent:${d<"agent-path-back">(e, "agent")}:${d<"agent-path-back">(e, "uplink")}`, severity: "good" };
+    case "tunnel-restart-failed" satisfies EventKind:
+    case "tunnel-no-restarter" satisfies EventKind:
       return { trigger: "tunnel-restart-failed", topic: "tunnels", severity: "bad" };
     default:
       return null;

@@ -1,0 +1,51 @@
+// Every kind of event a site records, with the data it carries: one typed map, so the narration,
+// the store and the notifications spell each fact alike.
+import type { PathQuality, UplinkState } from "../../../shared/src/index.ts";
+import type { SwitchReason } from "../engine/decision.ts";
+
+type Agent = { agent: string };
+type AgentGeneration = { agent: string; generation: number };
+type Notified = { target: string; trigger: string; eventSeq: number; attempts: number };
+
+export type EventData = {
+  config: { uplinks: string[] };
+  "agent-enrolled": Agent;
+  "agent-rotated": { agent: string; previousValidUntil: number | null };
+  "agent-rotation-done": { agent: string; why: "used" | "expired" };
+  "agent-revoked": Agent;
+  "override-set": { uplink: string; until: number; reason: string };
+  "override-ended": { uplink: string; expired: boolean };
+  switch: { from: string | null; to: string; generation: number; reason: SwitchReason };
+  /** An uplink's state changed (the engine's `uplink-state` effect). */
+  uplink: { uplink: string; from: UplinkState; to: UplinkState };
+  "uplink-quality": { uplink: string; degraded: boolean } & Partial<PathQuality>;
+  "uplink-address": { uplink: string; from: string; to: string | null };
+  "site-offline": Record<string, never>;
+  "site-online": Record<string, never>;
+  "agent-cut-off": { agent: string; uplink: string };
+  "agent-path-back": { agent: string; uplink: string };
+  "agent-stale": { agent: string; lastSeenAt: number | null };
+  "agent-back": Agent;
+  "agent-error": Agent;
+  "agent-version": { agent: string; from: string | null; to: string | null };
+  "heartbeat-rejected": { agent: string; code: string };
+  misrouted: { agent: string; claimed: string; via: string; ip: string | null };
+  "misrouted-cleared": { agent: string; uplink: string };
+  applied: AgentGeneration;
+  /** An agent reports its tunnels restarted (its heartbeat's `tunnelGeneration` moved). */
+  "tunnels-restarted": AgentGeneration;
+  "tunnel-restart-failed": AgentGeneration;
+  "tunnel-restart-requested": { agent: string; generation: number; allApplied: boolean };
+  /** The planner saw the restart done (its `tunnel-restarted` effect). */
+  "tunnel-restart-done": AgentGeneration;
+  "tunnel-no-restarter": { generation: number };
+  notify: Notified & { delivered: true };
+  "notify-failed": Notified & { delivered: false; error: string };
+};
+
+export type EventKind = keyof EventData;
+
+/** An event about to be recorded: its data is the one its kind carries. */
+export type NewEvent = { [K in EventKind]: { at: number; kind: K; message: string; data: EventData[K] } }[EventKind];
+
+export type EventOf<K extends EventKind> = Extract<NewEvent, { kind: K }>;

@@ -1,0 +1,92 @@
+// A heartbeat, once its signature holds: parsed, checked against the site, and folded into what
+// the edge knows of its agent. Pure: the caller writes what it returns.
+import { Heartbeat, fieldIssues, type SiteConfig } from "../../../shared/src/index.ts";
+import type { Observed } from "../attribution.ts";
+import { fail, ok, type Result } from "../failure.ts";
+import type { AgentRow, AgentRuntime } from "../store.ts";
+import type { NewEvent } from "./events.ts";
+
+/** The body and the uplink claims of a heartbeat, before anything is believed. */
+export function parseHeartbeat(body: string, config: SiteConfig, row: AgentRow, channelUplink: string | null): Result<Heartbeat> {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    return fail(400, "invalid_json", "heartbeat body is not valid JSON");
+  }
+  const parsed = Heartbeat.safeParse(json);
+  if (!parsed.success) return fail(400, "validation_failed", "invalid heartbeat", fieldIssues(parsed.error));
+  const hb = parsed.data;
+  const issue = (message: string) => fail(400, "validation_failed", "invalid heartbeat", [{ path: "uplink", message }]);
+  if (!config.uplinks.some((u) => u.id === hb.uplink)) return issue(`no uplink "${hb.uplink}" in the site config`);
+  if (channelUplink && hb.uplink !== channelUplink) return issue(`"${hb.uplink}" sent on the channel for "${channelUplink}"`);
+  if (row.uplink && hb.uplink !== row.uplink) return issue(`probe "${row.id}" sits behind "${row.uplink}"`);
+  return ok(hb);
+}
+
+export interface Absorbed {
+  runtime: AgentRuntime;
+  events: NewEvent[];
+  /** What a restart must not lose changed: write it now rather than at the checkpoint. */
+  persist: boolean;
+}
+
+/**
+ * Folds a heartbeat into the agent's runtime. `restartingTunnels` tells, from the new runtime, the
+ * generation the agent was told to restart its tunnels for and has not yet: an error it reports
+ * then comes from that restart.
+ */
+export function absorb(
+  row: AgentRow,
+  hb: Heartbeat,
+  misroutedVia: string | null,
+  seen: Observed,
+  restartingTunnels: (runtime: AgentRuntime) => number | null,
+  now: number,
+): Absorbed {
+  const before = row.runtime;
+  const misrouted = { ...before.misrouted };
+  if (misroutedVia) misrouted[hb.uplink] = misroutedVia;
+  else delete misrouted[hb.uplink];
+  const after: AgentRuntime = {
+    ...before,
+    misrouted,
+    lastSeenAt: now,
+    uplinksSeen: { ...before.uplinksSeen, [hb.uplink]: now },
+    appliedGeneration: hb.appliedGeneration,
+    tunnelGeneration: hb.tunnelGeneration,
+    lastError: hb.lastError,
+    version: hb.version,
+    routedUplink: hb.routedUplink ?? null,
+    clockOffsetMs: hb.clockOffsetMs ?? null,
+    stale: false,
+  };
+  const id = row.id;
+  const events: NewEvent[] = [];
+  // Own keys only: "constructor" is a valid uplink id, and a member of every object.
+  if (misroutedVia !== (Object.hasOwn(before.misrouted, hb.uplink) ? before.misrouted[hb.uplink] : null))
+    events.push(
+      misroutedVia
+        ? { at: now, kind: "misrouted", message: `${id}: heartbeats for ${hb.uplink} arrive through ${misroutedVia} (check its policy routing); not counted for ${hb.uplink}`, data: { agent: id, claimed: hb.uplink, via: misroutedVia, ip: seen.ip } }
+        : { at: now, kind: "misrouted-cleared", message: `${id}: heartbeats for ${hb.uplink} travel through ${hb.uplink} again`, data: { agent: id, uplink: hb.uplink } },
+    );
+  if (after.appliedGeneration !== null && after.appliedGeneration !== before.appliedGeneration)
+    events.push({ at: now, kind: "applied", message: `${id} applied generation ${after.appliedGeneration}${after.routedUplink ? ` (routes via ${after.routedUplink})` : ""}`, data: { agent: id, generation: after.appliedGeneration } });
+  if (after.tunnelGeneration !== null && after.tunnelGeneration !== before.tunnelGeneration)
+    events.push({ at: now, kind: "tunnels-restarted", message: `${id} restarted tunnels for generation ${after.tunnelGeneration}`, data: { agent: id, generation: after.tunnelGeneration } });
+  if (after.lastError !== before.lastError && after.lastError !== null) {
+    const generation = restartingTunnels(after);
+    events.push(
+      generation !== null
+        ? { at: now, kind: "tunnel-restart-failed", message: `${id} could not restart the tunnels for generation ${generation}: ${after.lastError}`, data: { agent: id, generation } }
+        : { at: now, kind: "agent-error", message: `${id}: ${after.lastError}`, data: { agent: id } },
+    );
+  }
+  if (before.stale) events.push({ at: now, kind: "agent-back", message: `${id} is heard again`, data: { agent: id } });
+  if (after.version !== before.version && before.version !== null)
+    events.push({ at: now, kind: "agent-version", message: `${id} now runs ${after.version}`, data: { agent: id, from: before.version, to: after.version } });
+  // What a restart must not lose is written now (a first contact included, so a restart never
+  // shows an agent as "never seen"); last-seen times wait for the checkpoint.
+  const persist = events.length > 0 || after.routedUplink !== before.routedUplink || after.version !== before.version || before.stale;
+  return { runtime: after, events, persist };
+}

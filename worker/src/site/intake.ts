@@ -1,0 +1,45 @@
+// A heartbeat's way in: authenticated, parsed, attributed to the uplink it travelled through, and
+// folded into its agent; the caller runs the site on the decision event it yields.
+import type { Observed } from "../attribution.ts";
+import type { DecisionEvent } from "../engine/decision.ts";
+import { ok, type Result } from "../failure.ts";
+import type { Authenticated, Authenticator, SignedMessage } from "./auth.ts";
+import type { ConfiguredSite } from "./configured.ts";
+import { restartingTunnels } from "./directives.ts";
+import type { NewEvent } from "./events.ts";
+import { absorb, parseHeartbeat } from "./ingest.ts";
+import type { Observations } from "./observations.ts";
+import type { AgentRegistry } from "./registry.ts";
+
+export interface Received extends Authenticated {
+  seq: number;
+  event: DecisionEvent;
+  events: NewEvent[];
+}
+
+export class Intake {
+  constructor(
+    private readonly auth: Authenticator,
+    private readonly registry: AgentRegistry,
+    private readonly observations: Observations,
+  ) {}
+
+  /** `channelUplink`: the uplink of the channel it came on (null over HTTP). */
+  async receive(site: ConfiguredSite, m: SignedMessage, seen: Observed, channelUplink: string | null, now: number): Promise<Result<Received>> {
+    const auth = await this.auth.authenticate(site, m, now);
+    if (!auth.ok) return auth;
+    const { agent } = auth.value;
+    const parsed = parseHeartbeat(m.body, site.config, agent.row, channelUplink);
+    if (!parsed.ok) return parsed;
+    const hb = parsed.value;
+    const probe = agent.row.role === "probe";
+    const { evidenceFor, misroutedVia } = probe ? { evidenceFor: hb.uplink, misroutedVia: null } : this.observations.attribute(hb.uplink, seen);
+    if (probe) this.observations.learn(hb.uplink, seen, { rttMs: hb.rttEdgeMs ?? null, gatewayRttMs: hb.rttGatewayMs ?? null, path: hb.path ?? null }, now);
+    if (evidenceFor) this.observations.noteEvidence(evidenceFor, seen);
+    const absorbed = absorb(agent.row, hb, misroutedVia, seen, (runtime) => restartingTunnels(site, { ...agent.row, runtime }), now);
+    this.registry.heard(agent, absorbed.runtime, absorbed.persist);
+    // Only a probe's view of its path judges the uplink's quality: it sits behind that uplink alone.
+    const event: DecisionEvent = evidenceFor ? { kind: "heartbeat", uplink: evidenceFor, path: probe ? hb.path : null } : { kind: "tick" };
+    return ok({ ...auth.value, seq: hb.seq, event, events: absorbed.events });
+  }
+}

@@ -1,0 +1,85 @@
+// The object's WebSockets: agents' channels (tagged by agent, and by agent and uplink) and status
+// pages. What a socket carries through hibernation is validated on every read, never cast.
+import { z } from "zod";
+import { CLOSE_REPLACED } from "../../../shared/src/index.ts";
+
+/** Per-socket facts of an agent's channel that must survive hibernation. */
+export const AgentAttachment = z.object({
+  agent: z.string(),
+  uplink: z.string(),
+  /** Which of the agent's keys opened it (see keyId): pushes are signed with it; closed when it retires. */
+  keyId: z.string(),
+  ip: z.string().nullable(),
+  asn: z.number().nullable(),
+});
+export type AgentAttachment = z.infer<typeof AgentAttachment>;
+
+const ViewerAttachment = z.object({ viewer: z.literal(true) });
+
+const Attachment = z.union([ViewerAttachment, AgentAttachment]);
+export type Attachment = z.infer<typeof Attachment>;
+
+/** Socket tag of status pages; "#" keeps it apart from every agent id. */
+const VIEWER_TAG = "#viewer";
+
+/** What the socket carries, or null for one this code never tagged. */
+export function attachmentOf(ws: WebSocket): Attachment | null {
+  const parsed = Attachment.safeParse(ws.deserializeAttachment());
+  return parsed.success ? parsed.data : null;
+}
+
+/**
+ * Closes without throwing. 1005, 1006 and 1015 are reserved for reporting a close and may not be
+ * sent: a peer gone that way is closed with no code.
+ */
+export function closeQuietly(ws: WebSocket, code?: number, reason?: string): void {
+  try {
+    if (code === undefined || code === 1005 || code === 1006 || code === 1015) ws.close();
+    else ws.close(code, reason);
+  } catch {
+    // Already closed: nothing to do.
+  }
+}
+
+/** Sends to each socket; one closing under us is skipped (it gets a fresh start when it reconnects). */
+export function broadcast(sockets: readonly WebSocket[], frame: string): void {
+  for (const ws of sockets) {
+    try {
+      ws.send(frame);
+    } catch {
+      // Closing: nothing to deliver.
+    }
+  }
+}
+
+export class Sockets {
+  constructor(private readonly ctx: DurableObjectState) {}
+
+  /** One channel per agent per uplink: a reconnect replaces the old socket. */
+  acceptAgent(ws: WebSocket, tag: AgentAttachment): void {
+    for (const old of this.ctx.getWebSockets(`${tag.agent}/${tag.uplink}`)) old.close(CLOSE_REPLACED, "replaced by a new connection");
+    this.ctx.acceptWebSocket(ws, [tag.agent, `${tag.agent}/${tag.uplink}`]);
+    ws.serializeAttachment(tag);
+  }
+
+  /** The agent's open channels, with what each carries. */
+  ofAgent(agentId: string): { ws: WebSocket; tag: AgentAttachment | null }[] {
+    return this.ctx.getWebSockets(agentId).map((ws) => {
+      const tag = attachmentOf(ws);
+      return { ws, tag: tag && !("viewer" in tag) ? tag : null };
+    });
+  }
+
+  closeAgent(agentId: string, code: number, reason: string): void {
+    for (const ws of this.ctx.getWebSockets(agentId)) ws.close(code, reason);
+  }
+
+  acceptViewer(ws: WebSocket): void {
+    this.ctx.acceptWebSocket(ws, [VIEWER_TAG]);
+    ws.serializeAttachment({ viewer: true } satisfies z.infer<typeof ViewerAttachment>);
+  }
+
+  viewers(): WebSocket[] {
+    return this.ctx.getWebSockets(VIEWER_TAG);
+  }
+}
