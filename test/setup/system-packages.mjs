@@ -5,7 +5,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 
-/** Each package and the tests that need it. */
+/** Each package and the tests that need it (or, where another package serves too, the command that shows it is here). */
 export const PACKAGES = {
   iproute2: "the network lab",
   nftables: "the network lab (NAT, loss)",
@@ -13,12 +13,17 @@ export const PACKAGES = {
   ethtool: "the lab's slow uplink (delay line)",
   "network-manager": "the nmcli server in the lab",
   "dnsmasq-base": "DHCP in the lab, the nmcli server",
-  busybox: "the lab's plain DHCP client (udhcpc)",
+  // Either busybox package will do (the Swarm lab installs the static one, which replaces it).
+  busybox: { for: "the lab's plain DHCP client (udhcpc)", command: "busybox" },
   chromium: "the status page in a browser",
   faketime: "an agent with a skewed clock",
 };
 
-const installed = (pkg) => spawnSync("dpkg-query", ["-W", "-f=${Status}", pkg], { encoding: "utf8" }).stdout?.includes("install ok installed");
+const onPath = (cmd) => (process.env.PATH ?? "").split(":").some((d) => d && existsSync(`${d}/${cmd}`));
+const installed = (pkg) => {
+  const command = PACKAGES[pkg].command;
+  return command ? onPath(command) : spawnSync("dpkg-query", ["-W", "-f=${Status}", pkg], { encoding: "utf8" }).stdout?.includes("install ok installed");
+};
 
 function main() {
   if (process.env.WANWATCH_NO_APT === "1") return;
