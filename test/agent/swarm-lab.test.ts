@@ -1,0 +1,104 @@
+// The `swarm` tunnel backend against a real Docker Swarm (test/lab/swarm.ts): dockerd on both lab
+// servers, srv1 the manager, srv2 a worker, a tunnel service with a replica on each, and the site
+// in cluster mode, so the edge elects one server to run `docker service update --force`. Then what
+// happens to a container's own long-lived connection after a switch, with and without help.
+// Outcomes are asserted; the times are printed as `[lab] …` lines.
+import { dirname, join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { SiteStatus } from "../../shared/src/index.ts";
+import { onPath, waitUntil } from "../lab/netns.ts";
+import { LabSite, TUNNEL_PORT, settled } from "../lab/site.ts";
+import { DOCKER, IMAGE, LabSwarm, READY_PORT, dockerDir, swarmUnavailable, type SwarmTask } from "../lab/swarm.ts";
+import { EDGE_ADDRESS, publicAddress, routeToEdge } from "../lab/topology.ts";
+import { Daemon, NODE20, NODE22, ROOT } from "./support.ts";
+
+const why = swarmUnavailable();
+const noConntrack = onPath("conntrack") ? null : "flushing flows needs `conntrack` (apt-get install conntrack)";
+const POLICY = { heartbeatMs: 500, downAfterMs: 1_500, failbackAfterMs: 4_000, minDwellMs: 0 };
+const SERVERS = ["srv1", "srv2"];
+const SERVICE = "tunnel";
+const dir = join(ROOT, ".state", `swarm-lab-${process.pid}`);
+let site: LabSite;
+let swarm: LabSwarm;
+
+beforeAll(async () => {
+  if (why) return;
+  site = await LabSite.start({
+    dir,
+    policy: POLICY,
+    tunnels: "cluster",
+    servers: SERVERS.map((name) => ({ name, backend: "iproute2", node: NODE20 })),
+    serverTunnel: (server) => ({
+      config: { restart: "swarm", service: SERVICE, timeoutMs: 30_000, readyUrl: `http://127.0.0.1:${READY_PORT}/ready` },
+      env: { DOCKER_HOST: `unix://${join(dockerDir(dir, server), "docker.sock")}`, DOCKER_CONFIG: dockerDir(dir, server), PATH: `${dirname(DOCKER)}:${process.env.PATH}` },
+    }),
+  });
+  const t = Date.now();
+  swarm = await LabSwarm.start(site.lab);
+  await swarm.createTunnelService(SERVICE, EDGE_ADDRESS, TUNNEL_PORT);
+  console.log(`[lab] swarm of ${SERVERS.length} nodes and its tunnel service up in ${Date.now() - t} ms`);
+}, 120_000);
+
+afterAll(async () => {
+  await site?.destroy();
+}, 90_000);
+
+const agentOf = (s: SiteStatus, id: string) => s.agents.find((a) => a.id === id)!;
+/** Everyone on `uplink`, every server applied it and the elected one restarted the tunnels. */
+const on = (uplink: string) => (s: SiteStatus) => s.activeUplink === uplink && settled(s, SERVERS);
+const routes = () => Promise.all(site.lab.servers.map((s) => routeToEdge(s.ns)));
+const tunnelsVia = (n: 1 | 2, since: number) => site.tunnelConnects().filter((c) => c.at >= since && c.remote === publicAddress(n));
+const ready = (server: string) =>
+  site.server(server).ns.exec([NODE22, "-e", `fetch("http://127.0.0.1:${READY_PORT}/ready").then((r) => console.log(r.status), () => console.log(0))`]).then((s) => Number(s.trim()));
+const ids = (tasks: SwarmTask[]) => tasks.map((t) => t.id);
+
+/** The restart the elected agent made for a generation: from its log, in ms. */
+function restartMs(agent: string, generation: number): number {
+  const log = site.log(agent);
+  const at = (msg: string) => Date.parse(log.find((l) => l.msg === msg && l.generation === generation)!.time as string);
+  return at("tunnels restarted") - at("restarting tunnels");
+}
+
+/** Waits until every replica was replaced (none of `old` runs) and one runs on each node. */
+async function replaced(old: SwarmTask[]): Promise<SwarmTask[]> {
+  let now: SwarmTask[] = [];
+  await waitUntil(async () => {
+    now = await swarm.tasks(SERVICE);
+    return now.length === SERVERS.length && now.every((t) => !ids(old).includes(t.id));
+  }, "every replica replaced", 30_000, 200);
+  return now;
+}
+
+describe.skipIf(why)(`tunnels in a real Docker Swarm: the manager restarts every replica after a switch${why ? ` — skipped: ${why}` : ""}`, () => {
+  it("the service runs a replica on each node, each connected through the primary and ready", async () => {
+    await site.until(on("isp1"), "everyone on isp1");
+    expect((await swarm.tasks(SERVICE)).map((t) => t.node).sort()).toEqual(SERVERS);
+    await waitUntil(() => tunnelsVia(1, 0).length >= 2, "both replicas connected through isp1", 15_000);
+    expect(site.tunnelConnects().every((c) => c.remote === publicAddress(1))).toBe(true);
+    for (const s of SERVERS) expect(await ready(s)).toBe(200);
+  });
+
+  it("isp1 cut: the manager, elected, restarts both replicas and each reconnects through isp2; on failback, through isp1", async () => {
+    const before = await swarm.tasks(SERVICE);
+    const cutAt = Date.now();
+    await site.lab.cut(1);
+    const down = await site.until(on("isp2"), "everyone on isp2, the tunnels restarted", 40_000);
+    expect(down.tunnels).toMatchObject({ mode: "cluster", restarter: "srv1", done: true });
+    expect(await routes()).toEqual(["lan2", "lan2"]);
+    const away = await replaced(before);
+    expect(away.map((t) => t.node).sort()).toEqual(SERVERS);
+    await waitUntil(() => tunnelsVia(2, cutAt).length >= 2, "both replicas through isp2", 15_000);
+    console.log(`[lab] failover: docker service update --force until ready ${restartMs("srv1", down.generation)} ms; cut → both replicas connected through isp2 ${tunnelsVia(2, cutAt)[1]!.at - cutAt} ms`);
+
+    const restoredAt = Date.now();
+    await site.lab.restore(1);
+    const back = await site.until(on("isp1"), "everyone back on isp1, the tunnels restarted", 40_000);
+    expect(back.tunnels).toMatchObject({ restarter: "srv1", done: true });
+    expect(await routes()).toEqual(["lan1", "lan1"]);
+    const home = await replaced(away);
+    expect(home.map((t) => t.node).sort()).toEqual(SERVERS);
+    await waitUntil(() => tunnelsVia(1, restoredAt).length >= 2, "both replicas through isp1 again", 15_000);
+    console.log(`[lab] failback: docker service update --force until ready ${restartMs("srv1", back.generation)} ms`);
+    for (const s of SERVERS) expect(await ready(s)).toBe(200);
+  }, 120_000);
+});
