@@ -740,6 +740,7 @@ export class SiteCoordinator extends DurableObject<Env> {
       live: isLive(row, this.config!, now),
       appliedGeneration: row.runtime.appliedGeneration,
       tunnelGeneration: row.runtime.tunnelGeneration,
+      tunnelFailed: this.restartingTunnels(row) && row.runtime.lastError !== null,
     }));
   }
 
