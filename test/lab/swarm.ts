@@ -3,14 +3,14 @@
 // whose replicas hold a connection to the tunnel endpoint as cloudflared does, one per node. No
 // registry here: the image is a busybox root filesystem, imported on each node. Everything it
 // starts goes in the lab's cleanup, which runs even when a test fails.
-import { chmodSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { installMissing } from "../setup/system-packages.mjs";
 import { alive, labUnavailable, onPath, sh, waitUntil } from "./netns.ts";
 import type { Lab, LabServer } from "./topology.ts";
 
-export const SWARM_PACKAGES = ["docker.io", "busybox-static", "conntrack"];
+const SWARM_PACKAGES = ["docker.io", "busybox-static", "conntrack"];
 /** docker.io's own client, matched to its dockerd (another `docker` may come first on PATH). */
 export const DOCKER = "/usr/bin/docker";
 const BUSYBOX = "/bin/busybox";
@@ -95,10 +95,11 @@ exec dockerd --data-root ${d}/data --exec-root ${d}/exec --pidfile ${d}/docker.p
       env: { ...process.env, DOCKER_SERVICE_PREFER_OFFLINE_IMAGE: "1" },
     });
     child.unref();
+    closeSync(log); // the child has its own copy
     await waitUntil(() => this.docker("version").then(() => true, () => child.exitCode === null ? false : Promise.reject(new Error(`dockerd in ${this.server.name} exited: ${this.logTail()}`))), `dockerd in ${this.server.name}`, 30_000, 100);
   }
 
-  logTail(): string {
+  private logTail(): string {
     return readFileSync(join(this.dir, "dockerd.log"), "utf8").trim().split("\n").slice(-5).join("\n");
   }
 
