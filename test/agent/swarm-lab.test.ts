@@ -3,13 +3,13 @@
 // in cluster mode, so the edge elects one server to run `docker service update --force`. Then what
 // happens to a container's own long-lived connection after a switch, with and without help.
 // Outcomes are asserted; the times are printed as `[lab] …` lines.
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SiteStatus } from "../../shared/src/index.ts";
 import { containerFlow, flushNat, hostFlow, natEntries, routedVia } from "../lab/flows.ts";
 import { onPath, waitUntil } from "../lab/netns.ts";
 import { LabSite, TUNNEL_PORT, settled } from "../lab/site.ts";
-import { DOCKER, LabSwarm, READY_PORT, dockerDir, swarmUnavailable, type SwarmTask } from "../lab/swarm.ts";
+import { LabSwarm, READY_PORT, swarmTunnel, swarmUnavailable, type SwarmTask } from "../lab/swarm.ts";
 import { EDGE_ADDRESS, publicAddress, routeToEdge } from "../lab/topology.ts";
 import { NODE20, NODE22, ROOT } from "./support.ts";
 
@@ -33,10 +33,7 @@ beforeAll(async () => {
     policy: POLICY,
     tunnels: "cluster",
     servers: SERVERS.map((name) => ({ name, backend: "iproute2", node: NODE20 })),
-    serverTunnel: (server) => ({
-      config: { restart: "swarm", service: SERVICE, timeoutMs: 30_000, readyUrl: `http://127.0.0.1:${READY_PORT}/ready` },
-      env: { DOCKER_HOST: `unix://${join(dockerDir(dir, server), "docker.sock")}`, DOCKER_CONFIG: dockerDir(dir, server), PATH: `${dirname(DOCKER)}:${process.env.PATH}` },
-    }),
+    serverTunnel: swarmTunnel(dir, SERVICE),
   });
   const t = Date.now();
   swarm = await LabSwarm.start(site.lab);

@@ -4,7 +4,7 @@
 // registry here: the image is a busybox root filesystem, imported on each node. Everything it
 // starts goes in the lab's cleanup, which runs even when a test fails.
 import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmdirSync, symlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { installMissing } from "../setup/system-packages.mjs";
 import { alive, labUnavailable, onPath, sh, waitUntil } from "./netns.ts";
@@ -45,6 +45,17 @@ rm -f /www/ready
 
 /** A node's folder in the lab: data and exec roots, socket, log. */
 export const dockerDir = (labDir: string, server: string) => join(labDir, `docker-${server}`);
+
+/**
+ * A server's agent config for the `swarm` backend on this lab's swarm (LabSiteOptions.serverTunnel):
+ * docker.io's client first on PATH, talking to the server's own dockerd, and the replica's ready port.
+ */
+export function swarmTunnel(labDir: string, service: string): (server: string) => { config: object; env: Record<string, string> } {
+  return (server) => ({
+    config: { restart: "swarm", service, timeoutMs: 30_000, readyUrl: `http://127.0.0.1:${READY_PORT}/ready` },
+    env: { DOCKER_HOST: `unix://${join(dockerDir(labDir, server), "docker.sock")}`, DOCKER_CONFIG: dockerDir(labDir, server), PATH: `${dirname(DOCKER)}:${process.env.PATH}` },
+  });
+}
 
 export interface SwarmTask {
   id: string;
@@ -103,11 +114,16 @@ exec dockerd --data-root ${d}/data --exec-root ${d}/exec --pidfile ${d}/docker.p
     return readFileSync(join(this.dir, "dockerd.log"), "utf8").trim().split("\n").slice(-5).join("\n");
   }
 
+  /** dockerd's pid, from its pid file (0 before it wrote one). */
+  pid(): number {
+    const pidFile = join(this.dir, "docker.pid");
+    return existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8")) : 0;
+  }
+
   /** Leaves the swarm, stops dockerd (its containerd and shims follow) and removes its cgroups. */
   async stop(): Promise<void> {
     await this.docker("swarm", "leave", "--force").catch(() => undefined);
-    const pidFile = join(this.dir, "docker.pid");
-    const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8")) : 0;
+    const pid = this.pid();
     if (pid > 0 && alive(pid)) {
       process.kill(pid, "SIGTERM");
       await waitUntil(() => !alive(pid), `dockerd in ${this.server.name} to stop`, 20_000, 100).catch(() => {
