@@ -39,10 +39,10 @@ export function containerFlow(site: LabSite, node: DockerNode, port: number): Pr
   return startFlow(site, `a container on ${node.server.name}`, port, () => node.docker("run", "-d", "--name", `flow-${port}`, IMAGE, "/tunnel", EDGE_ADDRESS, String(port)));
 }
 
-/** The lab's stand-in tunnel as a plain process on a server, its ready port on `readyPort`. */
+/** The lab's stand-in tunnel as a plain process on a server, sending every second like the container's; its ready port on `readyPort`. */
 export function hostFlow(site: LabSite, server: string, port: number, readyPort: number): Promise<Flow> {
   return startFlow(site, `a process on ${server}`, port, async () => {
-    const child = site.server(server).ns.spawn([NODE22, join(ROOT, "test/fixtures/tunnel-client.mjs"), "--connect", `${EDGE_ADDRESS}:${port}`, "--ready-port", String(readyPort)]);
+    const child = site.server(server).ns.spawn([NODE22, join(ROOT, "test/fixtures/tunnel-client.mjs"), "--connect", `${EDGE_ADDRESS}:${port}`, "--ready-port", String(readyPort), "--send-every", "1000"]);
     site.lab.sets.onDestroy(() => void child.kill("SIGKILL"));
   });
 }

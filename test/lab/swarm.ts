@@ -12,7 +12,7 @@ import type { Lab, LabServer } from "./topology.ts";
 
 const SWARM_PACKAGES = ["docker.io", "busybox-static", "conntrack"];
 /** docker.io's own client, matched to its dockerd (another `docker` may come first on PATH). */
-export const DOCKER = "/usr/bin/docker";
+const DOCKER = "/usr/bin/docker";
 const BUSYBOX = "/bin/busybox";
 export const IMAGE = "wanwatch/tunnel:lab";
 /** Where a replica answers GET /ready (200 while connected), published on its node in host mode. */
@@ -44,7 +44,7 @@ rm -f /www/ready
 `;
 
 /** A node's folder in the lab: data and exec roots, socket, log. */
-export const dockerDir = (labDir: string, server: string) => join(labDir, `docker-${server}`);
+const dockerDir = (labDir: string, server: string) => join(labDir, `docker-${server}`);
 
 /**
  * A server's agent config for the `swarm` backend on this lab's swarm (LabSiteOptions.serverTunnel):
