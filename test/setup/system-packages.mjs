@@ -4,6 +4,7 @@
 // nothing and those groups skip, each with its reason in the summary at the end of the run.
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { pathToFileURL } from "node:url";
 
 /** Each package and the tests that need it (or, where another package serves too, the command that shows it is here). */
 export const PACKAGES = {
@@ -17,6 +18,9 @@ export const PACKAGES = {
   busybox: { for: "the lab's plain DHCP client (udhcpc)", command: "busybox" },
   chromium: "the status page in a browser",
   faketime: "an agent with a skewed clock",
+  "docker.io": "the Docker Swarm lab",
+  "busybox-static": "the Docker Swarm lab (the tunnel image)",
+  conntrack: "the Docker Swarm lab (container flows after a switch)",
 };
 
 const onPath = (cmd) => (process.env.PATH ?? "").split(":").some((d) => d && existsSync(`${d}/${cmd}`));
@@ -25,10 +29,11 @@ const installed = (pkg) => {
   return command ? onPath(command) : spawnSync("dpkg-query", ["-W", "-f=${Status}", pkg], { encoding: "utf8" }).stdout?.includes("install ok installed");
 };
 
-function main() {
+/** Installs whichever of `packages` are missing, when root with apt and not opted out; says so in one line. */
+export function installMissing(packages) {
   if (process.env.WANWATCH_NO_APT === "1") return;
   if (process.platform !== "linux" || process.getuid?.() !== 0 || !existsSync("/usr/bin/apt-get") || !existsSync("/usr/bin/dpkg-query")) return;
-  const missing = Object.keys(PACKAGES).filter((p) => !installed(p));
+  const missing = packages.filter((p) => !installed(p));
   if (missing.length === 0) return;
   console.log(`wanwatch tests: installing Debian packages for the lab and browser tests: ${missing.join(" ")} (WANWATCH_NO_APT=1 skips this)`);
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
@@ -43,4 +48,5 @@ function main() {
   }
 }
 
-main();
+// Run as a script (before the suite): everything; a test file run alone calls installMissing itself.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) installMissing(Object.keys(PACKAGES));
