@@ -131,7 +131,8 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: 
         await inet.ip("addr", "add", `${wan6(n)}::2/64`, "dev", `r${n}`, "nodad");
         await r.ip("-6", "route", "add", "default", "via", `${wan6(n)}::2`);
         await inet.ip("-6", "route", "add", `${prefix6(n)}::/64`, "via", `${wan6(n)}::1`);
-        await r.exec(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+        // A router that dies and comes back (its LAN ports down, then up) keeps its addresses, as a real one does.
+        await r.exec(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", "net.ipv6.conf.all.keep_addr_on_down=1", "net.ipv6.conf.default.keep_addr_on_down=1"]);
       }
       await r.ip("link", "add", "br-lan", "type", "bridge");
       await r.ip("addr", "add", `${gateway(n)}/24`, "dev", "br-lan");
