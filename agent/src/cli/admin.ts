@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { AgentId, ApiError, EnrollRequest, OverrideRequest, RotateRequest, RotateResponse, SiteConfig, SiteEvent, SiteId, SiteStatus, issueLines } from "../../../shared/src/index.ts";
+import { httpCall, type HttpResponse } from "../edge/http.ts";
 import { UsageError, UserError } from "../lib/errors.ts";
 import { parse, required } from "./args.ts";
 import { eventsTable, statusTable } from "./tables.ts";
@@ -49,27 +50,27 @@ function target(values: { edge?: string; site?: string }, env: NodeJS.ProcessEnv
 
 async function call(t: Target, method: string, path: string, body?: unknown): Promise<unknown> {
   const url = new URL(`/v1/sites/${t.site}${path}`, t.edge);
-  let res: Response;
+  let res: HttpResponse;
   try {
-    res = await fetch(url, {
+    // node:http rather than fetch: Node 18 (Debian 12) warns that its fetch is experimental.
+    res = await httpCall(url, {
       method,
       headers: { authorization: `Bearer ${t.token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(15_000),
+      timeoutMs: 15_000,
     });
   } catch (err) {
     const c = (err as { cause?: { code?: string; message?: string } }).cause;
     const cause = c?.code ?? c?.message ?? (err as Error).message;
     throw new UserError(`cannot reach the edge at ${t.edge.origin}${cause ? ` (${cause})` : ""}`, 1, { cause: err });
   }
-  const text = await res.text();
   let json: unknown = null;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(res.body);
   } catch {
     json = null;
   }
-  if (!res.ok) {
+  if (res.status < 200 || res.status > 299) {
     const e = ApiError.safeParse(json);
     if (!e.success) throw new UserError(`${method} ${url.pathname}: HTTP ${res.status}`);
     const lines = [`${method} ${url.pathname}: ${e.data.error.message} (${res.status} ${e.data.error.code})`, ...(e.data.error.issues ?? []).map((i) => `  ${i.path}: ${i.message}`)];

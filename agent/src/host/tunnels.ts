@@ -3,6 +3,7 @@
 // `readyUrl` (cloudflared's metrics /ready), the restart counts only once the tunnel is back.
 import type { TunnelConfig } from "../config/schema.ts";
 import type { TunnelRestarter } from "../directive/applier.ts";
+import { httpCall } from "../edge/http.ts";
 import { run } from "./exec.ts";
 
 type Active = Exclude<TunnelConfig, { restart: "none" }>;
@@ -43,9 +44,9 @@ async function waitReady(url: string, deadline: number, now: () => number, signa
   for (;;) {
     signal.throwIfAborted();
     try {
-      const r = await fetch(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(Math.min(2_000, Math.max(1, deadline - now())))]) });
-      await r.body?.cancel();
-      if (r.ok) return;
+      // node:http, not fetch: Node 18 (Debian 12) has neither a stable fetch nor AbortSignal.any.
+      const r = await httpCall(url, { signal, timeoutMs: Math.min(2_000, Math.max(1, deadline - now())) });
+      if (r.status >= 200 && r.status < 300) return;
       last = `last answer ${r.status}`;
     } catch (err) {
       const code = (err as { cause?: { code?: string } }).cause?.code;
