@@ -45,7 +45,9 @@ export function agentStatus(args: string[], out: (s: string) => void, now = Date
     lines.push(`tunnel generation: ${tunnels ?? "none"}`);
     if (s) lines.push(`host default route: via ${s.routedUplink ?? "unknown"}`);
   }
-  lines.push(`last error: ${lastError ?? "none"}`);
+  // The edge refusing this agent outranks a local error: nothing else works until it is fixed.
+  const refusal = s?.refusal;
+  lines.push(`last error: ${refusal ? `the edge refuses this agent (${refusal.code}: ${refusal.message}, ${ago(refusal.at, now)}); fix: ${refusal.fix}` : (lastError ?? "none")}`);
   if (s) {
     lines.push(`clock offset to edge: ${s.clockOffsetMs} ms`, "");
     lines.push(

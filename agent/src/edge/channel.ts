@@ -6,6 +6,7 @@ import { Backoff } from "../../../shared/src/backoff.ts";
 import type { Logger } from "../lib/log.ts";
 import type { EdgeClock } from "./clock.ts";
 import { postHeartbeat } from "./heartbeat-http.ts";
+import type { Refusal } from "./refusal.ts";
 import type { EdgeSigner } from "./signer.ts";
 
 export type DirectiveMessage = Extract<EdgeMessage, { type: "directive" }>;
@@ -32,6 +33,8 @@ export interface ChannelOptions {
   onContact: (uplink: string, c: { transport: Transport; rttMs: number | null; at: number; downAfterMs?: number }) => void;
   /** This uplink's connection state changed (for the status file). */
   onState?: (uplink: string, s: { transport: Transport | null; error: string | null }) => void;
+  /** The edge refused a message of this uplink's (a heartbeat, a connect) and said why. */
+  onRefused?: (uplink: string, r: Refusal) => void;
   random?: () => number;
   localNow?: () => number;
 }
@@ -149,7 +152,10 @@ export class UplinkChannel {
         let reason = `HTTP ${res.statusCode}`;
         try {
           const e = JSON.parse(body).error;
-          if (e?.code) reason = `${e.code}: ${e.message}`;
+          if (e?.code) {
+            reason = `${e.code}: ${e.message}`;
+            this.o.onRefused?.(this.o.uplink, { code: String(e.code), message: String(e.message) });
+          }
         } catch {
           // Not our envelope: the status says enough.
         }
@@ -199,6 +205,7 @@ export class UplinkChannel {
         // Unsigned: never acted on, except that a stale timestamp tells us our clock is off.
         if (v.unsigned.error.code === "stale_timestamp") this.o.clock.observe(v.unsigned.now, receivedAt, receivedAt);
         this.problem("edge", `edge refused a heartbeat (${v.unsigned.error.code}: ${v.unsigned.error.message})`);
+        this.o.onRefused?.(this.o.uplink, v.unsigned.error);
       } else this.o.log.warn("ignored an edge message", { uplink: this.o.uplink, reason: v.reason });
       return;
     }
@@ -281,7 +288,10 @@ export class UplinkChannel {
       });
       if (this.stopped || this.connected) return;
       if (r.ok) this.handle(r.message, this.now(), "http", r.rttMs);
-      else this.problem("http", `HTTP heartbeat failed (${r.code}: ${r.message})`, { status: r.status }, `${r.code} ${r.status ?? ""}`);
+      else {
+        this.problem("http", `HTTP heartbeat failed (${r.code}: ${r.message})`, { status: r.status }, `${r.code} ${r.status ?? ""}`);
+        if (r.status !== undefined && r.status >= 400 && r.status < 500) this.o.onRefused?.(this.o.uplink, r);
+      }
     } catch (err) {
       this.problem("http", `HTTP heartbeat failed (${(err as Error).message})`);
     } finally {
