@@ -5,6 +5,7 @@ import { delimiter, join } from "node:path";
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, readSecret, realHost } from "../config/load.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import { edgeAddressResolver } from "../daemon/edge-address.ts";
+import { EdgeClock } from "../edge/clock.ts";
 import { EdgeSigner } from "../edge/signer.ts";
 import { routeGet } from "../host/ip.ts";
 import { describeError } from "../lib/errors.ts";
@@ -73,16 +74,26 @@ async function edgeChecks(config: AgentConfig): Promise<Check[]> {
     else sources.push({ uplink: u.id, source: s.source });
   }
   if (!sources.length) return checks;
-  const { check, clock } = await clockCheck(config, sources[0]!.source);
-  checks.push(check);
-  if (!clock) return checks;
+  // The edge's time through the first uplink that answers; without any, local time (each uplink's
+  // heartbeat then says why it got no answer).
+  let clock: EdgeClock | null = null;
+  let clockLine: Check | null = null;
+  for (const { source } of sources) {
+    const r = await clockCheck(config, source);
+    clockLine ??= r.check;
+    if ((clock = r.clock)) {
+      clockLine = r.check;
+      break;
+    }
+  }
+  checks.push(clockLine!);
   let signer: EdgeSigner;
   try {
     signer = await EdgeSigner.fromSecret(config.site, config.agent, readSecret(config.secretFile));
   } catch (err) {
     return [...checks, { ok: false, text: `cannot sign a heartbeat: ${describeError(err)}` }];
   }
-  for (const { uplink, source } of sources) checks.push(await heartbeatCheck(config, uplink, source, signer, clock));
+  for (const { uplink, source } of sources) checks.push(await heartbeatCheck(config, uplink, source, signer, clock ?? new EdgeClock()));
   return checks;
 }
 
