@@ -84,10 +84,10 @@ describe.skipIf(why)(`failover in the lab: real edge, real routes, real tunnels$
     // Each probe measures its router (a TCP handshake with the gateway) as well as the edge.
     const rtts = await site.until((s) => s.uplinks.every((u) => u.gatewayRttMs !== null && u.rttMs !== null), "RTTs from both probes");
     for (const u of rtts.uplinks) expect(u.gatewayRttMs).toBeLessThan(1_000);
-    // doctor, on a running server: the edge answers through each uplink, each from its own address.
+    // doctor, on a running server: the edge accepts a signed heartbeat through each uplink, each from its own address.
     const doc = await wanwatch(["doctor", "--config", site.configPath("srv1")], { netns: site.server("srv1").ns.name, node: NODE20 });
-    expect(doc.stdout).toMatch(/^✓ edge reachable through isp1 \(from 192\.168\.1\.21\): \d+ ms$/m);
-    expect(doc.stdout).toMatch(/^✓ edge reachable through isp2 \(from 192\.168\.2\.21\): \d+ ms$/m);
+    expect(doc.stdout).toMatch(/^✓ heartbeat through isp1 \(from 192\.168\.1\.21\): accepted by the edge in \d+ ms$/m);
+    expect(doc.stdout).toMatch(/^✓ heartbeat through isp2 \(from 192\.168\.2\.21\): accepted by the edge in \d+ ms$/m);
     expect(doc.stdout).toMatch(/^✓ clock skew vs edge: /m);
   });
 
