@@ -9,10 +9,15 @@ import { EdgeClock } from "../edge/clock.ts";
 import { EdgeSigner } from "../edge/signer.ts";
 import { routeGet } from "../host/ip.ts";
 import { describeError } from "../lib/errors.ts";
-import { parse } from "./args.ts";
+import { parseCommand, type CommandSpec } from "./command.ts";
 import { clockCheck, heartbeatCheck, type Check } from "./doctor-edge.ts";
 
-export const DOCTOR_USAGE = "wanwatch doctor [--config F]";
+export const DOCTOR: CommandSpec = {
+  name: "doctor",
+  summary: "check this host's agent setup: tools, interfaces, secret, and one signed heartbeat through each uplink; exit 1 on any ✗",
+  flags: { config: { type: "string", value: "FILE", help: `the agent's config (default ${DEFAULT_CONFIG_PATH})` } },
+  examples: ["wanwatch doctor", "wanwatch doctor --config /etc/wanwatch/agent.yaml"],
+};
 
 
 function onPath(tool: string, path = process.env.PATH ?? ""): string | null {
@@ -133,17 +138,18 @@ export async function runChecks(config: AgentConfig): Promise<Check[]> {
 }
 
 export async function doctor(args: string[], out: (s: string) => void): Promise<number> {
-  const { values } = parse(args, { config: { type: "string" } }, { usage: DOCTOR_USAGE });
-  const file = values.config ?? DEFAULT_CONFIG_PATH;
+  const { values } = parseCommand(DOCTOR, args);
+  const file = (values.config as string | undefined) ?? DEFAULT_CONFIG_PATH;
   let config: AgentConfig;
+  const notes: string[] = [];
   try {
-    config = loadConfig(file, { host: false });
+    config = loadConfig(file, { host: false, onDeprecated: (line) => notes.push(line) });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     out([`✗ config ${file}`, ...err.lines.map((l) => `  ${l}`)].join("\n"));
     return 1;
   }
-  const checks = [{ ok: true, text: `config ${file}` }, ...(await runChecks(config))];
+  const checks = [{ ok: true, text: `config ${file}${notes.length ? ` (${notes.map((n) => n.slice(file.length + 2)).join("; ")})` : ""}` }, ...(await runChecks(config))];
   out(checks.map((c) => `${c.ok ? "✓" : "✗"} ${c.text}`).join("\n"));
   return checks.every((c) => c.ok) ? 0 : 1;
 }

@@ -4,7 +4,7 @@ import { networkInterfaces } from "node:os";
 import { parse as parseYaml } from "yaml";
 import { issueLines } from "../../../shared/src/index.ts";
 import { UserError } from "../lib/errors.ts";
-import { AgentConfig } from "./schema.ts";
+import { AgentConfig, DEPRECATED_TUNNEL_RESTART } from "./schema.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/wanwatch/agent.yaml";
 
@@ -70,6 +70,14 @@ export function parseConfig(file: string, doc: unknown): AgentConfig {
 export interface LoadOptions {
   /** Check interfaces and the secret file on this host (the daemon and doctor do; tests may not). */
   host?: HostFacts | false;
+  /** Told about settings that still work under an old name. */
+  onDeprecated?: (line: string) => void;
+}
+
+/** Old spellings the schema still reads, one line each. */
+function deprecations(doc: unknown): string[] {
+  const tunnels = (doc as { tunnels?: unknown } | null)?.tunnels;
+  return tunnels && typeof tunnels === "object" && "restart" in tunnels && !("backend" in tunnels) ? [DEPRECATED_TUNNEL_RESTART] : [];
 }
 
 export function loadConfig(file: string, opts: LoadOptions = {}): AgentConfig {
@@ -81,7 +89,9 @@ export function loadConfig(file: string, opts: LoadOptions = {}): AgentConfig {
     const why = code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable by this user" : (err as Error).message;
     throw new ConfigError(file, [`config: ${file} ${why}`], { cause: err });
   }
-  const config = parseConfig(file, parseText(file, text));
+  const doc = parseText(file, text);
+  const config = parseConfig(file, doc);
+  for (const line of deprecations(doc)) opts.onDeprecated?.(`${file}: ${line}`);
   if (opts.host !== false) {
     const lines = hostProblems(config, opts.host ?? realHost);
     if (lines.length) throw new ConfigError(file, lines);

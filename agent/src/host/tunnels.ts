@@ -6,11 +6,11 @@ import type { TunnelRestarter } from "../directive/applier.ts";
 import { httpCall } from "../edge/http.ts";
 import { run } from "./exec.ts";
 
-type Active = Exclude<TunnelConfig, { restart: "none" }>;
+type Active = Exclude<TunnelConfig, { backend: "none" }>;
 
 /** The commands for one restart, in order; the last may wait for the rollout. */
 export function restartCommands(t: Active, seconds: number): string[][] {
-  switch (t.restart) {
+  switch (t.backend) {
     case "swarm":
       return [["docker", "service", "update", "--force", t.service]];
     case "kubernetes": {
@@ -25,7 +25,7 @@ export function restartCommands(t: Active, seconds: number): string[][] {
 }
 
 export function createTunnelRestarter(t: TunnelConfig, now: () => number = Date.now): TunnelRestarter {
-  if (t.restart === "none") return { restart: async () => undefined };
+  if (t.backend === "none") return { restart: async () => undefined };
   return {
     async restart(signal) {
       const deadline = now() + t.timeoutMs;
