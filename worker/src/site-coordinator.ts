@@ -826,7 +826,7 @@ export class SiteCoordinator extends DurableObject<Env> {
 
   /** Signed with the key the agent spoke with: during a rotation, the old secret still checks answers. */
   private async signedDirective(agent: LiveAgent, key: SigningKey, ackSeq: number | null, now: number): Promise<SignedReply> {
-    const fields = acceptsNewFields(agent.row.runtime.version) ? { downAfterMs: this.config!.policy.downAfterMs } : {};
+    const fields = acceptsNewFields(agent.row.runtime.version) ? { downAfterMs: this.config!.policy.downAfterMs, heartbeatMs: this.config!.policy.heartbeatMs } : {};
     const body = JSON.stringify({ type: "directive", directive: this.directiveFor(agent.row), now, ackSeq, ...fields } satisfies EdgeMessage);
     const sig = await sign(key, { direction: "down", site: this.site!, agent: agent.row.id, ts: now, body });
     return { body, ts: now, sig };

@@ -59,7 +59,7 @@ export const AgentConfig = z
     switch: SwitchConfig.default({ backend: "none" }),
     tunnels: TunnelConfig.default({ backend: "none" }),
     stateDir: z.string().min(1).default("/var/lib/wanwatch"),
-    // Heartbeat interval per uplink; match the site's policy.heartbeatMs.
+    // Heartbeat interval per uplink until the edge's first answer, which carries the site's policy.heartbeatMs.
     heartbeatMs: z.int().min(250).max(60_000).default(1_000),
   })
   .superRefine((c, ctx) => {

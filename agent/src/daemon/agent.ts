@@ -44,6 +44,8 @@ export class Agent {
   /** The edge has accepted this agent since it started: an unknown_agent refusal after that means revoked. */
   private accepted = false;
   private readonly refusalsLogged = new Set<string>();
+  /** The heartbeat interval in use: the config's until the edge sends the site's. */
+  private heartbeatMs: number;
   /** A probe records directives but applies nothing: it has no routes to move. */
   private observed: ReconcilerState = initialState();
   private readonly now: () => number;
@@ -51,6 +53,7 @@ export class Agent {
   constructor(private readonly o: AgentOptions) {
     this.now = o.now ?? Date.now;
     this.clock = new EdgeClock(this.now);
+    this.heartbeatMs = o.config.heartbeatMs;
   }
 
   private get config() {
@@ -145,6 +148,7 @@ export class Agent {
         onDirective: (m) => this.onDirective(m),
         onContact: (uplink, c) => {
           this.accepted = true;
+          if (c.heartbeatMs !== undefined) this.adoptHeartbeat(c.heartbeatMs);
           this.status?.contact(uplink, c);
           edgePath?.contact(c.at, c.downAfterMs);
         },
@@ -179,6 +183,14 @@ export class Agent {
       this.o.log.error("cannot write the state file", { error: describeError(err) });
     }
     this.status?.changed();
+  }
+
+  /** The site's policy sets the interval of every channel: one source of timing for edge and agents. */
+  private adoptHeartbeat(ms: number): void {
+    if (ms === this.heartbeatMs) return;
+    this.o.log.info("heartbeat interval from the site's policy", { fromMs: this.heartbeatMs, toMs: ms });
+    this.heartbeatMs = ms;
+    for (const ch of this.channels) ch.setHeartbeat(ms);
   }
 
   /** A refusal caused by this agent's setup: said once per reason at error level, with the fix. */
