@@ -10,6 +10,7 @@ import { helpText, parseCommand, type CommandSpec } from "./command.ts";
 import { DOCTOR, doctor } from "./doctor.ts";
 import { INSTALL, install } from "./install.ts";
 import { UNINSTALL, uninstall } from "./uninstall.ts";
+import { UNROUTE, unroute } from "./unroute.ts";
 
 const RUN: CommandSpec = {
   name: "agent run",
@@ -34,6 +35,7 @@ const COMMANDS: Command[] = [
   { spec: AGENT_STATUS, run: (args, io) => agentStatus(args, io.out) },
   { spec: INSTALL, run: (args, io) => install(args, io.out) },
   { spec: UNINSTALL, run: (args, io) => uninstall(args, io.out) },
+  { spec: UNROUTE, run: (args, io) => unroute(args, io.out) },
   { spec: DOCTOR, run: (args, io) => doctor(args, io.out) },
   ...(Object.keys(SITE_COMMANDS) as (keyof typeof SITE_COMMANDS)[]).map((sub) => ({ spec: SITE_COMMANDS[sub], run: (args: string[], io: Io) => siteCommand(sub, args, io.env, io.out) })),
 ];

@@ -1,13 +1,14 @@
 // `wanwatch agent uninstall`: stops and removes the service, its policy routing, its files and the bundle.
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from "../config/load.ts";
 import type { AgentConfig } from "../config/schema.ts";
-import { removeUplinkRouting, tableFor } from "../host/policy-routing.ts";
 import { bundlePaths, systemctl, systemdRuns } from "../install/host-setup.ts";
 import { SERVICE } from "../install/unit.ts";
 import { describeError } from "../lib/errors.ts";
 import { parseCommand, type CommandSpec } from "./command.ts";
+import { removeRouting } from "./unroute.ts";
 
 export const UNINSTALL: CommandSpec = {
   name: "agent uninstall",
@@ -20,9 +21,17 @@ export const UNINSTALL: CommandSpec = {
   examples: ["wanwatch agent uninstall", "wanwatch agent uninstall --config /etc/wanwatch/agent.yaml"],
 };
 
-/** A server's rules and tables, whether or not the agent got to remove them (a SIGKILL does not). */
-async function removeRouting(config: AgentConfig): Promise<void> {
-  await removeUplinkRouting(new Map(config.uplinks.map((u, i) => [u.id, { sourceAddress: "", table: tableFor(i) }])));
+/** A config that does not validate still names its secret and state: the defaults where it does not. */
+function filesOfBrokenConfig(path: string): string[] {
+  const doc = ((): { secretFile?: unknown; stateDir?: unknown } | null => {
+    try {
+      return parseYaml(readFileSync(path, "utf8"));
+    } catch {
+      return null; // unreadable or not YAML: the defaults
+    }
+  })();
+  const str = (v: unknown, fallback: string) => (typeof v === "string" && v.startsWith("/") ? v : fallback);
+  return [str(doc?.secretFile, "/etc/wanwatch/secret"), str(doc?.stateDir, "/var/lib/wanwatch")];
 }
 
 export async function uninstall(args: string[], out: (s: string) => void): Promise<number> {
@@ -31,11 +40,14 @@ export async function uninstall(args: string[], out: (s: string) => void): Promi
   const unitPath = resolve((values.unit as string | undefined) ?? `/etc/systemd/system/${SERVICE}`);
   const did: string[] = [];
   let config: AgentConfig | null = null;
+  let files: string[] = [];
   try {
     config = loadConfig(configPath, { host: false });
+    files = [config.secretFile, config.stateDir];
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    did.push(`config ${configPath} unreadable (${err.lines[0]}): removing only the unit and the bundle`);
+    files = filesOfBrokenConfig(configPath);
+    did.push(`config ${configPath} is not valid (${err.lines[0]}): removing the files it names, but no routing`);
   }
   if (systemdRuns() && existsSync(unitPath)) {
     await systemctl("disable", "--now", SERVICE);
@@ -50,7 +62,7 @@ export async function uninstall(args: string[], out: (s: string) => void): Promi
     }
   }
   const { bundle, bin } = bundlePaths(resolve((values.prefix as string | undefined) ?? "/usr/local"));
-  for (const p of [unitPath, ...(config ? [config.secretFile, config.stateDir] : []), configPath, bin, bundle])
+  for (const p of [unitPath, ...files, configPath, bin, bundle])
     if (existsSync(p)) {
       rmSync(p, { recursive: true, force: true });
       did.push(`removed ${p}`);

@@ -21,11 +21,14 @@ export interface HostFacts {
   unreadable(path: string): string | null;
 }
 
-/** The real host: /sys/class/net where there is one (it lists interfaces without addresses too). */
+/**
+ * The real host: an interface with an address (asked of the kernel, in this network namespace), or
+ * one /sys/class/net lists (interfaces without addresses too). Either alone can miss: a sysfs
+ * mounted in another namespace (some containers) shows that namespace's interfaces.
+ */
 export const realHost: HostFacts = {
   interfaceExists(name) {
-    if (existsSync("/sys/class/net")) return existsSync(`/sys/class/net/${name}`);
-    return name in networkInterfaces();
+    return name in networkInterfaces() || existsSync(`/sys/class/net/${name}`);
   },
   unreadable(path) {
     try {

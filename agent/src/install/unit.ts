@@ -45,6 +45,8 @@ export function unitFile(u: UnitInput): string {
     "[Service]",
     "Type=simple",
     `ExecStart=${u.node} ${u.bundle} agent run --config ${u.configPath}`,
+    // A SIGKILL or a crash leaves a server's policy routing behind: removed after every stop.
+    ...(server ? [`ExecStopPost=${u.node} ${u.bundle} agent unroute --config ${u.configPath}`] : []),
     "Restart=on-failure",
     "RestartSec=2",
     "# Exit 2 is a config error or a revoked agent: restarting cannot fix it.",
