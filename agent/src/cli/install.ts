@@ -6,7 +6,7 @@ import { stringify } from "yaml";
 import { issueLines } from "../../../shared/src/index.ts";
 import { DEFAULT_CONFIG_PATH } from "../config/load.ts";
 import { AgentConfig } from "../config/schema.ts";
-import { CONFIG_REFERENCE } from "../edge/refusal.ts";
+import { CONFIG_REFERENCE } from "../config/reference.ts";
 import { CONFIG_FLAGS, FIELD_FLAGS, configFromFlags } from "../install/config-flags.ts";
 import { chown, ensureUser, placeBundle, systemctl, systemdRuns, bundlePaths } from "../install/host-setup.ts";
 import { PROBE_USER, SERVICE, unitFile } from "../install/unit.ts";

@@ -4,6 +4,7 @@ import { networkInterfaces } from "node:os";
 import { parse as parseYaml } from "yaml";
 import { issueLines } from "../../../shared/src/index.ts";
 import { UserError } from "../lib/errors.ts";
+import { SEE_REFERENCE } from "./reference.ts";
 import { AgentConfig, DEPRECATED_TUNNEL_RESTART } from "./schema.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/wanwatch/agent.yaml";
@@ -66,7 +67,7 @@ export function hostProblems(config: AgentConfig, host: HostFacts = realHost): s
 export function parseConfig(file: string, doc: unknown): AgentConfig {
   if (doc === null || doc === undefined) throw new ConfigError(file, [`config: ${file} is empty`]);
   const r = AgentConfig.safeParse(doc);
-  if (!r.success) throw new ConfigError(file, issueLines(r.error), { cause: r.error });
+  if (!r.success) throw new ConfigError(file, [...issueLines(r.error), SEE_REFERENCE], { cause: r.error });
   return r.data;
 }
 

@@ -7,9 +7,6 @@ export interface Refusal {
   message: string;
 }
 
-/** Where the agent config is documented; named in fixes and in the YAML that `install` writes. */
-export const CONFIG_REFERENCE = "docs/agent.md in the wanwatch repository";
-
 type Setup = Pick<AgentConfig, "agent" | "site" | "role" | "secretFile">;
 
 /**

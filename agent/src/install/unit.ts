@@ -2,7 +2,7 @@
 // sends heartbeats: an unprivileged user, no capabilities. A server changes routes (CAP_NET_ADMIN)
 // and restarts the tunnel, whose backend may need root's files (docker's socket, ~/.kube).
 import type { AgentConfig } from "../config/schema.ts";
-import { CONFIG_REFERENCE } from "../edge/refusal.ts";
+import { CONFIG_REFERENCE } from "../config/reference.ts";
 
 export const SERVICE = "wanwatch.service";
 export const PROBE_USER = "wanwatch";
