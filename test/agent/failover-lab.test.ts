@@ -321,7 +321,7 @@ describe.skipIf(why)(`failover in the lab: real edge, real routes, real tunnels$
     const docker = (script: string) => (writeFileSync(join(bin, "docker.new"), `#!/bin/sh\n${script}\n`, { mode: 0o755 }), renameSync(join(bin, "docker.new"), join(bin, "docker")));
     const before = await baseline();
     let standIn: string[] = [];
-    const restore = await site.restartWith("srv1", (c) => ((standIn = c.tunnels.command), { ...c, tunnels: { restart: "swarm", service: "cloudflared", timeoutMs: 3_000 } }), { PATH: `${bin}:${tools}` });
+    const restore = await site.restartWith("srv1", (c) => ((standIn = c.tunnels.command), { ...c, tunnels: { backend: "swarm", service: "cloudflared", timeoutMs: 3_000 } }), { PATH: `${bin}:${tools}` });
     const srv1 = () => site.agents.get("srv1")!;
     try {
       await site.until((s) => (agentOf(s, "srv1").lastSeenAt ?? 0) > Date.now() - 1_000 && allSettled(s), "srv1 back with its new config");

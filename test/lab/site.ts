@@ -125,7 +125,7 @@ export class LabSite {
         secretFile: labFile(this.lab, `${s.name}.secret`, secret), stateDir: join(dir, "state"),
         uplinks: [1, 2].map((n) => ({ id: `isp${n}`, interface: `lan${n}`, ...(s.backend === "nmcli" ? { connection: `up${n}` } : {}) })),
         switch: { backend: s.backend },
-        tunnels: { restart: "command", command: restart, timeoutMs: 20_000, readyUrl: `http://127.0.0.1:${TUNNEL_READY_PORT}/ready` },
+        tunnels: { backend: "command", command: restart, timeoutMs: 20_000, readyUrl: `http://127.0.0.1:${TUNNEL_READY_PORT}/ready` },
       }, srv.env);
       // The tunnel as it runs before wanwatch: started by hand, through whatever the default route is.
       await srv.ns.exec(restart);
