@@ -116,5 +116,11 @@ describe.skipIf(skip !== null)(`wanwatch.service under a real systemd${skip ? ` 
     expect((await box.exec(["stat", "-c", "%U", `/proc/${pid}`])).trim()).toBe("wanwatch");
     expect((await box.exec(["grep", "^CapEff", `/proc/${pid}/status`])).trim()).toBe("CapEff:\t0000000000000000");
     expect((await box.exec(["stat", "-c", "%a %U", "/etc/wanwatch/agent.yaml", "/etc/wanwatch/secret"])).trim().split("\n")).toEqual(["600 wanwatch", "600 wanwatch"]);
+
+    // Installing again (a new setting; the secret already there) restarts the service with it.
+    const again = await wanwatchInside(["agent", "install", "--edge", edgeUrl, "--site", SITE, "--agent", "sbc1", "--role", "probe", "--uplink", "isp1=up1", "--heartbeat", "2s"]);
+    expect(again, await journal()).toContain("the edge answers agent sbc1 through isp1");
+    expect(await show("MainPID")).not.toBe(pid);
+    expect(await box.exec(["cat", "/etc/wanwatch/agent.yaml"])).toContain("heartbeatMs: 2000");
   });
 });

@@ -89,6 +89,10 @@ export async function install(args: string[], out: (s: string) => void): Promise
   const yaml = `# wanwatch agent config, written by \`wanwatch agent install\`. Reference: ${CONFIG_REFERENCE}.\n${stringify(doc)}`;
   const unit = unitFile({ config, configPath, node: process.execPath, bundle: bundlePaths(prefix).bundle });
   const systemd = systemdRuns();
+  // The unit's sandbox hides these folders: a Node from a version manager there would not start.
+  const hiddenNode = /^\/(home|root|tmp|var\/tmp)\//.test(process.execPath)
+    ? [`note: the unit runs ${process.execPath}, in a folder its sandbox hides (ProtectHome, PrivateTmp): install Node system-wide (apt install nodejs) and run install with it`]
+    : [];
   const probeUser = config.role === "probe" && systemd;
 
   if (v["dry-run"]) {
@@ -101,14 +105,15 @@ export async function install(args: string[], out: (s: string) => void): Promise
         unit.trimEnd(),
         "==> then <==",
         `# would install the bundle as ${bundlePaths(prefix).bundle} and ${bundlePaths(prefix).bin}`,
-        systemd ? `# would run: systemctl daemon-reload && systemctl enable --now ${SERVICE}` : "# systemd is not running on this host: would print the command to start the agent",
+        systemd ? `# would run: systemctl daemon-reload && systemctl enable ${SERVICE} && systemctl restart ${SERVICE}` : "# systemd is not running on this host: would print the command to start the agent",
+        ...hiddenNode.map((l) => `# ${l}`),
       ].join("\n"),
     );
     return 0;
   }
 
   const secret = v["secret-stdin"] ? await readStdinSecret() : null;
-  const did: string[] = [];
+  const did: string[] = [...hiddenNode];
   const placed = placeBundle(process.argv[1]!, prefix);
   did.push(`installed ${placed.bundle} and ${placed.bin}`);
   const owner = probeUser ? await ensureUser(PROBE_USER) : null;
@@ -134,9 +139,12 @@ export async function install(args: string[], out: (s: string) => void): Promise
     return 0;
   }
   await systemctl("daemon-reload");
-  await systemctl("enable", "--now", SERVICE);
+  await systemctl("enable", SERVICE);
+  // restart, not start: installing again (a new config, a new bundle) must take effect.
+  const startedAt = Date.now();
+  await systemctl("restart", SERVICE);
   did.push(`started ${SERVICE} (enabled at boot)`);
   out(did.join("\n"));
-  out(await waitForEdge(config));
+  out(await waitForEdge(config, startedAt));
   return 0;
 }

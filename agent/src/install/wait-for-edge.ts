@@ -3,11 +3,12 @@
 import type { AgentConfig } from "../config/schema.ts";
 import { readStatus } from "../state/files.ts";
 
-export async function waitForEdge(config: AgentConfig, timeoutMs = 20_000, now = Date.now): Promise<string> {
+/** `since`: when the service was (re)started; an older status file is the previous run's. */
+export async function waitForEdge(config: AgentConfig, since: number, timeoutMs = 20_000, now = Date.now): Promise<string> {
   const deadline = now() + timeoutMs;
   for (;;) {
     const s = readStatus(config.stateDir);
-    if (s.ok) {
+    if (s.ok && s.value.startedAt >= since) {
       if (s.value.refusal) return `the edge refuses this agent (${s.value.refusal.code}): ${s.value.refusal.fix}`;
       const heard = Object.entries(s.value.uplinks).filter(([, u]) => u.lastContactAt !== null).map(([id]) => id);
       if (heard.length) return `the edge answers agent ${config.agent} through ${heard.join(", ")}: see \`wanwatch agent status\``;
