@@ -92,7 +92,7 @@ describe("a running agent the edge refuses", () => {
     const f = probe({ agent: "p2", heartbeatMs: 250 }, secrets.get("p2")!);
     const d = Daemon.start(["agent", "run", "--config", f.configPath]);
     try {
-      await d.waitFor((l) => l.msg === "channel open", "channel open");
+      await d.waitFor((l) => l.msg === "edge answering", "accepted by the edge");
       await edge.api("DELETE", `/v1/sites/${SITE}/agents/p2`);
       expect(await d.exit).toEqual({ code: 2, signal: null });
       expect(d.stderr).toMatch(/^wanwatch: agent p2 was revoked in site office .*: stopping; agent p2 is not enrolled in site office/);

@@ -3,6 +3,7 @@ import { accessSync, constants, mkdirSync, statSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { delimiter, join } from "node:path";
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, readSecret, realHost } from "../config/load.ts";
+import { SEE_REFERENCE } from "../config/reference.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import { edgeAddressResolver } from "../daemon/edge-address.ts";
 import { EdgeClock } from "../edge/clock.ts";
@@ -146,7 +147,7 @@ export async function doctor(args: string[], out: (s: string) => void): Promise<
     config = loadConfig(file, { host: false, onDeprecated: (line) => notes.push(line) });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    out([`✗ config ${file}`, ...err.lines.map((l) => `  ${l}`)].join("\n"));
+    out([`✗ config ${file}`, ...err.lines.map((l) => `  ${l}`), ...(err.fields ? [`  ${SEE_REFERENCE}`] : [])].join("\n"));
     return 1;
   }
   const checks = [{ ok: true, text: `config ${file}${notes.length ? ` (${notes.map((n) => n.slice(file.length + 2)).join("; ")})` : ""}` }, ...(await runChecks(config))];

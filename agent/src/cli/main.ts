@@ -1,5 +1,6 @@
 // The `wanwatch` command: dispatch, help, and the one place errors become exit codes.
 import { ConfigError, DEFAULT_CONFIG_PATH } from "../config/load.ts";
+import { SEE_REFERENCE } from "../config/reference.ts";
 import { systemHost } from "../host/index.ts";
 import { runDaemon } from "../daemon/run.ts";
 import { describeError, UsageError, UserError } from "../lib/errors.ts";
@@ -93,6 +94,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     if (err instanceof ConfigError) {
       // One line per problem, named by the field as it appears in the file.
       for (const l of err.lines) io.err(l);
+      if (err.fields) io.err(SEE_REFERENCE);
       return err.exitCode;
     }
     if (err instanceof UserError) {

@@ -4,16 +4,20 @@ import { networkInterfaces } from "node:os";
 import { parse as parseYaml } from "yaml";
 import { issueLines } from "../../../shared/src/index.ts";
 import { UserError } from "../lib/errors.ts";
-import { SEE_REFERENCE } from "./reference.ts";
 import { AgentConfig, DEPRECATED_TUNNEL_RESTART } from "./schema.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/wanwatch/agent.yaml";
 
-/** A config that cannot be used; `lines` has one line per problem. The CLI exits with 2. */
+/**
+ * A config that cannot be used; `lines` has one line per problem. The CLI exits with 2, and when
+ * fields are wrong (`fields`) it points to the reference after the problems.
+ */
 export class ConfigError extends UserError {
-  constructor(readonly file: string, lines: string[], options?: { cause?: unknown }) {
-    super(`${file}: ${lines.length} problem${lines.length === 1 ? "" : "s"}`, 2, { ...options, lines });
+  constructor(readonly file: string, lines: string[], options?: { cause?: unknown; fields?: boolean }) {
+    super(`${file}: ${lines.length} problem${lines.length === 1 ? "" : "s"}`, 2, { cause: options?.cause, lines });
+    this.fields = options?.fields ?? false;
   }
+  readonly fields: boolean;
 }
 
 export interface HostFacts {
@@ -67,7 +71,7 @@ export function hostProblems(config: AgentConfig, host: HostFacts = realHost): s
 export function parseConfig(file: string, doc: unknown): AgentConfig {
   if (doc === null || doc === undefined) throw new ConfigError(file, [`config: ${file} is empty`]);
   const r = AgentConfig.safeParse(doc);
-  if (!r.success) throw new ConfigError(file, [...issueLines(r.error), SEE_REFERENCE], { cause: r.error });
+  if (!r.success) throw new ConfigError(file, issueLines(r.error), { cause: r.error, fields: true });
   return r.data;
 }
 
