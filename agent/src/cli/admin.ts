@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { AgentId, ApiError, EnrollRequest, OverrideRequest, RotateRequest, RotateResponse, SiteConfig, SiteEvent, SiteId, SiteStatus, issueLines } from "../../../shared/src/index.ts";
 import { httpCall, type HttpResponse } from "../edge/http.ts";
+import { withoutHttpAdvice } from "../edge/refusal.ts";
 import { UsageError, UserError } from "../lib/errors.ts";
 import { parseCommand, seeHelp, type CommandSpec, type Flag } from "./command.ts";
 import { parseDuration } from "./duration.ts";
@@ -133,7 +134,7 @@ async function call(t: Target, method: string, path: string, body?: unknown): Pr
     const e = ApiError.safeParse(json);
     if (!e.success) throw new UserError(`the edge at ${t.edge.origin} answered HTTP ${res.status}: is it a wanwatch edge?`);
     const h = hint(e.data.error.code, t, body);
-    const lines = [`site ${t.site}: ${h ? e.data.error.message.replace(/: PUT \/v1\S*.*$/, "") : e.data.error.message} (${e.data.error.code})`, ...(e.data.error.issues ?? []).map((i) => `  ${i.path}: ${i.message}`), ...(h ? [`  ${h}`] : [])];
+    const lines = [`site ${t.site}: ${h ? withoutHttpAdvice(e.data.error.message) : e.data.error.message} (${e.data.error.code})`, ...(e.data.error.issues ?? []).map((i) => `  ${i.path}: ${i.message}`), ...(h ? [`  ${h}`] : [])];
     throw new UserError(lines[0]!, 1, { lines });
   }
   return json;

@@ -4,7 +4,7 @@ import type { AgentConfig } from "../config/schema.ts";
 import { EdgeClock } from "../edge/clock.ts";
 import { postHeartbeat } from "../edge/heartbeat-http.ts";
 import { header, httpCall } from "../edge/http.ts";
-import { refusalFix } from "../edge/refusal.ts";
+import { refusalFix, withoutHttpAdvice } from "../edge/refusal.ts";
 import type { EdgeSigner } from "../edge/signer.ts";
 import { describeError } from "../lib/errors.ts";
 import { readState, readStatus } from "../state/files.ts";
@@ -78,5 +78,5 @@ export async function heartbeatCheck(config: AgentConfig, uplink: string, source
   if (r.ok) return { ok: true, text: `${through}: accepted by the edge in ${r.rttMs} ms` };
   if (r.code === "unreachable") return { ok: false, text: `${through}: edge unreachable (${r.message})` };
   const fix = refusalFix(r, config);
-  return { ok: false, text: `${through}: refused by the edge (${r.code}: ${r.message})${fix ? `; fix: ${fix}` : ""}` };
+  return { ok: false, text: `${through}: refused by the edge (${r.code}: ${fix ? withoutHttpAdvice(r.message) : r.message})${fix ? `; fix: ${fix}` : ""}` };
 }

@@ -6,7 +6,7 @@ import { DirectiveApplier, type Switcher } from "../directive/applier.ts";
 import { initialState, type ReconcilerState } from "../directive/reconciler.ts";
 import { UplinkChannel, type DirectiveMessage } from "../edge/channel.ts";
 import { EdgeClock } from "../edge/clock.ts";
-import { isRevocation, refusalFix, type Refusal } from "../edge/refusal.ts";
+import { isRevocation, refusalFix, withoutHttpAdvice, type Refusal } from "../edge/refusal.ts";
 import { EdgeSigner } from "../edge/signer.ts";
 import { EdgePath } from "../host/edge-path.ts";
 import { GatewayRtt } from "../host/gateway-rtt.ts";
@@ -197,7 +197,8 @@ export class Agent {
   private onRefused(uplink: string, r: Refusal): void {
     const fix = refusalFix(r, this.config);
     if (!fix) return;
-    this.status?.refusal({ ...r, fix, at: this.now() });
+    const message = withoutHttpAdvice(r.message);
+    this.status?.refusal({ code: r.code, message, fix, at: this.now() });
     if (this.accepted && isRevocation(r)) {
       const line = `agent ${this.config.agent} was revoked in site ${this.config.site} (the edge accepted it earlier, now it does not know it): stopping; ${fix}`;
       this.o.log.error(line, { uplink, code: r.code });
@@ -206,7 +207,7 @@ export class Agent {
     }
     if (this.refusalsLogged.has(r.code)) return;
     this.refusalsLogged.add(r.code);
-    this.o.log.error(`the edge refuses this agent (${r.code}: ${r.message}); fix: ${fix}`, { uplink, code: r.code });
+    this.o.log.error(`the edge refuses this agent (${r.code}: ${message}); fix: ${fix}`, { uplink, code: r.code });
   }
 
   private async refreshRoutedUplink(): Promise<void> {

@@ -31,5 +31,8 @@ export function refusalFix(r: Refusal, c: Setup): string | null {
   }
 }
 
+/** The edge's message without its raw-HTTP advice (`…: PUT /v1/sites/x first`): the CLI gives a command instead. */
+export const withoutHttpAdvice = (message: string) => message.replace(/: (PUT|POST|GET|DELETE) \/v1\/\S*.*$/, "");
+
 /** An enrolled agent whose id the edge no longer knows has been revoked: running on is pointless. */
 export const isRevocation = (r: Refusal) => r.code === "unknown_agent";
