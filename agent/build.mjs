@@ -1,4 +1,4 @@
-// One file, no node_modules needed at run time: dist/wanwatch.mjs, for Node ≥ 20.
+// One file, no node_modules needed at run time: dist/wanwatch.mjs, for Node ≥ 18.19 (Debian 12).
 import { build } from "esbuild";
 import { chmodSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -12,7 +12,7 @@ await build({
   outfile,
   bundle: true,
   platform: "node",
-  target: "node20",
+  target: "node18",
   format: "esm",
   // Bundled CommonJS dependencies (ws) call require(): give the ESM bundle one.
   banner: { js: `#!/usr/bin/env node\nimport { createRequire as __wanwatchRequire } from "node:module";\nconst require = __wanwatchRequire(import.meta.url);` },

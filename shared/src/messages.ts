@@ -53,6 +53,9 @@ export const EdgeMessage = z.discriminatedUnion("type", [
     // since the edge rides such a silence out instead of calling the uplink down. Only to agents
     // that accept fields they do not know.
     downAfterMs: z.int().min(1).max(600_000).optional(),
+    // The site's policy.heartbeatMs: the one source of the agents' interval (their own config's is
+    // only used until the first answer). Only to agents that accept fields they do not know.
+    heartbeatMs: z.int().min(250).max(60_000).optional(),
   }),
   z.object({
     type: z.literal("error"),

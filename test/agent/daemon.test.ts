@@ -62,7 +62,7 @@ describe.skipIf(noLab)(`server agent daemon (edge unreachable)${noLab ? ` — sk
     // doctor sees the backup's traffic leave through its own LAN (then finds no edge there).
     const doc = await wanwatch(["doctor", "--config", f.configPath], inHost());
     expect(doc.stdout).not.toContain("per-uplink routing is not installed");
-    expect(doc.stdout).toMatch(/^✗ edge through isp2 \(from 192\.168\.2\.21\): /m);
+    expect(doc.stdout).toMatch(/^✗ heartbeat through isp2 \(from 192\.168\.2\.21\): edge unreachable /m);
 
     d.child.kill("SIGTERM");
     expect(await d.exit).toEqual({ code: 0, signal: null });
@@ -87,7 +87,7 @@ describe.skipIf(noLab)(`server agent daemon (edge unreachable)${noLab ? ` — sk
     const doc2 = await wanwatch(["doctor", "--config", f.configPath], inHost());
     expect(doc2.code).toBe(1);
     expect(doc2.stdout).toContain(
-      "✗ edge through isp1: traffic from 192.168.1.21 to the edge leaves through lan2, not lan1: per-uplink routing is not installed (the agent installs it while it runs)",
+      "✗ heartbeat through isp1: traffic from 192.168.1.21 to the edge leaves through lan2, not lan1: per-uplink routing is not installed (the agent installs it while it runs)",
     );
   });
 

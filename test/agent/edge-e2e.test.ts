@@ -95,19 +95,6 @@ describe("agent ↔ real edge", () => {
     }
   });
 
-  it("doctor: the edge is reachable through each uplink, the clock is close, the secret is private", async () => {
-    const f = agentFiles({ edge: edge.url, site: SITE, agent: "srv1", role: "server", uplinks: [{ id: "isp1", interface: "lo" }, { id: "isp2", interface: "lo" }] });
-    const r = await wanwatch(["doctor", "--config", f.configPath]);
-    expect(r.stdout).toMatch(/^✓ edge reachable through isp1 \(from 127\.0\.0\.1\): \d+ ms$/m);
-    expect(r.stdout).toMatch(/^✓ edge reachable through isp2 \(from 127\.0\.0\.1\): \d+ ms$/m);
-    expect(r.stdout).toMatch(/^✓ clock skew vs edge: -?\d+\.\d s$/m);
-    expect(r.stdout).toMatch(/^✓ secret file .*: mode 0600$/m);
-    // ip is a requirement of server agents; whether this machine has it decides the exit code.
-    const lines = r.stdout.trim().split("\n");
-    expect(lines.every((l) => /^[✓✗] /.test(l))).toBe(true);
-    expect(r.code).toBe(lines.some((l) => l.startsWith("✗")) ? 1 : 0);
-  });
-
   it("when the edge goes away the agent falls back, and reconnects when it returns", async () => {
     const secret = await enroll("sbc3", "probe", "isp1");
     const f = agentFiles({ edge: edge.url, site: SITE, agent: "sbc3", role: "probe", heartbeatMs: 250, uplinks: [{ id: "isp1", interface: "lo" }] }, secret);
@@ -171,22 +158,6 @@ describe("agent ↔ real edge", () => {
       expect(Math.abs(agent.clockOffsetMs - 30_000)).toBeLessThan(2_000);
       // At most the first message, signed before the agent knew the edge's time, is refused.
       expect(d.lines.filter((l) => String(l.msg).includes("stale_timestamp")).length).toBeLessThanOrEqual(1);
-    } finally {
-      d.child.kill("SIGTERM");
-      expect((await d.exit).code).toBe(0);
-    }
-  });
-
-  it("a revoked agent's channels are closed by the edge and its heartbeats refused", async () => {
-    const secret = await enroll("sbc4", "probe", "isp1");
-    const f = agentFiles({ edge: edge.url, site: SITE, agent: "sbc4", role: "probe", heartbeatMs: 250, uplinks: [{ id: "isp1", interface: "lo" }] }, secret);
-    const d = Daemon.start(["agent", "run", "--config", f.configPath]);
-    try {
-      await d.waitFor((l) => l.msg === "channel open" && l.uplink === "isp1", "isp1 open");
-      const r = await wanwatch(["site", "revoke", "--id", "sbc4", ...at()], admin());
-      expect(r.code, r.stderr).toBe(0);
-      await d.waitFor((l) => String(l.msg).startsWith("channel closed (4401"), "closed as revoked");
-      await d.waitFor((l) => String(l.msg).includes("unknown_agent"), "heartbeats refused");
     } finally {
       d.child.kill("SIGTERM");
       expect((await d.exit).code).toBe(0);

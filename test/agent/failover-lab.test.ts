@@ -90,10 +90,10 @@ describe.skipIf(why)(`failover in the lab: real edge, real routes, real tunnels$
     // Each probe measures its router (a TCP handshake with the gateway) as well as the edge.
     const rtts = await site.until((s) => s.uplinks.every((u) => u.gatewayRttMs !== null && u.rttMs !== null), "RTTs from both probes");
     for (const u of rtts.uplinks) expect(u.gatewayRttMs).toBeLessThan(1_000);
-    // doctor, on a running server: the edge answers through each uplink, each from its own address.
+    // doctor, on a running server: the edge accepts a signed heartbeat through each uplink, each from its own address.
     const doc = await wanwatch(["doctor", "--config", site.configPath("srv1")], { netns: site.server("srv1").ns.name, node: NODE20 });
-    expect(doc.stdout).toMatch(/^✓ edge reachable through isp1 \(from 192\.168\.1\.21\): \d+ ms$/m);
-    expect(doc.stdout).toMatch(/^✓ edge reachable through isp2 \(from 192\.168\.2\.21\): \d+ ms$/m);
+    expect(doc.stdout).toMatch(/^✓ heartbeat through isp1 \(from 192\.168\.1\.21\): accepted by the edge in \d+ ms$/m);
+    expect(doc.stdout).toMatch(/^✓ heartbeat through isp2 \(from 192\.168\.2\.21\): accepted by the edge in \d+ ms$/m);
     expect(doc.stdout).toMatch(/^✓ clock skew vs edge: /m);
   });
 
@@ -327,7 +327,7 @@ describe.skipIf(why)(`failover in the lab: real edge, real routes, real tunnels$
     const docker = (script: string) => (writeFileSync(join(bin, "docker.new"), `#!/bin/sh\n${script}\n`, { mode: 0o755 }), renameSync(join(bin, "docker.new"), join(bin, "docker")));
     const before = await baseline();
     let standIn: string[] = [];
-    const restore = await site.restartWith("srv1", (c) => ((standIn = c.tunnels.command), { ...c, tunnels: { restart: "swarm", service: "cloudflared", timeoutMs: 3_000 } }), { PATH: `${bin}:${tools}` });
+    const restore = await site.restartWith("srv1", (c) => ((standIn = c.tunnels.command), { ...c, tunnels: { backend: "swarm", service: "cloudflared", timeoutMs: 3_000 } }), { PATH: `${bin}:${tools}` });
     const srv1 = () => site.agents.get("srv1")!;
     try {
       await site.until((s) => (agentOf(s, "srv1").lastSeenAt ?? 0) > Date.now() - 1_000 && allSettled(s), "srv1 back with its new config");

@@ -5,9 +5,10 @@ import { join, resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const BUNDLE = join(ROOT, "dist/wanwatch.mjs");
-/** Node 22 (what runs vitest) and the machine's own Node 20: the bundle must run on both. */
+/** Node 22 (what runs vitest), the machine's own Node 20 and Node 18 (Debian 12's apt, from the node18 devDependency): the bundle must run on each. */
 export const NODE22 = process.execPath;
 export const NODE20 = "/usr/bin/node";
+export const NODE18 = join(ROOT, "node_modules/node18/bin/node");
 
 let built = false;
 export function buildBundle(): void {
@@ -23,11 +24,12 @@ export interface Ran {
 }
 
 /** Runs the bundle to completion; with `netns`, inside that network namespace. */
-export function wanwatch(args: string[], opts: { node?: string; env?: Record<string, string | undefined>; timeoutMs?: number; netns?: string } = {}): Promise<Ran> {
+export function wanwatch(args: string[], opts: { node?: string; nodeArgs?: string[]; env?: Record<string, string | undefined>; timeoutMs?: number; netns?: string; input?: string } = {}): Promise<Ran> {
   return new Promise((resolve, reject) => {
-    const argv = [opts.node ?? NODE22, BUNDLE, ...args];
+    const argv = [opts.node ?? NODE22, ...(opts.nodeArgs ?? []), BUNDLE, ...args];
     const [cmd, ...rest] = opts.netns ? ["ip", "netns", "exec", opts.netns, ...argv] : argv;
-    const child = spawn(cmd!, rest, { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(cmd!, rest, { env: { ...process.env, ...opts.env }, stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c) => (stdout += c));

@@ -19,8 +19,9 @@ describe("WebSocket channel", () => {
     await sbc2.beat("isp2");
     await ch.send("isp2");
     const first = await ch.until(() => ch.messages.find((m) => m.type === "directive" && m.ackSeq === 0), "an answer");
-    // With the site's downAfterMs, which a probe's path window needs (agent/src/host/edge-path.ts).
-    expect(first).toMatchObject({ directive: { generation: 1, activeUplink: "isp1" }, downAfterMs: 3_000 });
+    // With the site's downAfterMs, which a probe's path window needs (agent/src/host/edge-path.ts),
+    // and its heartbeatMs, the one source of every agent's interval.
+    expect(first).toMatchObject({ directive: { generation: 1, activeUplink: "isp1" }, downAfterMs: 3_000, heartbeatMs: 1_000 });
 
     // The primary falls silent; the backup keeps speaking.
     at(2_000);

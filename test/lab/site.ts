@@ -128,7 +128,7 @@ export class LabSite {
       mkdirSync(dir, { recursive: true });
       const restart = [join(ROOT, "test/fixtures/restart-tunnel.sh"), join(dir, "tunnel.pid"), ...this.tunnelClient(s.name)];
       const tunnel = this.options.serverTunnel?.(s.name) ?? {
-        config: { restart: "command", command: restart, timeoutMs: 20_000, readyUrl: `http://127.0.0.1:${TUNNEL_READY_PORT}/ready` },
+        config: { backend: "command", command: restart, timeoutMs: 20_000, readyUrl: `http://127.0.0.1:${TUNNEL_READY_PORT}/ready` },
         env: {},
       };
       this.plan(s.name, srv.ns.name, s.node, {

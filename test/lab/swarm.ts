@@ -52,7 +52,7 @@ const dockerDir = (labDir: string, server: string) => join(labDir, `docker-${ser
  */
 export function swarmTunnel(labDir: string, service: string): (server: string) => { config: object; env: Record<string, string> } {
   return (server) => ({
-    config: { restart: "swarm", service, timeoutMs: 30_000, readyUrl: `http://127.0.0.1:${READY_PORT}/ready` },
+    config: { backend: "swarm", service, timeoutMs: 30_000, readyUrl: `http://127.0.0.1:${READY_PORT}/ready` },
     env: { DOCKER_HOST: `unix://${join(dockerDir(labDir, server), "docker.sock")}`, DOCKER_CONFIG: dockerDir(labDir, server), PATH: `${dirname(DOCKER)}:${process.env.PATH}` },
   });
 }

@@ -3,24 +3,73 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { AgentId, ApiError, EnrollRequest, OverrideRequest, RotateRequest, RotateResponse, SiteConfig, SiteEvent, SiteId, SiteStatus, issueLines } from "../../../shared/src/index.ts";
+import { httpCall, type HttpResponse } from "../edge/http.ts";
+import { withoutHttpAdvice } from "../edge/refusal.ts";
 import { UsageError, UserError } from "../lib/errors.ts";
-import { parse, required } from "./args.ts";
+import { parseCommand, seeHelp, type CommandSpec, type Flag } from "./command.ts";
+import { parseDuration } from "./duration.ts";
+import { EDGE_EXAMPLE, edgeUrl } from "./edge-url.ts";
 import { eventsTable, statusTable } from "./tables.ts";
 
-const COMMON = "--edge URL --site S";
-export const SITE_USAGE = [
-  `wanwatch site apply FILE ${COMMON}`,
-  `wanwatch site enroll --id ID --role probe|server [--uplink U] [--tunnel-restarter] ${COMMON}`,
-  `wanwatch site enroll --id ID --rotate [--grace SECONDS] ${COMMON}`,
-  `wanwatch site revoke --id ID ${COMMON}`,
-  `wanwatch site status ${COMMON} [--json]`,
-  `wanwatch site events [--limit N] ${COMMON} [--json]`,
-  `wanwatch site override --uplink U --for SECONDS --reason TEXT ${COMMON}`,
-  `wanwatch site override --clear ${COMMON}`,
-  "  (WANWATCH_ADMIN_TOKEN from the environment; WANWATCH_EDGE / WANWATCH_SITE may replace the flags)",
-].join("\n       ");
+const COMMON = {
+  edge: { type: "string", value: "URL", help: `your edge's https:// URL, e.g. ${EDGE_EXAMPLE} (or WANWATCH_EDGE)` },
+  site: { type: "string", value: "SITE", help: "the site's id (or WANWATCH_SITE)" },
+  json: { type: "boolean", help: "print the edge's answer as JSON" },
+} as const satisfies Record<string, Flag>;
+const NOTES = ["The admin token comes from WANWATCH_ADMIN_TOKEN (never a flag: flags end up in shell history)."];
+const AT = `--edge ${EDGE_EXAMPLE} --site office`;
 
-const common = { edge: { type: "string" }, site: { type: "string" }, json: { type: "boolean" } } as const;
+const spec = (s: Omit<CommandSpec, "notes">): CommandSpec => ({ ...s, flags: { ...s.flags, ...COMMON }, notes: NOTES });
+
+export const SITE_COMMANDS = {
+  apply: spec({
+    name: "site apply",
+    summary: "create or replace the site's config (uplinks, policy, tunnels, notify), validated before it is sent",
+    positionals: ["FILE"],
+    flags: {},
+    examples: [`wanwatch site apply site.yaml ${AT}`],
+  }),
+  enroll: spec({
+    name: "site enroll",
+    summary: "enrol an agent and print its secret (once), or give an enrolled agent a new secret with --rotate",
+    flags: {
+      id: { type: "string", value: "ID", help: "the agent's id, e.g. sbc1 or srv1" },
+      role: { type: "string", value: "probe|server", help: "probe: an SBC behind one uplink; server: applies switches, sends through every uplink" },
+      uplink: { type: "string", value: "UPLINK", help: "the uplink a probe sits behind" },
+      "tunnel-restarter": { type: "boolean", help: "this server restarts the site's tunnel (cluster mode)" },
+      rotate: { type: "boolean", help: "a new secret for an enrolled agent; the old one works through --grace" },
+      grace: { type: "string", value: "DURATION", help: "with --rotate: how long the old secret keeps working, e.g. 10m, 1d (default 1d)" },
+    },
+    examples: [`wanwatch site enroll --id sbc1 --role probe --uplink isp1 ${AT}`, `wanwatch site enroll --id srv1 --role server --tunnel-restarter ${AT}`, `wanwatch site enroll --id sbc1 --rotate --grace 1h ${AT}`],
+  }),
+  revoke: spec({
+    name: "site revoke",
+    summary: "revoke an agent: its channels close and its messages are refused",
+    flags: { id: { type: "string", value: "ID", help: "the agent's id" } },
+    examples: [`wanwatch site revoke --id sbc1 ${AT}`],
+  }),
+  status: spec({ name: "site status", summary: "the site now: uplinks, the active one, agents", flags: {}, examples: [`wanwatch site status ${AT}`] }),
+  events: spec({
+    name: "site events",
+    summary: "the site's timeline, newest first",
+    flags: { limit: { type: "string", value: "N", help: "how many events, 1 to 1000 (default 50)" } },
+    examples: [`wanwatch site events --limit 20 ${AT}`],
+  }),
+  override: spec({
+    name: "site override",
+    summary: "pin the site to an uplink for a while, or --clear the pin",
+    flags: {
+      uplink: { type: "string", value: "UPLINK", help: "the uplink to pin" },
+      for: { type: "string", value: "DURATION", help: "how long, e.g. 90s, 30m, 2h (a bare number is seconds)" },
+      reason: { type: "string", value: "TEXT", help: "why, for the timeline" },
+      clear: { type: "boolean", help: "end the pin now" },
+    },
+    examples: [`wanwatch site override --uplink isp2 --for 2h --reason "fiber maintenance" ${AT}`, `wanwatch site override --clear ${AT}`],
+  }),
+} satisfies Record<string, CommandSpec>;
+
+type SiteCommand = keyof typeof SITE_COMMANDS;
+type Values = Record<string, string | boolean | string[] | undefined>;
 
 interface Target {
   edge: URL;
@@ -28,18 +77,12 @@ interface Target {
   token: string;
 }
 
-function target(values: { edge?: string; site?: string }, env: NodeJS.ProcessEnv): Target {
-  const edge = values.edge ?? env.WANWATCH_EDGE;
-  const site = values.site ?? env.WANWATCH_SITE;
-  if (!edge) throw new UsageError(`--edge URL is required\nusage: ${SITE_USAGE}`);
-  if (!site) throw new UsageError(`--site S is required\nusage: ${SITE_USAGE}`);
-  let url: URL;
-  try {
-    url = new URL(edge);
-    if (!/^https?:$/.test(url.protocol)) throw new Error("not http(s)");
-  } catch {
-    throw new UsageError(`--edge: "${edge}" is not an http(s) URL`);
-  }
+function target(values: Values, env: NodeJS.ProcessEnv, cmd: CommandSpec): Target {
+  const edge = (values.edge as string | undefined) ?? env.WANWATCH_EDGE;
+  const site = (values.site as string | undefined) ?? env.WANWATCH_SITE;
+  if (!edge) throw new UsageError(`--edge URL is required, e.g. --edge ${EDGE_EXAMPLE}: ${seeHelp(cmd)}`);
+  if (!site) throw new UsageError(`--site SITE is required: ${seeHelp(cmd)}`);
+  const url = edgeUrl(edge);
   const s = SiteId.safeParse(site);
   if (!s.success) throw new UsageError(`--site: ${s.error.issues[0]!.message}`);
   const token = env.WANWATCH_ADMIN_TOKEN;
@@ -47,32 +90,51 @@ function target(values: { edge?: string; site?: string }, env: NodeJS.ProcessEnv
   return { edge: url, site, token };
 }
 
+/** What to do about an error the edge returned, in CLI commands. */
+function hint(code: string, t: Target, body: unknown): string | null {
+  const id = (body as { id?: string } | undefined)?.id;
+  switch (code) {
+    case "site_not_found":
+      return `this edge has no site ${t.site}: check --site, or create it with \`wanwatch site apply site.yaml --site ${t.site}\``;
+    case "agent_exists":
+      return `to give agent ${id ?? "ID"} a new secret: \`wanwatch site enroll --id ${id ?? "ID"} --rotate --site ${t.site}\``;
+    case "agent_not_found":
+      return `\`wanwatch site status --site ${t.site}\` lists the site's agents`;
+    case "unauthorized":
+    case "forbidden":
+      return "check WANWATCH_ADMIN_TOKEN: it must be the edge's admin token";
+    default:
+      return null;
+  }
+}
+
 async function call(t: Target, method: string, path: string, body?: unknown): Promise<unknown> {
   const url = new URL(`/v1/sites/${t.site}${path}`, t.edge);
-  let res: Response;
+  let res: HttpResponse;
   try {
-    res = await fetch(url, {
+    // node:http rather than fetch: Node 18 (Debian 12) warns that its fetch is experimental.
+    res = await httpCall(url, {
       method,
       headers: { authorization: `Bearer ${t.token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(15_000),
+      timeoutMs: 15_000,
     });
   } catch (err) {
     const c = (err as { cause?: { code?: string; message?: string } }).cause;
     const cause = c?.code ?? c?.message ?? (err as Error).message;
     throw new UserError(`cannot reach the edge at ${t.edge.origin}${cause ? ` (${cause})` : ""}`, 1, { cause: err });
   }
-  const text = await res.text();
   let json: unknown = null;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(res.body);
   } catch {
     json = null;
   }
-  if (!res.ok) {
+  if (res.status < 200 || res.status > 299) {
     const e = ApiError.safeParse(json);
-    if (!e.success) throw new UserError(`${method} ${url.pathname}: HTTP ${res.status}`);
-    const lines = [`${method} ${url.pathname}: ${e.data.error.message} (${res.status} ${e.data.error.code})`, ...(e.data.error.issues ?? []).map((i) => `  ${i.path}: ${i.message}`)];
+    if (!e.success) throw new UserError(`the edge at ${t.edge.origin} answered HTTP ${res.status}: is it a wanwatch edge?`);
+    const h = hint(e.data.error.code, t, body);
+    const lines = [`site ${t.site}: ${h ? withoutHttpAdvice(e.data.error.message) : e.data.error.message} (${e.data.error.code})`, ...(e.data.error.issues ?? []).map((i) => `  ${i.path}: ${i.message}`), ...(h ? [`  ${h}`] : [])];
     throw new UserError(lines[0]!, 1, { lines });
   }
   return json;
@@ -88,19 +150,37 @@ function validated<T>(schema: { safeParse(v: unknown): { success: true; data: T 
   return r.data;
 }
 
+function required(values: Values, flag: string, cmd: CommandSpec): string {
+  const v = values[flag];
+  if (typeof v !== "string" || v === "") throw new UsageError(`--${flag} is required: ${seeHelp(cmd)}`);
+  return v;
+}
+
+function seconds(flag: string, text: string): number {
+  const ms = parseDuration(text, "s");
+  if (ms === null) throw new UsageError(`--${flag} ${text}: not a duration; write e.g. 90s, 30m, 2h`);
+  return Math.round(ms / 1000);
+}
+
+function agentId(values: Values, cmd: CommandSpec): string {
+  const id = required(values, "id", cmd);
+  if (!AgentId.safeParse(id).success) throw new UsageError(`--id ${id}: an agent id is lower-case letters, digits and dashes, e.g. sbc1`);
+  return id;
+}
+
 /** `site enroll --rotate`: a new secret; the old one works through the grace, so the agent can be updated without a gap. */
-async function rotate(values: { id?: string; role?: string; uplink?: string; "tunnel-restarter"?: boolean; grace?: string; edge?: string; site?: string; json?: boolean }, env: NodeJS.ProcessEnv, out: (s: string) => void, u: string): Promise<number> {
-  if (values.role || values.uplink || values["tunnel-restarter"]) throw new UsageError(`--rotate keeps the agent's role and uplink: omit --role, --uplink, --tunnel-restarter\nusage: ${u}`);
-  const id = required(values.id, "--id", u);
-  if (!AgentId.safeParse(id).success) throw new UsageError(`--id: must match [a-z0-9][a-z0-9-]{0,62}`);
-  const req = validated(RotateRequest, values.grace === undefined ? {} : { graceSeconds: Number(values.grace) }, "--grace: ");
-  const t = target(values, env);
+async function rotate(values: Values, env: NodeJS.ProcessEnv, out: (s: string) => void): Promise<number> {
+  const cmd = SITE_COMMANDS.enroll;
+  if (values.role || values.uplink || values["tunnel-restarter"]) throw new UsageError("--rotate keeps the agent's role and uplink: omit --role, --uplink, --tunnel-restarter");
+  const id = agentId(values, cmd);
+  const req = validated(RotateRequest, values.grace === undefined ? {} : { graceSeconds: seconds("grace", values.grace as string) }, "--grace: ");
+  const t = target(values, env, cmd);
   const r = validated(RotateResponse, await call(t, "POST", `/agents/${id}/rotate`, req));
   if (values.json) out(JSON.stringify(r, null, 2));
   else
     out(
       [
-        `agent ${r.id} in site ${t.site}: new secret (shown once; put it in the agent's secretFile, mode 0600, then restart the agent):`,
+        `agent ${r.id} in site ${t.site}: new secret (shown once; on the agent's host, replace the secret file's content with it, then restart the agent: systemctl restart wanwatch):`,
         r.secret,
         r.previousValidUntil === null
           ? "the old secret is refused from now on."
@@ -110,107 +190,109 @@ async function rotate(values: { id?: string; role?: string; uplink?: string; "tu
   return 0;
 }
 
-export async function siteCommand(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => void): Promise<number> {
-  const [sub, ...rest] = args;
+/** The command to run on the agent's host: the secret goes in through stdin, never on the command line. */
+function hostCommand(t: Target, id: string, role: string, uplink: string | undefined, siteUplinks: string[]): string {
+  const uplinks = role === "probe" ? [`--uplink ${uplink}`] : siteUplinks.map((u) => `--uplink ${u}=IFACE`);
+  return `wanwatch agent install --edge ${t.edge.origin} --site ${t.site} --agent ${id} --role ${role} ${uplinks.join(" ")} --secret-stdin`;
+}
+
+async function enroll(values: Values, env: NodeJS.ProcessEnv, out: (s: string) => void): Promise<number> {
+  const cmd = SITE_COMMANDS.enroll;
+  if (values.rotate) return rotate(values, env, out);
+  if (values.grace !== undefined) throw new UsageError(`--grace goes with --rotate: ${seeHelp(cmd)}`);
+  const req = validated(EnrollRequest, {
+    id: required(values, "id", cmd),
+    role: required(values, "role", cmd),
+    ...(values.uplink ? { uplink: values.uplink } : {}),
+    ...(values["tunnel-restarter"] ? { tunnelRestarter: true } : {}),
+  });
+  const t = target(values, env, cmd);
+  const r = (await call(t, "POST", "/agents", req)) as { id: string; secret: string };
+  if (values.json) {
+    out(JSON.stringify(r, null, 2));
+    return 0;
+  }
+  const site = req.role === "server" ? validated(SiteConfig, await call(t, "GET", "")) : null;
+  out(
+    [
+      `agent ${r.id} enrolled in site ${t.site} as ${req.role}${req.uplink ? ` behind ${req.uplink}` : ""}.`,
+      "secret (shown once; keep it only until the agent's host has it):",
+      r.secret,
+      `on that host, as root${req.role === "server" ? ", naming each uplink's interface" : ""} (the secret is read from standard input: paste it, then Enter and Ctrl-D):`,
+      `  ${hostCommand(t, r.id, req.role, req.uplink, site?.uplinks.map((u) => u.id) ?? [])}`,
+      ...(req.role === "server" ? ["  add --switch nmcli|iproute2 and --tunnel … as that server needs: `wanwatch agent install --help`"] : []),
+    ].join("\n"),
+  );
+  return 0;
+}
+
+async function readSiteFile(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UserError(`cannot read ${file}: ${code === "ENOENT" ? "no such file" : (code ?? (err as Error).message)}`, 2, { cause: err });
+  }
+  if (!text.trim()) throw new UserError(`${file} is empty: write the site's config in it (YAML or JSON; see \`wanwatch site apply --help\`)`, 2);
+  try {
+    return parseYaml(text);
+  } catch (err) {
+    throw new UserError(`${file}: not valid YAML or JSON: ${(err as Error).message.split("\n")[0]}`, 2, { cause: err });
+  }
+}
+
+export async function siteCommand(sub: SiteCommand, args: string[], env: NodeJS.ProcessEnv, out: (s: string) => void): Promise<number> {
+  const cmd: CommandSpec = SITE_COMMANDS[sub];
+  const { values, positionals } = parseCommand(cmd, args);
   switch (sub) {
     case "apply": {
-      const u = `wanwatch site apply FILE ${COMMON}`;
-      const { values, positionals } = parse(rest, common, { positionals: 1, usage: u });
-      const file = required(positionals[0], "FILE", u);
-      const t = target(values, env);
-      let text: string;
-      try {
-        text = readFileSync(file, "utf8");
-      } catch (err) {
-        throw new UserError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 2, { cause: err });
-      }
-      let doc: unknown;
-      try {
-        doc = parseYaml(text);
-      } catch (err) {
-        throw new UserError(`${file}: not valid YAML or JSON: ${(err as Error).message.split("\n")[0]}`, 2, { cause: err });
-      }
+      const file = positionals[0];
+      if (!file) throw new UsageError(`FILE is required: ${seeHelp(cmd)}`);
+      const t = target(values, env, cmd);
+      const doc = await readSiteFile(file);
       validated(SiteConfig, doc, `${file}: `);
       const saved = validated(SiteConfig, await call(t, "PUT", "", doc));
       out(values.json ? JSON.stringify(saved, null, 2) : `site ${t.site}: config applied (${saved.uplinks.map((x) => `${x.id} p${x.priority}`).join(", ")}; heartbeat ${saved.policy.heartbeatMs} ms, down after ${saved.policy.downAfterMs} ms, tunnels ${saved.tunnels.restart})`);
       return 0;
     }
-    case "enroll": {
-      const u = `wanwatch site enroll --id ID --role probe|server [--uplink U] [--tunnel-restarter] | --id ID --rotate [--grace SECONDS] ${COMMON}`;
-      const { values } = parse(
-        rest,
-        { ...common, id: { type: "string" }, role: { type: "string" }, uplink: { type: "string" }, "tunnel-restarter": { type: "boolean" }, rotate: { type: "boolean" }, grace: { type: "string" } },
-        { usage: u },
-      );
-      if (values.rotate) return rotate(values, env, out, u);
-      if (values.grace !== undefined) throw new UsageError(`--grace goes with --rotate\nusage: ${u}`);
-      const req = validated(EnrollRequest, {
-        id: required(values.id, "--id", u),
-        role: required(values.role, "--role", u),
-        ...(values.uplink ? { uplink: values.uplink } : {}),
-        ...(values["tunnel-restarter"] ? { tunnelRestarter: true } : {}),
-      });
-      const t = target(values, env);
-      const r = (await call(t, "POST", "/agents", req)) as { id: string; secret: string };
-      if (values.json) out(JSON.stringify(r, null, 2));
-      else
-        out(
-          [
-            `agent ${r.id} enrolled in site ${t.site} as ${req.role}${req.uplink ? ` behind ${req.uplink}` : ""}.`,
-            `secret (shown once; store it on the agent's host, mode 0600):`,
-            r.secret,
-            `on that host: WANWATCH_SECRET='${r.secret}' wanwatch agent install --edge ${t.edge.origin} --site ${t.site} --agent ${r.id} --role ${req.role}${req.uplink ? ` --uplink ${req.uplink}` : ""}`,
-          ].join("\n"),
-        );
-      return 0;
-    }
+    case "enroll":
+      return enroll(values, env, out);
     case "revoke": {
-      const u = `wanwatch site revoke --id ID ${COMMON}`;
-      const { values } = parse(rest, { ...common, id: { type: "string" } }, { usage: u });
-      const id = required(values.id, "--id", u);
-      if (!AgentId.safeParse(id).success) throw new UsageError(`--id: must match [a-z0-9][a-z0-9-]{0,62}`);
-      const t = target(values, env);
+      const id = agentId(values, cmd);
+      const t = target(values, env, cmd);
       await call(t, "DELETE", `/agents/${id}`);
       out(`agent ${id} revoked in site ${t.site}: its channels close and its messages are refused`);
       return 0;
     }
     case "status": {
-      const { values } = parse(rest, common, { usage: `wanwatch site status ${COMMON}` });
-      const t = target(values, env);
+      const t = target(values, env, cmd);
       const s = validated(SiteStatus, await call(t, "GET", "/status"));
       out(values.json ? JSON.stringify(s, null, 2) : statusTable(s));
       return 0;
     }
     case "events": {
-      const u = `wanwatch site events [--limit N] ${COMMON}`;
-      const { values } = parse(rest, { ...common, limit: { type: "string" } }, { usage: u });
       const limit = values.limit === undefined ? 50 : Number(values.limit);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError(`--limit: must be a whole number from 1 to 1000\nusage: ${u}`);
-      const t = target(values, env);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError(`--limit: must be a whole number from 1 to 1000`);
+      const t = target(values, env, cmd);
       const evs = validated(SiteEvent.array(), await call(t, "GET", `/events?limit=${limit}`));
       out(values.json ? JSON.stringify(evs, null, 2) : eventsTable(evs));
       return 0;
     }
     case "override": {
-      const u = `wanwatch site override --uplink U --for SECONDS --reason TEXT | --clear ${COMMON}`;
-      const { values } = parse(rest, { ...common, uplink: { type: "string" }, for: { type: "string" }, reason: { type: "string" }, clear: { type: "boolean" } }, { usage: u });
       if (values.clear) {
-        if (values.uplink || values.for || values.reason) throw new UsageError(`--clear takes no --uplink, --for or --reason\nusage: ${u}`);
-        const t = target(values, env);
+        if (values.uplink || values.for || values.reason) throw new UsageError("--clear takes no --uplink, --for or --reason");
+        const t = target(values, env, cmd);
         const s = validated(SiteStatus, await call(t, "DELETE", "/override"));
         out(values.json ? JSON.stringify(s, null, 2) : `site ${t.site}: override cleared; active uplink ${s.activeUplink ?? "none"} (generation ${s.generation}, ${s.mode})`);
         return 0;
       }
-      const seconds = Number(required(values.for, "--for", u));
-      const req = validated(OverrideRequest, { uplink: required(values.uplink, "--uplink", u), forSeconds: seconds, reason: required(values.reason, "--reason", u) });
-      const t = target(values, env);
+      const forSeconds = seconds("for", required(values, "for", cmd));
+      const req = validated(OverrideRequest, { uplink: required(values, "uplink", cmd), forSeconds, reason: required(values, "reason", cmd) });
+      const t = target(values, env, cmd);
       const s = validated(SiteStatus, await call(t, "POST", "/override", req));
       out(values.json ? JSON.stringify(s, null, 2) : `site ${t.site}: ${req.uplink} pinned for ${req.forSeconds} s (${req.reason}); active uplink ${s.activeUplink ?? "none"}, generation ${s.generation}`);
       return 0;
     }
-    case undefined:
-      throw new UsageError(`a site command is required\nusage: ${SITE_USAGE}`);
-    default:
-      throw new UsageError(`unknown site command "${sub}"\nusage: ${SITE_USAGE}`);
   }
 }

@@ -2,10 +2,18 @@
 import { DEFAULT_CONFIG_PATH, loadConfig } from "../config/load.ts";
 import { UserError } from "../lib/errors.ts";
 import { readState, readStatus } from "../state/files.ts";
-import { parse } from "./args.ts";
+import { parseCommand, type CommandSpec } from "./command.ts";
 import { ago, table } from "./tables.ts";
 
-export const AGENT_STATUS_USAGE = "wanwatch agent status [--config F] [--json]";
+export const AGENT_STATUS: CommandSpec = {
+  name: "agent status",
+  summary: "this host's agent: daemon, directive, each uplink's channel, the last error",
+  flags: {
+    config: { type: "string", value: "FILE", help: `the agent's config (default ${DEFAULT_CONFIG_PATH})` },
+    json: { type: "boolean", help: "the state and status files as JSON" },
+  },
+  examples: ["wanwatch agent status", "wanwatch agent status --config /etc/wanwatch/agent.yaml --json"],
+};
 
 function alive(pid: number): boolean {
   try {
@@ -17,8 +25,8 @@ function alive(pid: number): boolean {
 }
 
 export function agentStatus(args: string[], out: (s: string) => void, now = Date.now()): number {
-  const { values } = parse(args, { config: { type: "string" }, json: { type: "boolean" } }, { usage: AGENT_STATUS_USAGE });
-  const config = loadConfig(values.config ?? DEFAULT_CONFIG_PATH, { host: false });
+  const { values } = parseCommand(AGENT_STATUS, args);
+  const config = loadConfig((values.config as string | undefined) ?? DEFAULT_CONFIG_PATH, { host: false });
   const status = readStatus(config.stateDir);
   const state = readState(config.stateDir);
   if (!status.ok && !state.ok) {
@@ -45,7 +53,9 @@ export function agentStatus(args: string[], out: (s: string) => void, now = Date
     lines.push(`tunnel generation: ${tunnels ?? "none"}`);
     if (s) lines.push(`host default route: via ${s.routedUplink ?? "unknown"}`);
   }
-  lines.push(`last error: ${lastError ?? "none"}`);
+  // The edge refusing this agent outranks a local error: nothing else works until it is fixed.
+  const refusal = s?.refusal;
+  lines.push(`last error: ${refusal ? `the edge refuses this agent (${refusal.code}: ${refusal.message}, ${ago(refusal.at, now)}); fix: ${refusal.fix}` : (lastError ?? "none")}`);
   if (s) {
     lines.push(`clock offset to edge: ${s.clockOffsetMs} ms`, "");
     lines.push(

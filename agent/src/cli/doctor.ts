@@ -2,21 +2,24 @@
 import { accessSync, constants, mkdirSync, statSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { delimiter, join } from "node:path";
-import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, realHost } from "../config/load.ts";
+import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, readSecret, realHost } from "../config/load.ts";
+import { SEE_REFERENCE } from "../config/reference.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import { edgeAddressResolver } from "../daemon/edge-address.ts";
-import { header, httpCall } from "../edge/http.ts";
+import { EdgeClock } from "../edge/clock.ts";
+import { EdgeSigner } from "../edge/signer.ts";
 import { routeGet } from "../host/ip.ts";
 import { describeError } from "../lib/errors.ts";
-import { HEADER_AGENT, HEADER_NOW, MAX_SKEW_MS } from "../../../shared/src/index.ts";
-import { parse } from "./args.ts";
+import { parseCommand, type CommandSpec } from "./command.ts";
+import { clockCheck, heartbeatCheck, type Check } from "./doctor-edge.ts";
 
-export const DOCTOR_USAGE = "wanwatch doctor [--config F]";
+export const DOCTOR: CommandSpec = {
+  name: "doctor",
+  summary: "check this host's agent setup: tools, interfaces, secret, and one signed heartbeat through each uplink; exit 1 on any ✗",
+  flags: { config: { type: "string", value: "FILE", help: `the agent's config (default ${DEFAULT_CONFIG_PATH})` } },
+  examples: ["wanwatch doctor", "wanwatch doctor --config /etc/wanwatch/agent.yaml"],
+};
 
-export interface Check {
-  ok: boolean;
-  text: string;
-}
 
 function onPath(tool: string, path = process.env.PATH ?? ""): string | null {
   for (const dir of [...path.split(delimiter), "/usr/sbin", "/sbin", "/usr/bin", "/bin"]) {
@@ -51,50 +54,53 @@ async function leavesThrough(config: AgentConfig, uplink: AgentConfig["uplinks"]
   }
 }
 
-async function edgeThrough(config: AgentConfig, uplink: AgentConfig["uplinks"][number]): Promise<{ check: Check; source: string | null }> {
+/** The source address to send from through this uplink (servers), or a failed check. */
+async function sourceFor(config: AgentConfig, uplink: AgentConfig["uplinks"][number]): Promise<{ source: string | null } | { check: Check }> {
   // Probes have one uplink and use the default route; a server binds each uplink's address.
-  const source = config.role === "server" ? ipv4Of(uplink.interface) : null;
-  if (config.role === "server" && !source) return { check: { ok: false, text: `edge through ${uplink.id}: ${uplink.interface} has no IPv4 address` }, source };
-  const wrongWay = source ? await leavesThrough(config, uplink, source) : null;
-  if (wrongWay) return { check: { ok: false, text: `edge through ${uplink.id}: ${wrongWay}` }, source };
-  const sentAt = Date.now();
-  try {
-    const res = await httpCall(new URL("/healthz", config.edge), { localAddress: source ?? undefined, timeoutMs: 5_000 });
-    const ms = Date.now() - sentAt;
-    const from = source ? ` (from ${source})` : "";
-    return res.status === 200
-      ? { check: { ok: true, text: `edge reachable through ${uplink.id}${from}: ${ms} ms` }, source }
-      : { check: { ok: false, text: `edge through ${uplink.id}${from}: /healthz answered HTTP ${res.status}` }, source };
-  } catch (err) {
-    return { check: { ok: false, text: `edge through ${uplink.id}${source ? ` (from ${source})` : ""}: ${describeError(err)}` }, source };
-  }
+  if (config.role !== "server") return { source: null };
+  const source = ipv4Of(uplink.interface);
+  if (!source) return { check: { ok: false, text: `heartbeat through ${uplink.id}: ${uplink.interface} has no IPv4 address` } };
+  const wrongWay = await leavesThrough(config, uplink, source);
+  return wrongWay ? { check: { ok: false, text: `heartbeat through ${uplink.id}: ${wrongWay}` } } : { source };
 }
 
-/**
- * Edge time: every answer of the agent endpoints carries x-wanwatch-now, refusals included, so an
- * unsigned heartbeat (refused, no effect on the edge) tells it. Falls back to the HTTP Date header.
- */
-async function clockSkew(config: AgentConfig, source: string | null): Promise<Check> {
-  const sentAt = Date.now();
-  try {
-    const res = await httpCall(new URL(`/v1/sites/${config.site}/heartbeat`, config.edge), {
-      method: "POST",
-      headers: { "content-type": "application/json", [HEADER_AGENT]: config.agent },
-      body: "{}",
-      localAddress: source ?? undefined,
-      timeoutMs: 5_000,
-    });
-    const receivedAt = Date.now();
-    const precise = Number(header(res.headers, HEADER_NOW));
-    const date = Date.parse(header(res.headers, "date") ?? "");
-    const edgeNow = Number.isFinite(precise) && precise > 0 ? precise : Number.isFinite(date) ? date + 500 : NaN;
-    if (!Number.isFinite(edgeNow)) return { ok: false, text: "clock skew vs edge: the edge did not tell its time" };
-    const skew = Math.round(edgeNow - (sentAt + receivedAt) / 2);
-    const text = `clock skew vs edge: ${(skew / 1000).toFixed(1)} s`;
-    return Math.abs(skew) <= MAX_SKEW_MS ? { ok: true, text } : { ok: false, text: `${text} (over ${MAX_SKEW_MS / 1000} s: the agent corrects for it, but fix the host's time sync)` };
-  } catch (err) {
-    return { ok: false, text: `clock skew vs edge: ${describeError(err)}` };
+/** Each uplink needs its own interface: the agent routes and switches by interface. */
+function sharedInterfaces(config: AgentConfig): Check[] {
+  const by = new Map<string, string[]>();
+  for (const u of config.uplinks) by.set(u.interface, [...(by.get(u.interface) ?? []), u.id]);
+  return [...by].filter(([, ids]) => ids.length > 1).map(([iface, ids]) => ({ ok: false, text: `uplinks ${ids.join(" and ")} share interface ${iface}: each uplink needs its own interface` }));
+}
+
+async function edgeChecks(config: AgentConfig): Promise<Check[]> {
+  const checks: Check[] = [];
+  const sources: { uplink: string; source: string | null }[] = [];
+  for (const u of config.uplinks) {
+    const s = await sourceFor(config, u);
+    if ("check" in s) checks.push(s.check);
+    else sources.push({ uplink: u.id, source: s.source });
   }
+  if (!sources.length) return checks;
+  // The edge's time through the first uplink that answers; without any, local time (each uplink's
+  // heartbeat then says why it got no answer).
+  let clock: EdgeClock | null = null;
+  let clockLine: Check | null = null;
+  for (const { source } of sources) {
+    const r = await clockCheck(config, source);
+    clockLine ??= r.check;
+    if ((clock = r.clock)) {
+      clockLine = r.check;
+      break;
+    }
+  }
+  checks.push(clockLine!);
+  let signer: EdgeSigner;
+  try {
+    signer = await EdgeSigner.fromSecret(config.site, config.agent, readSecret(config.secretFile));
+  } catch (err) {
+    return [...checks, { ok: false, text: `cannot sign a heartbeat: ${describeError(err)}` }];
+  }
+  for (const { uplink, source } of sources) checks.push(await heartbeatCheck(config, uplink, source, signer, clock ?? new EdgeClock()));
+  return checks;
 }
 
 export async function runChecks(config: AgentConfig): Promise<Check[]> {
@@ -107,6 +113,7 @@ export async function runChecks(config: AgentConfig): Promise<Check[]> {
       checks.push(nmcli ? { ok: true, text: `nmcli found (${nmcli})` } : { ok: false, text: "nmcli not found: install NetworkManager or use switch.backend iproute2" });
     }
   }
+  checks.push(...sharedInterfaces(config));
   for (const u of config.uplinks) {
     checks.push(realHost.interfaceExists(u.interface) ? { ok: true, text: `uplink ${u.id}: interface ${u.interface} exists` } : { ok: false, text: `uplink ${u.id}: interface ${u.interface} does not exist` });
   }
@@ -128,28 +135,22 @@ export async function runChecks(config: AgentConfig): Promise<Check[]> {
   } catch (err) {
     checks.push({ ok: false, text: `state folder ${config.stateDir}: ${(err as NodeJS.ErrnoException).code ?? describeError(err)} (the agent keeps its state there)` });
   }
-  let reachable: { source: string | null } | null = null;
-  for (const u of config.uplinks) {
-    const r = await edgeThrough(config, u);
-    checks.push(r.check);
-    if (r.check.ok && !reachable) reachable = r;
-  }
-  if (reachable) checks.push(await clockSkew(config, reachable.source));
-  return checks;
+  return [...checks, ...(await edgeChecks(config))];
 }
 
 export async function doctor(args: string[], out: (s: string) => void): Promise<number> {
-  const { values } = parse(args, { config: { type: "string" } }, { usage: DOCTOR_USAGE });
-  const file = values.config ?? DEFAULT_CONFIG_PATH;
+  const { values } = parseCommand(DOCTOR, args);
+  const file = (values.config as string | undefined) ?? DEFAULT_CONFIG_PATH;
   let config: AgentConfig;
+  const notes: string[] = [];
   try {
-    config = loadConfig(file, { host: false });
+    config = loadConfig(file, { host: false, onDeprecated: (line) => notes.push(line) });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    out([`✗ config ${file}`, ...err.lines.map((l) => `  ${l}`)].join("\n"));
+    out([`✗ config ${file}`, ...err.lines.map((l) => `  ${l}`), ...(err.fields ? [`  ${SEE_REFERENCE}`] : [])].join("\n"));
     return 1;
   }
-  const checks = [{ ok: true, text: `config ${file}` }, ...(await runChecks(config))];
+  const checks = [{ ok: true, text: `config ${file}${notes.length ? ` (${notes.map((n) => n.slice(file.length + 2)).join("; ")})` : ""}` }, ...(await runChecks(config))];
   out(checks.map((c) => `${c.ok ? "✓" : "✗"} ${c.text}`).join("\n"));
   return checks.every((c) => c.ok) ? 0 : 1;
 }

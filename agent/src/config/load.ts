@@ -4,15 +4,20 @@ import { networkInterfaces } from "node:os";
 import { parse as parseYaml } from "yaml";
 import { issueLines } from "../../../shared/src/index.ts";
 import { UserError } from "../lib/errors.ts";
-import { AgentConfig } from "./schema.ts";
+import { AgentConfig, DEPRECATED_TUNNEL_RESTART } from "./schema.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/wanwatch/agent.yaml";
 
-/** A config that cannot be used; `lines` has one line per problem. The CLI exits with 2. */
+/**
+ * A config that cannot be used; `lines` has one line per problem. The CLI exits with 2, and when
+ * fields are wrong (`fields`) it points to the reference after the problems.
+ */
 export class ConfigError extends UserError {
-  constructor(readonly file: string, lines: string[], options?: { cause?: unknown }) {
-    super(`${file}: ${lines.length} problem${lines.length === 1 ? "" : "s"}`, 2, { ...options, lines });
+  constructor(readonly file: string, lines: string[], options?: { cause?: unknown; fields?: boolean }) {
+    super(`${file}: ${lines.length} problem${lines.length === 1 ? "" : "s"}`, 2, { cause: options?.cause, lines });
+    this.fields = options?.fields ?? false;
   }
+  readonly fields: boolean;
 }
 
 export interface HostFacts {
@@ -21,11 +26,14 @@ export interface HostFacts {
   unreadable(path: string): string | null;
 }
 
-/** The real host: /sys/class/net where there is one (it lists interfaces without addresses too). */
+/**
+ * The real host: an interface with an address (asked of the kernel, in this network namespace), or
+ * one /sys/class/net lists (interfaces without addresses too). Either alone can miss: a sysfs
+ * mounted in another namespace (some containers) shows that namespace's interfaces.
+ */
 export const realHost: HostFacts = {
   interfaceExists(name) {
-    if (existsSync("/sys/class/net")) return existsSync(`/sys/class/net/${name}`);
-    return name in networkInterfaces();
+    return name in networkInterfaces() || existsSync(`/sys/class/net/${name}`);
   },
   unreadable(path) {
     try {
@@ -63,13 +71,21 @@ export function hostProblems(config: AgentConfig, host: HostFacts = realHost): s
 export function parseConfig(file: string, doc: unknown): AgentConfig {
   if (doc === null || doc === undefined) throw new ConfigError(file, [`config: ${file} is empty`]);
   const r = AgentConfig.safeParse(doc);
-  if (!r.success) throw new ConfigError(file, issueLines(r.error), { cause: r.error });
+  if (!r.success) throw new ConfigError(file, issueLines(r.error), { cause: r.error, fields: true });
   return r.data;
 }
 
 export interface LoadOptions {
   /** Check interfaces and the secret file on this host (the daemon and doctor do; tests may not). */
   host?: HostFacts | false;
+  /** Told about settings that still work under an old name. */
+  onDeprecated?: (line: string) => void;
+}
+
+/** Old spellings the schema still reads, one line each. */
+function deprecations(doc: unknown): string[] {
+  const tunnels = (doc as { tunnels?: unknown } | null)?.tunnels;
+  return tunnels && typeof tunnels === "object" && "restart" in tunnels && !("backend" in tunnels) ? [DEPRECATED_TUNNEL_RESTART] : [];
 }
 
 export function loadConfig(file: string, opts: LoadOptions = {}): AgentConfig {
@@ -81,7 +97,9 @@ export function loadConfig(file: string, opts: LoadOptions = {}): AgentConfig {
     const why = code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable by this user" : (err as Error).message;
     throw new ConfigError(file, [`config: ${file} ${why}`], { cause: err });
   }
-  const config = parseConfig(file, parseText(file, text));
+  const doc = parseText(file, text);
+  const config = parseConfig(file, doc);
+  for (const line of deprecations(doc)) opts.onDeprecated?.(`${file}: ${line}`);
   if (opts.host !== false) {
     const lines = hostProblems(config, opts.host ?? realHost);
     if (lines.length) throw new ConfigError(file, lines);

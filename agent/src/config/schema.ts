@@ -23,18 +23,30 @@ const TunnelBase = {
   readyUrl: z.url({ protocol: /^https?$/ }).optional(),
 };
 
-export const TunnelConfig = z.discriminatedUnion("restart", [
-  z.strictObject({ restart: z.literal("none") }),
-  z.strictObject({ restart: z.literal("swarm"), service: z.string().min(1).max(128), ...TunnelBase }),
+/**
+ * How this server restarts the tunnel (`backend`). Named apart from the site's `tunnels.restart`
+ * (cluster / per-server / none: which servers restart); `restart: swarm` etc. is still read.
+ */
+export const DEPRECATED_TUNNEL_RESTART = "tunnels.restart is now tunnels.backend (the site's tunnels.restart says which servers restart; this says how): rename it";
+
+const renameRestart = (v: unknown) => {
+  if (v === null || typeof v !== "object" || !("restart" in v) || "backend" in v) return v;
+  const { restart, ...rest } = v as Record<string, unknown>;
+  return { backend: restart, ...rest };
+};
+
+export const TunnelConfig = z.preprocess(renameRestart, z.discriminatedUnion("backend", [
+  z.strictObject({ backend: z.literal("none") }),
+  z.strictObject({ backend: z.literal("swarm"), service: z.string().min(1).max(128), ...TunnelBase }),
   z.strictObject({
-    restart: z.literal("kubernetes"),
+    backend: z.literal("kubernetes"),
     service: z.string().min(1).max(253),
     namespace: z.string().min(1).max(63).default("default"),
     ...TunnelBase,
   }),
-  z.strictObject({ restart: z.literal("systemd"), service: z.string().min(1).max(256), ...TunnelBase }),
-  z.strictObject({ restart: z.literal("command"), command: z.array(z.string().min(1)).min(1).max(64), ...TunnelBase }),
-]);
+  z.strictObject({ backend: z.literal("systemd"), service: z.string().min(1).max(256), ...TunnelBase }),
+  z.strictObject({ backend: z.literal("command"), command: z.array(z.string().min(1)).min(1).max(64), ...TunnelBase }),
+]));
 
 export const AgentConfig = z
   .strictObject({
@@ -45,9 +57,9 @@ export const AgentConfig = z
     role: AgentRole,
     uplinks: z.array(UplinkConfig).min(1).max(8),
     switch: SwitchConfig.default({ backend: "none" }),
-    tunnels: TunnelConfig.default({ restart: "none" }),
+    tunnels: TunnelConfig.default({ backend: "none" }),
     stateDir: z.string().min(1).default("/var/lib/wanwatch"),
-    // Heartbeat interval per uplink; match the site's policy.heartbeatMs.
+    // Heartbeat interval per uplink until the edge's first answer, which carries the site's policy.heartbeatMs.
     heartbeatMs: z.int().min(250).max(60_000).default(1_000),
   })
   .superRefine((c, ctx) => {

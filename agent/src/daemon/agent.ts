@@ -6,6 +6,7 @@ import { DirectiveApplier, type Switcher } from "../directive/applier.ts";
 import { initialState, type ReconcilerState } from "../directive/reconciler.ts";
 import { UplinkChannel, type DirectiveMessage } from "../edge/channel.ts";
 import { EdgeClock } from "../edge/clock.ts";
+import { isRevocation, refusalFix, withoutHttpAdvice, type Refusal } from "../edge/refusal.ts";
 import { EdgeSigner } from "../edge/signer.ts";
 import { EdgePath } from "../host/edge-path.ts";
 import { GatewayRtt } from "../host/gateway-rtt.ts";
@@ -27,6 +28,8 @@ export interface AgentOptions {
   log: Logger;
   now?: () => number;
   random?: () => number;
+  /** The agent cannot go on (it was revoked): the process should exit with code 2, which systemd does not restart. */
+  onFatal?: (line: string) => void;
 }
 
 export class Agent {
@@ -42,6 +45,11 @@ export class Agent {
   private stopWatchingRoutes: (() => void) | null = null;
   private routedUplink: string | null = null;
   private seq = 0;
+  /** The edge has accepted this agent since it started: an unknown_agent refusal after that means revoked. */
+  private accepted = false;
+  private readonly refusalsLogged = new Set<string>();
+  /** The heartbeat interval in use: the config's until the edge sends the site's. */
+  private heartbeatMs: number;
   /** A probe records directives but applies nothing: it has no routes to move. */
   private observed: ReconcilerState = initialState();
   private readonly now: () => number;
@@ -49,6 +57,7 @@ export class Agent {
   constructor(private readonly o: AgentOptions) {
     this.now = o.now ?? Date.now;
     this.clock = new EdgeClock(this.now);
+    this.heartbeatMs = o.config.heartbeatMs;
   }
 
   private get config() {
@@ -145,10 +154,13 @@ export class Agent {
         },
         onDirective: (m) => this.onDirective(m),
         onContact: (uplink, c) => {
+          this.accepted = true;
+          if (c.heartbeatMs !== undefined) this.adoptHeartbeat(c.heartbeatMs);
           this.status?.contact(uplink, c);
           edgePath?.contact(c.at, c.downAfterMs);
         },
         onState: (uplink, s) => this.status?.channelState(uplink, s),
+        onRefused: (uplink, r) => this.onRefused(uplink, r),
         random: this.o.random,
         localNow: this.now,
       });
@@ -178,6 +190,31 @@ export class Agent {
       this.o.log.error("cannot write the state file", { error: describeError(err) });
     }
     this.status?.changed();
+  }
+
+  /** The site's policy sets the interval of every channel: one source of timing for edge and agents. */
+  private adoptHeartbeat(ms: number): void {
+    if (ms === this.heartbeatMs) return;
+    this.o.log.info("heartbeat interval from the site's policy", { fromMs: this.heartbeatMs, toMs: ms });
+    this.heartbeatMs = ms;
+    for (const ch of this.channels) ch.setHeartbeat(ms);
+  }
+
+  /** A refusal caused by this agent's setup: said once per reason at error level, with the fix. */
+  private onRefused(uplink: string, r: Refusal): void {
+    const fix = refusalFix(r, this.config);
+    if (!fix) return;
+    const message = withoutHttpAdvice(r.message);
+    this.status?.refusal({ code: r.code, message, fix, at: this.now() });
+    if (this.accepted && isRevocation(r)) {
+      const line = `agent ${this.config.agent} was revoked in site ${this.config.site} (the edge accepted it earlier, now it does not know it): stopping; ${fix}`;
+      this.o.log.error(line, { uplink, code: r.code });
+      this.o.onFatal?.(line);
+      return;
+    }
+    if (this.refusalsLogged.has(r.code)) return;
+    this.refusalsLogged.add(r.code);
+    this.o.log.error(`the edge refuses this agent (${r.code}: ${message}); fix: ${fix}`, { uplink, code: r.code });
   }
 
   private async refreshRoutedUplink(): Promise<void> {

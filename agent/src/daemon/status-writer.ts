@@ -4,7 +4,7 @@ import type { ReconcilerState } from "../directive/reconciler.ts";
 import type { Transport } from "../edge/channel.ts";
 import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
-import { writeStatus, type UplinkView } from "../state/files.ts";
+import { writeStatus, type StatusFile, type UplinkView } from "../state/files.ts";
 
 export class StatusWriter {
   private readonly uplinks: Record<string, UplinkView> = {};
@@ -12,6 +12,7 @@ export class StatusWriter {
   private timer: NodeJS.Timeout | null = null;
   private readonly startedAt: number;
   routedUplink: string | null = null;
+  private refused: StatusFile["refusal"] = null;
 
   constructor(
     private readonly config: AgentConfig,
@@ -39,8 +40,17 @@ export class StatusWriter {
     const u = this.uplinks[uplink]!;
     const first = u.lastContactAt === null || u.transport !== c.transport;
     Object.assign(u, { transport: c.transport, lastContactAt: c.at, rttMs: c.rttMs ?? u.rttMs, error: null });
+    const cleared = this.refused !== null;
+    this.refused = null;
     this.dirty = true;
-    if (first) this.flush();
+    if (first || cleared) this.flush();
+  }
+
+  /** The edge's latest refusal of this agent's setup; an answer from the edge clears it. */
+  refusal(r: NonNullable<StatusFile["refusal"]>): void {
+    const same = this.refused?.code === r.code && this.refused.message === r.message;
+    this.refused = r;
+    if (!same) this.flush();
   }
 
   channelState(uplink: string, s: { transport: Transport | null; error: string | null }): void {
@@ -71,6 +81,7 @@ export class StatusWriter {
         lastError: r.lastError,
         routedUplink: this.routedUplink,
         uplinks: this.uplinks,
+        refusal: this.refused,
       });
       this.dirty = false;
     } catch (err) {

@@ -6,6 +6,7 @@ import { Backoff } from "../../../shared/src/backoff.ts";
 import type { Logger } from "../lib/log.ts";
 import type { EdgeClock } from "./clock.ts";
 import { postHeartbeat } from "./heartbeat-http.ts";
+import type { Refusal } from "./refusal.ts";
 import type { EdgeSigner } from "./signer.ts";
 
 export type DirectiveMessage = Extract<EdgeMessage, { type: "directive" }>;
@@ -29,9 +30,11 @@ export interface ChannelOptions {
   /** A verified directive message arrived through this uplink. */
   onDirective: (msg: DirectiveMessage, uplink: string) => void;
   /** The edge answered through this uplink. */
-  onContact: (uplink: string, c: { transport: Transport; rttMs: number | null; at: number; downAfterMs?: number }) => void;
+  onContact: (uplink: string, c: { transport: Transport; rttMs: number | null; at: number; downAfterMs?: number; heartbeatMs?: number }) => void;
   /** This uplink's connection state changed (for the status file). */
   onState?: (uplink: string, s: { transport: Transport | null; error: string | null }) => void;
+  /** The edge refused a message of this uplink's (a heartbeat, a connect) and said why. */
+  onRefused?: (uplink: string, r: Refusal) => void;
   random?: () => number;
   localNow?: () => number;
 }
@@ -54,9 +57,12 @@ export class UplinkChannel {
   private readonly problemKeys = new Map<ProblemKind, string>();
   private answeredOver: Transport | null = null;
   private readonly now: () => number;
+  /** The interval now: the config's until the edge tells the site's (setHeartbeat). */
+  private heartbeatMs: number;
 
   constructor(private readonly o: ChannelOptions) {
     this.now = o.localNow ?? Date.now;
+    this.heartbeatMs = o.heartbeatMs;
     // The first retries come fast (an edge deploy drops every socket); then settle near 30 s.
     this.backoff = new Backoff({ baseMs: 500, maxMs: 30_000, factor: 2, jitter: 0.5 }, o.random);
   }
@@ -129,7 +135,7 @@ export class UplinkChannel {
     const ws = new WebSocket(this.wsUrl(), {
       headers: { [HEADER_UPLINK]: this.o.uplink, [HEADER_TS]: String(ts), [HEADER_SIG]: sig },
       localAddress: this.o.localAddress,
-      handshakeTimeout: Math.max(3_000, 3 * this.o.heartbeatMs),
+      handshakeTimeout: Math.max(3_000, 3 * this.heartbeatMs),
       maxPayload: 64 * 1024,
       perMessageDeflate: false,
     });
@@ -146,7 +152,10 @@ export class UplinkChannel {
         let reason = `HTTP ${res.statusCode}`;
         try {
           const e = JSON.parse(body).error;
-          if (e?.code) reason = `${e.code}: ${e.message}`;
+          if (e?.code) {
+            reason = `${e.code}: ${e.message}`;
+            this.o.onRefused?.(this.o.uplink, { code: String(e.code), message: String(e.message) });
+          }
         } catch {
           // Not our envelope: the status says enough.
         }
@@ -196,6 +205,7 @@ export class UplinkChannel {
         // Unsigned: never acted on, except that a stale timestamp tells us our clock is off.
         if (v.unsigned.error.code === "stale_timestamp") this.o.clock.observe(v.unsigned.now, receivedAt, receivedAt);
         this.problem("edge", `edge refused a heartbeat (${v.unsigned.error.code}: ${v.unsigned.error.message})`);
+        this.o.onRefused?.(this.o.uplink, v.unsigned.error);
       } else this.o.log.warn("ignored an edge message", { uplink: this.o.uplink, reason: v.reason });
       return;
     }
@@ -223,12 +233,21 @@ export class UplinkChannel {
       this.answeredOver = transport;
       this.o.log.info("edge answering", { uplink: this.o.uplink, transport, rttMs: rtt });
     }
-    this.o.onContact(this.o.uplink, { transport, rttMs: rtt, at: receivedAt, downAfterMs: msg.downAfterMs });
+    this.o.onContact(this.o.uplink, { transport, rttMs: rtt, at: receivedAt, downAfterMs: msg.downAfterMs, heartbeatMs: msg.heartbeatMs });
     this.o.onDirective(msg, this.o.uplink);
   }
 
   private startBeats(): void {
-    this.beatTimer = setInterval(() => void this.beat(), this.o.heartbeatMs);
+    this.beatTimer = setInterval(() => void this.beat(), this.heartbeatMs);
+  }
+
+  /** A new interval takes effect from the next beat on. */
+  setHeartbeat(ms: number): void {
+    if (ms === this.heartbeatMs) return;
+    this.heartbeatMs = ms;
+    if (this.beatTimer === null || this.stopped) return;
+    clearInterval(this.beatTimer);
+    this.startBeats();
   }
 
   private body(): { seq: number; body: string } {
@@ -248,7 +267,7 @@ export class UplinkChannel {
     if (this.stopped) return;
     if (this.connected && this.ws) {
       // A socket through a dead uplink may stay "open" for minutes: give up on it after 3 silent intervals.
-      if (this.now() - this.lastReceived > Math.max(5_000, 3 * this.o.heartbeatMs)) {
+      if (this.now() - this.lastReceived > Math.max(5_000, 3 * this.heartbeatMs)) {
         this.problem("ws", "no answer on the channel; reconnecting");
         this.ws.terminate();
         return;
@@ -273,12 +292,15 @@ export class UplinkChannel {
         signer: this.o.signer,
         clock: this.o.clock,
         localAddress: this.o.localAddress,
-        timeoutMs: Math.max(2_000, 2 * this.o.heartbeatMs),
+        timeoutMs: Math.max(2_000, 2 * this.heartbeatMs),
         localNow: this.now,
       });
       if (this.stopped || this.connected) return;
       if (r.ok) this.handle(r.message, this.now(), "http", r.rttMs);
-      else this.problem("http", `HTTP heartbeat failed (${r.code}: ${r.message})`, { status: r.status }, `${r.code} ${r.status ?? ""}`);
+      else {
+        this.problem("http", `HTTP heartbeat failed (${r.code}: ${r.message})`, { status: r.status }, `${r.code} ${r.status ?? ""}`);
+        if (r.status !== undefined && r.status >= 400 && r.status < 500) this.o.onRefused?.(this.o.uplink, r);
+      }
     } catch (err) {
       this.problem("http", `HTTP heartbeat failed (${(err as Error).message})`);
     } finally {

@@ -41,7 +41,9 @@ export async function postHeartbeat(args: {
   if (Number.isFinite(edgeNow) && edgeNow > 0) args.clock.observe(edgeNow, sentAt, receivedAt);
   if (res.status !== 200) {
     const e = apiError(res.body);
-    return { ok: false, status: res.status, code: e?.code ?? `http_${res.status}`, message: e?.message ?? `HTTP ${res.status}` };
+    // The field issues say which claim was refused (an uplink the site does not have, say).
+    const message = e ? [e.message, ...(e.issues ?? []).map((i) => `${i.path}: ${i.message}`)].join("; ") : `HTTP ${res.status}`;
+    return { ok: false, status: res.status, code: e?.code ?? `http_${res.status}`, message };
   }
   const v = await args.signer.verifyDown(res.body, Number(header(res.headers, HEADER_TS)), header(res.headers, HEADER_SIG) ?? "");
   if (!v.ok) return { ok: false, status: 200, code: "unverified_answer", message: `edge answer ignored: ${v.reason}` };

@@ -3,14 +3,15 @@
 // `readyUrl` (cloudflared's metrics /ready), the restart counts only once the tunnel is back.
 import type { TunnelConfig } from "../config/schema.ts";
 import type { TunnelRestarter } from "../directive/applier.ts";
+import { httpCall } from "../edge/http.ts";
 import { run } from "./exec.ts";
 import { explainSwarmFailure } from "./swarm-role.ts";
 
-type Active = Exclude<TunnelConfig, { restart: "none" }>;
+type Active = Exclude<TunnelConfig, { backend: "none" }>;
 
 /** The commands for one restart, in order; the last may wait for the rollout. */
 export function restartCommands(t: Active, seconds: number): string[][] {
-  switch (t.restart) {
+  switch (t.backend) {
     case "swarm":
       return [["docker", "service", "update", "--force", t.service]];
     case "kubernetes": {
@@ -25,7 +26,7 @@ export function restartCommands(t: Active, seconds: number): string[][] {
 }
 
 export function createTunnelRestarter(t: TunnelConfig, now: () => number = Date.now): TunnelRestarter {
-  if (t.restart === "none") return { restart: async () => undefined };
+  if (t.backend === "none") return { restart: async () => undefined };
   return {
     async restart(signal) {
       const deadline = now() + t.timeoutMs;
@@ -33,7 +34,7 @@ export function createTunnelRestarter(t: TunnelConfig, now: () => number = Date.
       try {
         for (const argv of restartCommands(t, Math.ceil(left() / 1000))) await run(argv, { timeoutMs: left(), signal });
       } catch (err) {
-        throw t.restart === "swarm" ? await explainSwarmFailure(t.service, err, { timeoutMs: left(), signal }) : err;
+        throw t.backend === "swarm" ? await explainSwarmFailure(t.service, err, { timeoutMs: left(), signal }) : err;
       }
       if (t.readyUrl) await waitReady(t.readyUrl, deadline, now, signal);
     },
@@ -48,9 +49,9 @@ async function waitReady(url: string, deadline: number, now: () => number, signa
   for (;;) {
     signal.throwIfAborted();
     try {
-      const r = await fetch(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(Math.min(2_000, Math.max(1, deadline - now())))]) });
-      await r.body?.cancel();
-      if (r.ok) return;
+      // node:http, not fetch: Node 18 (Debian 12) has neither a stable fetch nor AbortSignal.any.
+      const r = await httpCall(url, { signal, timeoutMs: Math.min(2_000, Math.max(1, deadline - now())) });
+      if (r.status >= 200 && r.status < 300) return;
       last = `last answer ${r.status}`;
     } catch (err) {
       const code = (err as { cause?: { code?: string } }).cause?.code;

@@ -44,6 +44,8 @@ export const StatusFile = z.object({
   lastError: z.string().nullable(),
   routedUplink: z.string().nullable(),
   uplinks: z.record(z.string(), UplinkView),
+  // The edge refusing this agent for a reason of its setup, with the fix; cleared by an answer.
+  refusal: z.object({ code: z.string(), message: z.string(), fix: z.string(), at: z.int() }).nullable().optional(),
 });
 export type StatusFile = z.infer<typeof StatusFile>;
 

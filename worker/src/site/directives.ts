@@ -33,7 +33,8 @@ export function restartingTunnels(site: DirectiveSource, row: AgentRow): number 
 
 /** The directive message, as sent to one agent: the one place it is built. */
 export function directiveMessage(site: ConfiguredSite, row: AgentRow, ackSeq: number | null, now: number): EdgeMessage {
-  const fields = acceptsNewFields(row.runtime.version) ? { downAfterMs: site.config.policy.downAfterMs } : {};
+  // The site's timings: agents adopt its heartbeat interval from any answer (one source of timing).
+  const fields = acceptsNewFields(row.runtime.version) ? { downAfterMs: site.config.policy.downAfterMs, heartbeatMs: site.config.policy.heartbeatMs } : {};
   return { type: "directive", directive: directiveFor(site, row), now, ackSeq, ...fields };
 }
 
