@@ -22,7 +22,8 @@ export interface TunnelPlan {
 export type TunnelEffect =
   | { kind: "tunnel-restart-requested"; agent: string; generation: number; allApplied: boolean }
   | { kind: "tunnel-restarted"; agent: string; generation: number }
-  | { kind: "tunnel-no-restarter"; generation: number };
+  /** `offline`: servers enrolled as restarters but not live (not a missing enrolment). */
+  | { kind: "tunnel-no-restarter"; generation: number; offline: string[] };
 
 const applied = (a: ServerView, g: number) => (a.appliedGeneration ?? -1) >= g;
 
@@ -51,7 +52,7 @@ export function planTunnels(
   const elected = candidates[0];
   if (!elected) {
     if (plan.restarter === null && plan.requestedAt !== null) return { plan, effects: [] };
-    return { plan: { ...plan, restarter: null, requestedAt: now }, effects: [{ kind: "tunnel-no-restarter", generation: g }] };
+    return { plan: { ...plan, restarter: null, requestedAt: now }, effects: [{ kind: "tunnel-no-restarter", generation: g, offline: servers.filter((a) => a.tunnelRestarter).map((a) => a.id) }] };
   }
   return {
     plan: { ...plan, restarter: elected.id, requestedAt: now },
