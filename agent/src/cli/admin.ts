@@ -2,9 +2,10 @@
 // flags end up in shell history and `ps`).
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import { AgentId, ApiError, EnrollRequest, OverrideRequest, RotateRequest, RotateResponse, SiteConfig, SiteEvent, SiteId, SiteStatus, issueLines } from "../../../shared/src/index.ts";
+import { AgentId, ApiError, EnrollRequest, OverrideCleared, OverrideRequest, RotateRequest, RotateResponse, SiteConfig, SiteEvent, SiteId, SiteStatus, issueLines } from "../../../shared/src/index.ts";
 import { UsageError, UserError } from "../lib/errors.ts";
 import { parse, required } from "./args.ts";
+import { NOTIFY_USAGE, notifyCommand } from "./notify.ts";
 import { eventsTable, statusTable } from "./tables.ts";
 
 const COMMON = "--edge URL --site S";
@@ -17,10 +18,11 @@ export const SITE_USAGE = [
   `wanwatch site events [--limit N] ${COMMON} [--json]`,
   `wanwatch site override --uplink U --for SECONDS --reason TEXT ${COMMON}`,
   `wanwatch site override --clear ${COMMON}`,
+  NOTIFY_USAGE,
   "  (WANWATCH_ADMIN_TOKEN from the environment; WANWATCH_EDGE / WANWATCH_SITE may replace the flags)",
 ].join("\n       ");
 
-const common = { edge: { type: "string" }, site: { type: "string" }, json: { type: "boolean" } } as const;
+export const common = { edge: { type: "string" }, site: { type: "string" }, json: { type: "boolean" } } as const;
 
 interface Target {
   edge: URL;
@@ -28,7 +30,7 @@ interface Target {
   token: string;
 }
 
-function target(values: { edge?: string; site?: string }, env: NodeJS.ProcessEnv): Target {
+export function target(values: { edge?: string; site?: string }, env: NodeJS.ProcessEnv): Target {
   const edge = values.edge ?? env.WANWATCH_EDGE;
   const site = values.site ?? env.WANWATCH_SITE;
   if (!edge) throw new UsageError(`--edge URL is required\nusage: ${SITE_USAGE}`);
@@ -47,7 +49,7 @@ function target(values: { edge?: string; site?: string }, env: NodeJS.ProcessEnv
   return { edge: url, site, token };
 }
 
-async function call(t: Target, method: string, path: string, body?: unknown): Promise<unknown> {
+export async function call(t: Target, method: string, path: string, body?: unknown): Promise<unknown> {
   const url = new URL(`/v1/sites/${t.site}${path}`, t.edge);
   let res: Response;
   try {
@@ -79,7 +81,7 @@ async function call(t: Target, method: string, path: string, body?: unknown): Pr
 }
 
 /** Client-side validation first: the same schema the edge uses, so mistakes show before any request. */
-function validated<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: import("zod").ZodError } }, value: unknown, prefix = ""): T {
+export function validated<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: import("zod").ZodError } }, value: unknown, prefix = ""): T {
   const r = schema.safeParse(value);
   if (!r.success) {
     const lines = issueLines(r.error).map((l) => prefix + l);
@@ -197,8 +199,8 @@ export async function siteCommand(args: string[], env: NodeJS.ProcessEnv, out: (
       if (values.clear) {
         if (values.uplink || values.for || values.reason) throw new UsageError(`--clear takes no --uplink, --for or --reason\nusage: ${u}`);
         const t = target(values, env);
-        const s = validated(SiteStatus, await call(t, "DELETE", "/override"));
-        out(values.json ? JSON.stringify(s, null, 2) : `site ${t.site}: override cleared; active uplink ${s.activeUplink ?? "none"} (generation ${s.generation}, ${s.mode})`);
+        const s = validated(OverrideCleared, await call(t, "DELETE", "/override"));
+        out(values.json ? JSON.stringify(s, null, 2) : `site ${t.site}: override cleared; ${s.normalChoice.message} (generation ${s.generation})`);
         return 0;
       }
       const seconds = Number(required(values.for, "--for", u));
@@ -208,6 +210,8 @@ export async function siteCommand(args: string[], env: NodeJS.ProcessEnv, out: (
       out(values.json ? JSON.stringify(s, null, 2) : `site ${t.site}: ${req.uplink} pinned for ${req.forSeconds} s (${req.reason}); active uplink ${s.activeUplink ?? "none"}, generation ${s.generation}`);
       return 0;
     }
+    case "notify":
+      return notifyCommand(rest, env, out);
     case undefined:
       throw new UsageError(`a site command is required\nusage: ${SITE_USAGE}`);
     default:

@@ -64,12 +64,12 @@ export async function deliver(row: OutboxRow, site: string, retryBaseMs: number)
   return { row, outcome, retryAt, event };
 }
 
-/** A test notification to one target, now: how it went and how long it took. Never retried. */
-export async function sendTest(target: NotifyTarget, site: string, now: number): Promise<NotifyTestResult> {
+/** A test notification to one target (`name`d as in the status), now: how it went and how long it took. Never retried. */
+export async function sendTest(target: NotifyTarget, name: string, site: string, now: number): Promise<NotifyTestResult> {
   const event = { seq: 0, at: now, kind: "notify-test", message: "test notification: this target is set up right", data: null };
   const started = Date.now();
   const outcome = await send(target, { id: `${site}:test:${now}`, site, subject: { trigger: "test", topic: "test", severity: "info" }, event, replaced: 0 });
   const ms = Date.now() - started;
-  const named = { target: describeTarget(target), kind: target.kind, host: hostOf(target) };
+  const named = { target: name, kind: target.kind, host: hostOf(target) };
   return outcome.ok ? { ...named, ok: true, status: outcome.status, error: null, ms } : { ...named, ok: false, status: outcome.status ?? null, error: outcome.error, ms };
 }

@@ -3,22 +3,30 @@ import type { NotifyStatus, NotifyTarget, NotifyTargetStatus } from "../../../sh
 import type { TargetSends } from "../store.ts";
 import { describeTarget, hostOf } from "./notification.ts";
 
-/**
- * The configured targets in config order, then any target no longer configured that still has
- * sends waiting (they are retried to the end). Named by kind and host, never by URL.
- */
-export function notifyStatus(configured: readonly NotifyTarget[], sends: ReadonlyMap<string, TargetSends>): NotifyStatus {
-  const keys = configured.map((t) => JSON.stringify(t));
-  for (const [key, s] of sends) if (s.pending > 0 && !keys.includes(key)) keys.push(key);
+/** Each target by kind and host, never by URL; two on one host are told apart by `#2`, `#3`… */
+export function targetNames(targets: readonly NotifyTarget[]): string[] {
   const seen = new Map<string, number>();
-  const targets = [...new Set(keys)].map((key): NotifyTargetStatus => {
-    const target: NotifyTarget = JSON.parse(key);
-    const s = sends.get(key);
-    const name = describeTarget(target);
+  return targets.map((t) => {
+    const name = describeTarget(t);
     const n = (seen.get(name) ?? 0) + 1;
     seen.set(name, n);
+    return n > 1 ? `${name} #${n}` : name;
+  });
+}
+
+/**
+ * The configured targets in config order, then any target no longer configured that still has
+ * sends waiting (they are retried to the end).
+ */
+export function notifyStatus(configured: readonly NotifyTarget[], sends: ReadonlyMap<string, TargetSends>): NotifyStatus {
+  const keys = [...new Set(configured.map((t) => JSON.stringify(t)))];
+  for (const [key, s] of sends) if (s.pending > 0 && !keys.includes(key)) keys.push(key);
+  const listed: NotifyTarget[] = keys.map((key) => JSON.parse(key));
+  const names = targetNames(listed);
+  const targets = listed.map((target, i): NotifyTargetStatus => {
+    const s = sends.get(keys[i]!);
     return {
-      target: n > 1 ? `${name} #${n}` : name,
+      target: names[i]!,
       kind: target.kind,
       host: hostOf(target),
       pending: s?.pending ?? 0,

@@ -3,6 +3,7 @@
 import type { NotifyTestResponse } from "../../../shared/src/index.ts";
 import { fail, ok, type Result } from "../failure.ts";
 import { sendTest } from "../notify/deliver.ts";
+import { targetNames } from "../notify/standing.ts";
 import type { SiteStore } from "../store.ts";
 import type { ConfiguredSite } from "./configured.ts";
 
@@ -26,7 +27,8 @@ export class NotifyTester {
     }
     this.running = true;
     try {
-      const results = await Promise.all(targets.map((t) => sendTest(t, site.id, now)));
+      const names = targetNames(targets);
+      const results = await Promise.all(targets.map((t, i) => sendTest(t, names[i]!, site.id, now)));
       const failed = results.filter((r) => !r.ok).length;
       const each = results.map((r) => `${r.target}: ${r.ok ? `HTTP ${r.status}` : r.error} in ${r.ms} ms`).join("; ");
       const message = `test notification: ${results.length - failed} of ${results.length} target${results.length > 1 ? "s" : ""} answered (${each})`;
