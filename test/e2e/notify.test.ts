@@ -69,6 +69,8 @@ describe("notifications to a real receiver", () => {
   let loop: Promise<void> = Promise.resolve();
 
   const api = (method: string, path: string, body?: unknown) => edge.api(method, path, body);
+  const cliAt = (site: string) => ["--edge", edge.url, "--site", site];
+  const cliEnv = () => ({ env: { WANWATCH_ADMIN_TOKEN: edge.adminToken } });
   const status = (site: string) => api("GET", `/v1/sites/${site}/status`) as Promise<SiteStatus>;
   const events = (site: string) => api("GET", `/v1/sites/${site}/events?limit=500`) as Promise<SiteEvent[]>;
 
@@ -204,6 +206,13 @@ describe("notifications to a real receiver", () => {
     expect(waiting.targets[0]).toMatchObject({ target: `webhook (${host})`, pending: 1, retrying: 1, lastError: "HTTP 503", delivered: 0 });
     await until(() => receiver.got.filter((r) => r.path === "/down").length >= 3, "two retries");
     expect((await events("notify-down")).filter((e) => e.kind === "notify-retrying")).toHaveLength(1);
+    const shown = await wanwatch(["site", "status", ...cliAt("notify-down")], cliEnv());
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(new RegExp(`\\nwebhook \\(${host.replace(/\./g, "\\.")}\\)\\s+1 \\(1 retrying\\)\\s+\\S+Z\\s+0\\s+0\\s+HTTP 503 \\(\\d+s ago\\)\\n?`));
+
+    // isp1 was never down: back on it once it has been up for the hold-down, and the CLI says when.
+    const cleared = await wanwatch(["site", "override", "--clear", ...cliAt("notify-down")], cliEnv());
+    expect(cleared.stdout.trim()).toMatch(/^site notify-down: override cleared; stays on isp2 until isp1 has been up for the failback hold-down \(60 s\): back on isp1 at \S+Z, in \d+ s \(generation 2\)$/);
 
     receiver.answer.set("/down", 200);
     const done = await until(async () => {
@@ -221,7 +230,7 @@ describe("notifications to a real receiver", () => {
       uplinks: [{ id: "isp1", priority: 1 }, { id: "isp2", priority: 2 }],
       notify: [{ kind: "webhook", url: `${receiver.url}/test-hook` }, { kind: "ntfy", url: `${receiver.url}${secret}` }],
     });
-    const cli = (site: string) => wanwatch(["site", "notify", "--test", "--edge", edge.url, "--site", site], { env: { WANWATCH_ADMIN_TOKEN: edge.adminToken } });
+    const cli = (site: string) => wanwatch(["site", "notify", "--test", ...cliAt(site)], cliEnv());
     const before = await events("notify-cli");
     const r = await cli("notify-cli");
     expect(r.stderr).toBe("");
