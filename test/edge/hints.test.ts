@@ -2,7 +2,7 @@
 // command that creates one; an enrolled id points at --rotate; an offline restarter is called
 // offline; clearing an override says when the site is back on its normal choice.
 import { describe, expect, it } from "vitest";
-import { VIEWER, call, createSite, edgeClock, events, TestAgent, twoUplinks } from "./support.ts";
+import { VIEWER, call, createSite, edgeClock, events, status, TestAgent, twoUplinks } from "./support.ts";
 
 const at = edgeClock(Date.UTC(2026, 11, 3, 6, 0, 0));
 
@@ -56,9 +56,13 @@ describe("DELETE /v1/sites/:site/override", () => {
     await createSite(site, twoUplinks({ failbackAfterMs, minDwellMs: 0 }, { tunnels: { restart: "none" } }));
     const sbc1 = await TestAgent.enroll(site, "sbc1", "probe", { uplink: "isp1" });
     const sbc2 = await TestAgent.enroll(site, "sbc2", "probe", { uplink: "isp2" });
-    for (let t = 0; t <= 4_000; t += 1_000) (at(t), await sbc1.beat("isp1"), await sbc2.beat("isp2"));
+    const beat = async (from: number, to: number) => {
+      for (let t = from; t <= to; t += 1_000) (at(t), await sbc1.beat("isp1"), await sbc2.beat("isp2"));
+    };
+    await beat(0, 4_000);
     await call("POST", `/v1/sites/${site}/override`, { uplink: "isp2", forSeconds: 600, reason: "maintenance" });
-    for (let t = 5_000; t <= 8_000; t += 1_000) (at(t), await sbc1.beat("isp1"), await sbc2.beat("isp2"));
+    await beat(5_000, 8_000);
+    return beat;
   }
 
   it("says the site is back on its normal choice at once when the hold-down has passed", async () => {
@@ -69,7 +73,7 @@ describe("DELETE /v1/sites/:site/override", () => {
   });
 
   it("says when the site returns when the failback hold-down still runs", async () => {
-    await pinned("hn-clear-later", 60_000);
+    const beat = await pinned("hn-clear-later", 60_000);
     const r = await call("DELETE", "/v1/sites/hn-clear-later/override");
     expect(r.status).toBe(200);
     // isp1 was first heard at t=0: back at t=60 s, 52 s after the clear at t=8 s.
@@ -78,5 +82,10 @@ describe("DELETE /v1/sites/:site/override", () => {
       activeUplink: "isp2",
       normalChoice: { uplink: "isp1", at: back, message: `stays on isp2 until isp1 has been up for the failback hold-down (60 s): back on isp1 at ${new Date(back).toISOString()}, in 52 s` },
     });
+    // And so it is: still on isp2 a second before, on isp1 at that time.
+    await beat(9_000, 59_000);
+    expect((await status("hn-clear-later")).activeUplink).toBe("isp2");
+    await beat(60_000, 60_000);
+    expect((await status("hn-clear-later")).activeUplink).toBe("isp1");
   });
 });
