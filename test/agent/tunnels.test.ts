@@ -1,12 +1,13 @@
 // Tunnel restarts with real processes: the stand-in tunnel client restarted by the `command`
 // backend, and `systemctl`/`docker`/`kubectl` stand-ins on PATH that record how they were called
-// (no Docker engine, systemd or cluster can run here; the argv is what those tools would get).
+// (the argv is what those tools would get; a real Docker Swarm runs in swarm-lab.test.ts, as root).
 import { spawn } from "node:child_process";
-import { chmodSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { TunnelConfig } from "../../agent/src/config/schema.ts";
 import { createTunnelRestarter } from "../../agent/src/host/tunnels.ts";
+import { describeError } from "../../agent/src/lib/errors.ts";
 import { freePort } from "../../tools/local-edge.ts";
 import { alive, waitUntil } from "../lab/netns.ts";
 import { Daemon, NODE22, ROOT, tempDir } from "./support.ts";
@@ -26,11 +27,14 @@ beforeAll(async () => {
   readyUrl = `http://127.0.0.1:${readyPort}/ready`;
   client = [NODE22, join(ROOT, "test/fixtures/tunnel-client.mjs"), "--connect", `127.0.0.1:${port}`, "--ready-port", String(readyPort), "--pid-file", pidFile];
   // Shims: record argv; systemctl really restarts the stand-in, the others only record.
+  mkdirSync(join(dir, "worker"));
   writeFileSync(join(dir, "systemctl"), `#!/bin/sh\necho "systemctl $*" >> ${dir}/calls\nexec ${restartScript} ${pidFile} ${client.join(" ")}\n`);
   for (const tool of ["docker", "kubectl"]) writeFileSync(join(dir, tool), `#!/bin/sh\necho "${tool} $*" >> ${dir}/calls\n`);
+  // A docker on a Swarm worker (or on no swarm at all, with SWARM_STATE=inactive): `docker info` and the daemon's refusal.
+  writeFileSync(join(dir, "worker", "docker"), `#!/bin/sh\necho "docker $*" >> ${dir}/calls\ncase "$1" in info) echo "\${SWARM_STATE:-active} false" ;; *) echo "Error response from daemon: This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state." >&2; exit 1 ;; esac\n`);
   writeFileSync(join(dir, "fails"), `#!/bin/sh\necho "starting" ; echo "unit cloudflared.service not found" >&2; exit 5\n`);
   writeFileSync(join(dir, "hangs"), `#!/bin/sh\nexec sleep 60\n`);
-  for (const f of ["systemctl", "docker", "kubectl", "fails", "hangs"]) chmodSync(join(dir, f), 0o755);
+  for (const f of ["systemctl", "docker", "kubectl", "fails", "hangs", "worker/docker"]) chmodSync(join(dir, f), 0o755);
   process.env.PATH = `${dir}:${savedPath}`;
 });
 
@@ -75,6 +79,23 @@ describe("tunnel restart", () => {
   it("swarm: `docker service update --force SERVICE`", async () => {
     await restarter({ restart: "swarm", service: "cloudflared_tunnel" }).restart(running);
     expect(calls()).toEqual(["docker service update --force cloudflared_tunnel"]);
+  });
+
+  it("swarm on a node that is not a manager: the failure says so and what to enrol instead", async () => {
+    process.env.PATH = `${dir}/worker:${dir}:${savedPath}`;
+    try {
+      // What the agent reports to the edge (lastError): the explanation, then docker's own line.
+      expect(await restarter({ restart: "swarm", service: "cloudflared" }).restart(running).then(() => "resolved", describeError)).toBe(
+        'this node is a Docker Swarm worker: only a manager can restart service "cloudflared" (enrol a manager node as the tunnel restarter, and this one without --tunnel-restarter): ' +
+          "`docker service update --force cloudflared` failed (exit 1): Error response from daemon: This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state.",
+      );
+      expect(calls()).toEqual(["docker service update --force cloudflared", "docker info --format {{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"]);
+      process.env.SWARM_STATE = "inactive";
+      expect(await failure(restarter({ restart: "swarm", service: "cloudflared" }).restart(running))).toMatch(/^this node is not in a Docker Swarm: service "cloudflared" can only be restarted on a manager node$/);
+    } finally {
+      process.env.PATH = `${dir}:${savedPath}`;
+      delete process.env.SWARM_STATE;
+    }
   });
 
   it("kubernetes: rollout restart, then rollout status bounded by the time left", async () => {

@@ -85,6 +85,7 @@ export class TestAgent {
   seq = 0;
   appliedGeneration: number | null = null;
   tunnelGeneration: number | null = null;
+  lastError: string | null = null;
   private constructor(readonly site: string, readonly id: string, readonly secret: string, readonly key: SigningKey) {}
 
   static async enroll(site: string, id: string, role: "probe" | "server", opts: { uplink?: string; tunnelRestarter?: boolean } = {}) {
@@ -106,7 +107,7 @@ export class TestAgent {
       version: "0.2.0-test",
       appliedGeneration: this.appliedGeneration,
       tunnelGeneration: this.tunnelGeneration,
-      lastError: null,
+      lastError: this.lastError,
       ...extra,
     };
     return JSON.stringify(hb);

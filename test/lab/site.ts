@@ -13,7 +13,7 @@ import { waitUntil } from "./netns.ts";
 import { EDGE_ADDRESS, EDGE_ADDRESS6, createLab, labFile, type Lab, type LabServer } from "./topology.ts";
 
 export const SITE = "office";
-const TUNNEL_PORT = 7844;
+export const TUNNEL_PORT = 7844;
 const TUNNEL_READY_PORT = 2000;
 
 export interface ServerPlan {
@@ -32,6 +32,11 @@ export interface LabSiteOptions {
   hostPort?: number;
   /** The edge's own output (default: its log file in the lab folder). */
   edgeLog?: (line: string) => void;
+  /**
+   * A server's tunnel as its agent restarts it (its `tunnels` config, the environment it needs),
+   * when the tunnel is not the stand-in process this file starts on each server (e.g. a Swarm service).
+   */
+  serverTunnel?: (server: string) => { config: object; env: Record<string, string> };
 }
 
 /** One connection seen by the tunnel endpoint. */
@@ -122,15 +127,19 @@ export class LabSite {
       const dir = join(this.lab.dir, s.name);
       mkdirSync(dir, { recursive: true });
       const restart = [join(ROOT, "test/fixtures/restart-tunnel.sh"), join(dir, "tunnel.pid"), ...this.tunnelClient(s.name)];
+      const tunnel = this.options.serverTunnel?.(s.name) ?? {
+        config: { restart: "command", command: restart, timeoutMs: 20_000, readyUrl: `http://127.0.0.1:${TUNNEL_READY_PORT}/ready` },
+        env: {},
+      };
       this.plan(s.name, srv.ns.name, s.node, {
         edge: this.edge.url, site: SITE, agent: s.name, role: "server", heartbeatMs: policy.heartbeatMs,
         secretFile: labFile(this.lab, `${s.name}.secret`, secret), stateDir: join(dir, "state"),
         uplinks: [1, 2].map((n) => ({ id: `isp${n}`, interface: `lan${n}`, ...(s.backend === "nmcli" ? { connection: `up${n}` } : {}) })),
         switch: { backend: s.backend },
-        tunnels: { restart: "command", command: restart, timeoutMs: 20_000, readyUrl: `http://127.0.0.1:${TUNNEL_READY_PORT}/ready` },
-      }, srv.env);
+        tunnels: tunnel.config,
+      }, { ...srv.env, ...tunnel.env });
       // The tunnel as it runs before wanwatch: started by hand, through whatever the default route is.
-      await srv.ns.exec(restart);
+      if (!this.options.serverTunnel) await srv.ns.exec(restart);
       this.startAgent(s.name);
     }
   }

@@ -17,7 +17,9 @@ export function delayLineUnavailable(): string | null {
 
 export const EDGE_ADDRESS = "203.0.113.10";
 /** Router N's public (WAN) address: what the edge sees for uplink N after NAT. */
-export const publicAddress = (n: 1 | 2) => (n === 1 ? "198.51.100.1" : "198.51.100.5");
+export const publicAddress = (n: 1 | 2, renumbered = false) => `198.51.100.${(n === 1 ? 1 : 5) + (renumbered ? 8 : 0)}`;
+/** The internet's end of router N's WAN link (a /30 with the router's public address). */
+const wanPeer = (n: 1 | 2, renumbered = false) => `198.51.100.${(n === 1 ? 2 : 6) + (renumbered ? 8 : 0)}`;
 export const gateway = (n: 1 | 2) => `192.168.${n}.1`;
 /** The edge's IPv6 address on "the internet" (with DHCP, which brings IPv6). */
 export const EDGE_ADDRESS6 = "2001:db8:ff::10";
@@ -71,6 +73,11 @@ export interface Lab {
   /** Router N dies entirely: its LAN goes down too. */
   routerDown(n: 1 | 2): Promise<void>;
   routerUp(n: 1 | 2): Promise<void>;
+  /**
+   * Uplink N's ISP gives its router a new public address (a new WAN lease), or the first one
+   * back: NAT then sends from it, and connections made through the old one are dead.
+   */
+  renumber(n: 1 | 2, renumbered: boolean): Promise<void>;
   destroy(): Promise<void>;
 }
 
@@ -105,7 +112,7 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: 
     for (const n of [1, 2] as const) {
       const r = routers[n - 1];
       const wan = publicAddress(n);
-      const peer = n === 1 ? "198.51.100.2" : "198.51.100.6";
+      const peer = wanPeer(n);
       // Router N's WAN reaches the internet's port rN through the wire's bridge, ports "r" and "i".
       const w = wires[n - 1];
       await r.ip("link", "add", "wan", "type", "veth", "peer", "name", "r", "netns", w.name);
@@ -245,6 +252,16 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: 
       },
       routerDown: async (n) => (await lanPorts(n, "down"), await wanLink(n, "down")),
       routerUp: async (n) => (await lanPorts(n, "up"), await wanLink(n, "up")),
+      renumber: async (n, renumbered) => {
+        const r = routers[n - 1];
+        const [from, to] = [!renumbered, renumbered];
+        await inet.ip("addr", "add", `${wanPeer(n, to)}/30`, "dev", `r${n}`);
+        await r.ip("addr", "add", `${publicAddress(n, to)}/30`, "dev", "wan");
+        await r.ip("route", "replace", "default", "via", wanPeer(n, to));
+        await r.ip("addr", "del", `${publicAddress(n, from)}/30`, "dev", "wan");
+        // The kernel forgets the flows masqueraded to the removed address: they are dead, as on a real router.
+        await inet.ip("addr", "del", `${wanPeer(n, from)}/30`, "dev", `r${n}`);
+      },
       destroy: () => sets.destroy(),
     };
   } catch (err) {

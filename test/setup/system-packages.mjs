@@ -4,8 +4,9 @@
 // nothing and those groups skip, each with its reason in the summary at the end of the run.
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { pathToFileURL } from "node:url";
 
-/** Each package and the tests that need it. */
+/** Each package and the tests that need it (or, where another package serves too, the command that shows it is here). */
 export const PACKAGES = {
   iproute2: "the network lab",
   nftables: "the network lab (NAT, loss)",
@@ -13,17 +14,26 @@ export const PACKAGES = {
   ethtool: "the lab's slow uplink (delay line)",
   "network-manager": "the nmcli server in the lab",
   "dnsmasq-base": "DHCP in the lab, the nmcli server",
-  busybox: "the lab's plain DHCP client (udhcpc)",
+  // Either busybox package will do (the Swarm lab installs the static one, which replaces it).
+  busybox: { for: "the lab's plain DHCP client (udhcpc)", command: "busybox" },
   chromium: "the status page in a browser",
   faketime: "an agent with a skewed clock",
+  "docker.io": "the Docker Swarm lab",
+  "busybox-static": "the Docker Swarm lab (the tunnel image)",
+  conntrack: "the Docker Swarm lab (container flows after a switch)",
 };
 
-const installed = (pkg) => spawnSync("dpkg-query", ["-W", "-f=${Status}", pkg], { encoding: "utf8" }).stdout?.includes("install ok installed");
+const onPath = (cmd) => (process.env.PATH ?? "").split(":").some((d) => d && existsSync(`${d}/${cmd}`));
+const installed = (pkg) => {
+  const command = PACKAGES[pkg].command;
+  return command ? onPath(command) : spawnSync("dpkg-query", ["-W", "-f=${Status}", pkg], { encoding: "utf8" }).stdout?.includes("install ok installed");
+};
 
-function main() {
+/** Installs whichever of `packages` are missing, when root with apt and not opted out; says so in one line. */
+export function installMissing(packages) {
   if (process.env.WANWATCH_NO_APT === "1") return;
   if (process.platform !== "linux" || process.getuid?.() !== 0 || !existsSync("/usr/bin/apt-get") || !existsSync("/usr/bin/dpkg-query")) return;
-  const missing = Object.keys(PACKAGES).filter((p) => !installed(p));
+  const missing = packages.filter((p) => !installed(p));
   if (missing.length === 0) return;
   console.log(`wanwatch tests: installing Debian packages for the lab and browser tests: ${missing.join(" ")} (WANWATCH_NO_APT=1 skips this)`);
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
@@ -38,4 +48,5 @@ function main() {
   }
 }
 
-main();
+// Run as a script (before the suite): everything; a test file run alone calls installMissing itself.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) installMissing(Object.keys(PACKAGES));

@@ -4,6 +4,7 @@
 import type { TunnelConfig } from "../config/schema.ts";
 import type { TunnelRestarter } from "../directive/applier.ts";
 import { run } from "./exec.ts";
+import { explainSwarmFailure } from "./swarm-role.ts";
 
 type Active = Exclude<TunnelConfig, { restart: "none" }>;
 
@@ -29,7 +30,11 @@ export function createTunnelRestarter(t: TunnelConfig, now: () => number = Date.
     async restart(signal) {
       const deadline = now() + t.timeoutMs;
       const left = () => Math.max(1, deadline - now());
-      for (const argv of restartCommands(t, Math.ceil(left() / 1000))) await run(argv, { timeoutMs: left(), signal });
+      try {
+        for (const argv of restartCommands(t, Math.ceil(left() / 1000))) await run(argv, { timeoutMs: left(), signal });
+      } catch (err) {
+        throw t.restart === "swarm" ? await explainSwarmFailure(t.service, err, { timeoutMs: left(), signal }) : err;
+      }
       if (t.readyUrl) await waitReady(t.readyUrl, deadline, now, signal);
     },
   };

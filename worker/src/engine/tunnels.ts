@@ -8,6 +8,8 @@ export interface ServerView {
   live: boolean;
   appliedGeneration: number | null;
   tunnelGeneration: number | null;
+  /** Told to restart this plan's tunnels, it reports an error (a Swarm worker cannot, say). */
+  tunnelFailed: boolean;
 }
 
 /** The restart owed for one switch generation (none after the first choice of an uplink). */
@@ -17,6 +19,8 @@ export interface TunnelPlan {
   restarter: string | null;
   requestedAt: number | null;
   doneAt: number | null;
+  /** Restarters that failed this plan: passed over while a live one has not (absent in plans stored before). */
+  failed?: string[];
 }
 
 export type TunnelEffect =
@@ -44,24 +48,28 @@ export function planTunnels(
   if (!allApplied && now < plan.switchedAt + maxWaitMs) return { plan, effects: [] };
 
   const current = servers.find((a) => a.id === plan.restarter);
-  if (current?.live) return { plan, effects: [] };
-  // Elect deterministically: live restarters that applied the switch first, then by id.
+  const failed = new Set(plan.failed ?? []);
+  if (current?.tunnelFailed) failed.add(current.id);
+  if (current?.live && !failed.has(current.id)) return { plan, effects: [] };
+  // Elect deterministically: live restarters that have not failed this plan, that applied the switch first, then by id.
   const candidates = servers
     .filter((a) => a.tunnelRestarter && a.live)
-    .sort((a, b) => Number(applied(b, g)) - Number(applied(a, g)) || a.id.localeCompare(b.id));
+    .sort((a, b) => Number(failed.has(a.id)) - Number(failed.has(b.id)) || Number(applied(b, g)) - Number(applied(a, g)) || a.id.localeCompare(b.id));
   const elected = candidates[0];
   if (!elected) {
     if (plan.restarter === null && plan.requestedAt !== null) return { plan, effects: [] };
     return { plan: { ...plan, restarter: null, requestedAt: now }, effects: [{ kind: "tunnel-no-restarter", generation: g, offline: servers.filter((a) => a.tunnelRestarter).map((a) => a.id) }] };
   }
+  // Nobody better than the one that failed (every live restarter has): it keeps retrying, with nothing new to tell.
+  if (elected.id === plan.restarter || (failed.has(elected.id) && current?.live)) return { plan: failed.size === (plan.failed?.length ?? 0) ? plan : { ...plan, failed: [...failed] }, effects: [] };
   return {
-    plan: { ...plan, restarter: elected.id, requestedAt: now },
+    plan: { ...plan, restarter: elected.id, requestedAt: now, failed: [...failed] },
     effects: [{ kind: "tunnel-restart-requested", agent: elected.id, generation: g, allApplied }],
   };
 }
 
 /** Whether this agent's directive tells it to restart its tunnels. */
-export function restartFor(plan: TunnelPlan | null, mode: TunnelRestartMode, agent: ServerView, generation: number): boolean {
+export function restartFor(plan: TunnelPlan | null, mode: TunnelRestartMode, agent: Pick<ServerView, "id" | "role">, generation: number): boolean {
   if (agent.role !== "server" || mode === "none" || !plan || plan.generation !== generation) return false;
   if (mode === "per-server") return true;
   return plan.restarter === agent.id && plan.requestedAt !== null;

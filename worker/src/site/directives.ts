@@ -13,7 +13,10 @@ export interface SignedReply {
   sig: string;
 }
 
-export function directiveFor(site: ConfiguredSite, row: AgentRow): Directive | null {
+/** What a directive depends on: the site's config, decision and tunnel plan. */
+type DirectiveSource = Pick<ConfiguredSite, "config" | "decision" | "plan">;
+
+export function directiveFor(site: DirectiveSource, row: AgentRow): Directive | null {
   const d = site.decision;
   if (d.active === null) return null;
   const view = { id: row.id, role: row.role, tunnelRestarter: row.tunnelRestarter, live: true, appliedGeneration: null, tunnelGeneration: null };
@@ -21,7 +24,7 @@ export function directiveFor(site: ConfiguredSite, row: AgentRow): Directive | n
 }
 
 /** The generation this agent was told to restart its tunnels for, has the routes of, and has not restarted for yet. */
-export function restartingTunnels(site: ConfiguredSite, row: AgentRow): number | null {
+export function restartingTunnels(site: DirectiveSource, row: AgentRow): number | null {
   const d = directiveFor(site, row);
   if (!d?.restartTunnels) return null;
   const { appliedGeneration, tunnelGeneration } = row.runtime;

@@ -6,6 +6,7 @@ import { step, type DecisionEvent, type DecisionState } from "../engine/decision
 import { planTunnels, type TunnelPlan } from "../engine/tunnels.ts";
 import { agentStaleAfterMs, cutOffUplinks, isLive } from "../status.ts";
 import type { AgentRow, AgentRuntime } from "../store.ts";
+import { restartingTunnels } from "./directives.ts";
 import type { NewEvent } from "./events.ts";
 import { describeEffect, describePaths, describeReach, describeStale, describeTunnel } from "./narrate.ts";
 
@@ -47,6 +48,7 @@ export function transition(i: TransitionInput): Transition {
     live: isLive(row, config, now),
     appliedGeneration: row.runtime.appliedGeneration,
     tunnelGeneration: row.runtime.tunnelGeneration,
+    tunnelFailed: restartingTunnels(i, row) !== null && row.runtime.lastError !== null,
   }));
   const tunnels = planTunnels(plan, config.tunnels.restart, servers, config.tunnels.maxWaitMs, now);
   const staleAfterMs = agentStaleAfterMs(config);
