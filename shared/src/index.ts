@@ -3,6 +3,7 @@ export * from "./config.ts";
 export * from "./admin.ts";
 export * from "./messages.ts";
 export * from "./status.ts";
+export * from "./notify.ts";
 export * from "./signing.ts";
 export * from "./protocol.ts";
 export * from "./zod-issues.ts";

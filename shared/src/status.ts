@@ -2,6 +2,7 @@ import { z } from "zod";
 import { AgentRole } from "./admin.ts";
 import { TunnelRestartMode } from "./config.ts";
 import { Directive } from "./messages.ts";
+import { NotifyStatus } from "./notify.ts";
 
 export const UplinkState = z.enum(["up", "down", "unknown"]);
 export type UplinkState = z.infer<typeof UplinkState>;
@@ -65,10 +66,23 @@ export const SiteStatus = z.object({
   uplinks: z.array(UplinkStatus),
   agents: z.array(AgentStatus),
   tunnels: TunnelStatus,
+  notify: NotifyStatus,
 });
 export type SiteStatus = z.infer<typeof SiteStatus>;
 export type UplinkStatus = z.infer<typeof UplinkStatus>;
 export type AgentStatus = z.infer<typeof AgentStatus>;
+
+/** `DELETE /v1/sites/:site/override`: the status, and when the site returns to its normal choice. */
+export const OverrideCleared = SiteStatus.extend({
+  normalChoice: z.object({
+    /** The uplink the policy picks without an override (null while none is up). */
+    uplink: z.string().nullable(),
+    /** When the site is (or will be) on it; null when that waits on something other than time. */
+    at: z.int().nullable(),
+    message: z.string(),
+  }),
+});
+export type OverrideCleared = z.infer<typeof OverrideCleared>;
 
 export const SiteEvent = z.object({
   seq: z.int(),

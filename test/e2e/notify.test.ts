@@ -1,6 +1,7 @@
 // Notifications from the real local edge (workerd) to a real HTTP receiver on this machine:
 // formats per kind, delivery recorded in the event log, retries with backoff through the alarm,
-// coalescing while the receiver is down, and nothing lost across an edge restart.
+// coalescing while the receiver is down, and nothing lost across an edge restart; a failing
+// receiver on the timeline and in the status within seconds; `wanwatch site notify --test`.
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { tmpdir } from "node:os";
@@ -8,6 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SiteEvent, SiteStatus } from "../../shared/src/index.ts";
 import { SimAgent, type World } from "../../demo/sim-agent.ts";
+import { buildBundle, wanwatch } from "../agent/support.ts";
 import { freePort, startLocalEdge, type LocalEdge } from "../../tools/local-edge.ts";
 
 interface Received {
@@ -67,6 +69,8 @@ describe("notifications to a real receiver", () => {
   let loop: Promise<void> = Promise.resolve();
 
   const api = (method: string, path: string, body?: unknown) => edge.api(method, path, body);
+  const cliAt = (site: string) => ["--edge", edge.url, "--site", site];
+  const cliEnv = () => ({ env: { WANWATCH_ADMIN_TOKEN: edge.adminToken } });
   const status = (site: string) => api("GET", `/v1/sites/${site}/status`) as Promise<SiteStatus>;
   const events = (site: string) => api("GET", `/v1/sites/${site}/events?limit=500`) as Promise<SiteEvent[]>;
 
@@ -88,6 +92,7 @@ describe("notifications to a real receiver", () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "wanwatch-notify-"));
     await receiver.start();
+    buildBundle();
     edge = await startLocalEdge({ stateDir: join(dir, "edge"), vars: { NOTIFY_RETRY_BASE_MS: "100" } });
     // The probes heartbeat on their own; an edge restart in a test only costs a few of them.
     loop = (async () => {
@@ -185,5 +190,81 @@ describe("notifications to a real receiver", () => {
     expect(failed.message).toMatch(/^could not notify webhook \(127\.0\.0\.1:\d+\) of switch: HTTP 404, not retried$/);
     await sleep(1_500);
     expect(receiver.got.filter((r) => r.path === "/gone")).toHaveLength(1);
+  });
+
+  it("puts a receiver that fails on the timeline and in the status within seconds, then counts the delivery", async () => {
+    receiver.answer.set("/down", 503);
+    await site("notify-down", [{ kind: "webhook", url: `${receiver.url}/down` }]);
+    const asked = Date.now();
+    await api("POST", "/v1/sites/notify-down/override", { uplink: "isp2", forSeconds: 600, reason: "test" });
+    const retrying = await until(async () => (await events("notify-down")).find((e) => e.kind === "notify-retrying"), "the first failure on the timeline", 5_000);
+    const host = new URL(receiver.url).host;
+    expect(retrying.message).toMatch(new RegExp(`^could not notify webhook \\(${host.replace(/\./g, "\\.")}\\) of switch: HTTP 503; retrying \\(next attempt at \\S+Z, up to 9 attempts\\)$`));
+    console.log(`[notify] first failed attempt on the timeline ${retrying.at - asked} ms after the switch was asked for`);
+    const waiting = (await status("notify-down")).notify;
+    expect(waiting.pending).toBe(1);
+    expect(waiting.targets[0]).toMatchObject({ target: `webhook (${host})`, pending: 1, retrying: 1, lastError: "HTTP 503", delivered: 0 });
+    await until(() => receiver.got.filter((r) => r.path === "/down").length >= 3, "two retries");
+    expect((await events("notify-down")).filter((e) => e.kind === "notify-retrying")).toHaveLength(1);
+    const shown = await wanwatch(["site", "status", ...cliAt("notify-down")], cliEnv());
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(new RegExp(`\\nwebhook \\(${host.replace(/\./g, "\\.")}\\)\\s+1 \\(1 retrying\\)\\s+\\S+Z\\s+0\\s+0\\s+HTTP 503 \\(\\d+s ago\\)\\n?`));
+
+    // isp1 was never down: back on it once it has been up for the hold-down, and the CLI says when.
+    const cleared = await wanwatch(["site", "override", "--clear", ...cliAt("notify-down")], cliEnv());
+    expect(cleared.stdout.trim()).toMatch(/^site notify-down: override cleared; stays on isp2 until isp1 has been up for the failback hold-down \(60 s\): back on isp1 at \S+Z, in \d+ s \(generation 2\)$/);
+
+    receiver.answer.set("/down", 200);
+    const done = await until(async () => {
+      const n = (await status("notify-down")).notify;
+      return n.pending === 0 && n;
+    }, "the delivery");
+    expect(done.targets[0]).toMatchObject({ pending: 0, retrying: 0, delivered: 1, failed: 0, lastError: "HTTP 503", nextAttemptAt: null });
+    expect(done.targets[0]!.failedAttempts).toBeGreaterThanOrEqual(3);
+  });
+
+  it("`wanwatch site notify --test` sends a test to every target now and prints each result; exit 1 when one fails", async () => {
+    const secret = "/ntfy/topic-secret-77c1";
+    receiver.answer.set("/test-gone", 404);
+    await api("PUT", "/v1/sites/notify-cli", {
+      uplinks: [{ id: "isp1", priority: 1 }, { id: "isp2", priority: 2 }],
+      notify: [{ kind: "webhook", url: `${receiver.url}/test-hook` }, { kind: "ntfy", url: `${receiver.url}${secret}` }],
+    });
+    const cli = (site: string) => wanwatch(["site", "notify", "--test", ...cliAt(site)], cliEnv());
+    const before = await events("notify-cli");
+    const r = await cli("notify-cli");
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const host = new URL(receiver.url).host;
+    const lines = r.stdout.trim().split("\n");
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(new RegExp(`^✓ webhook \\(${host.replace(/\./g, "\\.")}\\): delivered \\(HTTP 200\\) in \\d+ ms$`));
+    expect(lines[1]).toMatch(/^✓ ntfy \(127\.0\.0\.1:\d+\): delivered \(HTTP 200\) in \d+ ms$/);
+    expect(r.stdout).not.toContain("topic-secret");
+    const hook = JSON.parse(receiver.delivered("/test-hook")[0]!.body);
+    expect(hook).toMatchObject({ site: "notify-cli", trigger: "test", severity: "info" });
+    expect(receiver.delivered(secret)[0]!.headers).toMatchObject({ title: "wanwatch notify-cli: test" });
+    // The timeline gains one line, and nothing is queued.
+    const after = await events("notify-cli");
+    expect(after.slice(0, after.length - before.length).map((e) => e.kind)).toEqual(["notify-test"]);
+    expect((await status("notify-cli")).notify.pending).toBe(0);
+
+    // Again at once: refused, so that the endpoint cannot hammer a receiver.
+    const again = await cli("notify-cli");
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/a test notification was sent less than 30 s ago: try again in \d+ s/);
+    expect(receiver.got.filter((x) => x.path === "/test-hook")).toHaveLength(1);
+
+    await api("PUT", "/v1/sites/notify-cli-bad", {
+      uplinks: [{ id: "isp1", priority: 1 }, { id: "isp2", priority: 2 }],
+      notify: [{ kind: "webhook", url: `${receiver.url}/test-hook` }, { kind: "webhook", url: `${receiver.url}/test-gone` }, { kind: "slack", url: "http://127.0.0.1:9/services/T0/B0/XXXX" }],
+    });
+    const bad = await cli("notify-cli-bad");
+    expect(bad.code).toBe(1);
+    const badLines = bad.stdout.trim().split("\n");
+    expect(badLines[0]).toMatch(/^✓ webhook \(127\.0\.0\.1:\d+\): delivered/);
+    expect(badLines[1]).toMatch(/^✗ webhook \(127\.0\.0\.1:\d+\) #2: HTTP 404 in \d+ ms$/);
+    expect(badLines[2]).toMatch(/^✗ slack \(127\.0\.0\.1:9\): could not connect \(\w+\) in \d+ ms$/);
+    expect(bad.stdout).not.toContain("XXXX");
   });
 });

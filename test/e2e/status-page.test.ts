@@ -147,6 +147,29 @@ describe.skipIf(why)(`status page in Chromium${why ? ` — skipped: ${why}` : ""
     await page.context().close();
   });
 
+  it("shows a notification target that cannot be reached, with what is pending and its last error", async () => {
+    const config = await (await admin("GET", `/v1/sites/${world.site}`)).json();
+    // Nothing listens on port 9: every send is refused.
+    expect((await admin("PUT", `/v1/sites/${world.site}`, { ...config, notify: [{ kind: "webhook", url: "http://127.0.0.1:9/hooks/secret-3e1f" }] })).status).toBe(200);
+    try {
+      const page = await newPage();
+      await signIn(page, `/sites/${world.site}`);
+      await expect.poll(() => page.isHidden("#notify"), { timeout: 15_000 }).toBe(false);
+      // A switch, so that there is something to notify.
+      const other = (await world.status()).activeUplink === "isp2" ? "isp1" : "isp2";
+      expect((await admin("POST", `/v1/sites/${world.site}/override`, { uplink: other, forSeconds: 60, reason: "notify" })).status).toBe(200);
+      const row = page.locator("#notify-targets tr");
+      await expect.poll(() => row.textContent(), { timeout: 15_000 }).toContain("1 (1 retrying)");
+      expect(await row.locator("td").first().textContent()).toBe("webhook (127.0.0.1:9)");
+      expect(await row.locator("td.err").textContent()).toMatch(/^could not connect/);
+      expect(await page.textContent("body")).not.toContain("secret-3e1f");
+      expect((await admin("DELETE", `/v1/sites/${world.site}/override`)).status).toBe(200);
+      await page.context().close();
+    } finally {
+      await admin("PUT", `/v1/sites/${world.site}`, config);
+    }
+  });
+
   it("raised no script errors and no CSP violations on any page", () => {
     expect(pageErrors).toEqual([]);
   });

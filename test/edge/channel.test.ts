@@ -233,6 +233,13 @@ describe("metrics", () => {
       "wanwatch_edge_sqlite_rows_written_total",
       "wanwatch_edge_websocket_messages_total",
       "wanwatch_last_switch_timestamp_seconds",
+      "wanwatch_notification_attempts_failed_total",
+      "wanwatch_notification_last_error_timestamp_seconds",
+      "wanwatch_notification_next_attempt_timestamp_seconds",
+      "wanwatch_notifications_delivered_total",
+      "wanwatch_notifications_failed_total",
+      "wanwatch_notifications_pending",
+      "wanwatch_notifications_retrying",
       "wanwatch_switches_total",
       "wanwatch_uplink_active",
       "wanwatch_uplink_degraded",
@@ -295,6 +302,7 @@ describe("storage upgrades", () => {
       state.storage.sql.exec("ALTER TABLE uplink_observations DROP COLUMN gateway_rtt_ms");
       state.storage.sql.exec("DROP INDEX events_kind_at");
       state.storage.sql.exec("DROP TABLE outbox");
+      state.storage.sql.exec("DROP TABLE notify_targets");
       state.storage.sql.exec("ALTER TABLE agents DROP COLUMN previous_key");
       state.storage.sql.exec("ALTER TABLE agents DROP COLUMN previous_until");
       state.storage.sql.exec("UPDATE schema_version SET version = 1");

@@ -856,6 +856,7 @@ const SITE_ROUTES = [
   ["POST", "/v1/sites/:site/override", "POST /v1/sites/:site/override"],
   ["DELETE", "/v1/sites/:site/override", "DELETE /v1/sites/:site/override"],
   ["POST", "/v1/sites/:site/agents/srv1/rotate", "POST /v1/sites/:site/agents/:agent/rotate"],
+  ["POST", "/v1/sites/:site/notify/test", "POST /v1/sites/:site/notify/test"],
   ["GET", "/v1/sites/:site/status", "GET /v1/sites/:site/status"],
   ["GET", "/v1/sites/:site/events", "GET /v1/sites/:site/events"],
   ["GET", "/v1/sites/:site/metrics", "GET /v1/sites/:site/metrics"],
@@ -864,8 +865,8 @@ const SITE_ROUTES = [
   ["GET", "/v1/sites/:site/agents/srv1/connect", "GET /v1/sites/:site/agents/:agent/connect"],
   ["GET", "/sites/:site", "GET /sites/:site"],
 ] as const;
-const ADMIN_ROUTES = SITE_ROUTES.slice(0, 7);
-const VIEWER_ROUTES = [...SITE_ROUTES.slice(7, 11), ["GET", "/v1/sites", "GET /v1/sites"]] as const;
+const ADMIN_ROUTES = SITE_ROUTES.slice(0, 8);
+const VIEWER_ROUTES = [...SITE_ROUTES.slice(8, 12), ["GET", "/v1/sites", "GET /v1/sites"]] as const;
 
 /** One path segment: percent-encoded, or (for invalid UTF-8) the raw escapes a client might send. */
 function segment(s: string): string {
@@ -894,6 +895,7 @@ describe("fuzz: auth and path parameters", () => {
       "/v1/sites/:site/agents": fc.constant(toJson({ id: "new", role: "server" })),
       "/v1/sites/:site/override": fc.constant(toJson({ uplink: "isp2", forSeconds: 60, reason: "fuzz" })),
       "/v1/sites/:site/agents/srv1/rotate": fc.constant(toJson({ graceSeconds: 60 })),
+      "/v1/sites/:site/notify/test": fc.constant(undefined),
     };
     const route = fc.constantFrom(...ADMIN_ROUTES, ...VIEWER_ROUTES).chain(([method, path, endpoint]) =>
       fc.record({ method: fc.constant(method), path: fc.constant(path), endpoint: fc.constant(endpoint), body: method === "GET" || method === "DELETE" ? fc.constant(undefined) : bodies[path]! }),
@@ -951,7 +953,7 @@ describe("fuzz: auth and path parameters", () => {
   it("answers any request at all without a 5xx; every JSON refusal is the envelope", async () => {
     await fixture("fz-any");
     const seg = fc.oneof(
-      { arbitrary: fc.constantFrom("v1", "sites", "fz-any", "agents", "srv1", "sbc1", "override", "status", "events", "metrics", "live", "heartbeat", "connect", "login", "logout", "healthz", ""), weight: 6 },
+      { arbitrary: fc.constantFrom("v1", "sites", "fz-any", "agents", "srv1", "sbc1", "override", "status", "events", "metrics", "notify", "test", "live", "heartbeat", "connect", "login", "logout", "healthz", ""), weight: 6 },
       { arbitrary: fc.string({ unit: "binary", maxLength: 12 }).map(segment), weight: 1 },
     );
     const template = fc.constantFrom(...SITE_ROUTES.map(([, p]) => p), "/", "/login", "/logout", "/healthz", "/v1/sites").map((p) => p.replace(":site", "fz-any"));

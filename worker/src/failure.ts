@@ -6,6 +6,8 @@ export interface Failure {
   code: string;
   message: string;
   issues?: FieldIssue[];
+  /** For a 429: seconds until a retry can succeed. */
+  retryAfter?: number;
 }
 
 export type Result<T> = { ok: true; value: T } | { ok: false; failure: Failure };
@@ -16,7 +18,7 @@ export function failureResponse(f: Failure, headers?: HeadersInit): Response {
   const error = f.issues ? { code: f.code, message: f.message, issues: f.issues } : { code: f.code, message: f.message };
   const h = new Headers(headers);
   // A refusal for sending too much says when to try again, as HTTP clients expect.
-  if (f.status === 429) h.set("retry-after", "1");
+  if (f.status === 429) h.set("retry-after", String(f.retryAfter ?? 1));
   return Response.json({ error }, { status: f.status, headers: h });
 }
 

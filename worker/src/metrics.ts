@@ -39,6 +39,31 @@ const USAGE: [keyof ObjectUsage, string, string][] = [
   ["webSocketMessages", "wanwatch_edge_websocket_messages_total", "WebSocket messages received (billed 20 to a request)"],
 ];
 
+type TargetStatus = SiteStatus["notify"]["targets"][number];
+
+/** Sends per notification target, labelled by kind and host (never the URL: it may hold a secret). */
+const NOTIFY: [string, Family["type"], string, (t: TargetStatus) => number | null][] = [
+  ["wanwatch_notifications_pending", "gauge", "Notifications waiting for the target: due, or failed and waiting for a retry.", (t) => t.pending],
+  ["wanwatch_notifications_retrying", "gauge", "Notifications waiting for the target that have failed at least once.", (t) => t.retrying],
+  ["wanwatch_notification_next_attempt_timestamp_seconds", "gauge", "Unix time of the next send to the target (absent while nothing waits).", (t) => (t.nextAttemptAt === null ? null : t.nextAttemptAt / 1000)],
+  ["wanwatch_notifications_delivered_total", "counter", "Notifications the target accepted.", (t) => t.delivered],
+  ["wanwatch_notifications_failed_total", "counter", "Notifications given up on (after every retry, or refused for good).", (t) => t.failed],
+  ["wanwatch_notification_attempts_failed_total", "counter", "Sends to the target that failed, retried or not.", (t) => t.failedAttempts],
+  ["wanwatch_notification_last_error_timestamp_seconds", "gauge", "Unix time of the target's last failed send.", (t) => (t.lastErrorAt === null ? null : t.lastErrorAt / 1000)],
+];
+
+function notifyFamilies(s: SiteStatus): Family[] {
+  return NOTIFY.map(([name, type, help, value]) => ({
+    name,
+    help,
+    type,
+    samples: s.notify.targets.flatMap((t) => {
+      const v = value(t);
+      return v === null ? [] : [{ labels: { site: s.site, target: t.target, kind: t.kind, host: t.host }, value: v }];
+    }),
+  }));
+}
+
 export function renderMetrics(s: SiteStatus, usage: ObjectUsage): string {
   const site = s.site;
   return render([
@@ -118,6 +143,7 @@ export function renderMetrics(s: SiteStatus, usage: ObjectUsage): string {
         .filter((a) => a.appliedGeneration !== null)
         .map((a) => ({ labels: { site, agent: a.id }, value: a.appliedGeneration! })),
     },
+    ...notifyFamilies(s),
     ...USAGE.map(([key, name, what]): Family => ({
       name,
       help: `${what} by the site's Durable Object since it last started.`,

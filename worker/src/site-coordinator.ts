@@ -3,13 +3,14 @@
 // memory holds liveness (rebuilt on wake).
 import { DurableObject } from "cloudflare:workers";
 import { CLOSE_REVOKED, EdgeMessage, type EnrollRequest, type OverrideRequest, type RotateRequest } from "../../shared/src/index.ts";
-import type { RotateResponse, SiteConfig, SiteEvent, SiteStatus, SiteSummary } from "../../shared/src/index.ts";
+import type { NotifyTestResponse, OverrideCleared, RotateResponse, SiteConfig, SiteEvent, SiteStatus, SiteSummary } from "../../shared/src/index.ts";
 import type { Observed } from "./attribution.ts";
 import type { DecisionEvent } from "./engine/decision.ts";
 import type { Env } from "./env.ts";
 import { fail, failureResponse, ok, type Result } from "./failure.ts";
 import { renderMetrics } from "./metrics.ts";
 import { notificationsFor } from "./notify/notification.ts";
+import { notifyStatus } from "./notify/standing.ts";
 import { AlarmClock } from "./site/alarm.ts";
 import { Authenticator, type SignedMessage } from "./site/auth.ts";
 import { FORWARDED, acceptChannel, frameError, parseFrame } from "./site/channel.ts";
@@ -17,8 +18,9 @@ import { Checkpoint } from "./site/checkpoint.ts";
 import { configured, loadSite, siteDeadlines, type ConfiguredSite } from "./site/configured.ts";
 import { pushDirectives, signedDirective, type SignedReply } from "./site/directives.ts";
 import type { NewEvent } from "./site/events.ts";
-import { Intake, type Received } from "./site/intake.ts";
-import { describeOverride } from "./site/narrate.ts";
+import { Intake, type HeartbeatRequest, type Received } from "./site/intake.ts";
+import { describeOverride, describeReturn } from "./site/narrate.ts";
+import { NotifyTester } from "./site/notify-test.ts";
 import { Observations } from "./site/observations.ts";
 import { Outbox } from "./site/outbox.ts";
 import { AgentRegistry } from "./site/registry.ts";
@@ -27,11 +29,6 @@ import { transition } from "./site/transition.ts";
 import { ViewersHub } from "./site/viewers.ts";
 import { buildStatus, summaryOf } from "./status.ts";
 import { SiteStore } from "./store.ts";
-
-/** A heartbeat as the Worker received it over HTTP: the signed parts plus what the edge saw. */
-export interface HeartbeatRequest extends SignedMessage {
-  seen: Observed;
-}
 
 export class SiteCoordinator extends DurableObject<Env> {
   // The rooms; ctx and env are set by the base constructor, which runs before these.
@@ -43,6 +40,7 @@ export class SiteCoordinator extends DurableObject<Env> {
   private readonly intake = new Intake(this.auth, this.registry, this.observations);
   private readonly viewers = new ViewersHub(this.sockets, this.store);
   private readonly outbox = new Outbox(this.store, Number(this.env.NOTIFY_RETRY_BASE_MS) || 5_000);
+  private readonly tester = new NotifyTester(this.store);
   private readonly checkpoint = new Checkpoint(this.store, this.registry, this.observations);
   /** Billable work since the object woke, besides SQLite rows (the store counts those). */
   private readonly usage = { alarmsSet: 0, alarmRuns: 0, webSocketMessages: 0 };
@@ -76,7 +74,7 @@ export class SiteCoordinator extends DurableObject<Env> {
   }
 
   private requireSite(site: string): Result<ConfiguredSite> {
-    if (!this.site || this.site.id !== site) return fail(404, "site_not_found", `site "${site}" has no config yet: PUT /v1/sites/${site} first`);
+    if (!this.site || this.site.id !== site) return fail(404, "site_not_found", `no site "${site}" on this edge`);
     return ok(this.site);
   }
 
@@ -147,8 +145,17 @@ export class SiteCoordinator extends DurableObject<Env> {
     return ok(this.statusNow(site, now));
   }
 
-  async clearOverride(id: string): Promise<Result<SiteStatus>> {
-    return this.advanced(id, { kind: "override-cleared" });
+  /** Cleared, and when the site is back on the policy's choice. */
+  async clearOverride(id: string): Promise<Result<OverrideCleared>> {
+    const r = await this.advanced(id, { kind: "override-cleared" });
+    return r.ok ? ok({ ...r.value, normalChoice: describeReturn(this.site!.decision, this.site!.config, r.value.now) }) : r;
+  }
+
+  async notifyTest(id: string): Promise<Result<NotifyTestResponse>> {
+    const found = this.requireSite(id);
+    const r = found.ok ? await this.tester.run(found.value, Date.now()) : found;
+    if (r.ok && found.ok) this.pushViewers(found.value, Date.now());
+    return r;
   }
 
   async status(id: string): Promise<Result<SiteStatus>> {
@@ -288,6 +295,6 @@ export class SiteCoordinator extends DurableObject<Env> {
   }
 
   private statusNow(site: ConfiguredSite, now: number): SiteStatus {
-    return buildStatus({ site: site.id, config: site.config, decision: site.decision, plan: site.plan, agents: this.registry.rows(), observations: this.observations.forStatus(now), now });
+    return buildStatus({ site: site.id, config: site.config, decision: site.decision, plan: site.plan, agents: this.registry.rows(), observations: this.observations.forStatus(now), notify: notifyStatus(site.config.notify, this.outbox.standing()), now });
   }
 }

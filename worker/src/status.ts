@@ -1,6 +1,6 @@
 // The live picture of a site, built from the coordinator's memory: pure, shared by the status API,
 // the metrics and (later) the status page.
-import type { SiteConfig, SiteStatus, SiteSummary } from "../../shared/src/index.ts";
+import type { NotifyStatus, SiteConfig, SiteStatus, SiteSummary } from "../../shared/src/index.ts";
 import { runtimeOf, siteMode, type DecisionState } from "./engine/decision.ts";
 import type { TunnelPlan } from "./engine/tunnels.ts";
 import type { AgentRow, UplinkObservation } from "./store.ts";
@@ -12,6 +12,7 @@ export interface StatusInput {
   plan: TunnelPlan | null;
   agents: readonly AgentRow[];
   observations: ReadonlyMap<string, UplinkObservation>;
+  notify: NotifyStatus;
   now: number;
 }
 
@@ -105,6 +106,7 @@ export function buildStatus(i: StatusInput): SiteStatus {
       requestedAt: i.plan?.requestedAt ?? null,
       done: i.plan === null || i.plan.doneAt !== null,
     },
+    notify: i.notify,
   };
 }
 

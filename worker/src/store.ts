@@ -7,7 +7,7 @@ import type { DecisionState } from "./engine/decision.ts";
 import type { TunnelPlan } from "./engine/tunnels.ts";
 import type { EventData, NewEvent } from "./site/events.ts";
 
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 /** Newest events kept per site. */
 export const EVENT_RETENTION = 2_000;
 
@@ -33,6 +33,11 @@ const MIGRATIONS: string[][] = [
   ],
   // Secret rotation: the key being replaced keeps working until then, or until the new one is used.
   [`ALTER TABLE agents ADD COLUMN previous_key TEXT`, `ALTER TABLE agents ADD COLUMN previous_until INTEGER`],
+  // How sends to each target went, kept after the outbox row is gone: status and metrics show it.
+  [
+    `CREATE TABLE notify_targets (target TEXT PRIMARY KEY, delivered INTEGER NOT NULL, failed INTEGER NOT NULL,
+       failed_attempts INTEGER NOT NULL, last_error TEXT, last_error_at INTEGER, last_delivered_at INTEGER)`,
+  ],
 ];
 
 /** What an agent last told us; persisted on change of the fields that matter, checkpointed otherwise. */
@@ -98,6 +103,20 @@ export interface OutboxRow {
   replaced: number;
   attempts: number;
   nextAt: number;
+}
+
+/** Sends to one target, as the ledger and the outbox hold them (keyed by the target's stored JSON). */
+export interface TargetSends {
+  target: NotifyTarget;
+  pending: number;
+  retrying: number;
+  nextAt: number | null;
+  delivered: number;
+  failed: number;
+  failedAttempts: number;
+  lastError: string | null;
+  lastErrorAt: number | null;
+  lastDeliveredAt: number | null;
 }
 
 type EventRow = { seq: number; at: number; kind: string; message: string; data: string | null };
@@ -265,6 +284,40 @@ export class SiteStore {
 
   retryNotification(row: OutboxRow, at: number): void {
     this.exec(`UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE id = ?`, at, row.id);
+  }
+
+  /** One attempt's outcome in the target's ledger; `gaveUp`: the send is settled as failed. */
+  recordAttempt(target: NotifyTarget, outcome: { ok: true } | { ok: false; error: string }, gaveUp: boolean, at: number): void {
+    const delivered = outcome.ok ? 1 : 0;
+    const error = outcome.ok ? null : outcome.error;
+    this.exec(
+      `INSERT INTO notify_targets (target, delivered, failed, failed_attempts, last_error, last_error_at, last_delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (target) DO UPDATE SET delivered = delivered + excluded.delivered, failed = failed + excluded.failed,
+         failed_attempts = failed_attempts + excluded.failed_attempts, last_error = coalesce(excluded.last_error, last_error),
+         last_error_at = coalesce(excluded.last_error_at, last_error_at), last_delivered_at = coalesce(excluded.last_delivered_at, last_delivered_at)`,
+      JSON.stringify(target), delivered, gaveUp ? 1 : 0, 1 - delivered, error, error === null ? null : at, delivered ? at : null,
+    );
+  }
+
+  /** Every target with something waiting or a ledger, keyed by its stored JSON. */
+  targetSends(): Map<string, TargetSends> {
+    const out = new Map<string, TargetSends>();
+    const entry = (key: string) =>
+      out.get(key) ??
+      out
+        .set(key, { target: JSON.parse(key) as NotifyTarget, pending: 0, retrying: 0, nextAt: null, delivered: 0, failed: 0, failedAttempts: 0, lastError: null, lastErrorAt: null, lastDeliveredAt: null })
+        .get(key)!;
+    for (const r of this.exec<{ target: string; n: number; retrying: number; next: number }>(`SELECT target, COUNT(*) AS n, SUM(attempts > 0) AS retrying, MIN(next_at) AS next FROM outbox GROUP BY target`))
+      Object.assign(entry(r.target), { pending: r.n, retrying: r.retrying, nextAt: r.next });
+    type Ledger = { target: string; delivered: number; failed: number; failed_attempts: number; last_error: string | null; last_error_at: number | null; last_delivered_at: number | null };
+    for (const r of this.exec<Ledger>(`SELECT * FROM notify_targets`))
+      Object.assign(entry(r.target), { delivered: r.delivered, failed: r.failed, failedAttempts: r.failed_attempts, lastError: r.last_error, lastErrorAt: r.last_error_at, lastDeliveredAt: r.last_delivered_at });
+    return out;
+  }
+
+  /** When the last test notification was sent (the rate limit of tests). */
+  lastNotifyTestAt(): number | null {
+    return this.exec<{ at: number }>(`SELECT at FROM events WHERE kind = 'notify-test' ORDER BY at DESC LIMIT 1`)[0]?.at ?? null;
   }
 
   nextNotificationAt(): number | null {

@@ -2,7 +2,7 @@
 // flags end up in shell history and `ps`).
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import { AgentId, ApiError, EnrollRequest, OverrideRequest, RotateRequest, RotateResponse, SiteConfig, SiteEvent, SiteId, SiteStatus, issueLines } from "../../../shared/src/index.ts";
+import { AgentId, ApiError, EnrollRequest, NotifyTestResponse, OverrideCleared, OverrideRequest, RotateRequest, RotateResponse, SiteConfig, SiteEvent, SiteId, SiteStatus, issueLines, type NotifyTestResult } from "../../../shared/src/index.ts";
 import { httpCall, type HttpResponse } from "../edge/http.ts";
 import { withoutHttpAdvice } from "../edge/refusal.ts";
 import { UsageError, UserError } from "../lib/errors.ts";
@@ -66,6 +66,12 @@ export const SITE_COMMANDS = {
     },
     examples: [`wanwatch site override --uplink isp2 --for 2h --reason "fiber maintenance" ${AT}`, `wanwatch site override --clear ${AT}`],
   }),
+  notify: spec({
+    name: "site notify",
+    summary: "send a test notification to every target of the site now: one line per target (kind and host), exit 1 if any failed",
+    flags: { test: { type: "boolean", help: "send the test (required)" } },
+    examples: [`wanwatch site notify --test ${AT}`],
+  }),
 } satisfies Record<string, CommandSpec>;
 
 type SiteCommand = keyof typeof SITE_COMMANDS;
@@ -94,10 +100,6 @@ function target(values: Values, env: NodeJS.ProcessEnv, cmd: CommandSpec): Targe
 function hint(code: string, t: Target, body: unknown): string | null {
   const id = (body as { id?: string } | undefined)?.id;
   switch (code) {
-    case "site_not_found":
-      return `this edge has no site ${t.site}: check --site, or create it with \`wanwatch site apply site.yaml --site ${t.site}\``;
-    case "agent_exists":
-      return `to give agent ${id ?? "ID"} a new secret: \`wanwatch site enroll --id ${id ?? "ID"} --rotate --site ${t.site}\``;
     case "agent_not_found":
       return `\`wanwatch site status --site ${t.site}\` lists the site's agents`;
     case "unauthorized":
@@ -283,8 +285,8 @@ export async function siteCommand(sub: SiteCommand, args: string[], env: NodeJS.
       if (values.clear) {
         if (values.uplink || values.for || values.reason) throw new UsageError("--clear takes no --uplink, --for or --reason");
         const t = target(values, env, cmd);
-        const s = validated(SiteStatus, await call(t, "DELETE", "/override"));
-        out(values.json ? JSON.stringify(s, null, 2) : `site ${t.site}: override cleared; active uplink ${s.activeUplink ?? "none"} (generation ${s.generation}, ${s.mode})`);
+        const s = validated(OverrideCleared, await call(t, "DELETE", "/override"));
+        out(values.json ? JSON.stringify(s, null, 2) : `site ${t.site}: override cleared; ${s.normalChoice.message} (generation ${s.generation})`);
         return 0;
       }
       const forSeconds = seconds("for", required(values, "for", cmd));
@@ -294,5 +296,15 @@ export async function siteCommand(sub: SiteCommand, args: string[], env: NodeJS.
       out(values.json ? JSON.stringify(s, null, 2) : `site ${t.site}: ${req.uplink} pinned for ${req.forSeconds} s (${req.reason}); active uplink ${s.activeUplink ?? "none"}, generation ${s.generation}`);
       return 0;
     }
+    case "notify": {
+      if (!values.test) throw new UsageError(`--test is required: it sends a test notification to every target of the site now: ${seeHelp(cmd)}`);
+      const t = target(values, env, cmd);
+      const r = validated(NotifyTestResponse, await call(t, "POST", "/notify/test"));
+      out(values.json ? JSON.stringify(r, null, 2) : r.results.map(notifyLine).join("\n"));
+      return r.results.every((x) => x.ok) ? 0 : 1;
+    }
   }
 }
+
+/** A target named by kind and host only: a webhook URL may hold a secret. */
+const notifyLine = (r: NotifyTestResult) => `${r.ok ? "✓" : "✗"} ${r.target}: ${r.ok ? `delivered (HTTP ${r.status})` : r.error} in ${r.ms} ms`;

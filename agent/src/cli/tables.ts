@@ -55,6 +55,21 @@ export function statusTable(s: SiteStatus): string {
     );
   else out.push("", "no agents enrolled");
   out.push("", `tunnels: ${s.tunnels.mode}${s.tunnels.mode === "none" ? "" : `, generation ${s.tunnels.generation}, restarter ${dash(s.tunnels.restarter)}, ${s.tunnels.done ? "done" : "pending"}`}`);
+  if (s.notify.targets.length)
+    out.push(
+      "",
+      table(
+        ["NOTIFY TARGET", "PENDING", "NEXT ATTEMPT", "DELIVERED", "GIVEN UP", "LAST ERROR"],
+        s.notify.targets.map((t) => [
+          t.target,
+          t.pending ? `${t.pending}${t.retrying ? ` (${t.retrying} retrying)` : ""}` : "-",
+          t.nextAttemptAt === null ? "-" : new Date(t.nextAttemptAt).toISOString(),
+          String(t.delivered),
+          String(t.failed),
+          t.lastError === null ? "-" : `${t.lastError} (${ago(t.lastErrorAt, s.now)})`,
+        ]),
+      ),
+    );
   return out.join("\n");
 }
 

@@ -268,14 +268,33 @@ export function nextDeadline(s: DecisionState, shape: SiteShape, now: number): n
   else if (s.active !== null && runtimeOf(s.uplinks, s.active)?.state === "up") {
     const activePriority = shape.uplinks.find((u) => u.id === s.active)!.priority;
     const better = byPriority(shape).find((u) => u.priority < activePriority && s.uplinks[u.id]!.state === "up");
-    if (better) {
-      const held = s.uplinks[better.id]!.upSince! + policy.failbackAfterMs;
-      const graceEnd = confirmed(s.uplinks[better.id]!, s, now, policy) ? 0 : s.observedSince + policy.downAfterMs;
-      times.push(Math.max(held, (s.lastSwitchAt ?? 0) + policy.minDwellMs, graceEnd));
-    }
+    if (better) times.push(returnAt(s, better.id, policy, now));
   }
   const future = times.filter((t) => t > now);
   return future.length ? Math.min(...future) : null;
+}
+
+/** When a return to `id` (up, better than the active uplink) is due: its hold-down, the dwell, a restart's grace. */
+function returnAt(s: DecisionState, id: string, policy: Policy, now: number): number {
+  const u = s.uplinks[id]!;
+  const graceEnd = confirmed(u, s, now, policy) ? 0 : s.observedSince + policy.downAfterMs;
+  return Math.max(u.upSince! + policy.failbackAfterMs, (s.lastSwitchAt ?? 0) + policy.minDwellMs, graceEnd);
+}
+
+/**
+ * The uplink the policy picks with no override, and when the site is on it (`now` when it is; a
+ * failback's time when it waits for one; null when it waits on heartbeats, not on time). Assumes
+ * heartbeats keep arriving as they do.
+ */
+export function normalChoice(s: DecisionState, shape: SiteShape, now: number): { uplink: string | null; at: number | null } {
+  const ranked = byPriority(shape);
+  const best = ranked.find((u) => healthy(s.uplinks[u.id]!)) ?? ranked.find((u) => s.uplinks[u.id]!.state === "up");
+  if (!best) return { uplink: null, at: null };
+  if (best.id === s.active) return { uplink: best.id, at: now };
+  const active = s.active === null ? undefined : runtimeOf(s.uplinks, s.active);
+  const activePriority = shape.uplinks.find((u) => u.id === s.active)?.priority ?? Infinity;
+  const failback = active?.state === "up" && best.priority < activePriority && healthy(s.uplinks[best.id]!);
+  return { uplink: best.id, at: failback ? returnAt(s, best.id, shape.policy, now) : null };
 }
 
 export function siteMode(s: DecisionState): "auto" | "override" | "offline" {

@@ -26,7 +26,8 @@ export interface TunnelPlan {
 export type TunnelEffect =
   | { kind: "tunnel-restart-requested"; agent: string; generation: number; allApplied: boolean }
   | { kind: "tunnel-restarted"; agent: string; generation: number }
-  | { kind: "tunnel-no-restarter"; generation: number };
+  /** `offline`: servers enrolled as restarters but not live (not a missing enrolment). */
+  | { kind: "tunnel-no-restarter"; generation: number; offline: string[] };
 
 const applied = (a: ServerView, g: number) => (a.appliedGeneration ?? -1) >= g;
 
@@ -57,7 +58,7 @@ export function planTunnels(
   const elected = candidates[0];
   if (!elected) {
     if (plan.restarter === null && plan.requestedAt !== null) return { plan, effects: [] };
-    return { plan: { ...plan, restarter: null, requestedAt: now }, effects: [{ kind: "tunnel-no-restarter", generation: g }] };
+    return { plan: { ...plan, restarter: null, requestedAt: now }, effects: [{ kind: "tunnel-no-restarter", generation: g, offline: servers.filter((a) => a.tunnelRestarter).map((a) => a.id) }] };
   }
   // Nobody better than the one that failed (every live restarter has): it keeps retrying, with nothing new to tell.
   if (elected.id === plan.restarter || (failed.has(elected.id) && current?.live)) return { plan: failed.size === (plan.failed?.length ?? 0) ? plan : { ...plan, failed: [...failed] }, effects: [] };

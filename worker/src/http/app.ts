@@ -23,6 +23,7 @@ import { FORWARDED } from "../site/channel.ts";
 import { parseWith, readText } from "./body.ts";
 import { pages } from "./pages.ts";
 import { Refused, body, crossOrigin, isWebSocketUpgrade, naming, param, site, siteStub, type C } from "./request.ts";
+import { siteResponse } from "./missing-site.ts";
 import { resultResponse } from "./respond.ts";
 
 const app = new Hono<{ Bindings: Env }>();
@@ -56,27 +57,32 @@ app.put("/v1/sites/:site", admin, async (c) => {
 });
 app.get("/v1/sites/:site", admin, async (c) => {
   const s = site(c);
-  return resultResponse(await s.stub.getConfig(s.id));
+  return siteResponse(c, s.id, await s.stub.getConfig(s.id));
 });
 app.post("/v1/sites/:site/agents", admin, async (c) => {
   const s = site(c);
-  return resultResponse(await s.stub.enroll(s.id, await body(c, EnrollRequest, "agent")), 201);
+  return siteResponse(c, s.id, await s.stub.enroll(s.id, await body(c, EnrollRequest, "agent")), 201);
 });
 app.post("/v1/sites/:site/agents/:agent/rotate", admin, async (c) => {
   const s = site(c);
-  return resultResponse(await s.stub.rotate(s.id, param(c, "agent"), await body(c, RotateRequest, "rotation")));
+  return siteResponse(c, s.id, await s.stub.rotate(s.id, param(c, "agent"), await body(c, RotateRequest, "rotation")));
 });
 app.delete("/v1/sites/:site/agents/:agent", admin, async (c) => {
   const s = site(c);
-  return resultResponse(await s.stub.revoke(s.id, param(c, "agent")));
+  return siteResponse(c, s.id, await s.stub.revoke(s.id, param(c, "agent")));
 });
 app.post("/v1/sites/:site/override", admin, async (c) => {
   const s = site(c);
-  return resultResponse(await s.stub.setOverride(s.id, await body(c, OverrideRequest, "override")));
+  return siteResponse(c, s.id, await s.stub.setOverride(s.id, await body(c, OverrideRequest, "override")));
 });
 app.delete("/v1/sites/:site/override", admin, async (c) => {
   const s = site(c);
-  return resultResponse(await s.stub.clearOverride(s.id));
+  return siteResponse(c, s.id, await s.stub.clearOverride(s.id));
+});
+// A test notification to every target, now; rate-limited inside the site's object.
+app.post("/v1/sites/:site/notify/test", admin, async (c) => {
+  const s = site(c);
+  return siteResponse(c, s.id, await s.stub.notifyTest(s.id));
 });
 
 // ---- viewers ----------------------------------------------------------------------------------
@@ -95,18 +101,18 @@ app.get("/v1/sites/:site/live", viewer, async (c) => {
 });
 app.get("/v1/sites/:site/status", viewer, async (c) => {
   const s = site(c);
-  return resultResponse(await s.stub.status(s.id));
+  return siteResponse(c, s.id, await s.stub.status(s.id));
 });
 app.get("/v1/sites/:site/events", viewer, async (c) => {
   const s = site(c);
   const q = parseWith(EventsQuery, c.req.query(), "query");
   if (!q.ok) return failureResponse(q.failure);
-  return resultResponse(await s.stub.events(s.id, q.value.limit));
+  return siteResponse(c, s.id, await s.stub.events(s.id, q.value.limit));
 });
 app.get("/v1/sites/:site/metrics", viewer, async (c) => {
   const s = site(c);
   const r = await s.stub.metrics(s.id);
-  if (!r.ok) return failureResponse(r.failure);
+  if (!r.ok) return siteResponse(c, s.id, r);
   return c.text(r.value, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
 });
 

@@ -16,7 +16,9 @@ export type Trigger =
   | "agent-back"
   | "agent-cut-off"
   | "agent-path-back"
-  | "tunnel-restart-failed";
+  | "tunnel-restart-failed"
+  /** `wanwatch site notify --test`: never from an event. */
+  | "test";
 
 /** What a notification is about: a newer one on the same topic replaces one not yet delivered. */
 export interface Subject {
@@ -83,8 +85,10 @@ export function notificationsFor(events: readonly SiteEvent[], targets: readonly
 
 /** Only the kind and host of a target: its URL may carry a secret (Slack, Discord, ntfy topics). */
 export function describeTarget(t: NotifyTarget): string {
-  return `${t.kind} (${new URL(t.url).host})`;
+  return `${t.kind} (${hostOf(t)})`;
 }
+
+export const hostOf = (t: NotifyTarget) => new URL(t.url).host;
 
 export interface Delivery {
   /** Stable across retries, so a receiver can drop a duplicate. */
@@ -133,10 +137,10 @@ export function request(kind: NotifyTarget["kind"], n: Delivery): OutgoingReques
 }
 
 /** How a send went, and whether trying again could help. */
-export type SendOutcome = { ok: true; status: number } | { ok: false; error: string; retry: boolean };
+export type SendOutcome = { ok: true; status: number } | { ok: false; error: string; retry: boolean; status?: number };
 
 export function outcomeOf(status: number): SendOutcome {
   if (status >= 200 && status < 300) return { ok: true, status };
   // A receiver that is overloaded, rate-limiting or down may take it later; any other 4xx will not.
-  return { ok: false, error: `HTTP ${status}`, retry: status >= 500 || status === 408 || status === 429 };
+  return { ok: false, error: `HTTP ${status}`, retry: status >= 500 || status === 408 || status === 429, status };
 }

@@ -38,9 +38,13 @@ export type EventData = {
   "tunnel-restart-requested": { agent: string; generation: number; allApplied: boolean };
   /** The planner saw the restart done (its `tunnel-restarted` effect). */
   "tunnel-restart-done": AgentGeneration;
-  "tunnel-no-restarter": { generation: number };
+  "tunnel-no-restarter": { generation: number; offline: string[] };
   notify: Notified & { delivered: true };
   "notify-failed": Notified & { delivered: false; error: string };
+  /** The first failed attempt of a send (once per send, not per retry): retries go on for hours. */
+  "notify-retrying": Notified & { error: string; nextAttemptAt: number };
+  /** `wanwatch site notify --test`: how many targets were tried, how many failed. */
+  "notify-test": { targets: number; failed: number };
 };
 
 export type EventKind = keyof EventData;

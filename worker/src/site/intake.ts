@@ -11,6 +11,11 @@ import { absorb, parseHeartbeat } from "./ingest.ts";
 import type { Observations } from "./observations.ts";
 import type { AgentRegistry } from "./registry.ts";
 
+/** A heartbeat as the Worker received it over HTTP: the signed parts plus what the edge saw. */
+export interface HeartbeatRequest extends SignedMessage {
+  seen: Observed;
+}
+
 export interface Received extends Authenticated {
   seq: number;
   event: DecisionEvent;

@@ -1,5 +1,5 @@
 // What the log says of each transition: pure, one function per source of events.
-import { PATH_REPORT_STALE_MS, runtimeOf, siteMode, type DecisionState, type Effect, type Override } from "../engine/decision.ts";
+import { PATH_REPORT_STALE_MS, normalChoice, runtimeOf, siteMode, type SiteShape, type DecisionState, type Effect, type Override } from "../engine/decision.ts";
 import type { TunnelEffect } from "../engine/tunnels.ts";
 import { heardWithin } from "../status.ts";
 import type { AgentRow } from "../store.ts";
@@ -32,6 +32,19 @@ export function describeOverride(o: Override, forSeconds: number, decision: Deci
   const down = runtimeOf(decision.uplinks, o.uplink)?.state !== "up";
   const message = `override: ${o.uplink} pinned for ${forSeconds} s (${o.reason})${down ? ` although ${o.uplink} is not up` : ""}`;
   return { at, kind: "override-set", message, data: { uplink: o.uplink, until: o.until, reason: o.reason } };
+}
+
+/** When a site whose override was just cleared is back on the uplink the policy picks. */
+export function describeReturn(d: DecisionState, shape: SiteShape, now: number): { uplink: string | null; at: number | null; message: string } {
+  const { uplink, at } = normalChoice(d, shape, now);
+  const on = d.active ?? "no uplink";
+  let message: string;
+  if (uplink === null) message = `no uplink is up: the site stays on ${on} until one is`;
+  else if (uplink === d.active) message = d.lastSwitchAt === now ? `back on ${uplink}, the normal choice, at once` : `already on ${uplink}, the normal choice`;
+  else if (at !== null && at > now)
+    message = `stays on ${on} until ${uplink} has been up for the failback hold-down (${shape.policy.failbackAfterMs / 1000} s): back on ${uplink} at ${new Date(at).toISOString()}, in ${Math.ceil((at - now) / 1000)} s`;
+  else message = `stays on ${on}; ${uplink} is the normal choice, and the site returns to it once it is heard through steadily`;
+  return { uplink, at, message };
 }
 
 /** The site going offline (after having been online) or coming back (after having been offline). */
@@ -70,7 +83,11 @@ export function describeTunnel(e: TunnelEffect, at: number): NewEvent {
     }
     case "tunnel-restarted":
       return { at, kind: "tunnel-restart-done", message: `tunnels restarted by ${e.agent} for generation ${e.generation}`, data: { agent: e.agent, generation: e.generation } };
-    case "tunnel-no-restarter":
-      return { at, kind: "tunnel-no-restarter", message: `no live tunnel restarter for generation ${e.generation}: enrol a server with tunnelRestarter`, data: { generation: e.generation } };
+    case "tunnel-no-restarter": {
+      const why = e.offline.length
+        ? `${e.offline.join(", ")} ${e.offline.length > 1 ? "are" : "is"} enrolled as tunnel restarter but offline`
+        : "no server is enrolled as one (wanwatch site enroll --id ID --role server --tunnel-restarter)";
+      return { at, kind: "tunnel-no-restarter", message: `no live tunnel restarter for generation ${e.generation}: ${why}`, data: { generation: e.generation, offline: e.offline } };
+    }
   }
 }

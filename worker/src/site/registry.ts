@@ -73,7 +73,8 @@ export class AgentRegistry {
   async enroll(site: ConfiguredSite, req: EnrollRequest, now: number): Promise<Result<{ id: string; secret: string }>> {
     if (req.uplink && !site.config.uplinks.some((u) => u.id === req.uplink))
       return fail(400, "validation_failed", "invalid agent", [{ path: "uplink", message: `no uplink "${req.uplink}" in the site config` }]);
-    if (this.entries.has(req.id)) return fail(409, "agent_exists", `agent "${req.id}" is already enrolled: revoke it first to issue a new secret`);
+    if (this.entries.has(req.id))
+      return fail(409, "agent_exists", `agent "${req.id}" is already enrolled in site "${site.id}": for a new secret run wanwatch site enroll --id ${req.id} --rotate --site ${site.id}`);
     if (this.entries.size >= MAX_AGENTS) return fail(409, "too_many_agents", `site "${site.id}" already has ${MAX_AGENTS} agents, the most a site may have: revoke one first`);
     const secret = newSecret();
     const row: AgentRow = {
