@@ -43,7 +43,7 @@ describe("doctor", () => {
   it.each([
     ["a wrong secret", () => probe({}, "not-the-secret-the-edge-issued-000"), /^✗ heartbeat through isp1: refused by the edge \(bad_signature: .*\); fix: the secret in .* is not agent p1's: .*wanwatch site enroll --id p1 --rotate --site office/m],
     ["an agent nobody enrolled", () => probe({ agent: "nobody" }), /^✗ heartbeat through isp1: refused by the edge \(unknown_agent: .*\); fix: agent nobody is not enrolled in site office .*`wanwatch site enroll --id nobody --role probe --uplink UPLINK --site office`/m],
-    ["a misspelled site", () => probe({ site: "ofice" }), /^✗ heartbeat through isp1: refused by the edge \(site_not_found: site "ofice" has no config yet\); fix: this edge has no site ofice: check `site:` in the config/m],
+    ["a misspelled site", () => probe({ site: "ofice" }), /^✗ heartbeat through isp1: refused by the edge \(site_not_found: no site "ofice" on this edge\); fix: this edge has no site ofice: check `site:` in the config/m],
     ["an uplink the site does not have", () => probe({ uplinks: [{ id: "isp9", interface: "lo" }] }), /^✗ heartbeat through isp9: refused by the edge \(validation_failed: invalid heartbeat; uplink: no uplink "isp9" in the site config\); fix: the config's uplinks\[\]\.id must be the site's uplink ids/m],
     ["a probe on the wrong uplink", () => probe({ uplinks: [{ id: "isp2", interface: "lo" }] }), /^✗ heartbeat through isp2: refused by the edge \(validation_failed: invalid heartbeat; uplink: probe "p1" sits behind "isp1"\)/m],
   ])("%s: ✗ with the edge's reason and the fix, exit 1", async (_what, files, line) => {
