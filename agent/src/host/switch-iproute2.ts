@@ -6,6 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import type { UplinkConfig } from "../config/schema.ts";
 import type { UplinkRoute } from "../daemon/host-port.ts";
 import { defaultRoutes, ip } from "./ip.ts";
+import { planIpv6 } from "./ipv6-routes.ts";
 import { desiredMetric, planDefaultRoutes, type RouteTarget } from "./metrics.ts";
 
 export async function applyWithIproute2(uplinks: readonly UplinkConfig[], learned: Map<string, UplinkRoute>, activeId: string, signal: AbortSignal): Promise<boolean> {
@@ -31,23 +32,6 @@ async function planIpv4(uplinks: readonly UplinkConfig[], learned: Map<string, U
     targets.push({ uplink: u.id, dev: u.interface, gateway, metric: desiredMetric(uplinks, u.id, activeId) });
   }
   return planDefaultRoutes(current, targets);
-}
-
-/**
- * IPv6 default routes come from each router's advertisements (link-local gateways, an expiry the
- * next advertisement renews). Each keeps its gateway and expiry and takes the uplink's metric; an
- * uplink without IPv6 is left alone, so a host with IPv6 on one uplink only keeps it.
- */
-async function planIpv6(uplinks: readonly UplinkConfig[], activeId: string): Promise<string[][]> {
-  const current = await defaultRoutes("main", 6);
-  const targets: RouteTarget[] = [];
-  for (const u of uplinks) {
-    const r = current.find((r) => r.dev === u.interface && r.gateway);
-    if (!r) continue;
-    const keep = r.protocol === "ra" && r.expires !== undefined ? ["proto", "ra", "expires", String(Math.max(1, Math.round(r.expires)))] : [];
-    targets.push({ uplink: u.id, dev: u.interface, gateway: r.gateway!, metric: desiredMetric(uplinks, u.id, activeId), keep });
-  }
-  return planDefaultRoutes(current, targets, 6);
 }
 
 /**

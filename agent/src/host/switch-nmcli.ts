@@ -5,7 +5,8 @@ import type { UplinkConfig } from "../config/schema.ts";
 import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { run } from "./exec.ts";
-import { defaultRoutes } from "./ip.ts";
+import { defaultRoutes, ip } from "./ip.ts";
+import { planIpv6 } from "./ipv6-routes.ts";
 import { desiredMetric } from "./metrics.ts";
 
 export async function applyWithNmcli(uplinks: readonly UplinkConfig[], activeId: string, log: Logger, signal: AbortSignal): Promise<boolean> {
@@ -38,5 +39,8 @@ export async function applyWithNmcli(uplinks: readonly UplinkConfig[], activeId:
       log.warn("cannot reapply a backup uplink's connection; its profile is updated", { uplink: u.id, error: describeError(err) });
     }
   }
+  // A reapply drops the device's advertised IPv6 route until the router's next advertisement
+  // (seconds): put each back now, with its new metric; NetworkManager renews it when one comes.
+  if (changed) for (const argv of await planIpv6(uplinks, activeId, kernel6)) await ip(...argv).catch((err) => log.warn("cannot put an IPv6 default route back after the reapply", { error: describeError(err) }));
   return changed;
 }
