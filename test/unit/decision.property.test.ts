@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { nextDeadline, restoredState, step, type DecisionState } from "../../worker/src/engine/decision.ts";
-import { T0, backstopMs, heldSince, history, lastHeard, policies, policyAt, run, shape, type Act } from "./decision-harness.ts";
+import { T0, heldSince, history, lastHeard, policies, policyAt, run, shape, type Act } from "./decision-harness.ts";
 
 /** Beats once a second from `from` for `seconds`, through `speakers`. */
 const beats = (from: number, seconds: number, speakers: string[], gap = 1_000): Act[] =>
