@@ -102,8 +102,8 @@ describe("decision engine properties", () => {
           // The reference: the primary is due at downAfterMs after its last heartbeat, or after a
           // restart's grace while still due; the backup, beating, takes over at its first heartbeat then.
           let due = lastBefore + p.downAfterMs;
-          // (A restart at the very moment it falls due, before any step judged it, still grants grace.)
-          for (const x of r.restarts) if (x >= lastBefore && (x < due || (x === due && !acts.some((a) => a.kind === "beat" && a.at === x)))) due = x + p.downAfterMs;
+          // A restart before any step has judged it down grants it grace, even one past its due.
+          for (const x of r.restarts) if (x >= lastBefore && !r.steps.some((o) => o.at >= due && o.at <= x)) due = x + p.downAfterMs;
           const failsOver = acts.some((a) => a.uplink === "isp2" && a.at >= due && a.at < back);
           expect(r.switches[0]).toMatchObject({ effect: { reason: "initial", to: "isp1" } });
           if (!failsOver) return void expect(later).toEqual([]);
