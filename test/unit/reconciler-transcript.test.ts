@@ -73,8 +73,16 @@ describe("reconciler transcript", () => {
   it("a restart done for a generation is not done again, and counts the newest generation it covered", () => {
     play(initialState({ directive: d(5, "isp2", true), appliedGeneration: 5, tunnelGeneration: 7 }), [
       [{ kind: "tick" }, 0, [], { busy: null, tunnelGeneration: 7 }],
+      // Results nobody is waiting for: nothing running.
+      [{ kind: "applied", generation: 5 }, 1, [], { busy: null }],
+      [{ kind: "tunnels-restarted", generation: 5 }, 2, [], { busy: null, tunnelGeneration: 7 }],
+      [{ kind: "apply-failed", generation: 5, error: "x" }, 3, [], { lastError: null }],
+      [{ kind: "tunnels-failed", generation: 5, error: "x" }, 4, [], { lastError: null }],
       [{ kind: "directive", directive: d(8, "isp2", true) }, 10, [info("new directive", { ...d(8, "isp2", true), previous: 5 }), persist, { kind: "apply", generation: 8, activeUplink: "isp2" }], { busy: { op: "apply", generation: 8 } }],
       [{ kind: "applied", generation: 8 }, 20, [info("directive applied", { generation: 8 }), persist, { kind: "restart-tunnels", generation: 8 }], { appliedGeneration: 8 }],
+      // Results of another operation or generation than the one running: ignored.
+      [{ kind: "apply-failed", generation: 8, error: "not this" }, 22, [], { busy: { op: "restart-tunnels", generation: 8 }, lastError: null }],
+      [{ kind: "tunnels-restarted", generation: 6 }, 24, [], { busy: { op: "restart-tunnels", generation: 8 }, tunnelGeneration: 7 }],
       [{ kind: "tunnels-restarted", generation: 8 }, 30, [info("tunnels restarted", { generation: 8 }), persist], { tunnelGeneration: 8, busy: null }],
     ]);
   });
