@@ -81,6 +81,16 @@ describe("decision engine rules", () => {
     // A down uplink has no deadline of its own; an active uplink the config dropped, no return.
     expect(nextDeadline({ ...back, uplinks: { ...back.uplinks, isp2: { ...up(5_400), state: "down", upSince: null } } }, sh, 5_500)).toBe(8_500);
     expect(nextDeadline({ ...back, active: "gone" }, sh, 5_500)).toBe(8_500);
+    // Both heard: the first grace no longer counts.
+    const both = step(heard, { kind: "heartbeat", uplink: "isp2" }, 1_000, sh).state;
+    expect(nextDeadline(both, sh, 1_000)).toBe(4_000);
+    // Only an uplink that is up can be returned to: a down primary sets no time, the backup's silence does.
+    const long = { ...sh, policy: { ...sh.policy, downAfterMs: 600_000, minDwellMs: 2_000 } };
+    const primaryDown = state({ uplinks: { isp1: { lastHeardAt: 1_000, state: "down", stateSince: 2_000, upSince: null }, isp2: up(5_500) }, active: "isp2", generation: 2, lastSwitchAt: 5_000 });
+    expect(nextDeadline(primaryDown, long, 5_500)).toBe(605_500);
+    // After a restart, a return waits for the end of the grace (or a heartbeat), whichever the dwell and hold-down allow.
+    const restarted = restoredState(state({ uplinks: { isp1: up(4_900), isp2: up(4_900) }, active: "isp2", generation: 2, lastSwitchAt: 4_000 }), sh, 5_000);
+    expect(nextDeadline(restarted, { ...sh, policy: { ...sh.policy, minDwellMs: 2_000 } }, 5_000)).toBe(8_000);
     expect(nextDeadline({ ...back, override: { uplink: "isp2", until: 6_500, reason: "x" } }, { ...sh, policy: { ...sh.policy, failbackAfterMs: 0 } }, 5_500)).toBe(6_500);
     // On the primary, nothing better to return to: only the silences.
     expect(nextDeadline({ ...back, active: "isp1" }, sh, 5_500)).toBe(8_500);
@@ -110,10 +120,15 @@ describe("decision engine rules", () => {
     expect(backup.effects).toEqual([{ kind: "uplink-state", uplink: "isp2", from: "unknown", to: "up" }]);
     const later = step(backup.state, { kind: "heartbeat", uplink: "isp2" }, 2_999, sh);
     expect(later.effects).toEqual([]);
-    expect(step(later.state, { kind: "tick" }, 3_000, sh).effects).toEqual([
+    const chosen = step(later.state, { kind: "tick" }, 3_000, sh);
+    expect(chosen.effects).toEqual([
       { kind: "uplink-state", uplink: "isp1", from: "unknown", to: "down" },
       { kind: "switch", from: null, to: "isp2", generation: 1, reason: "initial" },
     ]);
+    expect(chosen.state.uplinks).toEqual({
+      isp1: { lastHeardAt: null, state: "down", stateSince: 3_000, upSince: null },
+      isp2: { lastHeardAt: 2_999, state: "up", stateSince: 100, upSince: 100, degraded: false, pathAt: 100 },
+    });
   });
 
   it("ranks uplinks by their priority, not by the order the config lists them", () => {
