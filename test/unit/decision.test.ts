@@ -180,8 +180,12 @@ describe("decision engine rules", () => {
   });
 
   it("leaves a degraded primary for a healthy backup after the dwell, and a degraded backup for the primary only once it has held", () => {
-    const s = state({ uplinks: { isp1: up(9_900, { degraded: true, pathAt: 9_000 }), isp2: up(9_900) }, active: "isp1", generation: 1, lastSwitchAt: 0 });
+    // To a lower-priority backup at once, even one up for less than the hold-down.
+    const s = state({ uplinks: { isp1: up(9_900, { degraded: true, pathAt: 9_000 }), isp2: up(9_900, { upSince: 9_500 }) }, active: "isp1", generation: 1, lastSwitchAt: 0 });
     expect(step(s, { kind: "tick" }, 10_000, sh).effects).toEqual([{ kind: "switch", from: "isp1", to: "isp2", generation: 2, reason: "degraded" }]);
+    // To one of equal priority only once it has held, like a return.
+    const equal = { ...sh, uplinks: [{ id: "isp1", priority: 1 }, { id: "isp2", priority: 1 }] };
+    expect(step(s, { kind: "tick" }, 10_000, equal).effects).toEqual([]);
     const onBackup = (upSince: number) => state({ uplinks: { isp1: up(9_900, { upSince }), isp2: up(9_900, { degraded: true, pathAt: 9_000 }) }, active: "isp2", generation: 2, lastSwitchAt: 0 });
     expect(step(onBackup(9_001), { kind: "tick" }, 10_000, sh).effects).toEqual([]);
     expect(step(onBackup(9_000), { kind: "tick" }, 10_000, sh).effects).toEqual([{ kind: "switch", from: "isp2", to: "isp1", generation: 3, reason: "degraded" }]);
