@@ -74,7 +74,9 @@ describe("DirectiveApplier", () => {
     applier.offer({ generation: 1, activeUplink: "isp1", restartTunnels: false });
     const t0 = Date.now();
     expect(await applier.stop(100)).toBe(false);
-    expect(Date.now() - t0).toBeLessThan(1_000);
+    // Cancelled after its 100 ms grace, well before the hung operation's 5 s would end.
+    console.log(`stop() returned after ${Date.now() - t0} ms (grace 100 ms)`);
+    expect(Date.now() - t0).toBeLessThan(3_000);
     expect(applier.state).toMatchObject({ busy: null, lastError: null, appliedGeneration: null, directive: { generation: 1 } });
     // What was saved still has the directive to apply: the next start resumes it.
     expect(saved.at(-1)).toMatchObject({ appliedGeneration: null, directive: { generation: 1 } });

@@ -10,9 +10,13 @@ beforeAll(() => buildBundle());
 const VERSION = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version;
 
 describe.each([
-  ["node 22", NODE22],
-  ["node 20 (/usr/bin/node)", NODE20],
-])("the bundle on %s", (_name, node) => {
+  ["node 22", NODE22, 22],
+  ["node 20 (/usr/bin/node)", NODE20, 20],
+])("the bundle on %s", (_name, node, major) => {
+  it("runs on the Node its name says", () => {
+    expect(execFileSync(node, ["--version"], { encoding: "utf8" }).trim()).toMatch(new RegExp(`^v${major}\\.`));
+  });
+
   it("prints its version", async () => {
     const r = await wanwatch(["--version"], { node });
     expect(r).toMatchObject({ code: 0, stderr: "" });

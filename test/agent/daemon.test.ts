@@ -196,7 +196,10 @@ describe("agent daemon on this host (a probe changes no routes)", () => {
       const t0 = Date.now();
       d.child.kill("SIGTERM");
       expect(await d.exit).toEqual({ code: 0, signal: null });
-      expect(Date.now() - t0).toBeLessThan(3_000);
+      // Promptly: it cancels what hangs rather than waiting it out (the hard-exit timer is 10 s);
+      // the bound leaves a busy machine room below that, and the time is printed.
+      console.log(`exited ${Date.now() - t0} ms after SIGTERM`);
+      expect(Date.now() - t0).toBeLessThan(8_000);
       expect(d.lines.at(-1)).toMatchObject({ msg: "stopped" });
     } finally {
       for (const s of sockets) s.destroy();

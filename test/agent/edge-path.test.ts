@@ -59,7 +59,13 @@ describe("path to the edge", () => {
     for (const p of [reachable, cut]) p.start();
     // Heartbeats still answered meanwhile: the lost handshakes are loss, not an outage.
     const answers = setInterval(() => cut.contact(Date.now()), 10);
-    await new Promise((r) => setTimeout(r, 250));
+    // Until both have judged a few handshakes (every 20 ms, or later on a busy machine).
+    const t0 = Date.now();
+    while ((reachable.report()?.samples ?? 0) <= 5 || (cut.report()?.samples ?? 0) <= 5) {
+      if (Date.now() - t0 > 10_000) throw new Error("no handshakes judged within 10 s");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    console.log(`6 handshakes judged through each path in ${Date.now() - t0} ms`);
     clearInterval(answers);
     for (const p of [reachable, cut]) p.stop();
     srv.close();

@@ -27,9 +27,14 @@ describe("gateway RTT", () => {
     let answer: string | null = null;
     const g = new GatewayRtt(async () => (asked.push(String(answer)), answer), 50, { port: srv.port });
     g.start();
-    await new Promise((r) => setTimeout(r, 120));
+    const until = async (pred: () => boolean, what: string) => {
+      for (const t0 = Date.now(); !pred(); await new Promise((r) => setTimeout(r, 10))) if (Date.now() - t0 > 10_000) throw new Error(`not within 10 s: ${what}`);
+    };
+    await until(() => asked.length >= 2, "two lookups while there is no gateway");
     expect(g.latest).toBeNull();
     answer = "127.0.0.1";
+    await until(() => g.latest !== null, "a measurement once there is one");
+    // A few more rounds (each 50 ms): the known gateway is measured again, not looked up again.
     await new Promise((r) => setTimeout(r, 150));
     g.stop();
     srv.close();

@@ -115,4 +115,27 @@ describe("failover and failback", () => {
     expect(kinds).toContain("override-set");
     expect(kinds).toContain("override-ended");
   });
+  it("an override pins a down uplink for its whole term, then the site fails over as usual", async () => {
+    const { sbc1, sbc2 } = await site("fo-pin-down");
+    await bothBeat(sbc1, sbc2, 0, 5_000);
+    for (let t = 5_000; t <= 9_000; t += 1_000) {
+      at(t);
+      await sbc1.beat("isp1");
+    }
+    expect((await status("fo-pin-down")).uplinks.map((u) => [u.id, u.state])).toEqual([["isp1", "up"], ["isp2", "down"]]);
+    const { call } = await import("./support.ts");
+    const pin = await call("POST", "/v1/sites/fo-pin-down/override", { uplink: "isp2", forSeconds: 30, reason: "test the LTE modem" });
+    expect(pin.json).toMatchObject({ activeUplink: "isp2", mode: "override" });
+    expect((await events("fo-pin-down")).find((e) => e.kind === "override-set")?.message).toMatch(/although isp2 is not up$/);
+    // isp2 stays silent and down; the pin holds through heartbeats and alarms alike.
+    for (let t = 10_000; t < 39_000; t += 1_000) {
+      at(t);
+      expect(await sbc1.beat("isp1")).toMatchObject({ activeUplink: "isp2" });
+    }
+    await runDurableObjectAlarm(stubFor("fo-pin-down"));
+    expect(await status("fo-pin-down")).toMatchObject({ activeUplink: "isp2", mode: "override" });
+    at(39_000);
+    expect(await sbc1.beat("isp1")).toMatchObject({ activeUplink: "isp1" });
+    expect((await switches("fo-pin-down")).slice(-2)).toEqual(["override: isp1 → isp2 (generation 2)", "failover: isp2 → isp1 (generation 3)"]);
+  });
 });

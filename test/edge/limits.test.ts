@@ -66,6 +66,8 @@ describe("replay guard across a restart", () => {
 describe("objects nobody configured", () => {
   it("a heartbeat or a connect to a site nobody created stores nothing", async () => {
     for (const path of ["/v1/sites/nobody/heartbeat"]) expect((await call("POST", path, "{}", null, { "x-wanwatch-agent": "x", "x-wanwatch-ts": String(Date.now()), "x-wanwatch-sig": "A".repeat(43) })).status).toBe(404);
+    const connect = await call("GET", "/v1/sites/nobody/agents/x/connect", undefined, null, { upgrade: "websocket", "x-wanwatch-uplink": "isp1", "x-wanwatch-ts": String(Date.now()), "x-wanwatch-sig": "A".repeat(43) });
+    expect(connect.status).toBe(404);
     const tables = await runInDurableObject(stubFor("nobody"), (_i, state) => state.storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE name NOT LIKE '_cf%'").toArray());
     expect(tables).toEqual([]);
   });

@@ -1,7 +1,7 @@
 // The threat model's claims (docs/security.md), each against the real Worker and Durable Objects
 // in workerd: what someone without the right token or key cannot do. Claims already proven
 // elsewhere are cited in the doc, not repeated here.
-import { runInDurableObject } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { HEADER_AGENT, HEADER_SIG, HEADER_TS, HEADER_UPLINK, deriveSigningKey, sign } from "../../shared/src/index.ts";
@@ -13,7 +13,7 @@ import { ADMIN, BASE, Channel, TestAgent, VIEWER, call, createSite, edgeClock, s
 
 // A frozen clock in the future: the sites' alarms never fire during a test, so every SQLite
 // write counted below is one a request caused.
-edgeClock(Date.UTC(2031, 0, 6, 12, 0, 0));
+const at = edgeClock(Date.UTC(2031, 0, 6, 12, 0, 0));
 afterEach(() => vi.restoreAllMocks());
 
 /** Row changes on the site's SQLite connection so far. */
@@ -323,6 +323,18 @@ describe("secrets", () => {
     viewed.push(await snapshot);
     live.close();
     for (const text of viewed) for (const s of [...secrets, "hook-secret-4f9a"]) expect(text).not.toContain(s);
+
+    // The Worker's two log lines, made to happen. An unhandled error, on a request holding the
+    // admin token and an agent's signature (a namespace without methods: what a bad deploy gives)…
+    const broken = withEnv({ SITES: {} as Env["SITES"] });
+    expect((await broken("/v1/sites/sec-leak/status", { headers: { authorization: `Bearer ${ADMIN}` } })).status).toBe(500);
+    expect((await broken("/v1/sites/sec-leak/heartbeat", { method: "POST", headers: heartbeatHeaders("sbc1", Date.now(), key), body })).status).toBe(500);
+    // …and a failing alarm: its storage broken under it, the site's uplinks judged 10 s later.
+    await runInDurableObject(stubFor("sec-leak"), (_i, state) => void state.storage.sql.exec("DROP TABLE events"));
+    at(10_000);
+    expect(await runDurableObjectAlarm(stubFor("sec-leak"))).toBe(true);
+    expect(logged.filter((l) => l.includes('"msg":"unhandled error"'))).toHaveLength(2);
+    expect(logged.filter((l) => l.includes('"msg":"alarm failed"'))).toHaveLength(1);
     for (const s of [...secrets, "hook-secret-4f9a"]) expect(logged.join("\n")).not.toContain(s);
   });
 });

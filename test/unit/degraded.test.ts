@@ -62,6 +62,20 @@ describe("degraded uplinks", () => {
     const first = beat(s, 12, { isp1: path(0.5), isp2: good });
     expect(first).toHaveLength(1);
     expect(first[0]!.at - (s.now - 12_000)).toBeGreaterThanOrEqual(10_000);
+
+    // The same dwell running, and the active uplink dies instead: the backup takes over as soon
+    // as the silence is judged (downAfterMs), long before the dwell ends.
+    const dead = settledSite();
+    const switchedAt = dead.now;
+    dead.state = { ...dead.state, lastSwitchAt: switchedAt };
+    const moved: { at: number; to: string; reason: SwitchReason }[] = [];
+    for (let i = 0; i < 5; i++) {
+      dead.now += 1_000;
+      const r = step(dead.state, { kind: "heartbeat", uplink: "isp2", path: good }, dead.now, shape);
+      dead.state = r.state;
+      for (const e of r.effects) if (e.kind === "switch") moved.push({ at: dead.now, to: e.to, reason: e.reason });
+    }
+    expect(moved).toEqual([{ at: switchedAt + 3_000, to: "isp2", reason: "failover" }]);
   });
 
   it("stays when every uplink is degraded, and a degraded backup is no reason to move", () => {

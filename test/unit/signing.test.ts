@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { deriveSigningKey, importSigningKey, newSecret, parseMac, sign, verify } from "../../shared/src/index.ts";
+import { createHmac } from "node:crypto";
+import { HEADER_AGENT, HEADER_SIG, HEADER_TS, HEADER_UPLINK, deriveSigningKey, importSigningKey, newSecret, parseMac, sign, toBase64Url, verify } from "../../shared/src/index.ts";
 import { lenientBytes, respellings } from "../respell.ts";
 
 describe("message signing", () => {
@@ -54,5 +55,30 @@ describe("canonical spelling", () => {
     const key = await deriveSigningKey(newSecret());
     await expect(importSigningKey(key.slice(0, 40))).rejects.toThrow(/32 bytes/);
     for (const other of respellings(key)) await expect(importSigningKey(other), other).rejects.toThrow(/32 bytes/);
+  });
+});
+
+describe("the signing format, against an independent implementation", () => {
+  it("derives the edge's key as HMAC-SHA256(secret, \"wanwatch signing key v1\"), and signs the documented input", async () => {
+    const secret = "a-fixed-secret-for-a-known-answer";
+    const b64url = (b: Buffer) => b.toString("base64url");
+    const derived = createHmac("sha256", secret).update("wanwatch signing key v1").digest();
+    expect(await deriveSigningKey(secret)).toBe(b64url(derived));
+    const key = await importSigningKey(b64url(derived));
+    // Not extractable: a key in memory cannot be exported, only used.
+    expect(key.extractable).toBe(false);
+    const parts = { direction: "up" as const, site: "office", agent: "sbc1", ts: 1_700_000_000_000, body: "{}" };
+    expect(await sign(key, parts)).toBe(b64url(createHmac("sha256", derived).update("wanwatch-v1\nup\noffice\nsbc1\n1700000000000\n{}").digest()));
+  });
+
+  it("spells bytes in unpadded base64url", () => {
+    for (const n of [0, 1, 2, 3, 31, 32, 33]) {
+      const bytes = Uint8Array.from({ length: n }, (_, i) => (i * 97 + 251) % 256);
+      expect(toBase64Url(bytes)).toBe(Buffer.from(bytes).toString("base64url"));
+    }
+  });
+
+  it("names the wire headers as agents in the field send them", () => {
+    expect([HEADER_AGENT, HEADER_TS, HEADER_SIG, HEADER_UPLINK]).toEqual(["x-wanwatch-agent", "x-wanwatch-ts", "x-wanwatch-sig", "x-wanwatch-uplink"]);
   });
 });

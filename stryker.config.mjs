@@ -1,0 +1,14 @@
+// Mutation testing of the pure cores (`npm run mutate`). Kept out of `npm test`: it reruns the
+// fast unit tests once per mutant, one at a time, so it does not starve a shared 2-core machine.
+/** @type {import("@stryker-mutator/api/core").PartialStrykerOptions} */
+export default {
+  testRunner: "vitest",
+  vitest: { configFile: "vitest.mutate.config.ts" },
+  mutate: ["worker/src/engine/decision.ts", "worker/src/engine/tunnels.ts", "agent/src/directive/reconciler.ts", "shared/src/signing.ts"],
+  coverageAnalysis: "perTest",
+  concurrency: 1,
+  reporters: ["clear-text", "progress", "html"],
+  htmlReporter: { fileName: ".state/mutation/index.html" },
+  tempDirName: ".state/stryker-tmp",
+  thresholds: { high: 90, low: 80, break: null },
+};
