@@ -74,7 +74,7 @@ describe("what SQLite holds", () => {
       const store = new SiteStore(state.storage);
       store.loadNewestSeq();
       for (let i = 0; i < EVENT_RETENTION + 150; i += 50)
-        store.appendEvents(Array.from({ length: 50 }, (_, j) => ({ at: Date.now(), kind: "config", message: `filler ${i + j}`, data: {} })));
+        store.appendEvents(Array.from({ length: 50 }, (_, j) => ({ at: Date.now(), kind: "config" as const, message: `filler ${i + j}`, data: { uplinks: [] } })));
       return store.newestSeq;
     });
     const seqs = await runInDurableObject(stubFor("dur-retention"), (_i, state) => state.storage.sql.exec<{ seq: number }>(`SELECT seq FROM events ORDER BY seq`).toArray().map((r) => r.seq));

@@ -32,8 +32,9 @@ describe("reconciler transcript", () => {
       busy: null,
       failures: 0,
       retryAt: null,
+      drift: null,
     });
-    expect(initialState()).toEqual({ directive: null, appliedGeneration: null, tunnelGeneration: null, lastError: null, busy: null, failures: 0, retryAt: null });
+    expect(initialState()).toEqual({ directive: null, appliedGeneration: null, tunnelGeneration: null, lastError: null, busy: null, failures: 0, retryAt: null, drift: null });
   });
 
   it("applies, restarts tunnels, retries with backoff, and drops a retry owed to a word taken back", () => {

@@ -53,11 +53,11 @@ describe("tunnel planner", () => {
   it("says once that no restarter is live, and again only after one it had chosen is gone", () => {
     const none = [server("a", { tunnelRestarter: false }), server("b", { live: false })];
     const first = planTunnels(plan(), "cluster", none, WAIT, 2_000);
-    expect(first).toEqual({ plan: plan({ requestedAt: 2_000 }), effects: [{ kind: "tunnel-no-restarter", generation: 4 }] });
+    expect(first).toEqual({ plan: plan({ requestedAt: 2_000 }), effects: [{ kind: "tunnel-no-restarter", generation: 4, offline: ["b"] }] });
     expect(planTunnels(first.plan, "cluster", none, WAIT, 3_000)).toEqual({ plan: first.plan, effects: [] });
     expect(planTunnels(plan({ restarter: "b", requestedAt: 1_500 }), "cluster", none, WAIT, 3_000)).toEqual({
       plan: plan({ requestedAt: 3_000 }),
-      effects: [{ kind: "tunnel-no-restarter", generation: 4 }],
+      effects: [{ kind: "tunnel-no-restarter", generation: 4, offline: ["b"] }],
     });
   });
 

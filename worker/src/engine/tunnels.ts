@@ -63,7 +63,7 @@ export function planTunnels(
   // Nobody better than the one that failed (every live restarter has): it keeps retrying, with nothing new to tell.
   if (elected.id === plan.restarter || (failed.has(elected.id) && current?.live)) return { plan: failed.size === (plan.failed?.length ?? 0) ? plan : { ...plan, failed: [...failed] }, effects: [] };
   return {
-    plan: { ...plan, restarter: elected.id, requestedAt: now, failed: [...failed] },
+    plan: { ...plan, restarter: elected.id, requestedAt: now, ...(failed.size ? { failed: [...failed] } : {}) },
     effects: [{ kind: "tunnel-restart-requested", agent: elected.id, generation: g, allApplied }],
   };
 }
