@@ -68,7 +68,8 @@ async function phase(act: () => Promise<void>, to: "isp1" | "isp2", reason: "fai
   }
   if (conns.length < SERVERS.length) throw new Error(`only ${conns.length} tunnels reconnected through ${to}`);
   const prefix = `${prefix6(to === "isp1" ? 1 : 2)}:`;
-  const ipv6Done = async () => (await Promise.all(SERVERS.map((id) => s.ipv6Source(id).catch(() => "")))).every((a) => a.startsWith(prefix));
+  // Short attempts: one sent from the dead uplink's address hangs, and would hide when the next one works.
+  const ipv6Done = async () => (await Promise.all(SERVERS.map((id) => s.ipv6Source(id, 1_000).catch(() => "")))).every((a) => a.startsWith(prefix));
   let ipv6: number | null = null;
   if (s.lab.dhcp) {
     while (!(await ipv6Done())) if (Date.now() - t0 > 60_000) throw new Error(`IPv6 did not follow to ${to}`);

@@ -245,10 +245,10 @@ export class LabSite {
    * Opens one TCP connection from a server to the endpoint's IPv6 address; the source address the
    * endpoint saw (which router's prefix it left through).
    */
-  async ipv6Source(server: string): Promise<string> {
+  async ipv6Source(server: string, timeoutMs = 5_000): Promise<string> {
     const seen = this.endpoint.lines.length;
     const script = `require("node:net").connect(${TUNNEL_PORT}, "${EDGE_ADDRESS6}", function () { this.end(); }).on("error", (e) => { console.error(e.message); process.exit(1); });`;
-    await this.server(server).ns.exec([NODE22, "-e", script], { timeoutMs: 5_000 });
+    await this.server(server).ns.exec([NODE22, "-e", script], { timeoutMs });
     await waitUntil(() => this.endpoint.lines.slice(seen).some((l) => l.event === "connect" && String(l.remote).includes(":")), `${server}'s IPv6 connection at the endpoint`, 5_000);
     return this.endpoint.lines.slice(seen).find((l) => l.event === "connect" && String(l.remote).includes(":"))!.remote as string;
   }
