@@ -1,10 +1,9 @@
 // The agent as a real process against the real edge (the Worker in workerd via wrangler dev).
-import { createServer, request, type Server } from "node:http";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLocalEdge, type LocalEdge } from "../../tools/local-edge.ts";
-import { Daemon, NODE20, agentFiles, buildBundle, tempDir, wanwatch } from "./support.ts";
+import { Daemon, NODE20, agentFiles, buildBundle, httpOnlyProxy, tempDir, wanwatch } from "./support.ts";
 
 let edge: LocalEdge;
 const SITE = "office";
@@ -47,20 +46,8 @@ async function siteStatus() {
 describe("agent ↔ real edge", () => {
   it("a probe on Node 20 falls back to HTTP heartbeats when WebSockets cannot pass, and the edge accepts them", async () => {
     const secret = await enroll("sbc1", "probe", "isp1");
-    // A plain reverse proxy in front of the edge that cannot carry WebSockets (like some middleboxes).
-    const target = new URL(edge.url);
-    const proxy: Server = createServer((req, res) => {
-      const up = request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
-        res.writeHead(r.statusCode ?? 502, r.headers);
-        r.pipe(res);
-      });
-      up.on("error", () => res.writeHead(502).end());
-      req.pipe(up);
-    });
-    proxy.on("upgrade", (_req, socket) => socket.end("HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n"));
-    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
-    const port = (proxy.address() as { port: number }).port;
-    const f = agentFiles({ edge: `http://127.0.0.1:${port}`, site: SITE, agent: "sbc1", role: "probe", heartbeatMs: 250, uplinks: [{ id: "isp1", interface: "lo" }] }, secret);
+    const proxy = await httpOnlyProxy(edge.url);
+    const f = agentFiles({ edge: proxy.url, site: SITE, agent: "sbc1", role: "probe", heartbeatMs: 250, uplinks: [{ id: "isp1", interface: "lo" }] }, secret);
     const d = Daemon.start(["agent", "run", "--config", f.configPath], { node: NODE20 });
     try {
       await d.waitFor((l) => String(l.msg).startsWith("WebSocket refused by the edge (HTTP 502)"), "websocket refused");

@@ -1,17 +1,15 @@
 // One source of timing: the site's policy.heartbeatMs reaches every running agent with the edge's
 // answers, and the agents follow it within a heartbeat, without a restart and without the site
 // seeing any uplink change. Heartbeats are counted on the wire, through a proxy in front of the edge.
-import { createServer, request, type Server } from "node:http";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { startLocalEdge, type LocalEdge } from "../../tools/local-edge.ts";
-import { Daemon, agentFiles, buildBundle, tempDir, wanwatch } from "./support.ts";
+import { Daemon, agentFiles, buildBundle, httpOnlyProxy, tempDir, wanwatch } from "./support.ts";
 
 const SITE = "timing";
 let edge: LocalEdge;
-let proxy: Server;
-let proxyUrl = "";
+let proxy: Awaited<ReturnType<typeof httpOnlyProxy>>;
 /** When each heartbeat of probe p1 passed the proxy. */
 const beats: number[] = [];
 
@@ -19,19 +17,9 @@ beforeAll(async () => {
   buildBundle();
   edge = await startLocalEdge({ stateDir: tempDir("wanwatch-edge-") });
   // HTTP heartbeats only (the proxy refuses WebSockets), so each one can be seen and timed.
-  const target = new URL(edge.url);
-  proxy = createServer((req, res) => {
+  proxy = await httpOnlyProxy(edge.url, (req) => {
     if (req.url?.endsWith("/heartbeat") && req.headers["x-wanwatch-agent"] === "p1") beats.push(Date.now());
-    const up = request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    });
-    up.on("error", () => res.writeHead(502).end());
-    req.pipe(up);
   });
-  proxy.on("upgrade", (_req, socket) => socket.end("HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n"));
-  await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
-  proxyUrl = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
 }, 90_000);
 
 afterAll(async () => {
@@ -62,7 +50,7 @@ it("the site's heartbeatMs 1000 → 500 → 1000 ms: running agents follow withi
     for (const [id, uplink] of [["p1", "isp1"], ["p2", "isp2"]] as const) {
       const { secret } = await edge.api("POST", `/v1/sites/${SITE}/agents`, { id, role: "probe", uplink });
       // Installed with 2 s: a bootstrap value only, until the edge's first answer.
-      const f = agentFiles({ edge: proxyUrl, site: SITE, agent: id, role: "probe", heartbeatMs: 2000, uplinks: [{ id: uplink, interface: "lo" }] }, secret);
+      const f = agentFiles({ edge: proxy.url, site: SITE, agent: id, role: "probe", heartbeatMs: 2000, uplinks: [{ id: uplink, interface: "lo" }] }, secret);
       agents.push(Daemon.start(["agent", "run", "--config", f.configPath]));
     }
     const [p1] = agents as [Daemon];

@@ -1,4 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { createServer, request, type IncomingMessage, type Server } from "node:http";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -106,4 +107,24 @@ export function agentFiles(config: Record<string, unknown>, secret = "test-secre
   const configPath = join(dir, "agent.yaml");
   writeFileSync(configPath, JSON.stringify({ secretFile: secretPath, stateDir, ...config }, null, 2));
   return { dir, configPath, secretPath, stateDir };
+}
+
+/**
+ * A plain reverse proxy in front of the edge that cannot carry WebSockets (like some middleboxes):
+ * agents behind it heartbeat over HTTP, each request seen by `onRequest`. Resolves with its URL.
+ */
+export async function httpOnlyProxy(edgeUrl: string, onRequest: (req: IncomingMessage) => void = () => undefined): Promise<{ url: string; close: () => void }> {
+  const target = new URL(edgeUrl);
+  const proxy: Server = createServer((req, res) => {
+    onRequest(req);
+    const up = request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on("error", () => res.writeHead(502).end());
+    req.pipe(up);
+  });
+  proxy.on("upgrade", (_req, socket) => socket.end("HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n"));
+  await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${(proxy.address() as { port: number }).port}`, close: () => proxy.close() };
 }

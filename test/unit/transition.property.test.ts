@@ -172,6 +172,44 @@ describe("site transition properties", () => {
     expect(switched).toBeGreaterThan(30);
   });
 
+  it("starts a tunnel plan for each switch's generation, at that moment, and none for a site's first choice; without a switch the plan stays that generation's", () => {
+    let switched = 0;
+    fc.assert(
+      fc.property(inputs, (i) => {
+        const t = transition(i);
+        const [sw] = kinds(t.events, "switch");
+        if (!sw) expect(t.plan?.generation ?? null).toBe(i.plan?.generation ?? null);
+        else if (i.decision.active === null) expect(t.plan).toBeNull();
+        else {
+          switched++;
+          expect(t.plan).toMatchObject({ generation: t.decision.generation, switchedAt: i.now });
+          expect(t.savePlan).toBe(true);
+        }
+      }),
+      { numRuns: 400 },
+    );
+    expect(switched).toBeGreaterThan(20);
+  });
+
+  it("passes over a restarter whose restart of this switch reports an error, for a live one that has not failed it", () => {
+    const config = SiteConfig.parse({ uplinks: [{ id: "isp1", priority: 1 }, { id: "isp2", priority: 2 }], policy: { heartbeatMs: 1_000, downAfterMs: 3_000 }, tunnels: { restart: "cluster" } });
+    // isp1 speaks, then only isp2: one failover, generation 2.
+    const { state, now } = decided(config, [{ seconds: 5, speakers: [true, true] }, { seconds: 6, speakers: [false, true] }]);
+    expect(state).toMatchObject({ active: "isp2", generation: 2 });
+    const restarter = (id: string, lastError: string | null): AgentRow => {
+      const [row] = rows([{ role: "server", age: 60_000, seenAgo: 0, uplinkAgo: [null, 0, null], stale: false, cutOff: [] }], config, now);
+      return { ...row!, id, tunnelRestarter: true, runtime: { ...row!.runtime, appliedGeneration: 2, tunnelGeneration: 1, lastError } };
+    };
+    const plan: TunnelPlan = { generation: 2, switchedAt: now - 2_000, restarter: "a", requestedAt: now - 1_000, doneAt: null };
+    const step1 = (a: AgentRow) => transition({ config, decision: state, plan, agents: [a, restarter("b", null)], wokeAt: now - 60_000, event: { kind: "tick" }, extra: [], now });
+    const failing = step1(restarter("a", "this node is a Docker Swarm worker: only a manager can restart service \"tunnel\""));
+    expect(failing.plan).toMatchObject({ restarter: "b", requestedAt: now, failed: ["a"] });
+    expect(kinds(failing.events, "tunnel-restart-requested").map((e) => e.data)).toEqual([expect.objectContaining({ agent: "b", generation: 2 })]);
+    const working = step1(restarter("a", null));
+    expect(working.plan).toEqual(plan);
+    expect(working.events).toEqual([]);
+  });
+
   it("says the site went offline exactly when its last up uplink stopped being up", () => {
     let offline = 0;
     fc.assert(
