@@ -278,9 +278,9 @@ export async function ipv6Ready(ns: Netns): Promise<string[]> {
   return routes.map((r) => r.dev).filter((dev, i, all) => all.indexOf(dev) === i && addrs.some((a) => a.ifname === dev && a.addr_info.some((x) => x.local && !x.tentative)));
 }
 
-/** The interface a new connection from `ns` to the edge leaves through. */
-export async function routeToEdge(ns: Netns): Promise<string | undefined> {
-  const out = JSON.parse(await ns.ip("-j", "-4", "route", "get", EDGE_ADDRESS)) as { dev?: string }[];
+/** The interface a new connection from `ns` to the edge (or, with 6, to the internet's IPv6 address) leaves through. */
+export async function routeToEdge(ns: Netns, family: 4 | 6 = 4): Promise<string | undefined> {
+  const out = JSON.parse(await ns.ip("-j", `-${family}`, "route", "get", family === 4 ? EDGE_ADDRESS : EDGE_ADDRESS6)) as { dev?: string }[];
   return out[0]?.dev;
 }
 
