@@ -415,7 +415,8 @@ describe.skipIf(why)(`failover in the lab: real edge, real routes, real tunnels$
 
   it.skipIf(noDhcp)(`15. IPv6 (each router advertising its own prefix, no NAT): every server's IPv6 route to the internet moves with IPv4 on a failover and on the failback, on both backends${noDhcp ? ` — skipped: ${noDhcp}` : ""}`, async () => {
     await baseline();
-    const routes6 = () => Promise.all(site.lab.servers.map((x) => routeToEdge(x.ns, 6)));
+    // No IPv6 route at all for a moment (NetworkManager between a reapply and the next advertisement) is not yet there.
+    const routes6 = () => Promise.all(site.lab.servers.map((x) => routeToEdge(x.ns, 6).catch(() => undefined)));
     const via = (dev: string) => async () => (await routes6()).every((d) => d === dev);
     // What a new IPv6 connection's source is, for the log: it needs the server's address of that
     // prefix, which the lab's advertisements (not the agent) provide.

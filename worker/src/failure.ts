@@ -26,3 +26,12 @@ export const fail = (status: Failure["status"], code: string, message: string, i
   ok: false,
   failure: issues ? { status, code, message, issues } : { status, code, message },
 });
+
+/** Text parsed as JSON, or a 400 `invalid_json` naming what it was: one guard for every message kind. */
+export function parseJson(text: string, what: string): Result<unknown> {
+  try {
+    return ok(JSON.parse(text) as unknown);
+  } catch {
+    return fail(400, "invalid_json", `${what} is not valid JSON`);
+  }
+}

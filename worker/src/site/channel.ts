@@ -1,6 +1,6 @@
 // Agents' channels: the WebSocket upgrade the Worker forwards, and the frames that follow.
 import { HEADER_NOW, HEADER_SIG, HEADER_TS, HEADER_UPLINK, MAX_HEARTBEAT_BYTES, SignedFrame, connectBody, issueLines } from "../../../shared/src/index.ts";
-import { fail, failureResponse, ok, type Failure, type Result } from "../failure.ts";
+import { fail, failureResponse, ok, parseJson, type Failure, type Result } from "../failure.ts";
 import type { Authenticator } from "./auth.ts";
 import type { ConfiguredSite } from "./configured.ts";
 import type { Sockets } from "./sockets.ts";
@@ -37,13 +37,9 @@ export function parseFrame(message: string | ArrayBuffer): Result<SignedFrame> {
   if (typeof message !== "string") return fail(400, "bad_frame", "frames are JSON text");
   // Refused before parsing: a frame may be up to 1 MiB, a signed heartbeat needs a fraction of it.
   if (message.length > 2 * MAX_HEARTBEAT_BYTES) return fail(413, "frame_too_large", `frames are at most ${2 * MAX_HEARTBEAT_BYTES} characters`);
-  let json: unknown;
-  try {
-    json = JSON.parse(message);
-  } catch {
-    return fail(400, "invalid_json", "frame is not valid JSON");
-  }
-  const parsed = SignedFrame.safeParse(json);
+  const json = parseJson(message, "frame");
+  if (!json.ok) return json;
+  const parsed = SignedFrame.safeParse(json.value);
   return parsed.success ? ok(parsed.data) : fail(400, "bad_frame", issueLines(parsed.error).join("; "));
 }
 

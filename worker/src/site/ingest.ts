@@ -2,19 +2,15 @@
 // the edge knows of its agent. Pure: the caller writes what it returns.
 import { Heartbeat, fieldIssues, type SiteConfig } from "../../../shared/src/index.ts";
 import type { Observed } from "../attribution.ts";
-import { fail, ok, type Result } from "../failure.ts";
+import { fail, ok, parseJson, type Result } from "../failure.ts";
 import type { AgentRow, AgentRuntime } from "../store.ts";
 import type { NewEvent } from "./events.ts";
 
 /** The body and the uplink claims of a heartbeat, before anything is believed. */
 export function parseHeartbeat(body: string, config: SiteConfig, row: AgentRow, channelUplink: string | null): Result<Heartbeat> {
-  let json: unknown;
-  try {
-    json = JSON.parse(body);
-  } catch {
-    return fail(400, "invalid_json", "heartbeat body is not valid JSON");
-  }
-  const parsed = Heartbeat.safeParse(json);
+  const json = parseJson(body, "heartbeat body");
+  if (!json.ok) return json;
+  const parsed = Heartbeat.safeParse(json.value);
   if (!parsed.success) return fail(400, "validation_failed", "invalid heartbeat", fieldIssues(parsed.error));
   const hb = parsed.data;
   const issue = (message: string) => fail(400, "validation_failed", "invalid heartbeat", [{ path: "uplink", message }]);
