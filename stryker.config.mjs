@@ -4,7 +4,13 @@
 export default {
   testRunner: "vitest",
   vitest: { configFile: "vitest.mutate.config.ts" },
-  mutate: ["worker/src/engine/decision.ts", "worker/src/engine/tunnels.ts", "worker/src/site/transition.ts", "agent/src/directive/reconciler.ts", "shared/src/signing.ts"],
+  mutate: [
+    "worker/src/engine/decision.ts",
+    "worker/src/engine/tunnels.ts",
+    "worker/src/site/transition.ts",
+    "agent/src/directive/reconciler.ts",
+    "shared/src/signing.ts",
+  ],
   // The sandbox is a copy of the project: not the lab's and the tests' state (a systemd root
   // filesystem with dangling links lives there), nor the built bundle.
   ignorePatterns: ["/.state", "/dist"],

@@ -22,13 +22,22 @@ export default defineConfig({
       { test: { name: "unit", environment: "node", include: ["test/unit/**/*.test.ts"] } },
       {
         // The real local edge (wrangler dev) with a browser or a real receiver in front of it.
-        test: { name: "e2e", environment: "node", include: ["test/e2e/**/*.test.ts"], testTimeout: 90_000, hookTimeout: 90_000, fileParallelism: false },
+        test: {
+          name: "e2e",
+          environment: "node",
+          include: ["test/e2e/**/*.test.ts"],
+          testTimeout: 90_000,
+          hookTimeout: 90_000,
+          fileParallelism: false,
+        },
       },
       {
         test: {
+          // The agent's tests and the lab's share one queue: both start real agents (the lab in
+          // namespaces), and timing in the lab holds only when nothing else of theirs runs beside it.
           name: "agent",
           environment: "node",
-          include: ["test/agent/**/*.test.ts"],
+          include: ["test/agent/**/*.test.ts", "test/lab/**/*.test.ts"],
           testTimeout: 60_000,
           hookTimeout: 60_000,
           fileParallelism: false,

@@ -15,7 +15,9 @@ await build({
   target: "node18",
   format: "esm",
   // Bundled CommonJS dependencies (ws) call require(): give the ESM bundle one.
-  banner: { js: `#!/usr/bin/env node\nimport { createRequire as __wanwatchRequire } from "node:module";\nconst require = __wanwatchRequire(import.meta.url);` },
+  banner: {
+    js: `#!/usr/bin/env node\nimport { createRequire as __wanwatchRequire } from "node:module";\nconst require = __wanwatchRequire(import.meta.url);`,
+  },
   define: { __WANWATCH_VERSION__: JSON.stringify(version) },
   // ws can use these native add-ons when installed; without them it falls back to plain JS.
   external: ["bufferutil", "utf-8-validate"],

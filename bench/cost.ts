@@ -32,7 +32,9 @@ const DAY_S = 86_400;
 const policy = { heartbeatMs: 1_000, downAfterMs: 3_000, failbackAfterMs: 60_000, minDwellMs: 10_000 };
 
 const minus = (a: ObjectUsage, b: ObjectUsage): ObjectUsage =>
-  Object.fromEntries(Object.keys(a).map((k) => [k, a[k as keyof ObjectUsage] - b[k as keyof ObjectUsage]])) as unknown as ObjectUsage;
+  Object.fromEntries(
+    Object.keys(a).map((k) => [k, a[k as keyof ObjectUsage] - b[k as keyof ObjectUsage]]),
+  ) as unknown as ObjectUsage;
 const scale = (a: ObjectUsage, f: number): ObjectUsage =>
   Object.fromEntries(Object.entries(a).map(([k, v]) => [k, v * f])) as unknown as ObjectUsage;
 
@@ -44,7 +46,9 @@ try {
   const connects = streamCount;
   const pacer = new Pacer([{ site: SITE, agents }], policy.heartbeatMs);
   pacer.start();
-  console.log(`reference site: 2 probes, 5 servers, ${streamCount} heartbeat streams at ${policy.heartbeatMs} ms; ${steadySeconds} s steady, then a ${outageSeconds} s outage of isp1 and its failback`);
+  console.log(
+    `reference site: 2 probes, 5 servers, ${streamCount} heartbeat streams at ${policy.heartbeatMs} ms; ${steadySeconds} s steady, then a ${outageSeconds} s outage of isp1 and its failback`,
+  );
   // The first choice of uplink waits out the primary's first downAfterMs.
   await sleep(policy.downAfterMs + 2_000);
 
@@ -52,12 +56,15 @@ try {
   const cpu0 = cpuMs(edge.workerdPid);
   await sleep(steadySeconds * 1000);
   const u1 = await objectUsage(edge, SITE);
-  const cpuMsPerEvent = (cpuMs(edge.workerdPid) - cpu0) / Math.max(1, u1.webSocketMessages - u0.webSocketMessages + u1.alarmRuns - u0.alarmRuns);
+  const cpuMsPerEvent =
+    (cpuMs(edge.workerdPid) - cpu0) /
+    Math.max(1, u1.webSocketMessages - u0.webSocketMessages + u1.alarmRuns - u0.alarmRuns);
   const t1 = performance.now();
   pacer.cut.add(`${SITE}/isp1`);
   await sleep(outageSeconds * 1000);
   pacer.cut.clear();
-  const status = async () => (await edge.api("GET", `/v1/sites/${SITE}/status`)) as { activeUplink: string; generation: number };
+  const status = async () =>
+    (await edge.api("GET", `/v1/sites/${SITE}/status`)) as { activeUplink: string; generation: number };
   const deadline = performance.now() + policy.failbackAfterMs + 30_000;
   while ((await status()).activeUplink !== "isp1" && performance.now() < deadline) await sleep(500);
   await sleep(3_000);
@@ -65,11 +72,13 @@ try {
   const switchSeconds = (performance.now() - t1) / 1000;
   pacer.stop();
 
-  const switches = ((await edge.api("GET", `/v1/sites/${SITE}/events?limit=200`)) as { kind: string; data: { reason?: string } }[]).filter(
-    (e) => e.kind === "switch" && e.data.reason !== "initial",
-  );
+  const switches = (
+    (await edge.api("GET", `/v1/sites/${SITE}/events?limit=200`)) as { kind: string; data: { reason?: string } }[]
+  ).filter((e) => e.kind === "switch" && e.data.reason !== "initial");
   if (switches.length !== 2 || pacer.refused > 0) {
-    console.error(`FAIL: expected one failover and one failback, saw ${switches.length} switches; ${pacer.refused} heartbeats refused ${pacer.firstErrors.join("; ")}`);
+    console.error(
+      `FAIL: expected one failover and one failback, saw ${switches.length} switches; ${pacer.refused} heartbeats refused ${pacer.firstErrors.join("; ")}`,
+    );
     exitCode = 1;
   }
 
@@ -100,12 +109,20 @@ try {
 
   const day = dayAt(policy.heartbeatMs);
   const shares = freeShares(day);
-  console.log(`\nmeasured per second of steady state: ${steady.webSocketMessages.toFixed(2)} WebSocket messages, ${steady.alarmRuns.toFixed(3)} alarm runs, ${steady.alarmsSet.toFixed(3)} alarms set, ${steady.rowsWritten.toFixed(4)} rows written, ${steady.rowsRead.toFixed(4)} rows read`);
-  console.log(`workerd CPU per event (message or alarm): ${cpuMsPerEvent.toFixed(3)} ms, taken as the billed wall time of its handler`);
-  console.log(`measured per failover + failback (${switchSeconds.toFixed(0)} s, beyond steady state): ${pair.rowsWritten.toFixed(0)} rows written, ${pair.rowsRead.toFixed(0)} rows read, ${pair.alarmRuns.toFixed(0)} alarm runs`);
+  console.log(
+    `\nmeasured per second of steady state: ${steady.webSocketMessages.toFixed(2)} WebSocket messages, ${steady.alarmRuns.toFixed(3)} alarm runs, ${steady.alarmsSet.toFixed(3)} alarms set, ${steady.rowsWritten.toFixed(4)} rows written, ${steady.rowsRead.toFixed(4)} rows read`,
+  );
+  console.log(
+    `workerd CPU per event (message or alarm): ${cpuMsPerEvent.toFixed(3)} ms, taken as the billed wall time of its handler`,
+  );
+  console.log(
+    `measured per failover + failback (${switchSeconds.toFixed(0)} s, beyond steady state): ${pair.rowsWritten.toFixed(0)} rows written, ${pair.rowsRead.toFixed(0)} rows read, ${pair.alarmRuns.toFixed(0)} alarm runs`,
+  );
   console.log(`\none site, one day (${pairsPerDay} failovers and failbacks):`);
   const line = (what: string, used: number, allowance: number, share: number) =>
-    console.log(`  ${what.padEnd(28)} ${Math.round(used).toLocaleString("en").padStart(12)}   of ${allowance.toLocaleString("en").padStart(11)} free/day   ${(share * 100).toFixed(1).padStart(5)} %`);
+    console.log(
+      `  ${what.padEnd(28)} ${Math.round(used).toLocaleString("en").padStart(12)}   of ${allowance.toLocaleString("en").padStart(11)} free/day   ${(share * 100).toFixed(1).padStart(5)} %`,
+    );
   line("Worker requests", day.workerRequests, rates.workers.free.requestsPerDay, shares.workerRequests);
   line("Durable Object requests", day.doRequests, rates.durableObjects.free.requestsPerDay, shares.doRequests);
   line("Durable Object GB-s", day.doGbSeconds, rates.durableObjects.free.gbSecondsPerDay, shares.doGbSeconds);
@@ -118,9 +135,12 @@ try {
   while (limit > 250 && fitsFree(dayAt(limit - 10))) limit -= 10;
   while (!fitsFree(dayAt(limit)) && limit < 60_000) limit += 10;
   const tight = Object.entries(freeShares(dayAt(limit - 10))).sort((x, y) => y[1] - x[1])[0]!;
-  console.log(`  stops fitting Free below a heartbeat of ${limit} ms (${limit <= 250 ? "the policy's minimum" : `first limit reached: ${tight[0]}`}; downAfterMs kept at 3 × heartbeat)`);
+  console.log(
+    `  stops fitting Free below a heartbeat of ${limit} ms (${limit <= 250 ? "the policy's minimum" : `first limit reached: ${tight[0]}`}; downAfterMs kept at 3 × heartbeat)`,
+  );
   console.log(`\nWorkers Paid, per month (${rates.daysPerMonth} days), 1 s heartbeats:`);
-  for (const n of [1, 10, 100]) console.log(`  ${String(n).padStart(3)} site${n > 1 ? "s" : " "}  $${paidMonthlyUsd(day, n).toFixed(2)}`);
+  for (const n of [1, 10, 100])
+    console.log(`  ${String(n).padStart(3)} site${n > 1 ? "s" : " "}  $${paidMonthlyUsd(day, n).toFixed(2)}`);
   console.log(`\nrates: ${rates.checked} (${rates.workers.source}, ${rates.durableObjects.source})`);
   for (const a of agents) a.close();
 } finally {

@@ -32,7 +32,12 @@ interface Figures {
 }
 
 /** Every stream keeps `window` heartbeats in flight for `ms`; returns what the edge did meanwhile. */
-async function load(edge: MiniflareEdge, agents: LoadAgent[], transport: "websocket" | "http", ms: number): Promise<Figures> {
+async function load(
+  edge: MiniflareEdge,
+  agents: LoadAgent[],
+  transport: "websocket" | "http",
+  ms: number,
+): Promise<Figures> {
   const usage0 = await objectUsage(edge, SITE);
   const cpu0 = cpuMs(edge.workerdPid);
   const started = performance.now();
@@ -74,21 +79,36 @@ try {
   await new Promise((r) => setTimeout(r, 1_000));
   const idleCpuPerSecond = cpuMs(edge.workerdPid) - idle0;
 
-  const results = [await load(edge, agents, "websocket", seconds * 1000), await load(edge, agents, "http", seconds * 1000)];
+  const results = [
+    await load(edge, agents, "websocket", seconds * 1000),
+    await load(edge, agents, "http", seconds * 1000),
+  ];
   const mem = memoryMb(edge.workerdPid);
-  console.log(`one site (2 probes, 5 servers, 12 streams, ${window} in flight each), ${seconds} s per transport, workerd via Miniflare, 2 cores shared with the load`);
-  console.log(`test-only knob: AGENT_RATE_FACTOR=${vars.AGENT_RATE_FACTOR} (the per-agent rate limit is off; production refuses beyond 4 messages per heartbeat interval and uplink)\n`);
-  console.log("transport   heartbeats   per second   p50 ms   p99 ms   workerd CPU ms/heartbeat   rows written/heartbeat   rows read/heartbeat");
+  console.log(
+    `one site (2 probes, 5 servers, 12 streams, ${window} in flight each), ${seconds} s per transport, workerd via Miniflare, 2 cores shared with the load`,
+  );
+  console.log(
+    `test-only knob: AGENT_RATE_FACTOR=${vars.AGENT_RATE_FACTOR} (the per-agent rate limit is off; production refuses beyond 4 messages per heartbeat interval and uplink)\n`,
+  );
+  console.log(
+    "transport   heartbeats   per second   p50 ms   p99 ms   workerd CPU ms/heartbeat   rows written/heartbeat   rows read/heartbeat",
+  );
   for (const r of results)
     console.log(
       `${r.transport.padEnd(10)} ${String(r.count).padStart(11)} ${r.perSecond.toFixed(0).padStart(12)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${r.cpuPerBeat.toFixed(3).padStart(26)} ${(r.rowsWritten / r.count).toFixed(4).padStart(24)} ${(r.rowsRead / r.count).toFixed(4).padStart(21)}`,
     );
   const ws = results[0]!;
-  console.log(`\nworkerd idle: ${idleCpuPerSecond.toFixed(0)} ms CPU per s; resident memory ${mem.rss.toFixed(0)} MB (peak ${mem.peak.toFixed(0)} MB)`);
-  console.log(`targets: ≥ 2,000 heartbeats/s over WebSocket: ${ws.perSecond >= 2_000 ? "met" : "missed"} (${ws.perSecond.toFixed(0)}); ≤ 0.3 ms CPU per heartbeat: ${ws.cpuPerBeat <= 0.3 ? "met" : "missed"} (${ws.cpuPerBeat.toFixed(3)}, whole workerd process: sockets, HTTP and JS)`);
+  console.log(
+    `\nworkerd idle: ${idleCpuPerSecond.toFixed(0)} ms CPU per s; resident memory ${mem.rss.toFixed(0)} MB (peak ${mem.peak.toFixed(0)} MB)`,
+  );
+  console.log(
+    `targets: ≥ 2,000 heartbeats/s over WebSocket: ${ws.perSecond >= 2_000 ? "met" : "missed"} (${ws.perSecond.toFixed(0)}); ≤ 0.3 ms CPU per heartbeat: ${ws.cpuPerBeat <= 0.3 ? "met" : "missed"} (${ws.cpuPerBeat.toFixed(3)}, whole workerd process: sockets, HTTP and JS)`,
+  );
   for (const r of results)
     if (r.rowsWritten !== 0) {
-      console.error(`FAIL: steady-state heartbeats over ${r.transport} wrote ${r.rowsWritten} SQLite rows (expected 0)`);
+      console.error(
+        `FAIL: steady-state heartbeats over ${r.transport} wrote ${r.rowsWritten} SQLite rows (expected 0)`,
+      );
       failed = true;
     }
   for (const a of agents) a.close();

@@ -1,15 +1,15 @@
-// `npm run bench:failover` (root on Linux): the lab site (test/lab/site.ts), its primary uplink cut
+// `npm run bench:failover` (root on Linux): the lab site (lab/site.ts), its primary uplink cut
 // and restored N times. Per cut it prints detection (cut → directive issued at the edge), routes
 // switched on every server, tunnels reconnected through the backup, the same for the failback,
 // then medians and their ratio to the policy's floor. Times come from the edge's events, the
 // agents' logs and the tunnel endpoint, all on this machine's clock.
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import type { SiteStatus } from "../shared/src/index.ts";
-import { labUnavailable } from "../test/lab/netns.ts";
-import { networkManagerUnavailable } from "../test/lab/network-manager.ts";
-import { LabSite, settled } from "../test/lab/site.ts";
-import { gateway, prefix6, publicAddress } from "../test/lab/topology.ts";
+import type { SiteStatus } from "#shared";
+import { labUnavailable } from "../lab/netns.ts";
+import { networkManagerUnavailable } from "../lab/network-manager.ts";
+import { LabSite, settled } from "../lab/site.ts";
+import { gateway, prefix6, publicAddress } from "../lab/topology.ts";
 
 const { values } = parseArgs({
   options: {
@@ -20,7 +20,12 @@ const { values } = parseArgs({
   },
 });
 const cuts = Number(values.cuts);
-const policy = { heartbeatMs: Number(values["heartbeat-ms"]), downAfterMs: Number(values["down-after-ms"]), failbackAfterMs: Number(values["failback-after-ms"]), minDwellMs: 0 };
+const policy = {
+  heartbeatMs: Number(values["heartbeat-ms"]),
+  downAfterMs: Number(values["down-after-ms"]),
+  failbackAfterMs: Number(values["failback-after-ms"]),
+  minDwellMs: 0,
+};
 const SERVERS = ["srv1", "srv2"];
 
 const why = labUnavailable() ?? networkManagerUnavailable();
@@ -53,11 +58,25 @@ async function phase(act: () => Promise<void>, to: "isp1" | "isp2", reason: "fai
   const s = site!;
   const t0 = Date.now();
   await act();
-  const done: SiteStatus = await s.until((st) => st.activeUplink === to && settled(st, SERVERS), `${reason} to ${to}`, 60_000, 50);
-  const sw = (await s.events()).find((e) => e.kind === "switch" && e.at >= t0 && (e.data as { reason?: string }).reason === reason);
+  const done: SiteStatus = await s.until(
+    (st) => st.activeUplink === to && settled(st, SERVERS),
+    `${reason} to ${to}`,
+    60_000,
+    50,
+  );
+  const sw = (await s.events()).find(
+    (e) => e.kind === "switch" && e.at >= t0 && (e.data as { reason?: string }).reason === reason,
+  );
   if (!sw) throw new Error(`no ${reason} event after the cut`);
-  const routed = SERVERS.map((id) => s.log(id).find((l) => (l.msg === "routes switched" || l.msg === "routes already right") && l.generation === done.generation));
-  if (routed.some((l) => !l)) throw new Error(`a server did not log its route switch for generation ${done.generation}`);
+  const routed = SERVERS.map((id) =>
+    s
+      .log(id)
+      .find(
+        (l) => (l.msg === "routes switched" || l.msg === "routes already right") && l.generation === done.generation,
+      ),
+  );
+  if (routed.some((l) => !l))
+    throw new Error(`a server did not log its route switch for generation ${done.generation}`);
   // Each server's tunnel reconnects once; the endpoint sees it from the new uplink's public address.
   const via = publicAddress(to === "isp1" ? 1 : 2);
   const deadline = Date.now() + 20_000;
@@ -69,7 +88,10 @@ async function phase(act: () => Promise<void>, to: "isp1" | "isp2", reason: "fai
   if (conns.length < SERVERS.length) throw new Error(`only ${conns.length} tunnels reconnected through ${to}`);
   const prefix = `${prefix6(to === "isp1" ? 1 : 2)}:`;
   // Short attempts: one sent from the dead uplink's address hangs, and would hide when the next one works.
-  const ipv6Done = async () => (await Promise.all(SERVERS.map((id) => s.ipv6Source(id, 1_000).catch(() => "")))).every((a) => a.startsWith(prefix));
+  const ipv6Done = async () =>
+    (await Promise.all(SERVERS.map((id) => s.ipv6Source(id, 1_000).catch(() => "")))).every((a) =>
+      a.startsWith(prefix),
+    );
   let ipv6: number | null = null;
   if (s.lab.dhcp) {
     while (!(await ipv6Done())) if (Date.now() - t0 > 60_000) throw new Error(`IPv6 did not follow to ${to}`);
@@ -92,11 +114,20 @@ async function drifts(s: LabSite, n: number): Promise<string[]> {
     for (let i = 0; i < n; i++) {
       const seen = s.log(id).length;
       // Under NetworkManager the drift comes through it (a profile given the better metric), as in lab scenario 13.
-      if (nm) await nm.nmcli("connection", "modify", "up2", "ipv4.route-metric", "50"), await nm.nmcli("device", "reapply", "lan2");
+      if (nm)
+        await nm.nmcli("connection", "modify", "up2", "ipv4.route-metric", "50"),
+          await nm.nmcli("device", "reapply", "lan2");
       else await ns.ip("route", "replace", "default", "via", gateway(2), "dev", "lan2", "metric", "50");
       const deadline = Date.now() + 10_000;
       let repaired: Record<string, unknown> | undefined;
-      while (!(repaired = s.log(id).slice(seen).find((l) => l.msg === "route drift repaired")) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      while (
+        !(repaired = s
+          .log(id)
+          .slice(seen)
+          .find((l) => l.msg === "route drift repaired")) &&
+        Date.now() < deadline
+      )
+        await new Promise((r) => setTimeout(r, 20));
       if (!repaired) throw new Error(`${id}: the drift was not repaired`);
       times.push(repaired.repairedInMs as number);
     }
@@ -106,9 +137,16 @@ async function drifts(s: LabSite, n: number): Promise<string[]> {
 }
 
 async function main() {
-  console.log(`bench:failover — ${cuts} cuts; policy heartbeat ${policy.heartbeatMs} ms, downAfter ${policy.downAfterMs} ms, failbackAfter ${policy.failbackAfterMs} ms`);
-  console.log("servers: srv1 (iproute2, Node 20), srv2 (nmcli, Node 22); per-server tunnel restarts; times in seconds from the cut / the restore\n");
-  site = await LabSite.start({ dir: join(resolve(import.meta.dirname, ".."), ".state", `bench-failover-${process.pid}`), policy });
+  console.log(
+    `bench:failover — ${cuts} cuts; policy heartbeat ${policy.heartbeatMs} ms, downAfter ${policy.downAfterMs} ms, failbackAfter ${policy.failbackAfterMs} ms`,
+  );
+  console.log(
+    "servers: srv1 (iproute2, Node 20), srv2 (nmcli, Node 22); per-server tunnel restarts; times in seconds from the cut / the restore\n",
+  );
+  site = await LabSite.start({
+    dir: join(resolve(import.meta.dirname, ".."), ".state", `bench-failover-${process.pid}`),
+    policy,
+  });
   const s = site;
   await s.until((st) => st.activeUplink === "isp1" && settled(st, SERVERS), "start on isp1", 60_000);
   const downs: Phase[] = [];
@@ -122,10 +160,16 @@ async function main() {
     downs.push(d);
     ups.push(u);
     const v6 = (p: Phase) => (p.ipv6 === null ? "     –" : sec(p.ipv6));
-    console.log(`${String(i).padStart(4)} │          ${sec(d.detect)}  ${sec(d.routes)}  ${sec(d.tunnels)}  ${v6(d)} │          ${sec(u.detect)}  ${sec(u.routes)}  ${sec(u.tunnels)}  ${v6(u)}`);
+    console.log(
+      `${String(i).padStart(4)} │          ${sec(d.detect)}  ${sec(d.routes)}  ${sec(d.tunnels)}  ${v6(d)} │          ${sec(u.detect)}  ${sec(u.routes)}  ${sec(u.tunnels)}  ${v6(u)}`,
+    );
   }
   const row = (name: string, xs: Phase[], floor: number) => {
-    const m = { detect: median(xs.map((x) => x.detect)), routes: median(xs.map((x) => x.routes)), tunnels: median(xs.map((x) => x.tunnels)) };
+    const m = {
+      detect: median(xs.map((x) => x.detect)),
+      routes: median(xs.map((x) => x.routes)),
+      tunnels: median(xs.map((x) => x.tunnels)),
+    };
     const v6 = xs.every((x) => x.ipv6 !== null) ? `, IPv6 on all servers ${sec(median(xs.map((x) => x.ipv6!)))} s` : "";
     console.log(
       `${name}: median detect ${sec(m.detect)} s, routes on all servers ${sec(m.routes)} s, tunnels reconnected ${sec(m.tunnels)} s${v6}; ` +
@@ -135,7 +179,9 @@ async function main() {
   console.log("");
   row("failover", downs, policy.downAfterMs + policy.heartbeatMs);
   row("failback", ups, policy.failbackAfterMs + policy.heartbeatMs);
-  console.log(`\nroute drift (the backup's default route given the better metric, ${cuts} times per server): ${(await drifts(s, cuts)).join("; ")}`);
+  console.log(
+    `\nroute drift (the backup's default route given the better metric, ${cuts} times per server): ${(await drifts(s, cuts)).join("; ")}`,
+  );
   await s.destroy();
 }
 

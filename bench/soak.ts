@@ -1,4 +1,4 @@
-// `npm run soak` (root on Linux): the lab site (test/lab/site.ts) under random faults for
+// `npm run soak` (root on Linux): the lab site (lab/site.ts) under random faults for
 // --minutes (default 10), from --seed (printed, so a run can be replayed). Each round breaks
 // something — the primary's uplink cut, flapping, lossy, slow or its router dead; the backup's
 // uplink cut; the edge restarted or killed; agents killed — then mends it, and waits each time for
@@ -9,10 +9,10 @@
 // round did not converge, a switch was unexpected or an event was lost.
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import type { SiteEvent, SiteStatus } from "../shared/src/index.ts";
-import { labUnavailable } from "../test/lab/netns.ts";
-import { networkManagerUnavailable } from "../test/lab/network-manager.ts";
-import { LabSite, settled } from "../test/lab/site.ts";
+import type { SiteEvent, SiteStatus } from "#shared";
+import { labUnavailable } from "../lab/netns.ts";
+import { networkManagerUnavailable } from "../lab/network-manager.ts";
+import { LabSite, settled } from "../lab/site.ts";
 import { sleep } from "./lib/site-run.ts";
 
 const { values } = parseArgs({ options: { minutes: { type: "string", default: "10" }, seed: { type: "string" } } });
@@ -53,8 +53,20 @@ interface Fault {
 }
 
 const faults: Fault[] = [
-  { name: "cut isp1", breakIt: async (s) => (await s.lab.cut(1), "isp2"), mend: (s) => s.lab.restore(1), switches: 2, silences: "sbc1" },
-  { name: "router 1 dies", breakIt: async (s) => (await s.lab.routerDown(1), "isp2"), mend: (s) => s.lab.routerUp(1), switches: 2, silences: "sbc1" },
+  {
+    name: "cut isp1",
+    breakIt: async (s) => (await s.lab.cut(1), "isp2"),
+    mend: (s) => s.lab.restore(1),
+    switches: 2,
+    silences: "sbc1",
+  },
+  {
+    name: "router 1 dies",
+    breakIt: async (s) => (await s.lab.routerDown(1), "isp2"),
+    mend: (s) => s.lab.routerUp(1),
+    switches: 2,
+    silences: "sbc1",
+  },
   {
     // Each cut outlasts downAfterMs, each return is shorter than failbackAfterMs: one failover, and
     // the failback only once it holds. (Shorter cuts are the policy's to ride out, or to count as loss.)
@@ -71,11 +83,32 @@ const faults: Fault[] = [
     mend: async () => {},
     switches: 2,
   },
-  { name: "isp1 loses 35 %", breakIt: async (s) => (await s.lab.lossy(1, 35), "isp2"), mend: (s) => s.lab.lossy(1, 0), switches: 2 },
-  { name: "isp1 slow (300 ms each way)", breakIt: async (s) => (await s.lab.delayed(1, 300), "isp2"), mend: (s) => s.lab.delayed(1, 0), switches: 2 },
-  { name: "cut isp2 (the backup)", breakIt: async (s) => (await s.lab.cut(2), "isp1"), mend: (s) => s.lab.restore(2), switches: 0, silences: "sbc2" },
+  {
+    name: "isp1 loses 35 %",
+    breakIt: async (s) => (await s.lab.lossy(1, 35), "isp2"),
+    mend: (s) => s.lab.lossy(1, 0),
+    switches: 2,
+  },
+  {
+    name: "isp1 slow (300 ms each way)",
+    breakIt: async (s) => (await s.lab.delayed(1, 300), "isp2"),
+    mend: (s) => s.lab.delayed(1, 0),
+    switches: 2,
+  },
+  {
+    name: "cut isp2 (the backup)",
+    breakIt: async (s) => (await s.lab.cut(2), "isp1"),
+    mend: (s) => s.lab.restore(2),
+    switches: 0,
+    silences: "sbc2",
+  },
   { name: "edge restarted", breakIt: async (s) => (await s.edge.restart(), "isp1"), mend: async () => {}, switches: 0 },
-  { name: "edge killed (SIGKILL) and restarted", breakIt: async (s) => (await s.edge.crash(), await s.edge.restart(), "isp1"), mend: async () => {}, switches: 0 },
+  {
+    name: "edge killed (SIGKILL) and restarted",
+    breakIt: async (s) => (await s.edge.crash(), await s.edge.restart(), "isp1"),
+    mend: async () => {},
+    switches: 0,
+  },
   {
     name: "every agent killed (SIGKILL) and restarted",
     breakIt: async (s) => {
@@ -97,18 +130,33 @@ process.on("SIGINT", () => void (cleaning ??= (site?.destroy() ?? Promise.resolv
  * heard since now (so a restarted edge or agent counts only once it is back); with `whole`, also
  * until every uplink is up and healthy again. The time it took.
  */
-async function converge(s: LabSite, uplink: string, what: string, o: { silent?: string; whole?: boolean } = {}): Promise<number> {
+async function converge(
+  s: LabSite,
+  uplink: string,
+  what: string,
+  o: { silent?: string; whole?: boolean } = {},
+): Promise<number> {
   const t0 = Date.now();
   const heard = (st: SiteStatus) => st.agents.every((a) => a.id === o.silent || (a.lastSeenAt ?? 0) >= t0);
   const whole = (st: SiteStatus) => !o.whole || st.uplinks.every((u) => u.state === "up" && !u.degraded);
   // A lossy primary is judged on a minute of handshakes; then the hold-down.
-  await s.until((st: SiteStatus) => st.activeUplink === uplink && settled(st, SERVERS) && heard(st) && whole(st), what, 180_000, 100);
+  await s.until(
+    (st: SiteStatus) => st.activeUplink === uplink && settled(st, SERVERS) && heard(st) && whole(st),
+    what,
+    180_000,
+    100,
+  );
   return Date.now() - t0;
 }
 
 async function main(): Promise<number> {
-  console.log(`soak — ${minutes} min of random faults on the lab, seed ${seed} (replay: npm run soak -- --seed ${seed})`);
-  site = await LabSite.start({ dir: join(resolve(import.meta.dirname, ".."), ".state", `soak-${process.pid}`), policy });
+  console.log(
+    `soak — ${minutes} min of random faults on the lab, seed ${seed} (replay: npm run soak -- --seed ${seed})`,
+  );
+  site = await LabSite.start({
+    dir: join(resolve(import.meta.dirname, ".."), ".state", `soak-${process.pid}`),
+    policy,
+  });
   const s = site;
   await converge(s, "isp1", "start on isp1");
   const g0 = (await s.status()).generation;
@@ -126,14 +174,28 @@ async function main(): Promise<number> {
     const broken = await f.breakIt(s);
     const a = await converge(s, broken, `round ${round}, ${f.name}: everyone on ${broken}`, { silent: f.silences });
     await f.mend(s);
-    const b = await converge(s, "isp1", `round ${round}, ${f.name} mended: everyone back on isp1, both uplinks healthy`, { whole: true });
+    const b = await converge(
+      s,
+      "isp1",
+      `round ${round}, ${f.name} mended: everyone back on isp1, both uplinks healthy`,
+      { whole: true },
+    );
     expected += f.switches;
-    for (const [ms, what] of [[a, f.name], [b, `${f.name}, mended`]] as const) if (ms > slowest.ms) slowest = { ms, what };
+    for (const [ms, what] of [
+      [a, f.name],
+      [b, `${f.name}, mended`],
+    ] as const)
+      if (ms > slowest.ms) slowest = { ms, what };
     await collect();
     // This round's switches from the event log (a lost one shows in the totals at the end).
     const made = [...seen.values()].filter((e) => e.kind === "switch" && e.at >= roundStart);
-    const off = made.length === f.switches ? "" : `  ← ${made.length} switches, expected ${f.switches}: ${made.map((e) => `${e.data?.reason} to ${e.data?.to} at +${((e.at - roundStart) / 1000).toFixed(1)} s`).join(", ")}`;
-    console.log(`${String(round).padStart(3)}  ${f.name.padEnd(44)} converged in ${(a / 1000).toFixed(1).padStart(5)} s, back in ${(b / 1000).toFixed(1).padStart(5)} s${off}`);
+    const off =
+      made.length === f.switches
+        ? ""
+        : `  ← ${made.length} switches, expected ${f.switches}: ${made.map((e) => `${e.data?.reason} to ${e.data?.to} at +${((e.at - roundStart) / 1000).toFixed(1)} s`).join(", ")}`;
+    console.log(
+      `${String(round).padStart(3)}  ${f.name.padEnd(44)} converged in ${(a / 1000).toFixed(1).padStart(5)} s, back in ${(b / 1000).toFixed(1).padStart(5)} s${off}`,
+    );
     await sleep(500 + rand() * 2_000);
   }
   await collect();
@@ -144,8 +206,12 @@ async function main(): Promise<number> {
   const generations = new Set(switchEvents.map((e) => (e.data as { generation: number }).generation));
   const unrecorded = st.generation - g0 - generations.size;
   const lost = gaps + Math.max(0, unrecorded);
-  console.log(`\nswitches: ${st.generation - g0} (generation ${g0} → ${st.generation}), expected ${expected}; switch events ${switchEvents.length}`);
-  console.log(`events lost: ${lost} (${gaps} gaps in ${seqs.length} numbered events, ${Math.max(0, unrecorded)} generations without their event)`);
+  console.log(
+    `\nswitches: ${st.generation - g0} (generation ${g0} → ${st.generation}), expected ${expected}; switch events ${switchEvents.length}`,
+  );
+  console.log(
+    `events lost: ${lost} (${gaps} gaps in ${seqs.length} numbered events, ${Math.max(0, unrecorded)} generations without their event)`,
+  );
   console.log(`longest convergence: ${(slowest.ms / 1000).toFixed(1)} s (${slowest.what})`);
   await s.destroy();
   site = null;

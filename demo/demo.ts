@@ -3,8 +3,8 @@
 // when it can (root on Linux), simulated otherwise — cuts the primary uplink, narrates with times.
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { labUnavailable } from "../test/lab/netns.ts";
-import { settled } from "../test/lab/site.ts";
+import { labUnavailable } from "../lab/netns.ts";
+import { settled } from "../lab/site.ts";
 import { freePort } from "../tools/local-edge.ts";
 import { startLabWorld } from "./lab-world.ts";
 import { startSimWorld } from "./sim-world.ts";
@@ -26,12 +26,19 @@ Example: npm run demo -- --simulate --port 8790`;
 
 function options(): { simulate: boolean; port?: string } {
   try {
-    const { values } = parseArgs({ options: { simulate: { type: "boolean", default: false }, port: { type: "string" }, help: { type: "boolean", short: "h", default: false } } });
+    const { values } = parseArgs({
+      options: {
+        simulate: { type: "boolean", default: false },
+        port: { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
     if (values.help) {
       console.log(USAGE);
       process.exit(0);
     }
-    if (values.port !== undefined && !/^\d{1,5}$/.test(values.port)) throw new Error(`--port takes a port number, not "${values.port}"`);
+    if (values.port !== undefined && !/^\d{1,5}$/.test(values.port))
+      throw new Error(`--port takes a port number, not "${values.port}"`);
     return values;
   } catch (err) {
     // One line, not a stack trace: parseArgs says which option it did not know.
@@ -97,10 +104,12 @@ async function main() {
   const port = values.port ? Number(values.port) : await freePort();
   console.log("wanwatch demo");
   world = why ? await startSimWorld(root, policy, port) : await startLabWorld(root, policy, port);
-  console.log(world.banner + "\n");
+  console.log(`${world.banner}\n`);
   const w = world;
   say(`edge running; status page (live): ${w.edgeUrl}/sites/${w.site}   API: ${w.edgeUrl}/v1/sites/${w.site}/status`);
-  say(`policy: heartbeat ${policy.heartbeatMs / 1000} s, an uplink is down after ${policy.downAfterMs / 1000} s of silence, failback after ${policy.failbackAfterMs / 1000} s of health`);
+  say(
+    `policy: heartbeat ${policy.heartbeatMs / 1000} s, an uplink is down after ${policy.downAfterMs / 1000} s of silence, failback after ${policy.failbackAfterMs / 1000} s of health`,
+  );
   const narrate = narrator(w);
   await untilOn(w, "isp1", narrate, 60_000);
   say("steady: every server routes through isp1 (Fiber), tunnels connected through it");
@@ -110,14 +119,18 @@ async function main() {
   await w.cut();
   const down = await untilOn(w, "isp2", narrate, 60_000);
   await narrateFor(1_000, narrate);
-  say(`→ failover complete ${(down / 1000).toFixed(1)} s after the cut (policy floor: downAfterMs ${policy.downAfterMs / 1000} s + one heartbeat)`);
+  say(
+    `→ failover complete ${(down / 1000).toFixed(1)} s after the cut (policy floor: downAfterMs ${policy.downAfterMs / 1000} s + one heartbeat)`,
+  );
   await narrateFor(4_000, narrate);
 
   say("🔌 isp1 is back; the edge holds the backup for failbackAfterMs before returning");
   await w.restore();
   const up = await untilOn(w, "isp1", narrate, 90_000);
   await narrateFor(1_000, narrate);
-  say(`→ failback complete ${(up / 1000).toFixed(1)} s after isp1 returned (hold-down ${policy.failbackAfterMs / 1000} s)`);
+  say(
+    `→ failback complete ${(up / 1000).toFixed(1)} s after isp1 returned (hold-down ${policy.failbackAfterMs / 1000} s)`,
+  );
   say(why ? "done. As root on Linux the same demo runs on real hosts in network namespaces." : "done.");
   await cleanup(0);
 }

@@ -1,9 +1,9 @@
 // The demo on real test hosts (root on Linux): the lab site of the end-to-end tests, narrated from
 // the agents' own logs and the tunnel endpoint's record of where each tunnel comes from.
 import { join } from "node:path";
-import { networkManagerUnavailable } from "../test/lab/network-manager.ts";
-import { DEFAULT_SERVERS, LabSite, SITE } from "../test/lab/site.ts";
-import { publicAddress } from "../test/lab/topology.ts";
+import { networkManagerUnavailable } from "../lab/network-manager.ts";
+import { DEFAULT_SERVERS, LabSite, SITE } from "../lab/site.ts";
+import { publicAddress } from "../lab/topology.ts";
 import type { DemoPolicy, DemoWorld } from "./world.ts";
 
 export async function startLabWorld(root: string, policy: DemoPolicy, port: number): Promise<DemoWorld> {
@@ -33,9 +33,11 @@ export async function startLabWorld(root: string, policy: DemoPolicy, port: numb
       const out: string[] = [];
       for (const s of servers) {
         for (const l of fresh(s.name, site.log(s.name))) {
-          if (l.msg === "routes switched") out.push(`${s.name}: default route → ${l.activeUplink} (${s.backend}, verified with ip route get)`);
+          if (l.msg === "routes switched")
+            out.push(`${s.name}: default route → ${l.activeUplink} (${s.backend}, verified with ip route get)`);
           else if (l.msg === "restarting tunnels") out.push(`${s.name}: restarting its tunnel`);
-          else if (l.level === "error" || (l.level === "warn" && !String(l.msg).startsWith("HTTP heartbeat failed"))) out.push(`${s.name}${l.uplink ? ` (${l.uplink})` : ""}: ${l.msg}`);
+          else if (l.level === "error" || (l.level === "warn" && !String(l.msg).startsWith("HTTP heartbeat failed")))
+            out.push(`${s.name}${l.uplink ? ` (${l.uplink})` : ""}: ${l.msg}`);
         }
       }
       for (const c of fresh("endpoint", site.endpoint.lines).filter((l) => l.event === "connect"))

@@ -1,6 +1,17 @@
 // A simulated agent for the demo's simulation mode: the real wire protocol (signed heartbeats over
 // HTTP to the real edge), but the "network" is a flag per uplink and "routes" are a variable.
-import { EdgeMessage, HEADER_AGENT, HEADER_SIG, HEADER_TS, deriveSigningKey, importSigningKey, sign, verify, type Directive, type SigningKey } from "../shared/src/index.ts";
+import {
+  EdgeMessage,
+  HEADER_AGENT,
+  HEADER_SIG,
+  HEADER_TS,
+  deriveSigningKey,
+  importSigningKey,
+  sign,
+  verify,
+  type Directive,
+  type SigningKey,
+} from "#shared";
 
 export interface World {
   /** Whether each uplink carries traffic to the edge right now. */
@@ -45,8 +56,14 @@ export class SimAgent {
     for (const uplink of this.uplinks) {
       if (!world.up[uplink]) continue;
       const body = JSON.stringify({
-        type: "heartbeat", seq: this.seq++, uplink, version: "demo", appliedGeneration: this.applied,
-        tunnelGeneration: this.tunnels, lastError: null, routedUplink: this.uplinks.length > 1 ? this.routedUplink : null,
+        type: "heartbeat",
+        seq: this.seq++,
+        uplink,
+        version: "demo",
+        appliedGeneration: this.applied,
+        tunnelGeneration: this.tunnels,
+        lastError: null,
+        routedUplink: this.uplinks.length > 1 ? this.routedUplink : null,
       });
       const ts = Date.now();
       const sig = await sign(this.key, { direction: "up", site: this.site, agent: this.id, ts, body });
@@ -54,12 +71,25 @@ export class SimAgent {
         method: "POST",
         body,
         // Locally the edge takes the client address from this header; Cloudflare sets it in production.
-        headers: { "content-type": "application/json", "cf-connecting-ip": world.publicIp[uplink]!, [HEADER_AGENT]: this.id, [HEADER_TS]: String(ts), [HEADER_SIG]: sig },
+        headers: {
+          "content-type": "application/json",
+          "cf-connecting-ip": world.publicIp[uplink]!,
+          [HEADER_AGENT]: this.id,
+          [HEADER_TS]: String(ts),
+          [HEADER_SIG]: sig,
+        },
       });
       const text = await res.text();
       if (!res.ok) throw new Error(`${this.id}: edge answered ${res.status}: ${text}`);
-      const down = { direction: "down" as const, site: this.site, agent: this.id, ts: Number(res.headers.get(HEADER_TS)), body: text };
-      if (!(await verify(this.key, down, res.headers.get(HEADER_SIG) ?? ""))) throw new Error(`${this.id}: unsigned answer ignored`);
+      const down = {
+        direction: "down" as const,
+        site: this.site,
+        agent: this.id,
+        ts: Number(res.headers.get(HEADER_TS)),
+        body: text,
+      };
+      if (!(await verify(this.key, down, res.headers.get(HEADER_SIG) ?? "")))
+        throw new Error(`${this.id}: unsigned answer ignored`);
       const msg = EdgeMessage.parse(JSON.parse(text));
       if (msg.type === "directive" && msg.directive && this.uplinks.length > 1) this.follow(msg.directive);
     }

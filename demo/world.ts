@@ -1,7 +1,7 @@
 // What the demo script drives: a site whose primary uplink it can cut and restore, and whose
 // hosts tell what they did. Two kinds: the lab (real hosts in network namespaces, root on Linux)
 // and a simulation (the real edge, simulated hosts).
-import type { SiteEvent, SiteStatus } from "../shared/src/index.ts";
+import type { SiteEvent, SiteStatus } from "#shared";
 
 export interface DemoPolicy {
   heartbeatMs: number;

@@ -27,6 +27,8 @@ for (const [at, pkg] of Object.entries(lock.packages)) {
     added++;
   }
 }
-lock.packages = Object.fromEntries(Object.entries(lock.packages).sort(([a], [b]) => (a === "" ? -1 : b === "" ? 1 : a < b ? -1 : a > b ? 1 : 0)));
-writeFileSync(path, JSON.stringify(lock, null, 2) + "\n");
+lock.packages = Object.fromEntries(
+  Object.entries(lock.packages).sort(([a], [b]) => (a === "" ? -1 : b === "" ? 1 : a < b ? -1 : a > b ? 1 : 0)),
+);
+writeFileSync(path, `${JSON.stringify(lock, null, 2)}\n`);
 console.log(`lock-platforms: ${added} platform entr${added === 1 ? "y" : "ies"} added`);

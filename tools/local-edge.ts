@@ -61,9 +61,22 @@ export async function startLocalEdge(o: LocalEdgeOptions): Promise<LocalEdge> {
   const envFile = join(o.stateDir, "edge.env");
   writeFileSync(envFile, `ADMIN_TOKEN=${adminToken}\nVIEWER_TOKEN=${viewerToken}\n`, { mode: 0o600 });
   const args = [
-    join(root, "node_modules/wrangler/bin/wrangler.js"), "dev", "--local", "--config", join(root, "wrangler.toml"),
-    "--ip", host, "--port", String(port), "--persist-to", join(o.stateDir, "persist"), "--env-file", envFile,
-    "--show-interactive-dev-session=false", "--log-level", "warn",
+    join(root, "node_modules/wrangler/bin/wrangler.js"),
+    "dev",
+    "--local",
+    "--config",
+    join(root, "wrangler.toml"),
+    "--ip",
+    host,
+    "--port",
+    String(port),
+    "--persist-to",
+    join(o.stateDir, "persist"),
+    "--env-file",
+    envFile,
+    "--show-interactive-dev-session=false",
+    "--log-level",
+    "warn",
     ...(o.publicStatus ? ["--var", "PUBLIC_STATUS:true"] : []),
     ...Object.entries(o.vars ?? {}).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
   ];
@@ -77,16 +90,26 @@ export async function startLocalEdge(o: LocalEdgeOptions): Promise<LocalEdge> {
   let child: ChildProcess | null = null;
   // Inside a namespace the edge is reachable only from there: ask from inside.
   const healthy = async () => {
-    if (!o.netns) return fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1_000) }).then((r) => r.ok, () => false);
+    if (!o.netns)
+      return fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1_000) }).then(
+        (r) => r.ok,
+        () => false,
+      );
     const check = `fetch(${JSON.stringify(`${url}/healthz`)},{signal:AbortSignal.timeout(1000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`;
-    return new Promise<boolean>((ok) => execFile("ip", ["netns", "exec", o.netns!, process.execPath, "-e", check], (err) => ok(!err)));
+    return new Promise<boolean>((ok) =>
+      execFile("ip", ["netns", "exec", o.netns!, process.execPath, "-e", check], (err) => ok(!err)),
+    );
   };
 
   const start = async () => {
-    const [cmd, argv] = o.netns ? ["ip", ["netns", "exec", o.netns, process.execPath, ...args]] : [process.execPath, args];
+    const [cmd, argv] = o.netns
+      ? ["ip", ["netns", "exec", o.netns, process.execPath, ...args]]
+      : [process.execPath, args];
     const proc = spawn(cmd, argv, { env, cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     child = proc;
-    const lines = (b: Buffer) => b.toString().split("\n").filter(Boolean).forEach((l) => o.log?.(l));
+    const lines = (b: Buffer) => {
+      for (const l of b.toString().split("\n").filter(Boolean)) o.log?.(l);
+    };
     proc.stdout!.on("data", lines);
     proc.stderr!.on("data", lines);
     let exited = false;
@@ -112,7 +135,8 @@ export async function startLocalEdge(o: LocalEdgeOptions): Promise<LocalEdge> {
       } catch {
         return;
       }
-      if (await Promise.race([gone.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), wait))])) return;
+      if (await Promise.race([gone.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), wait))]))
+        return;
     }
   };
 
@@ -122,7 +146,15 @@ export async function startLocalEdge(o: LocalEdgeOptions): Promise<LocalEdge> {
     await stop();
     throw err;
   }
-  return { url, adminToken, viewerToken, api: adminApi(url, adminToken), stop: () => stop(), restart: async () => (await stop(), await start()), crash: () => stop(["SIGKILL"]) };
+  return {
+    url,
+    adminToken,
+    viewerToken,
+    api: adminApi(url, adminToken),
+    stop: () => stop(),
+    restart: async () => (await stop(), await start()),
+    crash: () => stop(["SIGKILL"]),
+  };
 }
 
 /** Admin API calls against an edge; each throws with the edge's answer unless it is 2xx. */

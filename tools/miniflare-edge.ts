@@ -38,7 +38,9 @@ export interface MiniflareEdge {
 
 export async function startMiniflareEdge(o: { vars?: Record<string, string> } = {}): Promise<MiniflareEdge> {
   const adminToken = randomBytes(24).toString("base64url");
-  const compatibilityDate = /compatibility_date\s*=\s*"([^"]+)"/.exec(readFileSync(resolve(root, "wrangler.toml"), "utf8"))![1]!;
+  const compatibilityDate = /compatibility_date\s*=\s*"([^"]+)"/.exec(
+    readFileSync(resolve(root, "wrangler.toml"), "utf8"),
+  )![1]!;
   const before = new Set(workerdChildren());
   const mf = new Miniflare(
     convertV4MiniflareOptions({
@@ -54,7 +56,10 @@ export async function startMiniflareEdge(o: { vars?: Record<string, string> } = 
           script: await bundleWorker(),
           compatibilityDate,
           bindings: { ADMIN_TOKEN: adminToken, PUBLIC_STATUS: "false", ...o.vars },
-          durableObjects: { SITES: { className: "SiteCoordinator", useSQLite: true }, SITE_INDEX: { className: "SiteIndex", useSQLite: true } },
+          durableObjects: {
+            SITES: { className: "SiteCoordinator", useSQLite: true },
+            SITE_INDEX: { className: "SiteIndex", useSQLite: true },
+          },
         },
       ],
     }),

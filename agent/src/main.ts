@@ -11,8 +11,8 @@ await import("./runtime/webcrypto.ts");
 const { main } = await import("./cli/main.ts");
 
 const code = await main(process.argv.slice(2), {
-  out: (s) => process.stdout.write(s + "\n"),
-  err: (s) => process.stderr.write(s + "\n"),
+  out: (s) => process.stdout.write(`${s}\n`),
+  err: (s) => process.stderr.write(`${s}\n`),
   env: process.env,
 });
 // Let stdout drain before exiting (a pipe may be slow), but never linger on open handles.

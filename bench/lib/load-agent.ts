@@ -2,7 +2,16 @@
 // (signed WebSocket frames or signed HTTP heartbeats), no host side. Each heartbeat's answer is
 // matched by its ackSeq, so every send has a measured round trip.
 import WebSocket from "ws";
-import { EdgeMessage, HEADER_AGENT, HEADER_SIG, HEADER_TS, HEADER_UPLINK, connectBody, type Directive, type Heartbeat } from "../../shared/src/index.ts";
+import {
+  type EdgeMessage,
+  HEADER_AGENT,
+  HEADER_SIG,
+  HEADER_TS,
+  HEADER_UPLINK,
+  connectBody,
+  type Directive,
+  type Heartbeat,
+} from "#shared";
 import { httpCall } from "../../agent/src/edge/http.ts";
 import { EdgeSigner } from "../../agent/src/edge/signer.ts";
 
@@ -13,7 +22,10 @@ export class LoadAgent {
   directive: Directive | null = null;
   private seq = 0;
   private readonly sockets = new Map<string, WebSocket>();
-  private readonly waiting = new Map<number, { sentAt: number; done: (ms: number) => void; fail: (e: Error) => void }>();
+  private readonly waiting = new Map<
+    number,
+    { sentAt: number; done: (ms: number) => void; fail: (e: Error) => void }
+  >();
   readonly edge: string;
   readonly site: string;
   readonly uplinks: string[];
@@ -40,7 +52,11 @@ export class LoadAgent {
     uplinks: string[],
     tunnelRestarter = false,
   ): Promise<LoadAgent> {
-    const { secret } = await edge.api("POST", `/v1/sites/${site}/agents`, { id, role, ...(role === "probe" ? { uplink: uplinks[0] } : { tunnelRestarter }) });
+    const { secret } = await edge.api("POST", `/v1/sites/${site}/agents`, {
+      id,
+      role,
+      ...(role === "probe" ? { uplink: uplinks[0] } : { tunnelRestarter }),
+    });
     return new LoadAgent(edge.url, site, uplinks, await EdgeSigner.fromSecret(site, id, secret));
   }
 
@@ -57,7 +73,15 @@ export class LoadAgent {
     const ts = Date.now();
     const sig = await this.signer.sign(connectBody(uplink), ts);
     const url = `${this.edge.replace(/^http/, "ws")}/v1/sites/${this.site}/agents/${this.id}/connect`;
-    const ws = new WebSocket(url, { headers: { [HEADER_UPLINK]: uplink, [HEADER_TS]: String(ts), [HEADER_SIG]: sig, "cf-connecting-ip": publicIp(uplink) }, perMessageDeflate: false });
+    const ws = new WebSocket(url, {
+      headers: {
+        [HEADER_UPLINK]: uplink,
+        [HEADER_TS]: String(ts),
+        [HEADER_SIG]: sig,
+        "cf-connecting-ip": publicIp(uplink),
+      },
+      perMessageDeflate: false,
+    });
     ws.on("message", (data) => void this.receive(String(data)));
     ws.on("close", (code) => this.failAll(new Error(`${this.id}/${uplink}: socket closed (${code})`)));
     // After the handshake an error is followed by 'close', which fails what waits.
@@ -65,7 +89,9 @@ export class LoadAgent {
     await new Promise<void>((ok, bad) => {
       ws.once("open", () => ok());
       ws.once("error", bad);
-      ws.once("unexpected-response", (_req, res) => bad(new Error(`${this.id}/${uplink}: connect refused with ${res.statusCode}`)));
+      ws.once("unexpected-response", (_req, res) =>
+        bad(new Error(`${this.id}/${uplink}: connect refused with ${res.statusCode}`)),
+      );
     });
     this.sockets.set(uplink, ws);
   }
@@ -73,7 +99,13 @@ export class LoadAgent {
   private body(uplink: string, extra: Partial<Heartbeat>): { seq: number; body: string } {
     const seq = this.seq++;
     const hb: Heartbeat = {
-      type: "heartbeat", seq, uplink, version: "bench", lastError: null, rttEdgeMs: 12, rttGatewayMs: 1,
+      type: "heartbeat",
+      seq,
+      uplink,
+      version: "bench",
+      lastError: null,
+      rttEdgeMs: 12,
+      rttGatewayMs: 1,
       appliedGeneration: this.directive?.generation ?? null,
       tunnelGeneration: this.directive?.restartTunnels ? this.directive.generation : null,
       routedUplink: this.uplinks.length > 1 ? (this.directive?.activeUplink ?? null) : null,
@@ -110,11 +142,21 @@ export class LoadAgent {
       body,
       // An overloaded edge answers late, not never: a benchmark measures that, it does not give up.
       timeoutMs: 30_000,
-      headers: { "content-type": "application/json", [HEADER_AGENT]: this.id, [HEADER_TS]: String(ts), [HEADER_SIG]: sig, "cf-connecting-ip": publicIp(uplink) },
+      headers: {
+        "content-type": "application/json",
+        [HEADER_AGENT]: this.id,
+        [HEADER_TS]: String(ts),
+        [HEADER_SIG]: sig,
+        "cf-connecting-ip": publicIp(uplink),
+      },
     });
     const ms = performance.now() - sentAt;
     if (res.status !== 200) throw new Error(`${this.id}/${uplink}: heartbeat refused with ${res.status}: ${res.body}`);
-    const v = await this.signer.verifyDown(res.body, Number(res.headers[HEADER_TS]), String(res.headers[HEADER_SIG] ?? ""));
+    const v = await this.signer.verifyDown(
+      res.body,
+      Number(res.headers[HEADER_TS]),
+      String(res.headers[HEADER_SIG] ?? ""),
+    );
     if (!v.ok) throw new Error(`${this.id}: ${v.reason}`);
     this.follow(v.message);
     return ms;
@@ -123,7 +165,9 @@ export class LoadAgent {
   private async receive(data: string): Promise<void> {
     const v = await this.signer.verifyFrame(data);
     if (!v.ok) {
-      const err = new Error(`${this.id}: ${v.unsigned?.type === "error" ? `${v.unsigned.error.code}: ${v.unsigned.error.message}` : v.reason}`);
+      const err = new Error(
+        `${this.id}: ${v.unsigned?.type === "error" ? `${v.unsigned.error.code}: ${v.unsigned.error.message}` : v.reason}`,
+      );
       return this.failAll(err);
     }
     this.follow(v.message);
@@ -136,7 +180,8 @@ export class LoadAgent {
 
   /** Takes a newer directive as applied at once: the benchmarks measure the edge, not the host. */
   private follow(m: EdgeMessage): void {
-    if (m.type === "directive" && m.directive && (this.directive?.generation ?? -1) <= m.directive.generation) this.directive = m.directive;
+    if (m.type === "directive" && m.directive && (this.directive?.generation ?? -1) <= m.directive.generation)
+      this.directive = m.directive;
   }
 
   private failAll(err: Error): void {
@@ -158,17 +203,25 @@ export async function enrolSite(
 ): Promise<LoadAgent[]> {
   const uplinks = ["isp1", "isp2"];
   await edge.api("PUT", `/v1/sites/${site}`, {
-    uplinks: [{ id: "isp1", priority: 1, name: "Fiber" }, { id: "isp2", priority: 2, name: "LTE" }],
+    uplinks: [
+      { id: "isp1", priority: 1, name: "Fiber" },
+      { id: "isp2", priority: 2, name: "LTE" },
+    ],
     ...(o.policy ? { policy: o.policy } : {}),
     ...(o.tunnels ? { tunnels: o.tunnels } : {}),
   });
   const agents = [
     ...(await Promise.all(uplinks.map((u, i) => LoadAgent.enroll(edge, site, `sbc${i + 1}`, "probe", [u])))),
-    ...(await Promise.all(Array.from({ length: o.servers }, (_, i) => LoadAgent.enroll(edge, site, `srv${i + 1}`, "server", uplinks, i === 0)))),
+    ...(await Promise.all(
+      Array.from({ length: o.servers }, (_, i) =>
+        LoadAgent.enroll(edge, site, `srv${i + 1}`, "server", uplinks, i === 0),
+      ),
+    )),
   ];
   if (o.connect !== false) await Promise.all(agents.map((a) => a.connect()));
   return agents;
 }
 
 /** Every (agent, uplink) pair that heartbeats: probes once, servers through each uplink. */
-export const streams = (agents: LoadAgent[]) => agents.flatMap((a) => a.uplinks.map((uplink) => ({ agent: a, uplink })));
+export const streams = (agents: LoadAgent[]) =>
+  agents.flatMap((a) => a.uplinks.map((uplink) => ({ agent: a, uplink })));

@@ -6,7 +6,9 @@ const ticksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "
 
 /** User + system CPU time the process has used, ms. */
 export function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /s, "").split(" ");
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8")
+    .replace(/^.*\) /s, "")
+    .split(" ");
   // After "pid (comm) ", utime and stime are the 12th and 13th fields.
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
 }

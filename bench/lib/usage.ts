@@ -10,7 +10,9 @@ const NAMES: Record<keyof ObjectUsage, string> = {
 };
 
 export async function objectUsage(edge: { url: string; adminToken: string }, site: string): Promise<ObjectUsage> {
-  const res = await fetch(`${edge.url}/v1/sites/${site}/metrics`, { headers: { authorization: `Bearer ${edge.adminToken}` } });
+  const res = await fetch(`${edge.url}/v1/sites/${site}/metrics`, {
+    headers: { authorization: `Bearer ${edge.adminToken}` },
+  });
   const text = await res.text();
   if (!res.ok) throw new Error(`metrics of ${site}: ${res.status} ${text}`);
   const read = (name: string) => {

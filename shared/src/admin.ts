@@ -13,7 +13,11 @@ export const EnrollRequest = z
   })
   .superRefine((a, ctx) => {
     if (a.role === "probe" && !a.uplink)
-      ctx.addIssue({ code: "custom", path: ["uplink"], message: "a probe sits behind exactly one uplink: uplink is required" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["uplink"],
+        message: "a probe sits behind exactly one uplink: uplink is required",
+      });
     if (a.role === "server" && a.uplink)
       ctx.addIssue({ code: "custom", path: ["uplink"], message: "a server agent uses every uplink: omit uplink" });
     if (a.role === "probe" && a.tunnelRestarter)
@@ -26,7 +30,11 @@ export type EnrollResponse = z.infer<typeof EnrollResponse>;
 
 /** A new secret for an enrolled agent; the old one keeps working for the grace, or until the new one is used. */
 export const RotateRequest = z.strictObject({
-  graceSeconds: z.int().min(0).max(7 * 86_400).default(86_400),
+  graceSeconds: z
+    .int()
+    .min(0)
+    .max(7 * 86_400)
+    .default(86_400),
 });
 export type RotateRequest = z.infer<typeof RotateRequest>;
 
@@ -35,7 +43,10 @@ export type RotateResponse = z.infer<typeof RotateResponse>;
 
 export const OverrideRequest = z.strictObject({
   uplink: UplinkId,
-  forSeconds: z.int().min(1).max(7 * 86_400),
+  forSeconds: z
+    .int()
+    .min(1)
+    .max(7 * 86_400),
   reason: z.string().trim().min(1).max(200),
 });
 export type OverrideRequest = z.infer<typeof OverrideRequest>;

@@ -30,7 +30,13 @@ export function backoffDelay(attempt: number, opts: BackoffOptions, random: () =
 /** A retry counter with its schedule: `next()` gives the next delay, `reset()` after a success. */
 export class Backoff {
   private attempt = 0;
-  constructor(private readonly opts: BackoffOptions, private readonly random: () => number = Math.random) {}
+  private readonly opts: BackoffOptions;
+  private readonly random: () => number;
+
+  constructor(opts: BackoffOptions, random: () => number = Math.random) {
+    this.opts = opts;
+    this.random = random;
+  }
 
   next(): number {
     return backoffDelay(this.attempt++, this.opts, this.random);

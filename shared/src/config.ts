@@ -51,7 +51,8 @@ export const SiteConfig = z
     const seen = new Map<string, number>();
     const priorities = new Map<number, number>();
     c.uplinks.forEach((u, i) => {
-      if (seen.has(u.id)) ctx.addIssue({ code: "custom", path: ["uplinks", i, "id"], message: `duplicate uplink id "${u.id}"` });
+      if (seen.has(u.id))
+        ctx.addIssue({ code: "custom", path: ["uplinks", i, "id"], message: `duplicate uplink id "${u.id}"` });
       if (priorities.has(u.priority))
         ctx.addIssue({ code: "custom", path: ["uplinks", i, "priority"], message: `duplicate priority ${u.priority}` });
       seen.set(u.id, i);

@@ -7,3 +7,4 @@ export * from "./notify.ts";
 export * from "./signing.ts";
 export * from "./protocol.ts";
 export * from "./zod-issues.ts";
+export * from "./backoff.ts";

@@ -35,7 +35,10 @@ export function toBase64Url(bytes: ArrayBuffer | Uint8Array): string {
 function fromBase64Url(s: string): Uint8Array<ArrayBuffer> | null {
   // 4n + 1 characters are no base64 at all, and atob throws on them: a forgery must not crash us.
   if (!/^[A-Za-z0-9_-]*$/.test(s) || s.length % 4 === 1) return null;
-  const bytes = Uint8Array.from(atob(s.replaceAll("-", "+").replaceAll("_", "/") + "=".repeat((4 - (s.length % 4)) % 4)), (c) => c.charCodeAt(0));
+  const bytes = Uint8Array.from(
+    atob(s.replaceAll("-", "+").replaceAll("_", "/") + "=".repeat((4 - (s.length % 4)) % 4)),
+    (c) => c.charCodeAt(0),
+  );
   return toBase64Url(bytes) === s ? bytes : null;
 }
 
@@ -69,7 +72,7 @@ export async function deriveSigningKey(secret: string): Promise<string> {
 
 export async function importSigningKey(signingKey: string): Promise<SigningKey> {
   const raw = fromBase64Url(signingKey);
-  if (!raw || raw.length !== 32) throw new Error("signing key must be 32 bytes, canonical base64url");
+  if (raw?.length !== 32) throw new Error("signing key must be 32 bytes, canonical base64url");
   return hmacKey(raw, ["sign", "verify"]);
 }
 

@@ -110,7 +110,12 @@ export type UplinkAvailability = z.infer<typeof UplinkAvailability>;
 
 /** What the edge pushes to a status page over `GET /v1/sites/:site/live`. */
 export const LiveMessage = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("snapshot"), status: SiteStatus, events: z.array(SiteEvent), availability: z.array(UplinkAvailability) }),
+  z.object({
+    type: z.literal("snapshot"),
+    status: SiteStatus,
+    events: z.array(SiteEvent),
+    availability: z.array(UplinkAvailability),
+  }),
   z.object({ type: z.literal("update"), status: SiteStatus, events: z.array(SiteEvent) }),
 ]);
 export type LiveMessage = z.infer<typeof LiveMessage>;

@@ -16,7 +16,10 @@ export function fieldIssues(error: z.ZodError): FieldIssue[] {
   return error.issues.map((i) => {
     // zod reports an unknown key at the parent: name the key itself.
     if (i.code === "unrecognized_keys")
-      return { path: formatPath([...i.path, i.keys[0] ?? ""]), message: `unknown field${i.keys.length > 1 ? "s" : ""} ${i.keys.map((k) => `"${k}"`).join(", ")}` };
+      return {
+        path: formatPath([...i.path, i.keys[0] ?? ""]),
+        message: `unknown field${i.keys.length > 1 ? "s" : ""} ${i.keys.map((k) => `"${k}"`).join(", ")}`,
+      };
     return { path: formatPath(i.path), message: i.message };
   });
 }

@@ -7,9 +7,17 @@ import type { z } from "zod";
 import { INSTALL } from "../../agent/src/cli/install.ts";
 import { AgentConfig } from "../../agent/src/config/schema.ts";
 import { FIELD_FLAGS } from "../../agent/src/install/config-flags.ts";
-import { ROOT, agentFiles, buildBundle, wanwatch } from "./support.ts";
+import { ROOT, buildBundle, wanwatch } from "../../lab/agent-process.ts";
+import { agentFiles } from "./support.ts";
 
-type Def = { type: string; shape?: Record<string, z.ZodType>; element?: z.ZodType; innerType?: z.ZodType; out?: z.ZodType; options?: z.ZodType[] };
+type Def = {
+  type: string;
+  shape?: Record<string, z.ZodType>;
+  element?: z.ZodType;
+  innerType?: z.ZodType;
+  out?: z.ZodType;
+  options?: z.ZodType[];
+};
 const def = (s: z.ZodType) => (s as unknown as { _zod: { def: Def } })._zod.def;
 
 /** Every field path of a schema ("uplinks[].id"), and whether it is a leaf. */
@@ -49,7 +57,16 @@ const row = (path: string) => doc.split("\n").find((l) => l.startsWith(`| \`${pa
 
 describe("the agent config reference", () => {
   it("reads the whole schema (the walker itself)", () => {
-    expect(schemaFields.map((f) => f.path)).toEqual(expect.arrayContaining(["edge", "uplinks", "uplinks[].connection", "tunnels.backend", "tunnels.readyUrl", "heartbeatMs"]));
+    expect(schemaFields.map((f) => f.path)).toEqual(
+      expect.arrayContaining([
+        "edge",
+        "uplinks",
+        "uplinks[].connection",
+        "tunnels.backend",
+        "tunnels.readyUrl",
+        "heartbeatMs",
+      ]),
+    );
     expect(schemaFields.find((f) => f.path === "uplinks")?.leaf).toBe(false);
   });
 
@@ -57,12 +74,15 @@ describe("the agent config reference", () => {
     expect(row(path), `docs/agent.md has no table row for \`${path}\``).toBeDefined();
   });
 
-  it.each(schemaFields.filter((f) => f.leaf).map((f) => [f.path]))("%s has an `agent install` flag, named in its row", (path) => {
-    const flag = FIELD_FLAGS[path];
-    expect(flag, `no install flag for ${path}`).toBeDefined();
-    expect(Object.keys(INSTALL.flags)).toContain(flag);
-    expect(row(path)).toContain(`\`--${flag}`);
-  });
+  it.each(schemaFields.filter((f) => f.leaf).map((f) => [f.path]))(
+    "%s has an `agent install` flag, named in its row",
+    (path) => {
+      const flag = FIELD_FLAGS[path];
+      expect(flag, `no install flag for ${path}`).toBeDefined();
+      expect(Object.keys(INSTALL.flags)).toContain(flag);
+      expect(row(path)).toContain(`\`--${flag}`);
+    },
+  );
 
   it("names no field the schema does not have", () => {
     const known = new Set(schemaFields.map((f) => f.path));
@@ -75,8 +95,24 @@ describe("the agent config reference", () => {
 
 it("the agent's old `tunnels.restart` is still read, with a note to rename it", async () => {
   buildBundle();
-  const f = agentFiles({ edge: "http://127.0.0.1:9", site: "office", agent: "srv1", role: "server", uplinks: [{ id: "isp1", interface: "lo" }, { id: "isp2", interface: "lo" }], tunnels: { restart: "swarm", service: "cloudflared" } });
-  expect(AgentConfig.parse(JSON.parse(readFileSync(f.configPath, "utf8"))).tunnels).toEqual({ backend: "swarm", service: "cloudflared", timeoutMs: 120_000 });
+  const f = agentFiles({
+    edge: "http://127.0.0.1:9",
+    site: "office",
+    agent: "srv1",
+    role: "server",
+    uplinks: [
+      { id: "isp1", interface: "lo" },
+      { id: "isp2", interface: "lo" },
+    ],
+    tunnels: { restart: "swarm", service: "cloudflared" },
+  });
+  expect(AgentConfig.parse(JSON.parse(readFileSync(f.configPath, "utf8"))).tunnels).toEqual({
+    backend: "swarm",
+    service: "cloudflared",
+    timeoutMs: 120_000,
+  });
   const r = await wanwatch(["doctor", "--config", f.configPath]);
-  expect(r.stdout.split("\n")[0]).toBe(`✓ config ${f.configPath} (tunnels.restart is now tunnels.backend (the site's tunnels.restart says which servers restart; this says how): rename it)`);
+  expect(r.stdout.split("\n")[0]).toBe(
+    `✓ config ${f.configPath} (tunnels.restart is now tunnels.backend (the site's tunnels.restart says which servers restart; this says how): rename it)`,
+  );
 });

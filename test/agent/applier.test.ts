@@ -14,11 +14,13 @@ function setup(failApplies: number, opts: { slowMs?: number } = {}) {
     routed: async () => ({ ipv4: null, ipv6: null, withIpv6: [] }),
     apply: async (uplink, edge, signal) => {
       calls.push(`apply ${uplink} via ${edge}`);
-      if (opts.slowMs) await new Promise((r, j) => {
-        const t = setTimeout(r, opts.slowMs);
-        signal.addEventListener("abort", () => (clearTimeout(t), j(signal.reason)));
-      });
-      if (failures-- > 0) throw new Error("nmcli: connection 'Wired connection 2' not found", { cause: new Error("exit 10") });
+      if (opts.slowMs)
+        await new Promise((r, j) => {
+          const t = setTimeout(r, opts.slowMs);
+          signal.addEventListener("abort", () => (clearTimeout(t), j(signal.reason)));
+        });
+      if (failures-- > 0)
+        throw new Error("nmcli: connection 'Wired connection 2' not found", { cause: new Error("exit 10") });
       return { changed: true };
     },
   };
@@ -48,7 +50,12 @@ describe("DirectiveApplier", () => {
     await until(() => applier.state.lastError !== null);
     expect(applier.state.lastError).toBe("nmcli: connection 'Wired connection 2' not found: exit 10");
     await until(() => applier.state.tunnelGeneration === 4);
-    expect(calls).toEqual(["apply isp2 via 192.0.2.1", "apply isp2 via 192.0.2.1", "apply isp2 via 192.0.2.1", "restart tunnels"]);
+    expect(calls).toEqual([
+      "apply isp2 via 192.0.2.1",
+      "apply isp2 via 192.0.2.1",
+      "apply isp2 via 192.0.2.1",
+      "restart tunnels",
+    ]);
     expect(applier.state).toMatchObject({ appliedGeneration: 4, tunnelGeneration: 4, lastError: null });
     expect(saved.at(-1)).toMatchObject({ appliedGeneration: 4, tunnelGeneration: 4 });
     expect(lines.filter((l) => l.msg === "applying the directive failed").map((l) => l.retryInMs)).toEqual([20, 40]);
@@ -77,7 +84,12 @@ describe("DirectiveApplier", () => {
     // Cancelled after its 100 ms grace, well before the hung operation's 5 s would end.
     console.log(`stop() returned after ${Date.now() - t0} ms (grace 100 ms)`);
     expect(Date.now() - t0).toBeLessThan(3_000);
-    expect(applier.state).toMatchObject({ busy: null, lastError: null, appliedGeneration: null, directive: { generation: 1 } });
+    expect(applier.state).toMatchObject({
+      busy: null,
+      lastError: null,
+      appliedGeneration: null,
+      directive: { generation: 1 },
+    });
     // What was saved still has the directive to apply: the next start resumes it.
     expect(saved.at(-1)).toMatchObject({ appliedGeneration: null, directive: { generation: 1 } });
   });

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { Backoff, backoffDelay } from "../../shared/src/backoff.ts";
+import { Backoff, backoffDelay } from "#shared";
 
 const opts = fc.record({
   baseMs: fc.integer({ min: 1, max: 10_000 }),

@@ -3,7 +3,8 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { beforeAll, describe, expect, it } from "vitest";
-import { NODE20, NODE22, agentFiles, buildBundle, tempDir, wanwatch } from "./support.ts";
+import { NODE20, NODE22, buildBundle, wanwatch } from "../../lab/agent-process.ts";
+import { agentFiles, tempDir } from "./support.ts";
 
 beforeAll(() => buildBundle());
 
@@ -46,7 +47,16 @@ describe.each([
   });
 
   it("names an interface that does not exist on this host", async () => {
-    const f = agentFiles({ edge: "http://127.0.0.1:2", site: "office", agent: "srv1", role: "server", uplinks: [{ id: "isp1", interface: "lo" }, { id: "isp2", interface: "eth9" }] });
+    const f = agentFiles({
+      edge: "http://127.0.0.1:2",
+      site: "office",
+      agent: "srv1",
+      role: "server",
+      uplinks: [
+        { id: "isp1", interface: "lo" },
+        { id: "isp2", interface: "eth9" },
+      ],
+    });
     const r = await wanwatch(["agent", "run", "--config", f.configPath], { node });
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toBe('uplinks[1].interface: interface "eth9" does not exist');
@@ -57,7 +67,18 @@ describe("CLI usage", () => {
   it("--help lists every command and exits 0", async () => {
     const r = await wanwatch(["--help"]);
     expect(r.code).toBe(0);
-    for (const c of ["agent run", "agent status", "agent install", "doctor", "site apply", "site enroll", "site status", "site events", "site override"]) expect(r.stdout).toContain(`wanwatch ${c}`);
+    for (const c of [
+      "agent run",
+      "agent status",
+      "agent install",
+      "doctor",
+      "site apply",
+      "site enroll",
+      "site status",
+      "site events",
+      "site override",
+    ])
+      expect(r.stdout).toContain(`wanwatch ${c}`);
   });
 
   it.each([
@@ -67,32 +88,85 @@ describe("CLI usage", () => {
     [["agent", "run", "--confg", "x"], "Unknown option '--confg'"],
     [["agent", "run", "extra"], 'unexpected argument "extra"'],
     [["site", "status", "--edge", "http://127.0.0.1:2", "--site", "office"], "WANWATCH_ADMIN_TOKEN is not set"],
-    [["site", "status", "--edge", "nope", "--site", "office"], '--edge "nope": expected the https:// URL of your edge, e.g. --edge https://'],
-    [["site", "events", "--edge", "http://127.0.0.1:2", "--site", "office", "--limit", "zero"], "--limit: must be a whole number"],
-    [["site", "enroll", "--edge", "http://127.0.0.1:2", "--site", "office", "--id", "sbc1", "--role", "probe"], "uplink: a probe sits behind exactly one uplink"],
-    [["site", "override", "--clear", "--uplink", "isp1", "--edge", "http://127.0.0.1:2", "--site", "office"], "--clear takes no --uplink"],
-    [["site", "enroll", "--id", "sbc1", "--rotate", "--grace=-5", "--edge", "http://127.0.0.1:2", "--site", "office"], "--grace -5: not a duration"],
-    [["site", "enroll", "--id", "sbc1", "--rotate", "--grace=8d", "--edge", "http://127.0.0.1:2", "--site", "office"], "--grace: graceSeconds: Too big"],
-    [["site", "enroll", "--id", "sbc1", "--role", "probe", "--uplink", "isp1", "--grace", "5", "--edge", "http://127.0.0.1:2", "--site", "office"], "--grace goes with --rotate"],
-    [["agent", "install", "--edge", "http://e", "--site", "s", "--agent", "a", "--role", "router"], "--role must be probe or server"],
+    [
+      ["site", "status", "--edge", "nope", "--site", "office"],
+      '--edge "nope": expected the https:// URL of your edge, e.g. --edge https://',
+    ],
+    [
+      ["site", "events", "--edge", "http://127.0.0.1:2", "--site", "office", "--limit", "zero"],
+      "--limit: must be a whole number",
+    ],
+    [
+      ["site", "enroll", "--edge", "http://127.0.0.1:2", "--site", "office", "--id", "sbc1", "--role", "probe"],
+      "uplink: a probe sits behind exactly one uplink",
+    ],
+    [
+      ["site", "override", "--clear", "--uplink", "isp1", "--edge", "http://127.0.0.1:2", "--site", "office"],
+      "--clear takes no --uplink",
+    ],
+    [
+      ["site", "enroll", "--id", "sbc1", "--rotate", "--grace=-5", "--edge", "http://127.0.0.1:2", "--site", "office"],
+      "--grace -5: not a duration",
+    ],
+    [
+      ["site", "enroll", "--id", "sbc1", "--rotate", "--grace=8d", "--edge", "http://127.0.0.1:2", "--site", "office"],
+      "--grace: graceSeconds: Too big",
+    ],
+    [
+      [
+        "site",
+        "enroll",
+        "--id",
+        "sbc1",
+        "--role",
+        "probe",
+        "--uplink",
+        "isp1",
+        "--grace",
+        "5",
+        "--edge",
+        "http://127.0.0.1:2",
+        "--site",
+        "office",
+      ],
+      "--grace goes with --rotate",
+    ],
+    [
+      ["agent", "install", "--edge", "http://e", "--site", "s", "--agent", "a", "--role", "router"],
+      "--role must be probe or server",
+    ],
   ])("%j exits 2: %s", async (args, message) => {
-    const r = await wanwatch(args, { env: { WANWATCH_ADMIN_TOKEN: undefined, WANWATCH_EDGE: undefined, WANWATCH_SITE: undefined } });
+    const r = await wanwatch(args, {
+      env: { WANWATCH_ADMIN_TOKEN: undefined, WANWATCH_EDGE: undefined, WANWATCH_SITE: undefined },
+    });
     expect(r.code).toBe(2);
     expect(r.stderr.split("\n")[0]).toContain(message);
     expect(r.stdout).toBe("");
   });
 
   it("an unreachable edge is a one-line failure, exit 1", async () => {
-    const r = await wanwatch(["site", "status", "--edge", "http://127.0.0.1:2", "--site", "office"], { env: { WANWATCH_ADMIN_TOKEN: "t" } });
+    const r = await wanwatch(["site", "status", "--edge", "http://127.0.0.1:2", "--site", "office"], {
+      env: { WANWATCH_ADMIN_TOKEN: "t" },
+    });
     expect(r.code).toBe(1);
     expect(r.stderr.trim()).toBe("wanwatch: cannot reach the edge at http://127.0.0.1:2 (ECONNREFUSED)");
   });
 
   it("refuses a setting it does not know (the agent never switches on its own evidence: no localFailover)", async () => {
-    const f = agentFiles({ edge: "http://127.0.0.1:2", site: "office", agent: "sbc1", role: "probe", uplinks: [{ id: "isp1", interface: "lo" }], localFailover: true });
+    const f = agentFiles({
+      edge: "http://127.0.0.1:2",
+      site: "office",
+      agent: "sbc1",
+      role: "probe",
+      uplinks: [{ id: "isp1", interface: "lo" }],
+      localFailover: true,
+    });
     const r = await wanwatch(["agent", "run", "--config", f.configPath]);
     expect(r.code).toBe(2);
-    expect(r.stderr.trim().split("\n")).toEqual(['localFailover: unknown field "localFailover"', "see docs/agent.md in the wanwatch repository for every field of the agent config"]);
+    expect(r.stderr.trim().split("\n")).toEqual([
+      'localFailover: unknown field "localFailover"',
+      "see docs/agent.md in the wanwatch repository for every field of the agent config",
+    ]);
   });
 
   it("a missing or malformed config file is exit 2 with one line", async () => {
@@ -108,15 +182,46 @@ describe("CLI usage", () => {
   });
 
   it("agent status without any state says so", async () => {
-    const f = agentFiles({ edge: "http://127.0.0.1:2", site: "office", agent: "sbc1", role: "probe", uplinks: [{ id: "isp1", interface: "lo" }] });
+    const f = agentFiles({
+      edge: "http://127.0.0.1:2",
+      site: "office",
+      agent: "sbc1",
+      role: "probe",
+      uplinks: [{ id: "isp1", interface: "lo" }],
+    });
     const r = await wanwatch(["agent", "status", "--config", f.configPath]);
     expect(r.code).toBe(1);
-    expect(r.stderr.trim()).toBe(`wanwatch: no agent state in ${f.stateDir}: has \`wanwatch agent run\` started on this host?`);
+    expect(r.stderr.trim()).toBe(
+      `wanwatch: no agent state in ${f.stateDir}: has \`wanwatch agent run\` started on this host?`,
+    );
   });
 });
 
 describe("agent install", () => {
-  const base = (dir: string) => ["agent", "install", "--edge", "https://wanwatch.example.workers.dev", "--site", "office", "--agent", "srv1", "--role", "server", "--uplink", "isp1=lo", "--uplink", "isp2=lo", "--secret-file", join(dir, "secret"), "--config", join(dir, "etc/agent.yaml"), "--unit", join(dir, "wanwatch.service"), "--prefix", join(dir, "usr")];
+  const base = (dir: string) => [
+    "agent",
+    "install",
+    "--edge",
+    "https://wanwatch.example.workers.dev",
+    "--site",
+    "office",
+    "--agent",
+    "srv1",
+    "--role",
+    "server",
+    "--uplink",
+    "isp1=lo",
+    "--uplink",
+    "isp2=lo",
+    "--secret-file",
+    join(dir, "secret"),
+    "--config",
+    join(dir, "etc/agent.yaml"),
+    "--unit",
+    join(dir, "wanwatch.service"),
+    "--prefix",
+    join(dir, "usr"),
+  ];
 
   it("--dry-run prints the config and the unit, and touches nothing", async () => {
     const dir = tempDir();
@@ -130,7 +235,15 @@ describe("agent install", () => {
     expect(existsSync(join(dir, "wanwatch.service"))).toBe(false);
     // The printed config is the config the agent would load.
     const yaml = r.stdout.split(/^==> .* <==$/m)[1]!;
-    expect(parse(yaml)).toMatchObject({ site: "office", agent: "srv1", role: "server", uplinks: [{ id: "isp1", interface: "lo" }, { id: "isp2", interface: "lo" }] });
+    expect(parse(yaml)).toMatchObject({
+      site: "office",
+      agent: "srv1",
+      role: "server",
+      uplinks: [
+        { id: "isp1", interface: "lo" },
+        { id: "isp2", interface: "lo" },
+      ],
+    });
   });
 
   it("writes the config (0600), the secret from stdin (0600) and the unit; the config loads", async () => {
@@ -151,14 +264,42 @@ describe("agent install", () => {
   });
 
   it("a server needs every uplink named with its interface", async () => {
-    const r = await wanwatch(["agent", "install", "--edge", "https://e.example", "--site", "office", "--agent", "srv1", "--role", "server", "--uplink", "isp1=eth0", "--dry-run"]);
+    const r = await wanwatch([
+      "agent",
+      "install",
+      "--edge",
+      "https://e.example",
+      "--site",
+      "office",
+      "--agent",
+      "srv1",
+      "--role",
+      "server",
+      "--uplink",
+      "isp1=eth0",
+      "--dry-run",
+    ]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("a server agent uses every uplink");
   });
 
   it("a probe's interface defaults to the one of the host's default route", async () => {
     const dev = /\bdev (\S+)/.exec(execFileSync("ip", ["-4", "route", "show", "default"], { encoding: "utf8" }))?.[1];
-    const r = await wanwatch(["agent", "install", "--edge", "https://e.example", "--site", "office", "--agent", "sbc1", "--role", "probe", "--uplink", "isp1", "--dry-run"]);
+    const r = await wanwatch([
+      "agent",
+      "install",
+      "--edge",
+      "https://e.example",
+      "--site",
+      "office",
+      "--agent",
+      "sbc1",
+      "--role",
+      "probe",
+      "--uplink",
+      "isp1",
+      "--dry-run",
+    ]);
     if (!dev) {
       expect(r.code).toBe(2);
       expect(r.stderr).toContain("this host has no default route");

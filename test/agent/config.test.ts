@@ -47,7 +47,12 @@ tunnels: { restart: swarm, service: cloudflared_tunnel, readyUrl: "http://127.0.
 `,
     );
     const c = loadConfig(file, { host: false });
-    expect(c).toMatchObject({ ...valid, stateDir: "/var/lib/wanwatch", heartbeatMs: 1_000, tunnels: { timeoutMs: 120_000 } });
+    expect(c).toMatchObject({
+      ...valid,
+      stateDir: "/var/lib/wanwatch",
+      heartbeatMs: 1_000,
+      tunnels: { timeoutMs: 120_000 },
+    });
   });
 
   it("accepts JSON too", () => {
@@ -58,23 +63,48 @@ tunnels: { restart: swarm, service: cloudflared_tunnel, readyUrl: "http://127.0.
 
   it("one line per problem, each naming the field as written in the file", () => {
     const got = lines(() =>
-      parseConfig("x", { ...valid, site: "My Office", uplinks: [{ id: "isp1", interface: "eth0", connection: "a" }, { id: "isp2", interface: "a-very-long-interface-name", connection: "b" }] }),
+      parseConfig("x", {
+        ...valid,
+        site: "My Office",
+        uplinks: [
+          { id: "isp1", interface: "eth0", connection: "a" },
+          { id: "isp2", interface: "a-very-long-interface-name", connection: "b" },
+        ],
+      }),
     );
     expect(got).toEqual([
       "site: must match [a-z0-9][a-z0-9-]{0,62}",
       "uplinks[1].interface: must be a Linux interface name (1–15 characters)",
     ]);
-    expect(lines(() => parseConfig("x", { ...valid, uplinks: [{ id: "isp1", interface: "eth0" }, { id: "isp1", interface: "eth1" }] }))).toEqual([
+    expect(
+      lines(() =>
+        parseConfig("x", {
+          ...valid,
+          uplinks: [
+            { id: "isp1", interface: "eth0" },
+            { id: "isp1", interface: "eth1" },
+          ],
+        }),
+      ),
+    ).toEqual([
       'uplinks[1].id: duplicate uplink id "isp1"',
       "uplinks[0].connection: the nmcli backend needs the uplink's NetworkManager connection name",
       "uplinks[1].connection: the nmcli backend needs the uplink's NetworkManager connection name",
     ]);
-    expect(lines(() => parseConfig("x", { ...valid, tunnels: { restart: "swarm" } }))).toEqual([expect.stringMatching(/^tunnels\.service: /)]);
+    expect(lines(() => parseConfig("x", { ...valid, tunnels: { restart: "swarm" } }))).toEqual([
+      expect.stringMatching(/^tunnels\.service: /),
+    ]);
   });
 
   it("host checks: missing interfaces and an unreadable secret, each on its own line", () => {
-    const host: HostFacts = { interfaceExists: (n) => n === "eth0", unreadable: (p) => (p === "/etc/wanwatch/secret" ? "does not exist" : null) };
-    expect(hostProblems(parseConfig("x", valid), host)).toEqual(['uplinks[1].interface: interface "eth1" does not exist', "secretFile: /etc/wanwatch/secret does not exist"]);
+    const host: HostFacts = {
+      interfaceExists: (n) => n === "eth0",
+      unreadable: (p) => (p === "/etc/wanwatch/secret" ? "does not exist" : null),
+    };
+    expect(hostProblems(parseConfig("x", valid), host)).toEqual([
+      'uplinks[1].interface: interface "eth1" does not exist',
+      "secretFile: /etc/wanwatch/secret does not exist",
+    ]);
   });
 
   it("host checks against this machine: lo exists, eth9 does not", () => {
@@ -82,11 +112,24 @@ tunnels: { restart: swarm, service: cloudflared_tunnel, readyUrl: "http://127.0.
     const secret = join(dir, "secret");
     writeFileSync(secret, "x".repeat(32), { mode: 0o600 });
     const file = join(dir, "agent.yaml");
-    writeFileSync(file, JSON.stringify({ ...valid, secretFile: secret, switch: { backend: "none" }, uplinks: [{ id: "isp1", interface: "lo" }, { id: "isp2", interface: "eth9" }] }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        ...valid,
+        secretFile: secret,
+        switch: { backend: "none" },
+        uplinks: [
+          { id: "isp1", interface: "lo" },
+          { id: "isp2", interface: "eth9" },
+        ],
+      }),
+    );
     expect(lines(() => loadConfig(file))).toEqual(['uplinks[1].interface: interface "eth9" does not exist']);
   });
 
   it("an unknown setting is refused by name (there is no local failover: the edge decides)", () => {
-    expect(lines(() => parseConfig("x", { ...valid, localFailover: true }))).toEqual([expect.stringContaining("localFailover")]);
+    expect(lines(() => parseConfig("x", { ...valid, localFailover: true }))).toEqual([
+      expect.stringContaining("localFailover"),
+    ]);
   });
 });

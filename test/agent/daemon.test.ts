@@ -2,9 +2,10 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { labUnavailable, type Netns } from "../lab/netns.ts";
-import { createTwoLanHost } from "../lab/two-lan-host.ts";
-import { Daemon, agentFiles, buildBundle, wanwatch } from "./support.ts";
+import { labUnavailable, type Netns } from "../../lab/netns.ts";
+import { createTwoLanHost } from "../../lab/two-lan-host.ts";
+import { Daemon, buildBundle, wanwatch } from "../../lab/agent-process.ts";
+import { agentFiles } from "./support.ts";
 
 // Server agents install policy routing and switch routes: only inside a namespace of the test's own.
 const noLab = labUnavailable();
@@ -17,7 +18,8 @@ afterAll(async () => {
   await host?.destroy();
 });
 const inHost = () => ({ netns: host!.ns.name });
-const routeDev = async (...get: string[]) => (JSON.parse(await host!.ns.ip("-j", "-4", "route", "get", ...get)) as { dev: string }[])[0]!.dev;
+const routeDev = async (...get: string[]) =>
+  (JSON.parse(await host!.ns.ip("-j", "-4", "route", "get", ...get)) as { dev: string }[])[0]!.dev;
 
 // Nothing listens on port 2: the edge is unreachable through every uplink.
 const UNREACHABLE = "http://127.0.0.1:2";
@@ -27,7 +29,19 @@ const SECRET = "daemon-test-secret-value-0123456789";
 
 function server(extra: Record<string, unknown> = {}) {
   return agentFiles(
-    { edge: UNREACHABLE_EDGE, site: "office", agent: "srv1", role: "server", heartbeatMs: 250, switch: { backend: "iproute2" }, uplinks: [{ id: "isp1", interface: "lan1" }, { id: "isp2", interface: "lan2" }], ...extra },
+    {
+      edge: UNREACHABLE_EDGE,
+      site: "office",
+      agent: "srv1",
+      role: "server",
+      heartbeatMs: 250,
+      switch: { backend: "iproute2" },
+      uplinks: [
+        { id: "isp1", interface: "lan1" },
+        { id: "isp2", interface: "lan2" },
+      ],
+      ...extra,
+    },
     SECRET,
   );
 }
@@ -38,7 +52,14 @@ describe.skipIf(noLab)(`server agent daemon (edge unreachable)${noLab ? ` — sk
     mkdirSync(f.stateDir, { recursive: true });
     writeFileSync(
       join(f.stateDir, "state.json"),
-      JSON.stringify({ version: 1, directive: { generation: 3, activeUplink: "isp2", restartTunnels: false }, appliedGeneration: 2, tunnelGeneration: 2, lastError: null, savedAt: 0 }),
+      JSON.stringify({
+        version: 1,
+        directive: { generation: 3, activeUplink: "isp2", restartTunnels: false },
+        appliedGeneration: 2,
+        tunnelGeneration: 2,
+        lastError: null,
+        savedAt: 0,
+      }),
     );
     expect(await routeDev("203.0.113.10")).toBe("lan1");
     const d = Daemon.start(["agent", "run", "--config", f.configPath], inHost());
@@ -50,7 +71,11 @@ describe.skipIf(noLab)(`server agent daemon (edge unreachable)${noLab ? ` — sk
     expect(await routeDev("203.0.113.10")).toBe("lan2");
     await d.waitFor((l) => String(l.msg).startsWith("HTTP heartbeat failed (unreachable"), "heartbeat failure logged");
     const saved = JSON.parse(readFileSync(join(f.stateDir, "state.json"), "utf8"));
-    expect(saved).toMatchObject({ appliedGeneration: 3, tunnelGeneration: 2, directive: { generation: 3, activeUplink: "isp2" } });
+    expect(saved).toMatchObject({
+      appliedGeneration: 3,
+      tunnelGeneration: 2,
+      directive: { generation: 3, activeUplink: "isp2" },
+    });
 
     // The host's view while running.
     const st = await wanwatch(["agent", "status", "--config", f.configPath]);
@@ -73,7 +98,9 @@ describe.skipIf(noLab)(`server agent daemon (edge unreachable)${noLab ? ` — sk
     expect(all).not.toMatch(/"sig"|signature/i);
     for (const l of d.lines) expect(l).toHaveProperty("msg");
     // A per-uplink problem is logged once, not once per heartbeat.
-    expect(d.lines.filter((l) => l.uplink === "isp1" && String(l.msg).startsWith("HTTP heartbeat failed")).length).toBe(1);
+    expect(d.lines.filter((l) => l.uplink === "isp1" && String(l.msg).startsWith("HTTP heartbeat failed")).length).toBe(
+      1,
+    );
 
     // Stopping removes the policy routing and leaves the switched default route.
     expect(await host!.ns.ip("rule", "show")).not.toMatch(/lookup 110[12]/);
@@ -96,7 +123,17 @@ describe.skipIf(noLab)(`server agent daemon (edge unreachable)${noLab ? ` — sk
     // Nothing left: the saved directive is applied and the host's routes agree with it.
     const uplink = (await routeDev("203.0.113.10")) === "lan1" ? "isp1" : "isp2";
     mkdirSync(f.stateDir, { recursive: true });
-    writeFileSync(join(f.stateDir, "state.json"), JSON.stringify({ version: 1, directive: { generation: 5, activeUplink: uplink, restartTunnels: true }, appliedGeneration: 5, tunnelGeneration: 5, lastError: null, savedAt: 0 }));
+    writeFileSync(
+      join(f.stateDir, "state.json"),
+      JSON.stringify({
+        version: 1,
+        directive: { generation: 5, activeUplink: uplink, restartTunnels: true },
+        appliedGeneration: 5,
+        tunnelGeneration: 5,
+        lastError: null,
+        savedAt: 0,
+      }),
+    );
     const d = Daemon.start(["agent", "run", "--config", f.configPath], inHost());
     await d.waitFor((l) => l.msg === "running", "running");
     await new Promise((r) => setTimeout(r, 700));
@@ -108,7 +145,17 @@ describe.skipIf(noLab)(`server agent daemon (edge unreachable)${noLab ? ` — sk
   it("a host whose routes left the applied directive while it was down (a reboot, a DHCP renewal) is put back at start, before the edge answers", async () => {
     const f = server();
     mkdirSync(f.stateDir, { recursive: true });
-    writeFileSync(join(f.stateDir, "state.json"), JSON.stringify({ version: 1, directive: { generation: 8, activeUplink: "isp1", restartTunnels: false }, appliedGeneration: 8, tunnelGeneration: null, lastError: null, savedAt: 0 }));
+    writeFileSync(
+      join(f.stateDir, "state.json"),
+      JSON.stringify({
+        version: 1,
+        directive: { generation: 8, activeUplink: "isp1", restartTunnels: false },
+        appliedGeneration: 8,
+        tunnelGeneration: null,
+        lastError: null,
+        savedAt: 0,
+      }),
+    );
     // What a reboot leaves: the other LAN's default route preferred.
     await host!.ns.ip("route", "replace", "default", "via", "192.168.2.1", "dev", "lan2", "metric", "10");
     expect(await routeDev("203.0.113.10")).toBe("lan2");
@@ -132,24 +179,45 @@ describe.skipIf(noLab)(`server agent daemon (edge unreachable)${noLab ? ` — sk
     const f = server();
     const marker = join(f.dir, "first-run-done");
     const script = join(f.dir, "restart.sh");
-    writeFileSync(script, `#!/bin/sh\nif [ -e ${marker} ]; then exit 0; fi\ntouch ${marker}\nexec sleep 30\n`, { mode: 0o755 });
+    writeFileSync(script, `#!/bin/sh\nif [ -e ${marker} ]; then exit 0; fi\ntouch ${marker}\nexec sleep 30\n`, {
+      mode: 0o755,
+    });
     const config = JSON.parse(readFileSync(f.configPath, "utf8"));
     writeFileSync(f.configPath, JSON.stringify({ ...config, tunnels: { restart: "command", command: [script] } }));
     mkdirSync(f.stateDir, { recursive: true });
-    writeFileSync(join(f.stateDir, "state.json"), JSON.stringify({ version: 1, directive: { generation: 7, activeUplink: "isp1", restartTunnels: true }, appliedGeneration: 6, tunnelGeneration: 6, lastError: null, savedAt: 0 }));
+    writeFileSync(
+      join(f.stateDir, "state.json"),
+      JSON.stringify({
+        version: 1,
+        directive: { generation: 7, activeUplink: "isp1", restartTunnels: true },
+        appliedGeneration: 6,
+        tunnelGeneration: 6,
+        lastError: null,
+        savedAt: 0,
+      }),
+    );
 
     const first = Daemon.start(["agent", "run", "--config", f.configPath], inHost());
     await first.waitFor((l) => l.msg === "restarting tunnels" && l.generation === 7, "tunnel restart under way");
     first.child.kill("SIGTERM");
     expect(await first.exit).toEqual({ code: 0, signal: null });
-    expect(JSON.parse(readFileSync(join(f.stateDir, "state.json"), "utf8"))).toMatchObject({ appliedGeneration: 7, tunnelGeneration: 6 });
+    expect(JSON.parse(readFileSync(join(f.stateDir, "state.json"), "utf8"))).toMatchObject({
+      appliedGeneration: 7,
+      tunnelGeneration: 6,
+    });
 
     const second = Daemon.start(["agent", "run", "--config", f.configPath], inHost());
-    await second.waitFor((l) => l.msg === "tunnels restarted" && l.generation === 7, "the restart resumed and finished");
+    await second.waitFor(
+      (l) => l.msg === "tunnels restarted" && l.generation === 7,
+      "the restart resumed and finished",
+    );
     expect(second.lines.some((l) => l.msg === "applying directive")).toBe(false); // routes were already done
     second.child.kill("SIGTERM");
     expect((await second.exit).code).toBe(0);
-    expect(JSON.parse(readFileSync(join(f.stateDir, "state.json"), "utf8"))).toMatchObject({ appliedGeneration: 7, tunnelGeneration: 7 });
+    expect(JSON.parse(readFileSync(join(f.stateDir, "state.json"), "utf8"))).toMatchObject({
+      appliedGeneration: 7,
+      tunnelGeneration: 7,
+    });
   }, 40_000);
 
   it("SIGTERM twice: handled once, exits 0", async () => {
@@ -161,12 +229,21 @@ describe.skipIf(noLab)(`server agent daemon (edge unreachable)${noLab ? ` — sk
     expect(await d.exit).toEqual({ code: 0, signal: null });
     expect(d.lines.filter((l) => l.msg === "stopping")).toHaveLength(1);
   });
-
 });
 
 describe("agent daemon on this host (a probe changes no routes)", () => {
   it("a probe starts with one uplink and records no applied generation", async () => {
-    const f = agentFiles({ edge: UNREACHABLE, site: "office", agent: "sbc1", role: "probe", heartbeatMs: 250, uplinks: [{ id: "isp1", interface: "lo" }] }, SECRET);
+    const f = agentFiles(
+      {
+        edge: UNREACHABLE,
+        site: "office",
+        agent: "sbc1",
+        role: "probe",
+        heartbeatMs: 250,
+        uplinks: [{ id: "isp1", interface: "lo" }],
+      },
+      SECRET,
+    );
     const d = Daemon.start(["agent", "run", "--config", f.configPath]);
     await d.waitFor((l) => l.msg === "running", "running");
     expect(d.lines.some((l) => l.msg === "per-uplink routing installed")).toBe(false);
@@ -175,7 +252,14 @@ describe("agent daemon on this host (a probe changes no routes)", () => {
   });
 
   it("an unreadable secret stops startup with exit 2 and one line", async () => {
-    const f = agentFiles({ edge: UNREACHABLE, site: "office", agent: "sbc1", role: "probe", uplinks: [{ id: "isp1", interface: "lo" }], secretFile: "/nonexistent/secret" });
+    const f = agentFiles({
+      edge: UNREACHABLE,
+      site: "office",
+      agent: "sbc1",
+      role: "probe",
+      uplinks: [{ id: "isp1", interface: "lo" }],
+      secretFile: "/nonexistent/secret",
+    });
     const r = await wanwatch(["agent", "run", "--config", f.configPath]);
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toBe("secretFile: /nonexistent/secret does not exist");
@@ -186,7 +270,17 @@ describe("agent daemon on this host (a probe changes no routes)", () => {
     const sockets: Socket[] = [];
     const blackhole = createServer((s) => sockets.push(s));
     await new Promise<void>((r) => blackhole.listen(0, "127.0.0.1", r));
-    const f = agentFiles({ edge: `http://127.0.0.1:${(blackhole.address() as { port: number }).port}`, site: "office", agent: "sbc1", role: "probe", heartbeatMs: 250, uplinks: [{ id: "isp1", interface: "lo" }] }, SECRET);
+    const f = agentFiles(
+      {
+        edge: `http://127.0.0.1:${(blackhole.address() as { port: number }).port}`,
+        site: "office",
+        agent: "sbc1",
+        role: "probe",
+        heartbeatMs: 250,
+        uplinks: [{ id: "isp1", interface: "lo" }],
+      },
+      SECRET,
+    );
     const d = Daemon.start(["agent", "run", "--config", f.configPath]);
     try {
       await d.waitFor((l) => l.msg === "running", "running");

@@ -7,7 +7,10 @@ describe("path to the edge", () => {
   it("reports the lost share and the median of the answers over the last minute only", () => {
     const w = new PathWindow(2_000);
     expect(w.report(0)).toBeNull();
-    [10, null, 30, 20, null].forEach((ms, i) => (w.add(i * 1_000, ms), w.contact(i * 1_000 + 500)));
+    for (const [i, ms] of [10, null, 30, 20, null].entries()) {
+      w.add(i * 1_000, ms);
+      w.contact(i * 1_000 + 500);
+    }
     expect(w.report(5_000)).toEqual({ lossRatio: 0.4, rttMs: 20, samples: 5 });
     // A minute later the first two have left the window.
     w.add(PATH_WINDOW_MS + 1_000, 40);
@@ -18,10 +21,10 @@ describe("path to the edge", () => {
 
   it("counts no loss while the edge answered nothing at all: an outage is not a lossy path", () => {
     const w = new PathWindow(3_000);
-    for (let t = 0; t < 10_000; t += 1_000) (w.add(t, 20), w.contact(t));
+    for (let t = 0; t < 10_000; t += 1_000) w.add(t, 20), w.contact(t);
     // Cut for 30 s: nothing answers, neither handshakes nor heartbeats.
     for (let t = 10_000; t < 40_000; t += 1_000) w.add(t, null);
-    for (let t = 40_000; t < 50_000; t += 1_000) (w.add(t, 20), w.contact(t));
+    for (let t = 40_000; t < 50_000; t += 1_000) w.add(t, 20), w.contact(t);
     // Not even its first and last handshakes: the edge answered on one side of them only.
     expect(w.report(50_000)).toEqual({ lossRatio: 0, rttMs: 20, samples: 20 });
     // Loss between answers is loss.

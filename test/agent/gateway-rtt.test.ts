@@ -6,7 +6,9 @@ import { measureHandshake } from "../../agent/src/host/handshake.ts";
 
 const listening = () =>
   new Promise<{ port: number; close: () => void }>((resolve) => {
-    const srv = createServer((s) => s.destroy()).listen(0, "127.0.0.1", () => resolve({ port: (srv.address() as { port: number }).port, close: () => srv.close() }));
+    const srv = createServer((s) => s.destroy()).listen(0, "127.0.0.1", () =>
+      resolve({ port: (srv.address() as { port: number }).port, close: () => srv.close() }),
+    );
   });
 
 describe("gateway RTT", () => {
@@ -18,7 +20,9 @@ describe("gateway RTT", () => {
     expect(open).toBeTypeOf("number");
     expect(refused).toBeTypeOf("number");
     // Binding to an address this host does not have fails at once: no answer, no throw.
-    expect(await measureHandshake("127.0.0.1", { port: srv.port, localAddress: "192.0.2.77", timeoutMs: 1_000 })).toBeNull();
+    expect(
+      await measureHandshake("127.0.0.1", { port: srv.port, localAddress: "192.0.2.77", timeoutMs: 1_000 }),
+    ).toBeNull();
   });
 
   it("keeps the latest figure, and looks the gateway up again after a miss", async () => {
@@ -28,7 +32,8 @@ describe("gateway RTT", () => {
     const g = new GatewayRtt(async () => (asked.push(String(answer)), answer), 50, { port: srv.port });
     g.start();
     const until = async (pred: () => boolean, what: string) => {
-      for (const t0 = Date.now(); !pred(); await new Promise((r) => setTimeout(r, 10))) if (Date.now() - t0 > 10_000) throw new Error(`not within 10 s: ${what}`);
+      for (const t0 = Date.now(); !pred(); await new Promise((r) => setTimeout(r, 10)))
+        if (Date.now() - t0 > 10_000) throw new Error(`not within 10 s: ${what}`);
     };
     await until(() => asked.length >= 2, "two lookups while there is no gateway");
     expect(g.latest).toBeNull();

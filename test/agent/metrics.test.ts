@@ -5,8 +5,18 @@ import type { UplinkConfig } from "../../agent/src/config/schema.ts";
 import type { Route } from "../../agent/src/host/ip.ts";
 import { ACTIVE_METRIC, desiredMetric, planDefaultRoutes, type RouteTarget } from "../../agent/src/host/metrics.ts";
 
-const uplinks: UplinkConfig[] = [1, 2, 3].map((n) => ({ id: `isp${n}`, interface: `lan${n}`, gateway: `192.168.${n}.1` }));
-const targetsFor = (active: string): RouteTarget[] => uplinks.map((u) => ({ uplink: u.id, dev: u.interface, gateway: u.gateway!, metric: desiredMetric(uplinks, u.id, active) }));
+const uplinks: UplinkConfig[] = [1, 2, 3].map((n) => ({
+  id: `isp${n}`,
+  interface: `lan${n}`,
+  gateway: `192.168.${n}.1`,
+}));
+const targetsFor = (active: string): RouteTarget[] =>
+  uplinks.map((u) => ({
+    uplink: u.id,
+    dev: u.interface,
+    gateway: u.gateway!,
+    metric: desiredMetric(uplinks, u.id, active),
+  }));
 
 /** What the kernel's main table holds after running the plan (replace = add or update by dev+metric). */
 function applyPlan(routes: Route[], plan: string[][]): Route[] {
@@ -15,7 +25,9 @@ function applyPlan(routes: Route[], plan: string[][]): Route[] {
     const dev = argv[argv.indexOf("dev") + 1]!;
     const metric = Number(argv[argv.indexOf("metric") + 1]);
     const gateway = argv.includes("via") ? argv[argv.indexOf("via") + 1] : undefined;
-    rs = rs.filter((r) => !(r.dst === "default" && (r.metric ?? 0) === metric && (argv[1] === "del" ? r.dev === dev : true)));
+    rs = rs.filter(
+      (r) => !(r.dst === "default" && (r.metric ?? 0) === metric && (argv[1] === "del" ? r.dev === dev : true)),
+    );
     if (argv[1] === "replace") rs.push({ dst: "default", dev, gateway, metric });
     // Never without a default route, at any step.
     expect(rs.some((r) => r.dst === "default")).toBe(true);
@@ -40,21 +52,31 @@ describe("default route plan (iproute2 backend)", () => {
 
   it("reaches the target from any starting table, never without a default route, and is then idempotent", () => {
     fc.assert(
-      fc.property(fc.uniqueArray(route, { minLength: 1, maxLength: 6, selector: (r) => r.metric }), fc.constantFrom("isp1", "isp2", "isp3"), (start, active) => {
-        const targets = targetsFor(active);
-        const after = applyPlan(start, planDefaultRoutes(start, targets));
-        for (const t of targets) expect(after).toContainEqual({ dst: "default", dev: t.dev, gateway: t.gateway, metric: t.metric });
-        // Managed interfaces keep exactly their target route; unmanaged ones are left alone.
-        expect(after.filter((r) => r.dev !== "wg0")).toHaveLength(targets.length);
-        expect(after.filter((r) => r.dev === "wg0")).toEqual(start.filter((r) => r.dev === "wg0" && !after.some((a) => a.dev !== "wg0" && a.metric === r.metric)));
-        expect(planDefaultRoutes(after, targets)).toEqual([]);
-      }),
+      fc.property(
+        fc.uniqueArray(route, { minLength: 1, maxLength: 6, selector: (r) => r.metric }),
+        fc.constantFrom("isp1", "isp2", "isp3"),
+        (start, active) => {
+          const targets = targetsFor(active);
+          const after = applyPlan(start, planDefaultRoutes(start, targets));
+          for (const t of targets)
+            expect(after).toContainEqual({ dst: "default", dev: t.dev, gateway: t.gateway, metric: t.metric });
+          // Managed interfaces keep exactly their target route; unmanaged ones are left alone.
+          expect(after.filter((r) => r.dev !== "wg0")).toHaveLength(targets.length);
+          expect(after.filter((r) => r.dev === "wg0")).toEqual(
+            start.filter((r) => r.dev === "wg0" && !after.some((a) => a.dev !== "wg0" && a.metric === r.metric)),
+          );
+          expect(planDefaultRoutes(after, targets)).toEqual([]);
+        },
+      ),
       { numRuns: 500 },
     );
   });
 
   it("adds the active route before deleting anything", () => {
-    const start: Route[] = [{ dst: "default", dev: "lan1", gateway: "192.168.1.1", metric: 100 }, { dst: "default", dev: "lan2", gateway: "192.168.2.1", metric: 101 }];
+    const start: Route[] = [
+      { dst: "default", dev: "lan1", gateway: "192.168.1.1", metric: 100 },
+      { dst: "default", dev: "lan2", gateway: "192.168.2.1", metric: 101 },
+    ];
     const plan = planDefaultRoutes(start, targetsFor("isp2"));
     expect(plan[0]).toEqual(["route", "replace", "default", "via", "192.168.2.1", "dev", "lan2", "metric", "100"]);
     expect(plan.findIndex((a) => a[1] === "del")).toBeGreaterThan(plan.findIndex((a) => a[1] === "replace"));

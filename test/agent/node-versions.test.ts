@@ -3,7 +3,8 @@
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLocalEdge, type LocalEdge } from "../../tools/local-edge.ts";
-import { Daemon, NODE18, NODE20, NODE22, agentFiles, buildBundle, tempDir, wanwatch } from "./support.ts";
+import { Daemon, NODE18, NODE20, NODE22, buildBundle, wanwatch } from "../../lab/agent-process.ts";
+import { agentFiles, tempDir } from "./support.ts";
 
 let edge: LocalEdge;
 const SITE = "nodes";
@@ -11,7 +12,13 @@ const SITE = "nodes";
 beforeAll(async () => {
   buildBundle();
   edge = await startLocalEdge({ stateDir: tempDir("wanwatch-edge-") });
-  await edge.api("PUT", `/v1/sites/${SITE}`, { uplinks: [{ id: "isp1", priority: 1 }, { id: "isp2", priority: 2 }], policy: { heartbeatMs: 250, downAfterMs: 1000 } });
+  await edge.api("PUT", `/v1/sites/${SITE}`, {
+    uplinks: [
+      { id: "isp1", priority: 1 },
+      { id: "isp2", priority: 2 },
+    ],
+    policy: { heartbeatMs: 250, downAfterMs: 1000 },
+  });
 }, 90_000);
 
 afterAll(async () => {
@@ -26,12 +33,17 @@ const nodes = [
 
 describe.each(nodes)("Node $name", ({ name, node, agent }) => {
   it("is the Node it claims to be", () => {
-    expect(execFileSync(node, ["-p", "process.versions.node"], { encoding: "utf8" })).toMatch(new RegExp(`^${name}\\.`));
+    expect(execFileSync(node, ["-p", "process.versions.node"], { encoding: "utf8" })).toMatch(
+      new RegExp(`^${name}\\.`),
+    );
   });
 
   it("agent run: heartbeats are accepted by the edge; doctor passes; SIGTERM stops it cleanly", async () => {
     const { secret } = await edge.api("POST", `/v1/sites/${SITE}/agents`, { id: agent, role: "probe", uplink: "isp1" });
-    const f = agentFiles({ edge: edge.url, site: SITE, agent, role: "probe", uplinks: [{ id: "isp1", interface: "lo" }] }, secret);
+    const f = agentFiles(
+      { edge: edge.url, site: SITE, agent, role: "probe", uplinks: [{ id: "isp1", interface: "lo" }] },
+      secret,
+    );
     const d = Daemon.start(["agent", "run", "--config", f.configPath], { node });
     try {
       await d.waitFor((l) => l.msg === "edge answering", "an accepted heartbeat");

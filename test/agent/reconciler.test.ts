@@ -1,9 +1,19 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { initialState, step, type Effect, type ReconcilerEvent, type ReconcilerState } from "../../agent/src/directive/reconciler.ts";
+import {
+  initialState,
+  step,
+  type Effect,
+  type ReconcilerEvent,
+  type ReconcilerState,
+} from "../../agent/src/directive/reconciler.ts";
 
 const opts = { retryDelay: (n: number) => 1_000 * 2 ** n };
-const d = (generation: number, activeUplink = "isp1", restartTunnels = false) => ({ generation, activeUplink, restartTunnels });
+const d = (generation: number, activeUplink = "isp1", restartTunnels = false) => ({
+  generation,
+  activeUplink,
+  restartTunnels,
+});
 const ops = (effects: Effect[]) => effects.filter((e) => e.kind === "apply" || e.kind === "restart-tunnels");
 
 function run(state: ReconcilerState, events: [ReconcilerEvent, number][]) {
@@ -122,13 +132,25 @@ describe("reconciler", () => {
   });
 
   it("resumes from saved state: applied but tunnels pending → restart tunnels only", () => {
-    const r = step(initialState({ directive: d(9, "isp1", true), appliedGeneration: 9, tunnelGeneration: 8 }), { kind: "tick" }, 0, opts);
+    const r = step(
+      initialState({ directive: d(9, "isp1", true), appliedGeneration: 9, tunnelGeneration: 8 }),
+      { kind: "tick" },
+      0,
+      opts,
+    );
     expect(ops(r.effects)).toEqual([{ kind: "restart-tunnels", generation: 9 }]);
   });
 
   it("property: whatever order directives and results arrive in, one operation at a time, and the newest generation ends applied", () => {
     const event = fc.oneof(
-      fc.record({ kind: fc.constant("directive" as const), directive: fc.record({ generation: fc.integer({ min: 0, max: 20 }), activeUplink: fc.constantFrom("isp1", "isp2"), restartTunnels: fc.boolean() }) }),
+      fc.record({
+        kind: fc.constant("directive" as const),
+        directive: fc.record({
+          generation: fc.integer({ min: 0, max: 20 }),
+          activeUplink: fc.constantFrom("isp1", "isp2"),
+          restartTunnels: fc.boolean(),
+        }),
+      }),
       fc.record({ kind: fc.constant("fail" as const) }),
       fc.record({ kind: fc.constant("ok" as const) }),
       fc.record({ kind: fc.constant("tick" as const) }),
@@ -142,8 +164,12 @@ describe("reconciler", () => {
         let maxGen = -1;
         const doneFor = (busy: ReconcilerState["busy"], ok: boolean): ReconcilerEvent =>
           busy!.op === "apply"
-            ? ok ? { kind: "applied", generation: busy!.generation } : { kind: "apply-failed", generation: busy!.generation, error: "e" }
-            : ok ? { kind: "tunnels-restarted", generation: busy!.generation } : { kind: "tunnels-failed", generation: busy!.generation, error: "e" };
+            ? ok
+              ? { kind: "applied", generation: busy!.generation }
+              : { kind: "apply-failed", generation: busy!.generation, error: "e" }
+            : ok
+              ? { kind: "tunnels-restarted", generation: busy!.generation }
+              : { kind: "tunnels-failed", generation: busy!.generation, error: "e" };
         const feed = (e: ReconcilerEvent) => {
           const r = step(s, e, now, opts);
           for (const x of r.effects)
@@ -156,7 +182,8 @@ describe("reconciler", () => {
           // One operation at a time.
           expect(ops(r.effects).length).toBeLessThanOrEqual(1);
           // A new operation starts only when none is running, or as the running one ends.
-          if (ops(r.effects).length) expect(s.busy === null || (e.kind !== "directive" && e.kind !== "tick")).toBe(true);
+          if (ops(r.effects).length)
+            expect(s.busy === null || (e.kind !== "directive" && e.kind !== "tick")).toBe(true);
           s = r.state;
         };
         for (const e of events) {
@@ -203,7 +230,9 @@ describe("reconciler: route drift (level-triggered)", () => {
       [{ kind: "applied", generation: 2 }, 1_300],
     ]);
     expect(ops(s.effects)).toEqual([{ kind: "apply", generation: 2, activeUplink: "isp2" }]);
-    expect(repaired(s.effects)).toEqual([{ kind: "drift-repaired", at: 1_000, routed: v4("isp1"), activeUplink: "isp2", repairedInMs: 300 }]);
+    expect(repaired(s.effects)).toEqual([
+      { kind: "drift-repaired", at: 1_000, routed: v4("isp1"), activeUplink: "isp2", repairedInMs: 300 },
+    ]);
     expect(s.state).toMatchObject({ drift: null, appliedGeneration: 2, tunnelGeneration: 2, busy: null });
   });
 
@@ -214,10 +243,19 @@ describe("reconciler: route drift (level-triggered)", () => {
 
   it("takes IPv6 leaving through another uplink for a drift, unless the active uplink has no IPv6 to offer", () => {
     const both = ["isp1", "isp2"];
-    expect(ops(step(onIsp2(), { kind: "routes", routed: { ipv4: "isp2", ipv6: "isp1", withIpv6: both } }, 1_000, opts).effects)).toEqual([{ kind: "apply", generation: 2, activeUplink: "isp2" }]);
-    expect(step(onIsp2(), { kind: "routes", routed: { ipv4: "isp2", ipv6: "isp2", withIpv6: both } }, 1_000, opts).effects).toEqual([]);
+    expect(
+      ops(
+        step(onIsp2(), { kind: "routes", routed: { ipv4: "isp2", ipv6: "isp1", withIpv6: both } }, 1_000, opts).effects,
+      ),
+    ).toEqual([{ kind: "apply", generation: 2, activeUplink: "isp2" }]);
+    expect(
+      step(onIsp2(), { kind: "routes", routed: { ipv4: "isp2", ipv6: "isp2", withIpv6: both } }, 1_000, opts).effects,
+    ).toEqual([]);
     // IPv6 on isp1 only: it can only leave that way, and re-applying would change nothing.
-    expect(step(onIsp2(), { kind: "routes", routed: { ipv4: "isp2", ipv6: "isp1", withIpv6: ["isp1"] } }, 1_000, opts).effects).toEqual([]);
+    expect(
+      step(onIsp2(), { kind: "routes", routed: { ipv4: "isp2", ipv6: "isp1", withIpv6: ["isp1"] } }, 1_000, opts)
+        .effects,
+    ).toEqual([]);
   });
 
   it("sees no drift while the routes agree, before anything was applied, or while a switch is under way", () => {
@@ -226,7 +264,12 @@ describe("reconciler: route drift (level-triggered)", () => {
     const switching = step(onIsp2(), { kind: "directive", directive: d(3, "isp1") }, 1_000, opts).state;
     expect(switching.busy).toEqual({ op: "apply", generation: 3 });
     expect(step(switching, { kind: "routes", routed: v4("isp2") }, 1_001, opts).state.drift).toBeNull();
-    const failed = step(switching, { kind: "apply-failed", generation: 3, error: "nmcli: timed out" }, 1_002, opts).state;
+    const failed = step(
+      switching,
+      { kind: "apply-failed", generation: 3, error: "nmcli: timed out" },
+      1_002,
+      opts,
+    ).state;
     expect(ops(step(failed, { kind: "routes", routed: v4("isp2") }, 1_003, opts).effects)).toEqual([]);
   });
 
@@ -237,7 +280,9 @@ describe("reconciler: route drift (level-triggered)", () => {
     ]);
     expect(failing.state.drift).toEqual({ since: 1_000, routed: v4("isp1") });
     expect(failing.effects).toContainEqual({ kind: "wake", at: 2_050 });
-    expect(ops(step(failing.state, { kind: "tick" }, 2_050, opts).effects)).toEqual([{ kind: "apply", generation: 2, activeUplink: "isp2" }]);
+    expect(ops(step(failing.state, { kind: "tick" }, 2_050, opts).effects)).toEqual([
+      { kind: "apply", generation: 2, activeUplink: "isp2" },
+    ]);
     const superseded = run(failing.state, [
       [{ kind: "directive", directive: d(3, "isp1") }, 1_500],
       [{ kind: "applied", generation: 3 }, 1_600],

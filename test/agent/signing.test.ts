@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { deriveSigningKey, importSigningKey, newSecret, sign, verify } from "../../shared/src/index.ts";
+import { deriveSigningKey, importSigningKey, newSecret, sign, verify } from "#shared";
 import { EdgeClock } from "../../agent/src/edge/clock.ts";
 import { EdgeSigner } from "../../agent/src/edge/signer.ts";
 import { respellings } from "../respell.ts";
@@ -12,7 +12,13 @@ async function pair() {
   return { edgeKey, agent };
 }
 
-const directive = (now: number) => JSON.stringify({ type: "directive", directive: { generation: 3, activeUplink: "isp2", restartTunnels: false }, now, ackSeq: 7 });
+const directive = (now: number) =>
+  JSON.stringify({
+    type: "directive",
+    directive: { generation: 3, activeUplink: "isp2", restartTunnels: false },
+    now,
+    ackSeq: 7,
+  });
 
 describe("agent signing with the shared module", () => {
   it("the edge verifies what the agent signs (up)", async () => {
@@ -21,7 +27,9 @@ describe("agent signing with the shared module", () => {
     const sig = await agent.sign(body, 1_000);
     expect(await verify(edgeKey, { direction: "up", site: "office", agent: "srv1", ts: 1_000, body }, sig)).toBe(true);
     expect(await verify(edgeKey, { direction: "up", site: "office", agent: "srv1", ts: 1_001, body }, sig)).toBe(false);
-    expect(await verify(edgeKey, { direction: "down", site: "office", agent: "srv1", ts: 1_000, body }, sig)).toBe(false);
+    expect(await verify(edgeKey, { direction: "down", site: "office", agent: "srv1", ts: 1_000, body }, sig)).toBe(
+      false,
+    );
   });
 
   it("the agent accepts what the edge signs (down) and rejects tampering, other agents and the wrong direction", async () => {
@@ -45,9 +53,15 @@ describe("agent signing with the shared module", () => {
   it("WebSocket frames: signed ones are verified, unsigned errors are reported but not trusted", async () => {
     const { edgeKey, agent } = await pair();
     const body = directive(9_000);
-    const frame = JSON.stringify({ ts: 9_000, sig: await sign(edgeKey, { direction: "down", site: "office", agent: "srv1", ts: 9_000, body }), body });
+    const frame = JSON.stringify({
+      ts: 9_000,
+      sig: await sign(edgeKey, { direction: "down", site: "office", agent: "srv1", ts: 9_000, body }),
+      body,
+    });
     expect((await agent.verifyFrame(frame)).ok).toBe(true);
-    const unsigned = await agent.verifyFrame(JSON.stringify({ type: "error", now: 9_000, error: { code: "stale_timestamp", message: "x" } }));
+    const unsigned = await agent.verifyFrame(
+      JSON.stringify({ type: "error", now: 9_000, error: { code: "stale_timestamp", message: "x" } }),
+    );
     expect(unsigned.ok).toBe(false);
     expect(unsigned.unsigned?.type).toBe("error");
     // A directive without a signature is never accepted.
@@ -68,7 +82,9 @@ describe("agent signing with the shared module", () => {
   it("round trip through frame(): the body is the exact signed string", async () => {
     const { edgeKey, agent } = await pair();
     const f = await agent.frame('{"a":1}', 42);
-    expect(await verify(edgeKey, { direction: "up", site: "office", agent: "srv1", ts: f.ts, body: f.body }, f.sig)).toBe(true);
+    expect(
+      await verify(edgeKey, { direction: "up", site: "office", agent: "srv1", ts: f.ts, body: f.body }, f.sig),
+    ).toBe(true);
   });
 });
 

@@ -4,7 +4,8 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { startLocalEdge, type LocalEdge } from "../../tools/local-edge.ts";
-import { buildBundle, tempDir, wanwatch } from "./support.ts";
+import { buildBundle, wanwatch } from "../../lab/agent-process.ts";
+import { tempDir } from "./support.ts";
 
 let edge: LocalEdge;
 const admin = () => ({ env: { WANWATCH_ADMIN_TOKEN: edge.adminToken } });
@@ -26,18 +27,27 @@ afterAll(async () => {
 it("a misspelled site: what the edge says, and the CLI command that fixes it (no raw HTTP)", async () => {
   const r = await wanwatch(["site", "status", ...at("ofice")], admin());
   expect(r.code).toBe(1);
-  expect(r.stderr).toMatch(/^wanwatch: site ofice: no site "ofice" on this edge; the sites here, closest first: office.*To create it: wanwatch site apply FILE --site ofice \(site_not_found\)\n$/);
+  expect(r.stderr).toMatch(
+    /^wanwatch: site ofice: no site "ofice" on this edge; the sites here, closest first: office.*To create it: wanwatch site apply FILE --site ofice \(site_not_found\)\n$/,
+  );
 });
 
 it("enrolling an id that exists suggests --rotate", async () => {
-  expect((await wanwatch(["site", "enroll", "--id", "sbc9", "--role", "probe", "--uplink", "isp1", ...at()], admin())).code).toBe(0);
+  expect(
+    (await wanwatch(["site", "enroll", "--id", "sbc9", "--role", "probe", "--uplink", "isp1", ...at()], admin())).code,
+  ).toBe(0);
   const r = await wanwatch(["site", "enroll", "--id", "sbc9", "--role", "probe", "--uplink", "isp1", ...at()], admin());
   expect(r.code).toBe(1);
-  expect(r.stderr).toContain("for a new secret run wanwatch site enroll --id sbc9 --rotate --site office (agent_exists)\n");
+  expect(r.stderr).toContain(
+    "for a new secret run wanwatch site enroll --id sbc9 --rotate --site office (agent_exists)\n",
+  );
 });
 
 it("override --for 2h", async () => {
-  const r = await wanwatch(["site", "override", "--uplink", "isp2", "--for", "2h", "--reason", "maintenance", ...at()], admin());
+  const r = await wanwatch(
+    ["site", "override", "--uplink", "isp2", "--for", "2h", "--reason", "maintenance", ...at()],
+    admin(),
+  );
   expect(r.code, r.stderr).toBe(0);
   expect(r.stdout).toMatch(/^site office: isp2 pinned for 7200 s \(maintenance\)/);
   expect((await wanwatch(["site", "override", "--clear", ...at()], admin())).code).toBe(0);
@@ -49,12 +59,26 @@ async function runHostCommand(stdout: string, secret: string, dir: string) {
   expect(line).not.toContain(secret);
   expect(line.endsWith(" --secret-stdin")).toBe(true);
   const args = line.trim().replaceAll("=IFACE", "=lo").split(" ").slice(1);
-  const paths = ["--config", join(dir, "agent.yaml"), "--secret-file", join(dir, "secret"), "--state-dir", join(dir, "state"), "--unit", join(dir, "wanwatch.service"), "--prefix", join(dir, "usr")];
+  const paths = [
+    "--config",
+    join(dir, "agent.yaml"),
+    "--secret-file",
+    join(dir, "secret"),
+    "--state-dir",
+    join(dir, "state"),
+    "--unit",
+    join(dir, "wanwatch.service"),
+    "--prefix",
+    join(dir, "usr"),
+  ];
   return wanwatch([...args, ...paths], { input: `${secret}\n` });
 }
 
 it("site enroll prints a host command that works for a probe and for a server, the secret never on it", async () => {
-  for (const [id, role, extra] of [["sbc1", "probe", ["--uplink", "isp1"]], ["srv1", "server", []]] as const) {
+  for (const [id, role, extra] of [
+    ["sbc1", "probe", ["--uplink", "isp1"]],
+    ["srv1", "server", []],
+  ] as const) {
     const r = await wanwatch(["site", "enroll", "--id", id, "--role", role, ...extra, ...at()], admin());
     expect(r.code, r.stderr).toBe(0);
     const secret = r.stdout.split("\n")[2]!;

@@ -5,7 +5,8 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { startLocalEdge, type LocalEdge } from "../../tools/local-edge.ts";
-import { Daemon, agentFiles, buildBundle, httpOnlyProxy, tempDir, wanwatch } from "./support.ts";
+import { Daemon, buildBundle, wanwatch } from "../../lab/agent-process.ts";
+import { agentFiles, httpOnlyProxy, tempDir } from "./support.ts";
 
 const SITE = "timing";
 let edge: LocalEdge;
@@ -29,8 +30,13 @@ afterAll(async () => {
 
 async function applyPolicy(heartbeatMs: number): Promise<void> {
   const file = join(tempDir(), "site.yaml");
-  writeFileSync(file, `uplinks:\n  - { id: isp1, priority: 1 }\n  - { id: isp2, priority: 2 }\npolicy: { heartbeatMs: ${heartbeatMs}, downAfterMs: 3000, failbackAfterMs: 0, minDwellMs: 0 }\n`);
-  const r = await wanwatch(["site", "apply", file, "--edge", edge.url, "--site", SITE], { env: { WANWATCH_ADMIN_TOKEN: edge.adminToken } });
+  writeFileSync(
+    file,
+    `uplinks:\n  - { id: isp1, priority: 1 }\n  - { id: isp2, priority: 2 }\npolicy: { heartbeatMs: ${heartbeatMs}, downAfterMs: 3000, failbackAfterMs: 0, minDwellMs: 0 }\n`,
+  );
+  const r = await wanwatch(["site", "apply", file, "--edge", edge.url, "--site", SITE], {
+    env: { WANWATCH_ADMIN_TOKEN: edge.adminToken },
+  });
   expect(r.code, r.stderr).toBe(0);
 }
 
@@ -39,7 +45,10 @@ async function interval(ms: number): Promise<number> {
   const from = Date.now();
   await new Promise((r) => setTimeout(r, ms));
   const seen = beats.filter((t) => t >= from);
-  const gaps = seen.slice(1).map((t, i) => t - seen[i]!).sort((a, b) => a - b);
+  const gaps = seen
+    .slice(1)
+    .map((t, i) => t - seen[i]!)
+    .sort((a, b) => a - b);
   return gaps[Math.floor(gaps.length / 2)] ?? Infinity;
 }
 
@@ -47,14 +56,30 @@ it("the site's heartbeatMs 1000 → 500 → 1000 ms: running agents follow withi
   await applyPolicy(1000);
   const agents: Daemon[] = [];
   try {
-    for (const [id, uplink] of [["p1", "isp1"], ["p2", "isp2"]] as const) {
+    for (const [id, uplink] of [
+      ["p1", "isp1"],
+      ["p2", "isp2"],
+    ] as const) {
       const { secret } = await edge.api("POST", `/v1/sites/${SITE}/agents`, { id, role: "probe", uplink });
       // Installed with 2 s: a bootstrap value only, until the edge's first answer.
-      const f = agentFiles({ edge: proxy.url, site: SITE, agent: id, role: "probe", heartbeatMs: 2000, uplinks: [{ id: uplink, interface: "lo" }] }, secret);
+      const f = agentFiles(
+        {
+          edge: proxy.url,
+          site: SITE,
+          agent: id,
+          role: "probe",
+          heartbeatMs: 2000,
+          uplinks: [{ id: uplink, interface: "lo" }],
+        },
+        secret,
+      );
       agents.push(Daemon.start(["agent", "run", "--config", f.configPath]));
     }
     const [p1] = agents as [Daemon];
-    await p1.waitFor((l) => l.msg === "heartbeat interval from the site's policy" && l.toMs === 1000, "the site's 1 s adopted");
+    await p1.waitFor(
+      (l) => l.msg === "heartbeat interval from the site's policy" && l.toMs === 1000,
+      "the site's 1 s adopted",
+    );
     await new Promise((r) => setTimeout(r, 3_500)); // both uplinks heard, the site settled
     const settled = await edge.api("GET", `/v1/sites/${SITE}/status`);
     expect(settled.uplinks.map((u: { state: string }) => u.state)).toEqual(["up", "up"]);
@@ -63,7 +88,11 @@ it("the site's heartbeatMs 1000 → 500 → 1000 ms: running agents follow withi
 
     const changedAt = Date.now();
     await applyPolicy(500);
-    const adopted = await p1.waitFor((l) => l.msg === "heartbeat interval from the site's policy" && l.toMs === 500, "500 ms adopted", 5_000);
+    const adopted = await p1.waitFor(
+      (l) => l.msg === "heartbeat interval from the site's policy" && l.toMs === 500,
+      "500 ms adopted",
+      5_000,
+    );
     // Within one heartbeat of the old interval (plus the answer's way back).
     expect(Date.parse(adopted.time) - changedAt).toBeLessThan(1_500);
     const fast = await interval(4_000);
@@ -71,7 +100,11 @@ it("the site's heartbeatMs 1000 → 500 → 1000 ms: running agents follow withi
     expect(fast).toBeLessThan(600);
 
     await applyPolicy(1000);
-    await p1.waitFor((l) => l.msg === "heartbeat interval from the site's policy" && l.toMs === 1000 && Date.parse(l.time) > changedAt, "back to 1 s", 5_000);
+    await p1.waitFor(
+      (l) => l.msg === "heartbeat interval from the site's policy" && l.toMs === 1000 && Date.parse(l.time) > changedAt,
+      "back to 1 s",
+      5_000,
+    );
     expect(await interval(4_000)).toBeGreaterThan(900);
 
     const events = (await edge.api("GET", `/v1/sites/${SITE}/events?limit=1000`)) as { kind: string }[];

@@ -7,9 +7,9 @@ import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { SiteEvent, SiteStatus } from "../../shared/src/index.ts";
+import type { SiteEvent, SiteStatus } from "#shared";
 import { SimAgent, type World } from "../../demo/sim-agent.ts";
-import { buildBundle, wanwatch } from "../agent/support.ts";
+import { buildBundle, wanwatch } from "../../lab/agent-process.ts";
 import { freePort, startLocalEdge, type LocalEdge } from "../../tools/local-edge.ts";
 
 interface Received {
@@ -51,10 +51,12 @@ class Receiver {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until<T>(pick: () => T | Promise<T>, what: string, ms = 20_000): Promise<NonNullable<T>> {
+type Truthy<T> = Exclude<T, false | 0 | "" | null | undefined>;
+
+async function until<T>(pick: () => T | Promise<T>, what: string, ms = 20_000): Promise<Truthy<T>> {
   for (const end = Date.now() + ms; ; await sleep(100)) {
     const v = await pick();
-    if (v) return v as NonNullable<T>;
+    if (v) return v as Truthy<T>;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
   }
 }
@@ -76,13 +78,19 @@ describe("notifications to a real receiver", () => {
 
   async function site(id: string, notify: { kind: string; url: string }[], failbackAfterMs = 60_000) {
     await api("PUT", `/v1/sites/${id}`, {
-      uplinks: [{ id: "isp1", priority: 1, name: "Fiber" }, { id: "isp2", priority: 2, name: "LTE" }],
+      uplinks: [
+        { id: "isp1", priority: 1, name: "Fiber" },
+        { id: "isp2", priority: 2, name: "LTE" },
+      ],
       policy: { heartbeatMs: 300, downAfterMs: 900, failbackAfterMs, minDwellMs: 0 },
       tunnels: { restart: "none" },
       notify,
     });
     const hooks = { onApply: () => undefined, onRestart: () => undefined };
-    for (const [agent, uplink] of [["sbc1", "isp1"], ["sbc2", "isp2"]] as const) {
+    for (const [agent, uplink] of [
+      ["sbc1", "isp1"],
+      ["sbc2", "isp2"],
+    ] as const) {
       const { secret } = await api("POST", `/v1/sites/${id}/agents`, { id: agent, role: "probe", uplink });
       agents.push(await SimAgent.create(edge.url, id, agent, [uplink], secret, hooks));
     }
@@ -121,25 +129,56 @@ describe("notifications to a real receiver", () => {
     ]);
     world.up.isp1 = false;
     try {
-      await until(() => receiver.delivered("/hook").find((r) => JSON.parse(r.body).trigger === "failover"), "the failover webhook");
+      await until(
+        () => receiver.delivered("/hook").find((r) => JSON.parse(r.body).trigger === "failover"),
+        "the failover webhook",
+      );
       const hook = JSON.parse(receiver.delivered("/hook").find((r) => JSON.parse(r.body).trigger === "failover")!.body);
-      expect(hook).toMatchObject({ site: "notify-kinds", trigger: "failover", severity: "bad", replaced: 0, event: { kind: "switch", data: { from: "isp1", to: "isp2", reason: "failover" } } });
+      expect(hook).toMatchObject({
+        site: "notify-kinds",
+        trigger: "failover",
+        severity: "bad",
+        replaced: 0,
+        event: { kind: "switch", data: { from: "isp1", to: "isp2", reason: "failover" } },
+      });
       expect(hook.id).toBe(`notify-kinds:${hook.event.seq}`);
 
-      const slack = await until(() => receiver.delivered("/slack/T000/B000/XXXX").map((r) => JSON.parse(r.body).text).find((t: string) => t.includes("failover")), "slack");
+      const slack = await until(
+        () =>
+          receiver
+            .delivered("/slack/T000/B000/XXXX")
+            .map((r) => JSON.parse(r.body).text)
+            .find((t: string) => t.includes("failover")),
+        "slack",
+      );
       expect(slack).toBe(`wanwatch notify-kinds: failover: isp1 → isp2 (generation 2)`);
-      const discord = await until(() => receiver.delivered("/discord/123/abc").map((r) => JSON.parse(r.body)).find((b) => b.content.includes("failover")), "discord");
+      const discord = await until(
+        () =>
+          receiver
+            .delivered("/discord/123/abc")
+            .map((r) => JSON.parse(r.body))
+            .find((b) => b.content.includes("failover")),
+        "discord",
+      );
       expect(discord.allowed_mentions).toEqual({ parse: [] });
       const ntfy = await until(() => receiver.delivered(secretPath).find((r) => r.body.includes("failover")), "ntfy");
       expect(ntfy.headers).toMatchObject({ title: "wanwatch notify-kinds: failover", priority: "4", tags: "warning" });
-      await until(() => receiver.delivered("/hook").find((r) => JSON.parse(r.body).trigger === "uplink-down"), "uplink-down webhook");
+      await until(
+        () => receiver.delivered("/hook").find((r) => JSON.parse(r.body).trigger === "uplink-down"),
+        "uplink-down webhook",
+      );
 
       const log = await until(async () => {
         const e = await events("notify-kinds");
         return e.filter((x) => x.kind === "notify" && x.data?.trigger === "failover").length === 4 && e;
       }, "four delivery records");
       const host = new URL(receiver.url).host;
-      expect(log.filter((e) => e.kind === "notify" && e.data?.trigger === "failover").map((e) => e.message).sort()).toEqual(
+      expect(
+        log
+          .filter((e) => e.kind === "notify" && e.data?.trigger === "failover")
+          .map((e) => e.message)
+          .sort(),
+      ).toEqual(
         ["discord", "ntfy", "slack", "webhook"].map((k) => `notified ${k} (${host}) of failover: delivered (HTTP 200)`),
       );
       // A target's URL may hold a secret: no event names more than its host.
@@ -178,15 +217,22 @@ describe("notifications to a real receiver", () => {
 
     const record = (await events("notify-retry")).find((e) => e.kind === "notify")!;
     expect(record.data!.attempts).toBeGreaterThan(1);
-    expect(record.message).toMatch(/^notified webhook \(127\.0\.0\.1:\d+\) of failback: delivered \(HTTP 200, attempt \d+\)$/);
-    console.log(`[notify] receiver refused ${refusedBeforeRecovery} attempts (503), edge restarted, delivered on attempt ${record.data!.attempts}`);
+    expect(record.message).toMatch(
+      /^notified webhook \(127\.0\.0\.1:\d+\) of failback: delivered \(HTTP 200, attempt \d+\)$/,
+    );
+    console.log(
+      `[notify] receiver refused ${refusedBeforeRecovery} attempts (503), edge restarted, delivered on attempt ${record.data!.attempts}`,
+    );
   });
 
   it("gives up at once on a receiver that says the address is wrong, and says so", async () => {
     receiver.answer.set("/gone", 404);
     await site("notify-gone", [{ kind: "webhook", url: `${receiver.url}/gone` }]);
     await api("POST", "/v1/sites/notify-gone/override", { uplink: "isp2", forSeconds: 600, reason: "test" });
-    const failed = await until(async () => (await events("notify-gone")).find((e) => e.kind === "notify-failed"), "the failure record");
+    const failed = await until(
+      async () => (await events("notify-gone")).find((e) => e.kind === "notify-failed"),
+      "the failure record",
+    );
     expect(failed.message).toMatch(/^could not notify webhook \(127\.0\.0\.1:\d+\) of switch: HTTP 404, not retried$/);
     await sleep(1_500);
     expect(receiver.got.filter((r) => r.path === "/gone")).toHaveLength(1);
@@ -197,29 +243,58 @@ describe("notifications to a real receiver", () => {
     await site("notify-down", [{ kind: "webhook", url: `${receiver.url}/down` }]);
     const asked = Date.now();
     await api("POST", "/v1/sites/notify-down/override", { uplink: "isp2", forSeconds: 600, reason: "test" });
-    const retrying = await until(async () => (await events("notify-down")).find((e) => e.kind === "notify-retrying"), "the first failure on the timeline", 5_000);
+    const retrying = await until(
+      async () => (await events("notify-down")).find((e) => e.kind === "notify-retrying"),
+      "the first failure on the timeline",
+      5_000,
+    );
     const host = new URL(receiver.url).host;
-    expect(retrying.message).toMatch(new RegExp(`^could not notify webhook \\(${host.replace(/\./g, "\\.")}\\) of switch: HTTP 503; retrying \\(next attempt at \\S+Z, up to 9 attempts\\)$`));
-    console.log(`[notify] first failed attempt on the timeline ${retrying.at - asked} ms after the switch was asked for`);
+    expect(retrying.message).toMatch(
+      new RegExp(
+        `^could not notify webhook \\(${host.replace(/\./g, "\\.")}\\) of switch: HTTP 503; retrying \\(next attempt at \\S+Z, up to 9 attempts\\)$`,
+      ),
+    );
+    console.log(
+      `[notify] first failed attempt on the timeline ${retrying.at - asked} ms after the switch was asked for`,
+    );
     const waiting = (await status("notify-down")).notify;
     expect(waiting.pending).toBe(1);
-    expect(waiting.targets[0]).toMatchObject({ target: `webhook (${host})`, pending: 1, retrying: 1, lastError: "HTTP 503", delivered: 0 });
+    expect(waiting.targets[0]).toMatchObject({
+      target: `webhook (${host})`,
+      pending: 1,
+      retrying: 1,
+      lastError: "HTTP 503",
+      delivered: 0,
+    });
     await until(() => receiver.got.filter((r) => r.path === "/down").length >= 3, "two retries");
     expect((await events("notify-down")).filter((e) => e.kind === "notify-retrying")).toHaveLength(1);
     const shown = await wanwatch(["site", "status", ...cliAt("notify-down")], cliEnv());
     expect(shown.code).toBe(0);
-    expect(shown.stdout).toMatch(new RegExp(`\\nwebhook \\(${host.replace(/\./g, "\\.")}\\)\\s+1 \\(1 retrying\\)\\s+\\S+Z\\s+0\\s+0\\s+HTTP 503 \\(\\d+s ago\\)\\n?`));
+    expect(shown.stdout).toMatch(
+      new RegExp(
+        `\\nwebhook \\(${host.replace(/\./g, "\\.")}\\)\\s+1 \\(1 retrying\\)\\s+\\S+Z\\s+0\\s+0\\s+HTTP 503 \\(\\d+s ago\\)\\n?`,
+      ),
+    );
 
     // isp1 was never down: back on it once it has been up for the hold-down, and the CLI says when.
     const cleared = await wanwatch(["site", "override", "--clear", ...cliAt("notify-down")], cliEnv());
-    expect(cleared.stdout.trim()).toMatch(/^site notify-down: override cleared; stays on isp2 until isp1 has been up for the failback hold-down \(60 s\): back on isp1 at \S+Z, in \d+ s \(generation 2\)$/);
+    expect(cleared.stdout.trim()).toMatch(
+      /^site notify-down: override cleared; stays on isp2 until isp1 has been up for the failback hold-down \(60 s\): back on isp1 at \S+Z, in \d+ s \(generation 2\)$/,
+    );
 
     receiver.answer.set("/down", 200);
     const done = await until(async () => {
       const n = (await status("notify-down")).notify;
       return n.pending === 0 && n;
     }, "the delivery");
-    expect(done.targets[0]).toMatchObject({ pending: 0, retrying: 0, delivered: 1, failed: 0, lastError: "HTTP 503", nextAttemptAt: null });
+    expect(done.targets[0]).toMatchObject({
+      pending: 0,
+      retrying: 0,
+      delivered: 1,
+      failed: 0,
+      lastError: "HTTP 503",
+      nextAttemptAt: null,
+    });
     expect(done.targets[0]!.failedAttempts).toBeGreaterThanOrEqual(3);
   });
 
@@ -227,8 +302,14 @@ describe("notifications to a real receiver", () => {
     const secret = "/ntfy/topic-secret-77c1";
     receiver.answer.set("/test-gone", 404);
     await api("PUT", "/v1/sites/notify-cli", {
-      uplinks: [{ id: "isp1", priority: 1 }, { id: "isp2", priority: 2 }],
-      notify: [{ kind: "webhook", url: `${receiver.url}/test-hook` }, { kind: "ntfy", url: `${receiver.url}${secret}` }],
+      uplinks: [
+        { id: "isp1", priority: 1 },
+        { id: "isp2", priority: 2 },
+      ],
+      notify: [
+        { kind: "webhook", url: `${receiver.url}/test-hook` },
+        { kind: "ntfy", url: `${receiver.url}${secret}` },
+      ],
     });
     const cli = (site: string) => wanwatch(["site", "notify", "--test", ...cliAt(site)], cliEnv());
     const before = await events("notify-cli");
@@ -238,7 +319,9 @@ describe("notifications to a real receiver", () => {
     const host = new URL(receiver.url).host;
     const lines = r.stdout.trim().split("\n");
     expect(lines).toHaveLength(2);
-    expect(lines[0]).toMatch(new RegExp(`^✓ webhook \\(${host.replace(/\./g, "\\.")}\\): delivered \\(HTTP 200\\) in \\d+ ms$`));
+    expect(lines[0]).toMatch(
+      new RegExp(`^✓ webhook \\(${host.replace(/\./g, "\\.")}\\): delivered \\(HTTP 200\\) in \\d+ ms$`),
+    );
     expect(lines[1]).toMatch(/^✓ ntfy \(127\.0\.0\.1:\d+\): delivered \(HTTP 200\) in \d+ ms$/);
     expect(r.stdout).not.toContain("topic-secret");
     const hook = JSON.parse(receiver.delivered("/test-hook")[0]!.body);
@@ -256,8 +339,15 @@ describe("notifications to a real receiver", () => {
     expect(receiver.got.filter((x) => x.path === "/test-hook")).toHaveLength(1);
 
     await api("PUT", "/v1/sites/notify-cli-bad", {
-      uplinks: [{ id: "isp1", priority: 1 }, { id: "isp2", priority: 2 }],
-      notify: [{ kind: "webhook", url: `${receiver.url}/test-hook` }, { kind: "webhook", url: `${receiver.url}/test-gone` }, { kind: "slack", url: "http://127.0.0.1:9/services/T0/B0/XXXX" }],
+      uplinks: [
+        { id: "isp1", priority: 1 },
+        { id: "isp2", priority: 2 },
+      ],
+      notify: [
+        { kind: "webhook", url: `${receiver.url}/test-hook` },
+        { kind: "webhook", url: `${receiver.url}/test-gone` },
+        { kind: "slack", url: "http://127.0.0.1:9/services/T0/B0/XXXX" },
+      ],
     });
     const bad = await cli("notify-cli-bad");
     expect(bad.code).toBe(1);

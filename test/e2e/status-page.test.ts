@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { SiteEvent } from "../../shared/src/index.ts";
+import type { SiteEvent } from "#shared";
 import { startSimWorld } from "../../demo/sim-world.ts";
 import { browserUnavailable, launchBrowser, type HeadlessBrowser } from "../../tools/browser.ts";
 import { freePort } from "../../tools/local-edge.ts";
@@ -23,7 +23,10 @@ describe.skipIf(why)(`status page in Chromium${why ? ` — skipped: ${why}` : ""
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "wanwatch-browser-"));
-    [world, browser] = await Promise.all([startSimWorld(dir, policy, await freePort(), { publicStatus: false, stateDir: join(dir, "edge") }), launchBrowser()]);
+    [world, browser] = await Promise.all([
+      startSimWorld(dir, policy, await freePort(), { publicStatus: false, stateDir: join(dir, "edge") }),
+      launchBrowser(),
+    ]);
   }, 90_000);
 
   afterAll(async () => {
@@ -49,7 +52,11 @@ describe.skipIf(why)(`status page in Chromium${why ? ` — skipped: ${why}` : ""
   }
 
   const admin = (method: string, path: string, body?: unknown) =>
-    fetch(`${world.edgeUrl}${path}`, { method, headers: { authorization: `Bearer ${world.adminToken}`, "content-type": "application/json" }, body: body && JSON.stringify(body) });
+    fetch(`${world.edgeUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${world.adminToken}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
 
   it("sends a visitor to the login form, refuses a wrong token, and comes back signed in", async () => {
     const page = await newPage(undefined, true);
@@ -57,7 +64,10 @@ describe.skipIf(why)(`status page in Chromium${why ? ` — skipped: ${why}` : ""
     expect(new URL(page.url()).pathname).toBe("/login");
     expect(res?.status()).toBe(200);
     await page.fill("#token", "not-the-token");
-    const [refused] = await Promise.all([page.waitForResponse((r) => r.url().endsWith("/login") && r.request().method() === "POST"), page.click("button[type=submit]")]);
+    const [refused] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith("/login") && r.request().method() === "POST"),
+      page.click("button[type=submit]"),
+    ]);
     expect(refused.status()).toBe(401);
     await expect.poll(() => page.textContent(".message")).toContain("not this edge's viewer or admin token");
     const cookies = await page.context().cookies();
@@ -103,7 +113,11 @@ describe.skipIf(why)(`status page in Chromium${why ? ` — skipped: ${why}` : ""
     await page.evaluate(() => {
       (window as any).__sameDocument = true;
       new MutationObserver(() => {
-        if (!(window as any).__switchedAt && document.querySelector("#banner .big")?.textContent === "Active: LTE (isp2)") (window as any).__switchedAt = Date.now();
+        if (
+          !(window as any).__switchedAt &&
+          document.querySelector("#banner .big")?.textContent === "Active: LTE (isp2)"
+        )
+          (window as any).__switchedAt = Date.now();
       }).observe(document.getElementById("banner")!, { childList: true, subtree: true, characterData: true });
     });
     await world.cut();
@@ -114,17 +128,25 @@ describe.skipIf(why)(`status page in Chromium${why ? ` — skipped: ${why}` : ""
     await expect.poll(() => page.locator("#events li .kind.switch").count()).toBeGreaterThanOrEqual(2);
     expect(await page.locator('[data-uplink="isp1"] rect.down').count()).toBe(1);
 
-    const events = (await (await fetch(`${world.edgeUrl}/v1/sites/${world.site}/events?limit=50`, { headers: { authorization: `Bearer ${world.viewerToken}` } })).json()) as SiteEvent[];
+    const events = (await (
+      await fetch(`${world.edgeUrl}/v1/sites/${world.site}/events?limit=50`, {
+        headers: { authorization: `Bearer ${world.viewerToken}` },
+      })
+    ).json()) as SiteEvent[];
     const failover = events.find((e) => e.kind === "switch" && e.data?.reason === "failover")!;
     const shownAt = (await page.evaluate(() => (window as any).__switchedAt)) as number;
-    console.log(`[status page] failover recorded by the edge → shown in the browser: ${shownAt - failover.at} ms (same machine clock)`);
+    console.log(
+      `[status page] failover recorded by the edge → shown in the browser: ${shownAt - failover.at} ms (same machine clock)`,
+    );
     await world.restore();
     await page.context().close();
   });
 
   it("shows strings from the site as text, never as markup", async () => {
     const reason = `<img src=x onerror="window.__xss=1">`;
-    expect((await admin("POST", `/v1/sites/${world.site}/override`, { uplink: "isp2", forSeconds: 60, reason })).status).toBe(200);
+    expect(
+      (await admin("POST", `/v1/sites/${world.site}/override`, { uplink: "isp2", forSeconds: 60, reason })).status,
+    ).toBe(200);
     const page = await newPage();
     await signIn(page, `/sites/${world.site}`);
     await expect.poll(() => page.textContent("#banner"), { timeout: 15_000 }).toContain(reason);
@@ -150,14 +172,24 @@ describe.skipIf(why)(`status page in Chromium${why ? ` — skipped: ${why}` : ""
   it("shows a notification target that cannot be reached, with what is pending and its last error", async () => {
     const config = await (await admin("GET", `/v1/sites/${world.site}`)).json();
     // Nothing listens on port 9: every send is refused.
-    expect((await admin("PUT", `/v1/sites/${world.site}`, { ...config, notify: [{ kind: "webhook", url: "http://127.0.0.1:9/hooks/secret-3e1f" }] })).status).toBe(200);
+    expect(
+      (
+        await admin("PUT", `/v1/sites/${world.site}`, {
+          ...config,
+          notify: [{ kind: "webhook", url: "http://127.0.0.1:9/hooks/secret-3e1f" }],
+        })
+      ).status,
+    ).toBe(200);
     try {
       const page = await newPage();
       await signIn(page, `/sites/${world.site}`);
       await expect.poll(() => page.isHidden("#notify"), { timeout: 15_000 }).toBe(false);
       // A switch, so that there is something to notify.
       const other = (await world.status()).activeUplink === "isp2" ? "isp1" : "isp2";
-      expect((await admin("POST", `/v1/sites/${world.site}/override`, { uplink: other, forSeconds: 60, reason: "notify" })).status).toBe(200);
+      expect(
+        (await admin("POST", `/v1/sites/${world.site}/override`, { uplink: other, forSeconds: 60, reason: "notify" }))
+          .status,
+      ).toBe(200);
       const row = page.locator("#notify-targets tr");
       await expect.poll(() => row.textContent(), { timeout: 15_000 }).toContain("1 (1 retrying)");
       expect(await row.locator("td").first().textContent()).toBe("webhook (127.0.0.1:9)");

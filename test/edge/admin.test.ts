@@ -5,7 +5,14 @@ describe("site config", () => {
   it("creates, returns and replaces a site config with defaults filled in", async () => {
     const put = await call("PUT", "/v1/sites/office", { uplinks: twoUplinks().uplinks });
     expect(put.status).toBe(200);
-    expect(put.json.policy).toEqual({ heartbeatMs: 1_000, downAfterMs: 3_000, failbackAfterMs: 60_000, minDwellMs: 10_000, degradedLossRatio: 0.2, degradedRttMs: 500 });
+    expect(put.json.policy).toEqual({
+      heartbeatMs: 1_000,
+      downAfterMs: 3_000,
+      failbackAfterMs: 60_000,
+      minDwellMs: 10_000,
+      degradedLossRatio: 0.2,
+      degradedRttMs: 500,
+    });
     expect(put.json.tunnels).toEqual({ restart: "cluster", maxWaitMs: 30_000 });
     const get = await call("GET", "/v1/sites/office");
     expect(get.json).toEqual(put.json);
@@ -15,15 +22,60 @@ describe("site config", () => {
   });
 
   it.each([
-    ["malformed JSON", "{\"uplinks\": [", 400, "invalid_json", undefined],
+    ["malformed JSON", '{"uplinks": [', 400, "invalid_json", undefined],
     ["an unknown field", { ...twoUplinks(), colour: "blue" }, 400, "validation_failed", "colour"],
     ["one uplink", { uplinks: [{ id: "isp1", priority: 1 }] }, 400, "validation_failed", "uplinks"],
-    ["duplicate priorities", { uplinks: [{ id: "a", priority: 1 }, { id: "b", priority: 1 }] }, 400, "validation_failed", "uplinks[1].priority"],
-    ["duplicate ids", { uplinks: [{ id: "a", priority: 1 }, { id: "a", priority: 2 }] }, 400, "validation_failed", "uplinks[1].id"],
-    ["a bad uplink id", { uplinks: [{ id: "ISP 1", priority: 1 }, { id: "b", priority: 2 }] }, 400, "validation_failed", "uplinks[0].id"],
-    ["downAfterMs under 2 heartbeats", twoUplinks({ heartbeatMs: 2_000, downAfterMs: 3_000 }), 400, "validation_failed", "policy.downAfterMs"],
+    [
+      "duplicate priorities",
+      {
+        uplinks: [
+          { id: "a", priority: 1 },
+          { id: "b", priority: 1 },
+        ],
+      },
+      400,
+      "validation_failed",
+      "uplinks[1].priority",
+    ],
+    [
+      "duplicate ids",
+      {
+        uplinks: [
+          { id: "a", priority: 1 },
+          { id: "a", priority: 2 },
+        ],
+      },
+      400,
+      "validation_failed",
+      "uplinks[1].id",
+    ],
+    [
+      "a bad uplink id",
+      {
+        uplinks: [
+          { id: "ISP 1", priority: 1 },
+          { id: "b", priority: 2 },
+        ],
+      },
+      400,
+      "validation_failed",
+      "uplinks[0].id",
+    ],
+    [
+      "downAfterMs under 2 heartbeats",
+      twoUplinks({ heartbeatMs: 2_000, downAfterMs: 3_000 }),
+      400,
+      "validation_failed",
+      "policy.downAfterMs",
+    ],
     ["a negative failback", twoUplinks({ failbackAfterMs: -1 }), 400, "validation_failed", "policy.failbackAfterMs"],
-    ["a notify target that is not a URL", { ...twoUplinks(), notify: [{ kind: "webhook", url: "nope" }] }, 400, "validation_failed", "notify[0].url"],
+    [
+      "a notify target that is not a URL",
+      { ...twoUplinks(), notify: [{ kind: "webhook", url: "nope" }] },
+      400,
+      "validation_failed",
+      "notify[0].url",
+    ],
   ])("rejects %s with a 4xx naming the field, and keeps the old config", async (_what, body, status, code, path) => {
     await createSite("strict");
     const before = (await call("GET", "/v1/sites/strict")).json;
@@ -89,7 +141,9 @@ describe("agents", () => {
     const a = await call("POST", "/v1/sites/enrol/agents", { id: "sbc1", role: "probe", uplink: "isp1" });
     expect(a.status).toBe(201);
     expect(a.json.secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect((await call("POST", "/v1/sites/enrol/agents", { id: "sbc1", role: "probe", uplink: "isp1" })).status).toBe(409);
+    expect((await call("POST", "/v1/sites/enrol/agents", { id: "sbc1", role: "probe", uplink: "isp1" })).status).toBe(
+      409,
+    );
     const status = (await call("GET", "/v1/sites/enrol/status")).json;
     expect(JSON.stringify(status)).not.toContain(a.json.secret);
     expect((await call("DELETE", "/v1/sites/enrol/agents/sbc1")).status).toBe(200);
@@ -116,7 +170,13 @@ describe("agents", () => {
   });
 
   it("refuses a config that removes the uplink a probe sits behind", async () => {
-    await createSite("shrink", { uplinks: [{ id: "isp1", priority: 1 }, { id: "isp2", priority: 2 }, { id: "isp3", priority: 3 }] });
+    await createSite("shrink", {
+      uplinks: [
+        { id: "isp1", priority: 1 },
+        { id: "isp2", priority: 2 },
+        { id: "isp3", priority: 3 },
+      ],
+    });
     await call("POST", "/v1/sites/shrink/agents", { id: "sbc3", role: "probe", uplink: "isp3" });
     const r = await call("PUT", "/v1/sites/shrink", twoUplinks());
     expect(r.status).toBe(409);

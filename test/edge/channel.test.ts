@@ -21,7 +21,11 @@ describe("WebSocket channel", () => {
     const first = await ch.until(() => ch.messages.find((m) => m.type === "directive" && m.ackSeq === 0), "an answer");
     // With the site's downAfterMs, which a probe's path window needs (agent/src/host/edge-path.ts),
     // and its heartbeatMs, the one source of every agent's interval.
-    expect(first).toMatchObject({ directive: { generation: 1, activeUplink: "isp1" }, downAfterMs: 3_000, heartbeatMs: 1_000 });
+    expect(first).toMatchObject({
+      directive: { generation: 1, activeUplink: "isp1" },
+      downAfterMs: 3_000,
+      heartbeatMs: 1_000,
+    });
 
     // The primary falls silent; the backup keeps speaking.
     at(2_000);
@@ -35,9 +39,15 @@ describe("WebSocket channel", () => {
     expect(pushed).toMatchObject({ directive: { generation: 2, activeUplink: "isp2" } });
 
     await ch.sendRaw("not json");
-    await ch.until(() => ch.messages.find((m) => m.type === "error" && m.error.code === "invalid_json"), "an error frame");
+    await ch.until(
+      () => ch.messages.find((m) => m.type === "error" && m.error.code === "invalid_json"),
+      "an error frame",
+    );
     await ch.send("isp1"); // wrong uplink for this channel
-    await ch.until(() => ch.messages.find((m) => m.type === "error" && m.error.code === "validation_failed"), "a validation error");
+    await ch.until(
+      () => ch.messages.find((m) => m.type === "error" && m.error.code === "validation_failed"),
+      "a validation error",
+    );
     expect(ch.closed).toBeNull();
 
     await call("DELETE", "/v1/sites/ws/agents/srv1");
@@ -82,7 +92,11 @@ describe("durability", () => {
     await beatAll();
     at(1_000);
     await beatAll();
-    const changes = () => runInDurableObject(stubFor("quiet"), (_i, state) => state.storage.sql.exec<{ n: number }>("SELECT total_changes() AS n").one().n);
+    const changes = () =>
+      runInDurableObject(
+        stubFor("quiet"),
+        (_i, state) => state.storage.sql.exec<{ n: number }>("SELECT total_changes() AS n").one().n,
+      );
     const before = await changes();
     for (let t = 2_000; t < 30_000; t += 1_000) {
       at(t);
@@ -152,7 +166,9 @@ describe("tunnels and attribution", () => {
     const s = await status("tun");
     expect(s.tunnels).toMatchObject({ mode: "cluster", generation: 2, restarter: "srv-a", done: true });
     const kinds = (await events("tun")).map((e) => e.kind);
-    expect(kinds).toEqual(expect.arrayContaining(["tunnel-restart-requested", "tunnels-restarted", "tunnel-restart-done"]));
+    expect(kinds).toEqual(
+      expect.arrayContaining(["tunnel-restart-requested", "tunnels-restarted", "tunnel-restart-done"]),
+    );
   });
 
   it("cluster mode: restarts after maxWaitMs even when a server never applies", async () => {
@@ -176,7 +192,10 @@ describe("tunnels and attribution", () => {
   });
 
   it("per-server mode tells every server to restart after a switch; none tells nobody", async () => {
-    for (const [name, mode, expected] of [["tun-each", "per-server", true], ["tun-none", "none", false]] as const) {
+    for (const [name, mode, expected] of [
+      ["tun-each", "per-server", true],
+      ["tun-none", "none", false],
+    ] as const) {
       at(0);
       await createSite(name, twoUplinks({}, { tunnels: { restart: mode, maxWaitMs: 30_000 } }));
       const sbc1 = await TestAgent.enroll(name, "sbc1", "probe", { uplink: "isp1" });
@@ -258,7 +277,9 @@ describe("metrics", () => {
       }
     }
     expect(byName.get("wanwatch_switches_total")!.type).toBe("COUNTER");
-    expect(byName.get("wanwatch_agent_heartbeat_age_seconds")!.metrics).toEqual([{ labels: { site: "prom", agent: "sbc1", role: "probe" }, value: "0" }]);
+    expect(byName.get("wanwatch_agent_heartbeat_age_seconds")!.metrics).toEqual([
+      { labels: { site: "prom", agent: "sbc1", role: "probe" }, value: "0" },
+    ]);
     const lines = r.text.trim().split("\n");
     expect(lines).toContain('wanwatch_uplink_active{site="prom",uplink="isp1"} 1');
     expect(lines).toContain('wanwatch_uplink_up{site="prom",uplink="isp2"} -1');
@@ -271,7 +292,13 @@ describe("metrics", () => {
     const usage = async () => {
       const lines = (await call("GET", "/v1/sites/billed/metrics")).text.split("\n");
       const value = (name: string) => Number(lines.find((l) => l.startsWith(`wanwatch_edge_${name}{`))!.split(" ")[1]);
-      return { read: value("sqlite_rows_read_total"), written: value("sqlite_rows_written_total"), set: value("alarms_set_total"), runs: value("alarm_runs_total"), messages: value("websocket_messages_total") };
+      return {
+        read: value("sqlite_rows_read_total"),
+        written: value("sqlite_rows_written_total"),
+        set: value("alarms_set_total"),
+        runs: value("alarm_runs_total"),
+        messages: value("websocket_messages_total"),
+      };
     };
     await createSite("billed");
     const sbc1 = await TestAgent.enroll("billed", "sbc1", "probe", { uplink: "isp1" });
@@ -284,7 +311,10 @@ describe("metrics", () => {
     const ch = new Channel(res.webSocket!, sbc1);
     for (let i = 0; i < 3; i++) {
       await ch.send("isp1");
-      await ch.until(() => ch.messages.filter((m) => m.type === "directive" && m.ackSeq !== null).length > i, "an answer");
+      await ch.until(
+        () => ch.messages.filter((m) => m.type === "directive" && m.ackSeq !== null).length > i,
+        "an answer",
+      );
     }
     expect((await usage()).messages).toBe(3);
     expect(await runDurableObjectAlarm(stubFor("billed"))).toBe(true);
@@ -310,9 +340,16 @@ describe("storage upgrades", () => {
     await evictDurableObject(stubFor("old"));
     const s = await status("old");
     expect(s.uplinks[0]).toMatchObject({ id: "isp1", observedIp: "198.51.100.1", gatewayRttMs: null });
-    const version = await runInDurableObject(stubFor("old"), (_i, state) => state.storage.sql.exec<{ version: number }>("SELECT version FROM schema_version").one().version);
+    const version = await runInDurableObject(
+      stubFor("old"),
+      (_i, state) => state.storage.sql.exec<{ version: number }>("SELECT version FROM schema_version").one().version,
+    );
     expect(version).toBe(SCHEMA_VERSION);
-    const indexes = await runInDurableObject(stubFor("old"), (_i, state) => state.storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'").toArray());
+    const indexes = await runInDurableObject(stubFor("old"), (_i, state) =>
+      state.storage.sql
+        .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'")
+        .toArray(),
+    );
     expect(indexes.map((i) => i.name)).toContain("events_kind_at");
     await sbc1.beat("isp1", { ip: "198.51.100.1", extra: { rttGatewayMs: 1.5 } });
     expect((await status("old")).uplinks[0]!.gatewayRttMs).toBe(1.5);

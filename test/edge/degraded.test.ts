@@ -5,7 +5,13 @@ const at = edgeClock(Date.UTC(2026, 0, 1));
 
 describe("a degraded primary", () => {
   it("is shown, announced and left for a healthy backup on its probe's loss; a server's view of the path does not count", async () => {
-    await createSite("lossy", { uplinks: [{ id: "isp1", priority: 1 }, { id: "isp2", priority: 2 }], policy: { heartbeatMs: 1_000, downAfterMs: 3_000, failbackAfterMs: 60_000, minDwellMs: 0 } });
+    await createSite("lossy", {
+      uplinks: [
+        { id: "isp1", priority: 1 },
+        { id: "isp2", priority: 2 },
+      ],
+      policy: { heartbeatMs: 1_000, downAfterMs: 3_000, failbackAfterMs: 60_000, minDwellMs: 0 },
+    });
     const sbc1 = await TestAgent.enroll("lossy", "sbc1", "probe", { uplink: "isp1" });
     const sbc2 = await TestAgent.enroll("lossy", "sbc2", "probe", { uplink: "isp2" });
     const srv1 = await TestAgent.enroll("lossy", "srv1", "server");
@@ -25,7 +31,9 @@ describe("a degraded primary", () => {
     const s = await status("lossy");
     expect(s.uplinks[0]).toMatchObject({ id: "isp1", state: "up", degraded: true, lossRatio: 0.35, pathRttMs: 45 });
     const ev = await events("lossy", 10);
-    expect(ev.find((e) => e.kind === "uplink-quality")!.message).toBe("isp1: degraded (35 % of 60 handshakes to the edge lost, median 45 ms, by its probe)");
+    expect(ev.find((e) => e.kind === "uplink-quality")!.message).toBe(
+      "isp1: degraded (35 % of 60 handshakes to the edge lost, median 45 ms, by its probe)",
+    );
     expect(ev.find((e) => e.kind === "switch")!.message).toBe("degraded: isp1 → isp2 (generation 2)");
     const metrics = (await call("GET", "/v1/sites/lossy/metrics")).text;
     expect(metrics).toContain('wanwatch_uplink_degraded{site="lossy",uplink="isp1"} 1');

@@ -10,13 +10,24 @@ const at = edgeClock(Date.UTC(2031, 10, 25, 12, 0, 0));
 const stored = (site: string) =>
   runInDurableObject(stubFor(site), (_i, state) => {
     const sql = state.storage.sql;
-    const decision = JSON.parse(sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'decision'`).one().value);
-    const switches = sql.exec<{ data: string }>(`SELECT data FROM events WHERE kind = 'switch'`).toArray().map((r) => JSON.parse(r.data).generation as number);
+    const decision = JSON.parse(
+      sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'decision'`).one().value,
+    );
+    const switches = sql
+      .exec<{ data: string }>(`SELECT data FROM events WHERE kind = 'switch'`)
+      .toArray()
+      .map((r) => JSON.parse(r.data).generation as number);
     return { generation: decision.generation as number, switches };
   });
 
 const lastSeenStored = (site: string, agent: string) =>
-  runInDurableObject(stubFor(site), (_i, state) => JSON.parse(state.storage.sql.exec<{ runtime: string }>(`SELECT runtime FROM agents WHERE id = ?`, agent).one().runtime).lastSeenAt as number | null);
+  runInDurableObject(
+    stubFor(site),
+    (_i, state) =>
+      JSON.parse(
+        state.storage.sql.exec<{ runtime: string }>(`SELECT runtime FROM agents WHERE id = ?`, agent).one().runtime,
+      ).lastSeenAt as number | null,
+  );
 
 describe("what SQLite holds", () => {
   it("a switch and its event are stored together before any agent hears of it, and neither without the other", async () => {
@@ -26,10 +37,17 @@ describe("what SQLite holds", () => {
     const ch = new Channel((await sbc1.connect("isp1")).webSocket!, sbc1);
     await sbc2.beat("isp2");
     await ch.send("isp1");
-    await ch.until(() => ch.messages.some((m) => m.type === "directive" && m.directive?.generation === 1), "generation 1");
-    const pin = (uplink: string) => call("POST", "/v1/sites/dur-tx/override", { uplink, forSeconds: 60, reason: "test" });
+    await ch.until(
+      () => ch.messages.some((m) => m.type === "directive" && m.directive?.generation === 1),
+      "generation 1",
+    );
+    const pin = (uplink: string) =>
+      call("POST", "/v1/sites/dur-tx/override", { uplink, forSeconds: 60, reason: "test" });
     expect((await pin("isp2")).status).toBe(200);
-    await ch.until(() => ch.messages.some((m) => m.type === "directive" && m.directive?.generation === 2), "generation 2 pushed");
+    await ch.until(
+      () => ch.messages.some((m) => m.type === "directive" && m.directive?.generation === 2),
+      "generation 2 pushed",
+    );
     // What the agent heard, SQLite already held: the decision and its switch event.
     expect(await stored("dur-tx")).toEqual({ generation: 2, switches: [1, 2] });
 
@@ -39,8 +57,13 @@ describe("what SQLite holds", () => {
     const heard = ch.messages.length;
     expect((await pin("isp1")).status).toBe(500);
     await ch.send("isp1");
-    await ch.until(() => ch.messages.some((m, i) => i >= heard && m.type === "directive" && m.ackSeq !== null), "the answer to a heartbeat");
-    expect(ch.messages.slice(heard)).toMatchObject([{ type: "directive", directive: { generation: 2, activeUplink: "isp2" } }]);
+    await ch.until(
+      () => ch.messages.some((m, i) => i >= heard && m.type === "directive" && m.ackSeq !== null),
+      "the answer to a heartbeat",
+    );
+    expect(ch.messages.slice(heard)).toMatchObject([
+      { type: "directive", directive: { generation: 2, activeUplink: "isp2" } },
+    ]);
     await sql(`ALTER TABLE events_gone RENAME TO events`);
     expect(await stored("dur-tx")).toEqual({ generation: 2, switches: [1, 2] });
     ch.ws.close();
@@ -74,10 +97,22 @@ describe("what SQLite holds", () => {
       const store = new SiteStore(state.storage);
       store.loadNewestSeq();
       for (let i = 0; i < EVENT_RETENTION + 150; i += 50)
-        store.appendEvents(Array.from({ length: 50 }, (_, j) => ({ at: Date.now(), kind: "config" as const, message: `filler ${i + j}`, data: { uplinks: [] } })));
+        store.appendEvents(
+          Array.from({ length: 50 }, (_, j) => ({
+            at: Date.now(),
+            kind: "config" as const,
+            message: `filler ${i + j}`,
+            data: { uplinks: [] },
+          })),
+        );
       return store.newestSeq;
     });
-    const seqs = await runInDurableObject(stubFor("dur-retention"), (_i, state) => state.storage.sql.exec<{ seq: number }>(`SELECT seq FROM events ORDER BY seq`).toArray().map((r) => r.seq));
+    const seqs = await runInDurableObject(stubFor("dur-retention"), (_i, state) =>
+      state.storage.sql
+        .exec<{ seq: number }>(`SELECT seq FROM events ORDER BY seq`)
+        .toArray()
+        .map((r) => r.seq),
+    );
     expect(seqs).toHaveLength(EVENT_RETENTION);
     expect(seqs[0]).toBe(newest - EVENT_RETENTION + 1);
     expect(seqs.at(-1)).toBe(newest);

@@ -21,7 +21,11 @@ async function bothBeat(a: TestAgent, b: TestAgent, from: number, to: number) {
   }
 }
 
-const switches = async (name: string) => (await events(name)).filter((e) => e.kind === "switch").map((e) => e.message).reverse();
+const switches = async (name: string) =>
+  (await events(name))
+    .filter((e) => e.kind === "switch")
+    .map((e) => e.message)
+    .reverse();
 
 describe("failover and failback", () => {
   it("chooses the primary, leaves it when silent (alarm, no message), returns after the hold-down", async () => {
@@ -39,7 +43,10 @@ describe("failover and failback", () => {
     expect(await runDurableObjectAlarm(stubFor("fo"))).toBe(true);
     const s = await status("fo");
     expect(s).toMatchObject({ activeUplink: "isp2", generation: 2, mode: "auto" });
-    expect(s.uplinks.map((u) => [u.id, u.state])).toEqual([["isp1", "down"], ["isp2", "up"]]);
+    expect(s.uplinks.map((u) => [u.id, u.state])).toEqual([
+      ["isp1", "down"],
+      ["isp2", "up"],
+    ]);
 
     // The primary returns at 13 s: nothing moves for failbackAfterMs (60 s).
     await bothBeat(sbc1, sbc2, 13_000, 73_000);
@@ -75,7 +82,10 @@ describe("failover and failback", () => {
 
   it("does not fail back sooner than minDwellMs after the last switch", async () => {
     await createSite("fo-dwell", {
-      uplinks: [{ id: "isp1", priority: 1 }, { id: "isp2", priority: 2 }],
+      uplinks: [
+        { id: "isp1", priority: 1 },
+        { id: "isp2", priority: 2 },
+      ],
       policy: { heartbeatMs: 1_000, downAfterMs: 3_000, failbackAfterMs: 0, minDwellMs: 10_000 },
     });
     const sbc1 = await TestAgent.enroll("fo-dwell", "sbc1", "probe", { uplink: "isp1" });
@@ -97,9 +107,17 @@ describe("failover and failback", () => {
     const { sbc1, sbc2 } = await site("fo-pin");
     await bothBeat(sbc1, sbc2, 0, 2_000);
     const { call } = await import("./support.ts");
-    const pin = await call("POST", "/v1/sites/fo-pin/override", { uplink: "isp2", forSeconds: 30, reason: "modem swap" });
+    const pin = await call("POST", "/v1/sites/fo-pin/override", {
+      uplink: "isp2",
+      forSeconds: 30,
+      reason: "modem swap",
+    });
     expect(pin.status).toBe(200);
-    expect(pin.json).toMatchObject({ activeUplink: "isp2", mode: "override", override: { uplink: "isp2", reason: "modem swap" } });
+    expect(pin.json).toMatchObject({
+      activeUplink: "isp2",
+      mode: "override",
+      override: { uplink: "isp2", reason: "modem swap" },
+    });
     await bothBeat(sbc1, sbc2, 2_000, 31_000);
     expect((await status("fo-pin")).activeUplink).toBe("isp2");
     at(32_000);
@@ -122,11 +140,20 @@ describe("failover and failback", () => {
       at(t);
       await sbc1.beat("isp1");
     }
-    expect((await status("fo-pin-down")).uplinks.map((u) => [u.id, u.state])).toEqual([["isp1", "up"], ["isp2", "down"]]);
+    expect((await status("fo-pin-down")).uplinks.map((u) => [u.id, u.state])).toEqual([
+      ["isp1", "up"],
+      ["isp2", "down"],
+    ]);
     const { call } = await import("./support.ts");
-    const pin = await call("POST", "/v1/sites/fo-pin-down/override", { uplink: "isp2", forSeconds: 30, reason: "test the LTE modem" });
+    const pin = await call("POST", "/v1/sites/fo-pin-down/override", {
+      uplink: "isp2",
+      forSeconds: 30,
+      reason: "test the LTE modem",
+    });
     expect(pin.json).toMatchObject({ activeUplink: "isp2", mode: "override" });
-    expect((await events("fo-pin-down")).find((e) => e.kind === "override-set")?.message).toMatch(/although isp2 is not up$/);
+    expect((await events("fo-pin-down")).find((e) => e.kind === "override-set")?.message).toMatch(
+      /although isp2 is not up$/,
+    );
     // isp2 stays silent and down; the pin holds through heartbeats and alarms alike.
     for (let t = 10_000; t < 39_000; t += 1_000) {
       at(t);
@@ -136,6 +163,9 @@ describe("failover and failback", () => {
     expect(await status("fo-pin-down")).toMatchObject({ activeUplink: "isp2", mode: "override" });
     at(39_000);
     expect(await sbc1.beat("isp1")).toMatchObject({ activeUplink: "isp1" });
-    expect((await switches("fo-pin-down")).slice(-2)).toEqual(["override: isp1 → isp2 (generation 2)", "failover: isp2 → isp1 (generation 3)"]);
+    expect((await switches("fo-pin-down")).slice(-2)).toEqual([
+      "override: isp1 → isp2 (generation 2)",
+      "failover: isp2 → isp1 (generation 3)",
+    ]);
   });
 });

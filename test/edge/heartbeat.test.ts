@@ -17,7 +17,13 @@ describe("HTTP heartbeat", () => {
     const s = await status("hb-ok");
     expect(s.uplinks.find((u) => u.id === "isp1")!.state).toBe("up");
     const agent = s.agents.find((a) => a.id === "srv1")!;
-    expect(agent).toMatchObject({ appliedGeneration: 1, routedUplink: "isp1", version: "0.2.0-test", uplinksSeen: ["isp2"], stale: false });
+    expect(agent).toMatchObject({
+      appliedGeneration: 1,
+      routedUplink: "isp1",
+      version: "0.2.0-test",
+      uplinksSeen: ["isp2"],
+      stale: false,
+    });
   });
 
   it("rejects, without any state change but a line per reason on the timeline: bad signature, stale or future timestamp, replay, unknown agent, bad body", async () => {
@@ -26,14 +32,24 @@ describe("HTTP heartbeat", () => {
     const body = sbc1.heartbeatBody("isp1");
     const cases: [string, Promise<{ status: number; json: any; headers: Headers }>, number, string][] = [
       ["bad signature", sbc1.postRaw(body, { sig: "A".repeat(43) }), 401, "bad_signature"],
-      ["signature of another body", sbc1.postRaw(body, { sig: (await sbc1.signed(body + " ")).sig }), 401, "bad_signature"],
+      [
+        "signature of another body",
+        sbc1.postRaw(body, { sig: (await sbc1.signed(`${body} `)).sig }),
+        401,
+        "bad_signature",
+      ],
       ["stale timestamp", sbc1.postRaw(body, { ts: Date.now() - 31_000 }), 401, "stale_timestamp"],
       ["future timestamp", sbc1.postRaw(body, { ts: Date.now() + 31_000 }), 401, "stale_timestamp"],
       ["malformed JSON", sbc1.postRaw("{nope"), 400, "invalid_json"],
       ["unknown field", sbc1.postRaw(JSON.stringify({ ...JSON.parse(body), extra: 1 })), 400, "validation_failed"],
       ["unknown uplink", sbc1.postRaw(sbc1.heartbeatBody("isp9")), 400, "validation_failed"],
       ["probe claiming the other uplink", sbc1.postRaw(sbc1.heartbeatBody("isp2")), 400, "validation_failed"],
-      ["oversize body", sbc1.postRaw(JSON.stringify({ ...JSON.parse(body), lastError: "x".repeat(9_000) })), 413, "payload_too_large"],
+      [
+        "oversize body",
+        sbc1.postRaw(JSON.stringify({ ...JSON.parse(body), lastError: "x".repeat(9_000) })),
+        413,
+        "payload_too_large",
+      ],
     ];
     for (const [what, pending, code, errCode] of cases) {
       const r = await pending;
@@ -46,7 +62,12 @@ describe("HTTP heartbeat", () => {
     const added = (await events("hb-bad")).slice(0, -before.events.length);
     expect(added.every((e) => e.kind === "heartbeat-rejected")).toBe(true);
     // An oversize body is refused by the Worker before it reaches the site's object.
-    expect(added.map((e) => e.data!.code).reverse()).toEqual(["bad_signature", "stale_timestamp", "invalid_json", "validation_failed"]);
+    expect(added.map((e) => e.data!.code).reverse()).toEqual([
+      "bad_signature",
+      "stale_timestamp",
+      "invalid_json",
+      "validation_failed",
+    ]);
   });
 
   it("rejects a replayed message", async () => {

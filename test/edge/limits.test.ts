@@ -11,7 +11,8 @@ describe("per-agent rate limit", () => {
     await createSite("rate");
     const sbc1 = await TestAgent.enroll("rate", "sbc1", "probe", { uplink: "isp1" });
     // Forged messages under its id spend nothing of the agent's allowance.
-    for (let i = 0; i < 50; i++) expect((await sbc1.postRaw(sbc1.heartbeatBody("isp1"), { sig: "A".repeat(43) })).status).toBe(401);
+    for (let i = 0; i < 50; i++)
+      expect((await sbc1.postRaw(sbc1.heartbeatBody("isp1"), { sig: "A".repeat(43) })).status).toBe(401);
     const answers: number[] = [];
     // A probe may send 4 per interval plus a burst of 20; the clock stands still here.
     for (let i = 0; i < 30; i++) answers.push((await sbc1.postRaw(sbc1.heartbeatBody("isp1"))).status);
@@ -22,7 +23,9 @@ describe("per-agent rate limit", () => {
     expect(refused.headers.get("retry-after")).toBe("1");
     at(1_000);
     expect((await sbc1.postRaw(sbc1.heartbeatBody("isp1"))).status).toBe(200);
-    expect((await events("rate")).filter((e) => e.kind === "heartbeat-rejected" && e.data.code === "rate_limited")).toHaveLength(1);
+    expect(
+      (await events("rate")).filter((e) => e.kind === "heartbeat-rejected" && e.data.code === "rate_limited"),
+    ).toHaveLength(1);
   });
 
   it("refuses an over-eager WebSocket too, with an error frame", async () => {
@@ -31,7 +34,10 @@ describe("per-agent rate limit", () => {
     const ch = new Channel((await srv1.connect("isp1")).webSocket!, srv1);
     // A server on two uplinks: 8 per interval plus 20, the connect included.
     for (let i = 0; i < 28; i++) await ch.send("isp1");
-    await ch.until(() => ch.messages.some((m) => m.type === "error" && m.error.code === "rate_limited"), "a rate_limited frame");
+    await ch.until(
+      () => ch.messages.some((m) => m.type === "error" && m.error.code === "rate_limited"),
+      "a rate_limited frame",
+    );
     expect(ch.messages.filter((m) => m.type === "directive" && m.ackSeq !== null)).toHaveLength(27);
   });
 });
@@ -39,7 +45,8 @@ describe("per-agent rate limit", () => {
 describe("bounded tables", () => {
   it(`enrols at most ${MAX_AGENTS} agents per site`, async () => {
     await createSite("crowd");
-    for (let i = 0; i < MAX_AGENTS; i++) expect((await call("POST", "/v1/sites/crowd/agents", { id: `srv${i}`, role: "server" })).status).toBe(201);
+    for (let i = 0; i < MAX_AGENTS; i++)
+      expect((await call("POST", "/v1/sites/crowd/agents", { id: `srv${i}`, role: "server" })).status).toBe(201);
     const r = await call("POST", "/v1/sites/crowd/agents", { id: "one-more", role: "server" });
     expect(r.status).toBe(409);
     expect(r.json.error.code).toBe("too_many_agents");
@@ -65,10 +72,26 @@ describe("replay guard across a restart", () => {
 
 describe("objects nobody configured", () => {
   it("a heartbeat or a connect to a site nobody created stores nothing", async () => {
-    for (const path of ["/v1/sites/nobody/heartbeat"]) expect((await call("POST", path, "{}", null, { "x-wanwatch-agent": "x", "x-wanwatch-ts": String(Date.now()), "x-wanwatch-sig": "A".repeat(43) })).status).toBe(404);
-    const connect = await call("GET", "/v1/sites/nobody/agents/x/connect", undefined, null, { upgrade: "websocket", "x-wanwatch-uplink": "isp1", "x-wanwatch-ts": String(Date.now()), "x-wanwatch-sig": "A".repeat(43) });
+    for (const path of ["/v1/sites/nobody/heartbeat"])
+      expect(
+        (
+          await call("POST", path, "{}", null, {
+            "x-wanwatch-agent": "x",
+            "x-wanwatch-ts": String(Date.now()),
+            "x-wanwatch-sig": "A".repeat(43),
+          })
+        ).status,
+      ).toBe(404);
+    const connect = await call("GET", "/v1/sites/nobody/agents/x/connect", undefined, null, {
+      upgrade: "websocket",
+      "x-wanwatch-uplink": "isp1",
+      "x-wanwatch-ts": String(Date.now()),
+      "x-wanwatch-sig": "A".repeat(43),
+    });
     expect(connect.status).toBe(404);
-    const tables = await runInDurableObject(stubFor("nobody"), (_i, state) => state.storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE name NOT LIKE '_cf%'").toArray());
+    const tables = await runInDurableObject(stubFor("nobody"), (_i, state) =>
+      state.storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE name NOT LIKE '_cf%'").toArray(),
+    );
     expect(tables).toEqual([]);
   });
 });

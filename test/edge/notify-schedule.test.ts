@@ -7,7 +7,11 @@ const t0 = Date.UTC(2031, 10, 27, 12, 0, 0);
 const at = edgeClock(t0);
 
 const outbox = (site: string) =>
-  runInDurableObject(stubFor(site), (_i, state) => state.storage.sql.exec<{ id: number; attempts: number; next_at: number }>(`SELECT id, attempts, next_at FROM outbox ORDER BY id`).toArray());
+  runInDurableObject(stubFor(site), (_i, state) =>
+    state.storage.sql
+      .exec<{ id: number; attempts: number; next_at: number }>(`SELECT id, attempts, next_at FROM outbox ORDER BY id`)
+      .toArray(),
+  );
 
 it("retries a notification 5 s after the first attempt, ×3 each time up to an hour, and gives up after 9 attempts", async () => {
   // Nothing listens on the discard port: every send fails at once, as a receiver that is down.
@@ -44,6 +48,10 @@ it("retries a notification 5 s after the first attempt, ×3 each time up to an h
     expect(d, `retry ${i + 1}`).toBeGreaterThanOrEqual(0.8 * ceilings[i]!);
   });
   const failed = (await events("notify-sched", 1_000)).filter((e) => e.kind === "notify-failed");
-  expect(failed.map((e) => e.data)).toContainEqual(expect.objectContaining({ trigger: "uplink-down", attempts: 9, delivered: false }));
-  expect(failed.find((e) => e.data.trigger === "uplink-down")!.message).toMatch(/^could not notify webhook \(127\.0\.0\.1:9\) of uplink-down: could not connect \(\w+\), gave up after 9 attempts$/);
+  expect(failed.map((e) => e.data)).toContainEqual(
+    expect.objectContaining({ trigger: "uplink-down", attempts: 9, delivered: false }),
+  );
+  expect(failed.find((e) => e.data.trigger === "uplink-down")!.message).toMatch(
+    /^could not notify webhook \(127\.0\.0\.1:9\) of uplink-down: could not connect \(\w+\), gave up after 9 attempts$/,
+  );
 });

@@ -24,7 +24,10 @@ describe("secret rotation", () => {
     const refused = await old.postRaw(old.heartbeatBody("isp1"));
     expect(refused.status).toBe(401);
     expect(refused.json.error.code).toBe("bad_signature");
-    expect((await events("rot")).map((e) => e.kind).filter((k) => k.startsWith("agent-rotat"))).toEqual(["agent-rotation-done", "agent-rotated"]);
+    expect((await events("rot")).map((e) => e.kind).filter((k) => k.startsWith("agent-rotat"))).toEqual([
+      "agent-rotation-done",
+      "agent-rotated",
+    ]);
   });
 
   it("refuses the old secret after the grace, or at once with graceSeconds 0", async () => {
@@ -46,7 +49,10 @@ describe("secret rotation", () => {
     const ch = new Channel((await old.connect("isp1")).webSocket!, old);
     const { secret } = await rotate("rot-ws", "srv1");
     await ch.send("isp1");
-    await ch.until(() => ch.messages.some((m) => m.type === "directive" && m.ackSeq !== null), "an answer signed with the old key");
+    await ch.until(
+      () => ch.messages.some((m) => m.type === "directive" && m.ackSeq !== null),
+      "an answer signed with the old key",
+    );
     await (await TestAgent.withSecret("rot-ws", "srv1", secret)).beat("isp2");
     await ch.until(() => ch.closed, "the old socket closing");
     expect(ch.closed!.code).toBe(4401);
@@ -60,7 +66,9 @@ describe("secret rotation", () => {
     at(60_000);
     await runDurableObjectAlarm(stubFor("rot-expire"));
     await ch.until(() => ch.closed, "the old socket closing at the grace's end");
-    expect((await events("rot-expire")).find((e) => e.kind === "agent-rotation-done")!.message).toBe("agent srv1: the grace of its old secret ran out; the old one is refused from now on");
+    expect((await events("rot-expire")).find((e) => e.kind === "agent-rotation-done")!.message).toBe(
+      "agent srv1: the grace of its old secret ran out; the old one is refused from now on",
+    );
   });
 
   it("found in review: a second rotation closes the sockets of the first secret", async () => {

@@ -4,12 +4,24 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { HEADER_AGENT, HEADER_SIG, HEADER_TS, HEADER_UPLINK, deriveSigningKey, sign } from "../../shared/src/index.ts";
+import { HEADER_AGENT, HEADER_SIG, HEADER_TS, HEADER_UPLINK, deriveSigningKey, sign } from "#shared";
 import type { Env } from "../../worker/src/env.ts";
 import { respellings } from "../respell.ts";
 import app from "../../worker/src/http/app.ts";
 import { MAX_VIEWERS } from "../../worker/src/site/viewers.ts";
-import { ADMIN, BASE, Channel, TestAgent, VIEWER, call, createSite, edgeClock, status, stubFor, twoUplinks } from "./support.ts";
+import {
+  ADMIN,
+  BASE,
+  Channel,
+  TestAgent,
+  VIEWER,
+  call,
+  createSite,
+  edgeClock,
+  status,
+  stubFor,
+  twoUplinks,
+} from "./support.ts";
 
 // A frozen clock in the future: the sites' alarms never fire during a test, so every SQLite
 // write counted below is one a request caused.
@@ -17,22 +29,43 @@ const at = edgeClock(Date.UTC(2031, 0, 6, 12, 0, 0));
 afterEach(() => vi.restoreAllMocks());
 
 /** Row changes on the site's SQLite connection so far. */
-const changes = (site: string) => runInDurableObject(stubFor(site), (_i, state) => state.storage.sql.exec<{ n: number }>("SELECT total_changes() AS n").one().n);
+const changes = (site: string) =>
+  runInDurableObject(
+    stubFor(site),
+    (_i, state) => state.storage.sql.exec<{ n: number }>("SELECT total_changes() AS n").one().n,
+  );
 
 /** The same Worker (routes, Durable Objects) with some vars or secrets changed: the test config has one set. */
-const withEnv = (vars: Partial<Env>) => (path: string, init: RequestInit = {}) => app.fetch(new Request(`${BASE}${path}`, init), { ...(env as unknown as Env), ...vars });
+const withEnv =
+  (vars: Partial<Env>) =>
+  (path: string, init: RequestInit = {}) =>
+    app.fetch(new Request(`${BASE}${path}`, init), { ...(env as unknown as Env), ...vars });
 
 async function sessionCookie(token: string): Promise<string> {
   const res = await exports.default.fetch(
-    new Request(`${BASE}/login`, { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ token, next: "/" }).toString() }),
+    new Request(`${BASE}/login`, {
+      method: "POST",
+      redirect: "manual",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ token, next: "/" }).toString(),
+    }),
   );
   return (res.headers.get("set-cookie") ?? "").split(";")[0]!;
 }
 
-const heartbeatHeaders = (agent: string, ts: number, sig: string) => ({ "content-type": "application/json", [HEADER_AGENT]: agent, [HEADER_TS]: String(ts), [HEADER_SIG]: sig });
+const heartbeatHeaders = (agent: string, ts: number, sig: string) => ({
+  "content-type": "application/json",
+  [HEADER_AGENT]: agent,
+  [HEADER_TS]: String(ts),
+  [HEADER_SIG]: sig,
+});
 
 const connect = (site: string, agent: string, uplink: string, ts: number, sig: string) =>
-  exports.default.fetch(new Request(`${BASE}/v1/sites/${site}/agents/${agent}/connect`, { headers: { upgrade: "websocket", [HEADER_UPLINK]: uplink, [HEADER_TS]: String(ts), [HEADER_SIG]: sig } }));
+  exports.default.fetch(
+    new Request(`${BASE}/v1/sites/${site}/agents/${agent}/connect`, {
+      headers: { upgrade: "websocket", [HEADER_UPLINK]: uplink, [HEADER_TS]: String(ts), [HEADER_SIG]: sig },
+    }),
+  );
 
 const writes = (site: string) =>
   [
@@ -73,9 +106,21 @@ describe("an outsider, or a viewer", () => {
     await createSite("sec-query");
     for (const name of ["token", "access_token", "auth", "authorization", "bearer"]) {
       expect((await call("GET", `/v1/sites/sec-query?${name}=${ADMIN}`, undefined, null)).status, name).toBe(401);
-      expect((await call("GET", `/v1/sites/sec-query/status?${name}=${encodeURIComponent(`Bearer ${VIEWER}`)}`, undefined, null)).status, name).toBe(401);
+      expect(
+        (
+          await call(
+            "GET",
+            `/v1/sites/sec-query/status?${name}=${encodeURIComponent(`Bearer ${VIEWER}`)}`,
+            undefined,
+            null,
+          )
+        ).status,
+        name,
+      ).toBe(401);
     }
-    const page = await exports.default.fetch(new Request(`${BASE}/sites/sec-query?token=${VIEWER}`, { redirect: "manual" }));
+    const page = await exports.default.fetch(
+      new Request(`${BASE}/sites/sec-query?token=${VIEWER}`, { redirect: "manual" }),
+    );
     expect(page.status).toBe(303);
   });
 
@@ -90,19 +135,35 @@ describe("an outsider, or a viewer", () => {
     await createSite("sec-public");
     await TestAgent.enroll("sec-public", "sbc1", "probe", { uplink: "isp1" });
     const pub = withEnv({ PUBLIC_STATUS: "true" });
-    for (const path of ["/v1/sites/sec-public/status", "/v1/sites/sec-public/events", "/v1/sites/sec-public/metrics", "/v1/sites", "/sites/sec-public", "/"])
+    for (const path of [
+      "/v1/sites/sec-public/status",
+      "/v1/sites/sec-public/events",
+      "/v1/sites/sec-public/metrics",
+      "/v1/sites",
+      "/sites/sec-public",
+      "/",
+    ])
       expect((await pub(path)).status, path).toBe(200);
     const live = await pub("/v1/sites/sec-public/live", { headers: { upgrade: "websocket" } });
     expect(live.status).toBe(101);
     live.webSocket!.accept();
     live.webSocket!.close();
-    expect((await pub("/v1/sites/sec-public/live", { headers: { upgrade: "websocket", origin: "https://evil.example" } })).status).toBe(403);
+    expect(
+      (await pub("/v1/sites/sec-public/live", { headers: { upgrade: "websocket", origin: "https://evil.example" } }))
+        .status,
+    ).toBe(403);
     // The config holds the notification URLs: it stays the admin's.
     expect((await pub("/v1/sites/sec-public")).status).toBe(401);
-    expect((await pub("/v1/sites/sec-public/status", { headers: { authorization: "Bearer wrong-token" } })).status).toBe(403);
+    expect(
+      (await pub("/v1/sites/sec-public/status", { headers: { authorization: "Bearer wrong-token" } })).status,
+    ).toBe(403);
     const before = await changes("sec-public");
     for (const [method, path, body] of writes("sec-public")) {
-      const r = await pub(path, { method, headers: { "content-type": "application/json" }, body: body && JSON.stringify(body) });
+      const r = await pub(path, {
+        method,
+        headers: { "content-type": "application/json" },
+        body: body && JSON.stringify(body),
+      });
       expect(r.status, `${method} ${path}`).toBe(401);
     }
     expect(await changes("sec-public")).toBe(before);
@@ -112,33 +173,59 @@ describe("an outsider, or a viewer", () => {
     await createSite("sec-bare");
     const bare = withEnv({ ADMIN_TOKEN: undefined });
     for (const authorization of ["", "Bearer ", "Bearer undefined", `Bearer ${ADMIN}`, `Bearer ${VIEWER}`]) {
-      const r = await bare("/v1/sites/sec-bare/override", { method: "POST", headers: { authorization, "content-type": "application/json" }, body: JSON.stringify({ uplink: "isp2", forSeconds: 60, reason: "x" }) });
+      const r = await bare("/v1/sites/sec-bare/override", {
+        method: "POST",
+        headers: { authorization, "content-type": "application/json" },
+        body: JSON.stringify({ uplink: "isp2", forSeconds: 60, reason: "x" }),
+      });
       expect(r.status, authorization).toBe(503);
     }
   });
 });
 
 describe("token rotation", () => {
-  it.each(["ADMIN_TOKEN", "VIEWER_TOKEN"] as const)("a new %s signs out every session and the old token, and agents keep speaking", async (name) => {
-    const site = `sec-rotate-${name === "ADMIN_TOKEN" ? "admin" : "viewer"}`;
-    await createSite(site);
-    const sbc1 = await TestAgent.enroll(site, "sbc1", "probe", { uplink: "isp1" });
-    const cookie = await sessionCookie(VIEWER);
-    const old = name === "ADMIN_TOKEN" ? ADMIN : VIEWER;
-    const rotated = withEnv({ [name]: "rotated-token-9876543210-abcdef" });
-    expect((await rotated(`/v1/sites/${site}/status`, { headers: { cookie } })).status).toBe(401);
-    expect((await rotated(`/v1/sites/${site}/status`, { headers: { authorization: `Bearer ${old}` } })).status).toBe(403);
-    expect((await rotated(`/v1/sites/${site}/status`, { headers: { authorization: "Bearer rotated-token-9876543210-abcdef" } })).status).toBe(200);
-    const body = sbc1.heartbeatBody("isp1");
-    const s = await sbc1.signed(body);
-    expect((await rotated(`/v1/sites/${site}/heartbeat`, { method: "POST", headers: heartbeatHeaders("sbc1", s.ts, s.sig), body })).status).toBe(200);
-  });
+  it.each(["ADMIN_TOKEN", "VIEWER_TOKEN"] as const)(
+    "a new %s signs out every session and the old token, and agents keep speaking",
+    async (name) => {
+      const site = `sec-rotate-${name === "ADMIN_TOKEN" ? "admin" : "viewer"}`;
+      await createSite(site);
+      const sbc1 = await TestAgent.enroll(site, "sbc1", "probe", { uplink: "isp1" });
+      const cookie = await sessionCookie(VIEWER);
+      const old = name === "ADMIN_TOKEN" ? ADMIN : VIEWER;
+      const rotated = withEnv({ [name]: "rotated-token-9876543210-abcdef" });
+      expect((await rotated(`/v1/sites/${site}/status`, { headers: { cookie } })).status).toBe(401);
+      expect((await rotated(`/v1/sites/${site}/status`, { headers: { authorization: `Bearer ${old}` } })).status).toBe(
+        403,
+      );
+      expect(
+        (
+          await rotated(`/v1/sites/${site}/status`, {
+            headers: { authorization: "Bearer rotated-token-9876543210-abcdef" },
+          })
+        ).status,
+      ).toBe(200);
+      const body = sbc1.heartbeatBody("isp1");
+      const s = await sbc1.signed(body);
+      expect(
+        (
+          await rotated(`/v1/sites/${site}/heartbeat`, {
+            method: "POST",
+            headers: heartbeatHeaders("sbc1", s.ts, s.sig),
+            body,
+          })
+        ).status,
+      ).toBe(200);
+    },
+  );
 });
 
 describe("agent signatures", () => {
   async function site(name: string) {
     await createSite(name);
-    return [await TestAgent.enroll(name, "sbc1", "probe", { uplink: "isp1" }), await TestAgent.enroll(name, "sbc2", "probe", { uplink: "isp2" })] as const;
+    return [
+      await TestAgent.enroll(name, "sbc1", "probe", { uplink: "isp1" }),
+      await TestAgent.enroll(name, "sbc2", "probe", { uplink: "isp2" }),
+    ] as const;
   }
 
   it("refuses a signature made for another timestamp", async () => {
@@ -165,7 +252,13 @@ describe("agent signatures", () => {
     const answer = await sbc1.postRaw(sbc1.heartbeatBody("isp1"));
     expect(answer.status).toBe(200);
     // The edge's own signed answer, sent back to it.
-    const reflected = await call("POST", "/v1/sites/sec-down/heartbeat", answer.text, null, heartbeatHeaders("sbc1", Number(answer.headers.get(HEADER_TS)), answer.headers.get(HEADER_SIG)!));
+    const reflected = await call(
+      "POST",
+      "/v1/sites/sec-down/heartbeat",
+      answer.text,
+      null,
+      heartbeatHeaders("sbc1", Number(answer.headers.get(HEADER_TS)), answer.headers.get(HEADER_SIG)!),
+    );
     expect(reflected.json.error.code).toBe("bad_signature");
     // A well-formed heartbeat signed the way only the edge signs.
     const body = sbc1.heartbeatBody("isp1");
@@ -204,7 +297,10 @@ describe("agent signatures", () => {
     const body = sbc1.heartbeatBody("isp1");
     const frame = JSON.stringify({ ...(await sbc1.signed(body)), body });
     await ch.sendRaw(frame);
-    await ch.until(() => ch.messages.find((m) => m.type === "directive" && m.ackSeq === JSON.parse(body).seq), "the answer");
+    await ch.until(
+      () => ch.messages.find((m) => m.type === "directive" && m.ackSeq === JSON.parse(body).seq),
+      "the answer",
+    );
     await ch.sendRaw(frame);
     await ch.until(() => replayed() === 1, "the refusal");
     const overHttp = sbc1.heartbeatBody("isp1");
@@ -259,15 +355,24 @@ describe("a respelled signature (the same MAC, another spelling)", () => {
     const sbc1 = await site("sec-respell-rest");
     const body = sbc1.heartbeatBody("isp1");
     const s = await sbc1.signed(body);
-    const post = (path: string, headers: [string, string][]) => exports.default.fetch(new Request(`${BASE}${path}`, { method: "POST", headers, body }));
-    const headers = (ts: string, sig = s.sig): [string, string][] => [["content-type", "application/json"], [HEADER_AGENT, "sbc1"], [HEADER_TS, ts], [HEADER_SIG, sig]];
+    const post = (path: string, headers: [string, string][]) =>
+      exports.default.fetch(new Request(`${BASE}${path}`, { method: "POST", headers, body }));
+    const headers = (ts: string, sig = s.sig): [string, string][] => [
+      ["content-type", "application/json"],
+      [HEADER_AGENT, "sbc1"],
+      [HEADER_TS, ts],
+      [HEADER_SIG, sig],
+    ];
     expect((await post("/v1/sites/sec-respell-rest/heartbeat", headers(String(s.ts)))).status).toBe(200);
     const again: [string, Response][] = [
       ["a timestamp with a leading zero", await post("/v1/sites/sec-respell-rest/heartbeat", headers(`0${s.ts}`))],
       ["a timestamp with a fraction", await post("/v1/sites/sec-respell-rest/heartbeat", headers(`${s.ts}.0`))],
       ["a timestamp in hex", await post("/v1/sites/sec-respell-rest/heartbeat", headers(`0x${s.ts.toString(16)}`))],
       ["the site percent-encoded", await post("/v1/sites/sec-respell-%72est/heartbeat", headers(String(s.ts)))],
-      ["the signature header twice", await post("/v1/sites/sec-respell-rest/heartbeat", [...headers(String(s.ts)), [HEADER_SIG, s.sig]])],
+      [
+        "the signature header twice",
+        await post("/v1/sites/sec-respell-rest/heartbeat", [...headers(String(s.ts)), [HEADER_SIG, s.sig]]),
+      ],
     ];
     for (const [what, r] of again) expect([401, 409], what).toContain(r.status);
   });
@@ -294,8 +399,17 @@ describe("secrets", () => {
   it("no refusal, no viewer's answer and no log line holds a token, an agent's secret or key, or a notification URL's path", async () => {
     const logged: string[] = [];
     for (const m of ["log", "info", "warn", "error", "debug"] as const)
-      vi.spyOn(console, m).mockImplementation((...args: unknown[]) => void logged.push(args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" ")));
-    await createSite("sec-leak", twoUplinks({}, { notify: [{ kind: "webhook", url: "https://hooks.example.com/services/T0/B0/hook-secret-4f9a" }] }));
+      vi.spyOn(console, m).mockImplementation(
+        (...args: unknown[]) =>
+          void logged.push(args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" ")),
+      );
+    await createSite(
+      "sec-leak",
+      twoUplinks(
+        {},
+        { notify: [{ kind: "webhook", url: "https://hooks.example.com/services/T0/B0/hook-secret-4f9a" }] },
+      ),
+    );
     const sbc1 = await TestAgent.enroll("sec-leak", "sbc1", "probe", { uplink: "isp1" });
     const key = await deriveSigningKey(sbc1.secret);
     await sbc1.beat("isp1");
@@ -312,13 +426,34 @@ describe("secrets", () => {
       await call("POST", "/v1/sites/sec-leak/heartbeat", body, null, heartbeatHeaders("sbc1", Date.now(), key)),
     ].map((r) => r.text);
     refused.push(await (await connect("sec-leak", "sbc1", "isp1", Date.now(), key)).text());
-    const login = await exports.default.fetch(new Request(`${BASE}/login`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `token=${guess}&next=%2F` }));
+    const login = await exports.default.fetch(
+      new Request(`${BASE}/login`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: `token=${guess}&next=%2F`,
+      }),
+    );
     refused.push(await login.text());
     for (const text of refused) for (const s of secrets) expect(text).not.toContain(s);
 
-    const viewed = await Promise.all(["/v1/sites/sec-leak/status", "/v1/sites/sec-leak/events?limit=1000", "/v1/sites/sec-leak/metrics", "/v1/sites"].map(async (p) => (await call("GET", p, undefined, VIEWER)).text));
-    const live = (await exports.default.fetch(new Request(`${BASE}/v1/sites/sec-leak/live`, { headers: { upgrade: "websocket", authorization: `Bearer ${VIEWER}` } }))).webSocket!;
-    const snapshot = new Promise<string>((resolve) => live.addEventListener("message", (e) => resolve(e.data as string)));
+    const viewed = await Promise.all(
+      [
+        "/v1/sites/sec-leak/status",
+        "/v1/sites/sec-leak/events?limit=1000",
+        "/v1/sites/sec-leak/metrics",
+        "/v1/sites",
+      ].map(async (p) => (await call("GET", p, undefined, VIEWER)).text),
+    );
+    const live = (
+      await exports.default.fetch(
+        new Request(`${BASE}/v1/sites/sec-leak/live`, {
+          headers: { upgrade: "websocket", authorization: `Bearer ${VIEWER}` },
+        }),
+      )
+    ).webSocket!;
+    const snapshot = new Promise<string>((resolve) =>
+      live.addEventListener("message", (e) => resolve(e.data as string)),
+    );
     live.accept();
     viewed.push(await snapshot);
     live.close();
@@ -327,8 +462,18 @@ describe("secrets", () => {
     // The Worker's two log lines, made to happen. An unhandled error, on a request holding the
     // admin token and an agent's signature (a namespace without methods: what a bad deploy gives)…
     const broken = withEnv({ SITES: {} as Env["SITES"] });
-    expect((await broken("/v1/sites/sec-leak/status", { headers: { authorization: `Bearer ${ADMIN}` } })).status).toBe(500);
-    expect((await broken("/v1/sites/sec-leak/heartbeat", { method: "POST", headers: heartbeatHeaders("sbc1", Date.now(), key), body })).status).toBe(500);
+    expect((await broken("/v1/sites/sec-leak/status", { headers: { authorization: `Bearer ${ADMIN}` } })).status).toBe(
+      500,
+    );
+    expect(
+      (
+        await broken("/v1/sites/sec-leak/heartbeat", {
+          method: "POST",
+          headers: heartbeatHeaders("sbc1", Date.now(), key),
+          body,
+        })
+      ).status,
+    ).toBe(500);
     // …and a failing alarm: its storage broken under it, the site's uplinks judged 10 s later.
     await runInDurableObject(stubFor("sec-leak"), (_i, state) => void state.storage.sql.exec("DROP TABLE events"));
     at(10_000);
@@ -343,11 +488,22 @@ describe("browsers", () => {
   it("never caches a page, the login form or a redirect to it", async () => {
     await createSite("sec-cache");
     const cookie = await sessionCookie(VIEWER);
-    const get = (path: string, headers: Record<string, string> = {}) => exports.default.fetch(new Request(`${BASE}${path}`, { redirect: "manual", headers }));
-    for (const res of [await get("/login"), await get("/sites/sec-cache"), await get("/sites/sec-cache", { cookie }), await get("/", { cookie })])
+    const get = (path: string, headers: Record<string, string> = {}) =>
+      exports.default.fetch(new Request(`${BASE}${path}`, { redirect: "manual", headers }));
+    for (const res of [
+      await get("/login"),
+      await get("/sites/sec-cache"),
+      await get("/sites/sec-cache", { cookie }),
+      await get("/", { cookie }),
+    ])
       expect(res.headers.get("cache-control"), `${res.status}`).toBe("no-store");
     const signIn = await exports.default.fetch(
-      new Request(`${BASE}/login`, { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `token=${VIEWER}&next=%2F` }),
+      new Request(`${BASE}/login`, {
+        method: "POST",
+        redirect: "manual",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: `token=${VIEWER}&next=%2F`,
+      }),
     );
     expect(signIn.status).toBe(303);
     expect(signIn.headers.get("cache-control")).toBe("no-store");
@@ -358,29 +514,59 @@ describe("memory bounds", () => {
   /** A body that never ends, 1 KiB per pull, counting the pulls. */
   function endless() {
     let pulled = 0;
-    const stream = new ReadableStream<Uint8Array>({ pull: (c) => void (pulled++, c.enqueue(new Uint8Array(1_024).fill(0x20))) }, { highWaterMark: 0 });
+    const stream = new ReadableStream<Uint8Array>(
+      { pull: (c) => void (pulled++, c.enqueue(new Uint8Array(1_024).fill(0x20))) },
+      { highWaterMark: 0 },
+    );
     return { stream, read: () => pulled * 1_024 };
   }
 
   it.each([
-    ["the admin API", "PUT", "/v1/sites/sec-big", { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" }, 64 * 1_024],
-    ["the heartbeat", "POST", "/v1/sites/sec-big/heartbeat", heartbeatHeaders("sbc1", Date.now(), "A".repeat(43)), 8 * 1_024],
+    [
+      "the admin API",
+      "PUT",
+      "/v1/sites/sec-big",
+      { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+      64 * 1_024,
+    ],
+    [
+      "the heartbeat",
+      "POST",
+      "/v1/sites/sec-big/heartbeat",
+      heartbeatHeaders("sbc1", Date.now(), "A".repeat(43)),
+      8 * 1_024,
+    ],
     ["the login form", "POST", "/login", { "content-type": "application/x-www-form-urlencoded" }, 4 * 1_024],
-  ])("%s answers an endless body with 413 after reading just past its cap, whether Content-Length lies or is absent", async (_what, method, path, headers, cap) => {
-    for (const length of [{ "content-length": "100" }, {}]) {
-      const body = endless();
-      const res = await exports.default.fetch(new Request(`${BASE}${path}`, { method, headers: { ...headers, ...length }, body: body.stream, duplex: "half" } as RequestInit));
-      expect(res.status).toBe(413);
-      expect(((await res.json()) as any).error.code).toBe("payload_too_large");
-      expect(body.read()).toBeGreaterThan(cap);
-      expect(body.read()).toBeLessThanOrEqual(cap + 2 * 1_024);
-    }
-    expect((await call("GET", "/v1/sites/sec-big")).status).toBe(404);
-  });
+  ])(
+    "%s answers an endless body with 413 after reading just past its cap, whether Content-Length lies or is absent",
+    async (_what, method, path, headers, cap) => {
+      for (const length of [{ "content-length": "100" }, {}]) {
+        const body = endless();
+        const res = await exports.default.fetch(
+          new Request(`${BASE}${path}`, {
+            method,
+            headers: { ...headers, ...length },
+            body: body.stream,
+            duplex: "half",
+          } as RequestInit),
+        );
+        expect(res.status).toBe(413);
+        expect(((await res.json()) as any).error.code).toBe("payload_too_large");
+        expect(body.read()).toBeGreaterThan(cap);
+        expect(body.read()).toBeLessThanOrEqual(cap + 2 * 1_024);
+      }
+      expect((await call("GET", "/v1/sites/sec-big")).status).toBe(404);
+    },
+  );
 
   it(`a site takes at most ${MAX_VIEWERS} live status pages; the next gets 429`, async () => {
     await createSite("sec-viewers");
-    const open = () => exports.default.fetch(new Request(`${BASE}/v1/sites/sec-viewers/live`, { headers: { upgrade: "websocket", authorization: `Bearer ${VIEWER}` } }));
+    const open = () =>
+      exports.default.fetch(
+        new Request(`${BASE}/v1/sites/sec-viewers/live`, {
+          headers: { upgrade: "websocket", authorization: `Bearer ${VIEWER}` },
+        }),
+      );
     const sockets: WebSocket[] = [];
     for (let i = 0; i < MAX_VIEWERS; i++) {
       const res = await open();

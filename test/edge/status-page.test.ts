@@ -1,12 +1,20 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { LiveMessage } from "../../shared/src/index.ts";
+import { LiveMessage } from "#shared";
 import { ADMIN, BASE, TestAgent, VIEWER, call, createSite } from "./support.ts";
 
 const form = (fields: Record<string, string>, headers: Record<string, string> = {}) =>
-  exports.default.fetch(new Request(`${BASE}/login`, { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded", ...headers }, body: new URLSearchParams(fields).toString() }));
+  exports.default.fetch(
+    new Request(`${BASE}/login`, {
+      method: "POST",
+      redirect: "manual",
+      headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
+      body: new URLSearchParams(fields).toString(),
+    }),
+  );
 
-const get = (path: string, headers: Record<string, string> = {}) => exports.default.fetch(new Request(`${BASE}${path}`, { redirect: "manual", headers }));
+const get = (path: string, headers: Record<string, string> = {}) =>
+  exports.default.fetch(new Request(`${BASE}${path}`, { redirect: "manual", headers }));
 
 async function login(token = VIEWER, next = "/") {
   const res = await form({ token, next });
@@ -21,7 +29,9 @@ async function sha256(text: string) {
 
 /** A status page's live socket, collecting what the edge pushes. */
 async function live(site: string, headers: Record<string, string> = { authorization: `Bearer ${VIEWER}` }) {
-  const res = await exports.default.fetch(new Request(`${BASE}/v1/sites/${site}/live`, { headers: { upgrade: "websocket", ...headers } }));
+  const res = await exports.default.fetch(
+    new Request(`${BASE}/v1/sites/${site}/live`, { headers: { upgrade: "websocket", ...headers } }),
+  );
   if (!res.webSocket) return { res, messages: [] as LiveMessage[], ws: null, until: null };
   const ws = res.webSocket;
   ws.accept();
@@ -54,7 +64,9 @@ describe("login", () => {
     const { res: ok, cookie, jar } = await login(VIEWER, "/sites/page-login");
     expect(ok.status).toBe(303);
     expect(ok.headers.get("location")).toBe("/sites/page-login");
-    expect(cookie).toMatch(/^wanwatch_session=v1\.\d+\.[\w-]{43}; Path=\/; Max-Age=604800; HttpOnly; SameSite=Strict; Secure$/);
+    expect(cookie).toMatch(
+      /^wanwatch_session=v1\.\d+\.[\w-]{43}; Path=\/; Max-Age=604800; HttpOnly; SameSite=Strict; Secure$/,
+    );
     expect(cookie).not.toContain(VIEWER);
 
     const pageRes = await get("/sites/page-login", { cookie: jar });
@@ -63,7 +75,13 @@ describe("login", () => {
     expect((await call("GET", "/v1/sites/page-login/status", undefined, null, { cookie: jar })).status).toBe(200);
     // The cookie reads; it never administers.
     expect((await call("GET", "/v1/sites/page-login", undefined, null, { cookie: jar })).status).toBe(401);
-    expect((await call("POST", "/v1/sites/page-login/override", { uplink: "isp2", forSeconds: 60, reason: "x" }, null, { cookie: jar })).status).toBe(401);
+    expect(
+      (
+        await call("POST", "/v1/sites/page-login/override", { uplink: "isp2", forSeconds: 60, reason: "x" }, null, {
+          cookie: jar,
+        })
+      ).status,
+    ).toBe(401);
   });
 
   it("refuses forged, tampered and expired-looking cookies, foreign origins and open redirects", async () => {
@@ -77,7 +95,8 @@ describe("login", () => {
       `${name}=${v}.1.${mac}`,
       `${name}=garbage`,
     ];
-    for (const cookie of tampered) expect((await call("GET", "/v1/sites/page-forged/status", undefined, null, { cookie })).status).toBe(401);
+    for (const cookie of tampered)
+      expect((await call("GET", "/v1/sites/page-forged/status", undefined, null, { cookie })).status).toBe(401);
 
     expect((await form({ token: VIEWER, next: "/" }, { origin: "https://evil.example" })).status).toBe(403);
     for (const next of ["//evil.example/x", "/\\evil.example", "https://evil.example", "javascript:alert(1)"]) {
@@ -109,7 +128,10 @@ describe("pages", () => {
       expect(csp).toContain("default-src 'none'");
       expect(csp).toContain("frame-ancestors 'none'");
       expect(csp).not.toContain("unsafe");
-      for (const [tag, directive] of [["script", "script-src"], ["style", "style-src"]] as const) {
+      for (const [tag, directive] of [
+        ["script", "script-src"],
+        ["style", "style-src"],
+      ] as const) {
         const blocks = [...html.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, "g"))].map((m) => m[1]!);
         const allowed = csp.split("; ").find((d) => d.startsWith(directive))!;
         for (const b of blocks) expect(allowed, `${path} ${tag}`).toContain(await sha256(b));
@@ -138,7 +160,10 @@ describe("pages", () => {
     expect(r.status).toBe(200);
     const a = r.json.sites.find((s: any) => s.site === "page-list-a");
     expect(a).toMatchObject({ activeUplink: "isp1", mode: "auto", agents: 1, staleAgents: 0 });
-    expect(a.uplinks.map((u: any) => [u.id, u.state])).toEqual([["isp1", "up"], ["isp2", "unknown"]]);
+    expect(a.uplinks.map((u: any) => [u.id, u.state])).toEqual([
+      ["isp1", "up"],
+      ["isp2", "unknown"],
+    ]);
     expect(r.json.sites.some((s: any) => s.site === "page-list-b")).toBe(true);
     expect(r.json.total).toBe(r.json.sites.length);
   });
@@ -157,7 +182,10 @@ describe("live status", () => {
     expect(snap.availability.map((a) => a.uplink)).toEqual(["isp1", "isp2"]);
 
     await sbc1.beat("isp1");
-    const update = await v.until!(() => v.messages.find((m) => m.type === "update" && m.events.some((e) => e.kind === "switch")), "switch update");
+    const update = await v.until!(
+      () => v.messages.find((m) => m.type === "update" && m.events.some((e) => e.kind === "switch")),
+      "switch update",
+    );
     expect(update.status.activeUplink).toBe("isp1");
     expect(update.events.every((e) => e.seq > snap.events[0]!.seq)).toBe(true);
 
@@ -170,7 +198,10 @@ describe("live status", () => {
     await createSite("page-live-refuse");
     expect((await live("page-live-refuse", {})).res.status).toBe(401);
     expect((await live("page-live-refuse", { authorization: "Bearer wrong" })).res.status).toBe(403);
-    expect((await live("page-live-refuse", { authorization: `Bearer ${VIEWER}`, origin: "https://evil.example" })).res.status).toBe(403);
+    expect(
+      (await live("page-live-refuse", { authorization: `Bearer ${VIEWER}`, origin: "https://evil.example" })).res
+        .status,
+    ).toBe(403);
     expect((await live("page-live-nothing")).res.status).toBe(404);
     const plain = await call("GET", "/v1/sites/page-live-refuse/live", undefined, VIEWER);
     expect(plain.status).toBe(426);

@@ -16,7 +16,7 @@ import {
   type SigningKey,
   type SiteConfigInput,
   type SiteStatus,
-} from "../../shared/src/index.ts";
+} from "#shared";
 
 export const ADMIN = "test-admin-token-0123456789";
 export const VIEWER = "test-viewer-token-0123456789";
@@ -26,11 +26,23 @@ export function stubFor(site: string) {
   return env.SITES.get(env.SITES.idFromName(site));
 }
 
-export async function call(method: string, path: string, body?: unknown, token: string | null = ADMIN, headers: Record<string, string> = {}) {
+export async function call(
+  method: string,
+  path: string,
+  body?: unknown,
+  token: string | null = ADMIN,
+  headers: Record<string, string> = {},
+) {
   const h: Record<string, string> = { ...headers };
   if (token) h.authorization = `Bearer ${token}`;
   if (body !== undefined && !h["content-type"]) h["content-type"] = "application/json";
-  return send(new Request(`${BASE}${path}`, { method, headers: h, body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body) }));
+  return send(
+    new Request(`${BASE}${path}`, {
+      method,
+      headers: h,
+      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+    }),
+  );
 }
 
 /** Any request to the Worker; the answer read as text, as JSON when it is, and its WebSocket if one was accepted. */
@@ -50,12 +62,19 @@ export async function send(req: Request) {
 export function storedRows(site: string): Promise<Record<string, unknown[]>> {
   return runInDurableObject(stubFor(site), (_i, state) => {
     const sql = state.storage.sql;
-    const tables = sql.exec<{ name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' ORDER BY name`).toArray();
+    const tables = sql
+      .exec<{ name: string }>(
+        `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' ORDER BY name`,
+      )
+      .toArray();
     return Object.fromEntries(tables.map(({ name }) => [name, sql.exec(`SELECT * FROM "${name}"`).toArray()]));
   });
 }
 
-export const twoUplinks = (policy: Partial<SiteConfigInput["policy"]> = {}, extra: Partial<SiteConfigInput> = {}): SiteConfigInput => ({
+export const twoUplinks = (
+  policy: Partial<SiteConfigInput["policy"]> = {},
+  extra: Partial<SiteConfigInput> = {},
+): SiteConfigInput => ({
   uplinks: [
     { id: "isp1", priority: 1, name: "Fiber" },
     { id: "isp2", priority: 2, name: "LTE", metered: true },
@@ -77,7 +96,11 @@ export async function status(site: string): Promise<SiteStatus> {
 }
 
 export async function events(site: string, limit = 100) {
-  return (await call("GET", `/v1/sites/${site}/events?limit=${limit}`)).json as { kind: string; message: string; data: any }[];
+  return (await call("GET", `/v1/sites/${site}/events?limit=${limit}`)).json as {
+    kind: string;
+    message: string;
+    data: any;
+  }[];
 }
 
 /** An enrolled agent that signs like the real one does, over HTTP or WebSocket. */
@@ -86,9 +109,19 @@ export class TestAgent {
   appliedGeneration: number | null = null;
   tunnelGeneration: number | null = null;
   lastError: string | null = null;
-  private constructor(readonly site: string, readonly id: string, readonly secret: string, readonly key: SigningKey) {}
+  private constructor(
+    readonly site: string,
+    readonly id: string,
+    readonly secret: string,
+    readonly key: SigningKey,
+  ) {}
 
-  static async enroll(site: string, id: string, role: "probe" | "server", opts: { uplink?: string; tunnelRestarter?: boolean } = {}) {
+  static async enroll(
+    site: string,
+    id: string,
+    role: "probe" | "server",
+    opts: { uplink?: string; tunnelRestarter?: boolean } = {},
+  ) {
     const r = await call("POST", `/v1/sites/${site}/agents`, { id, role, ...opts });
     if (r.status !== 201) throw new Error(`enroll: ${r.status} ${r.text}`);
     return TestAgent.withSecret(site, id, r.json.secret);
@@ -134,7 +167,11 @@ export class TestAgent {
     const r = await this.postRaw(this.heartbeatBody(uplink, opts.extra), { ip: opts.ip });
     if (r.status !== 200) throw new Error(`heartbeat: ${r.status} ${r.text}`);
     const ts = Number(r.headers.get(HEADER_TS));
-    const ok = await verify(this.key, { direction: "down", site: this.site, agent: this.id, ts, body: r.text }, r.headers.get(HEADER_SIG) ?? "");
+    const ok = await verify(
+      this.key,
+      { direction: "down", site: this.site, agent: this.id, ts, body: r.text },
+      r.headers.get(HEADER_SIG) ?? "",
+    );
     if (!ok) throw new Error("edge answer has a bad signature");
     const msg = EdgeMessage.parse(r.json);
     if (msg.type !== "directive") throw new Error("expected a directive");
@@ -144,9 +181,16 @@ export class TestAgent {
   async connect(uplink: string, opts: { ip?: string; ts?: number; sig?: string } = {}) {
     const body = connectBody(uplink);
     const s = await this.signed(body, opts.ts);
-    const headers: Record<string, string> = { upgrade: "websocket", [HEADER_UPLINK]: uplink, [HEADER_TS]: String(s.ts), [HEADER_SIG]: opts.sig ?? s.sig };
+    const headers: Record<string, string> = {
+      upgrade: "websocket",
+      [HEADER_UPLINK]: uplink,
+      [HEADER_TS]: String(s.ts),
+      [HEADER_SIG]: opts.sig ?? s.sig,
+    };
     if (opts.ip) headers["cf-connecting-ip"] = opts.ip;
-    const res = await exports.default.fetch(new Request(`${BASE}/v1/sites/${this.site}/agents/${this.id}/connect`, { headers }));
+    const res = await exports.default.fetch(
+      new Request(`${BASE}/v1/sites/${this.site}/agents/${this.id}/connect`, { headers }),
+    );
     return res;
   }
 }
@@ -157,12 +201,19 @@ export class Channel {
   closed: { code: number; reason: string } | null = null;
   private waiters: (() => void)[] = [];
 
-  constructor(readonly ws: WebSocket, readonly agent: TestAgent) {
+  constructor(
+    readonly ws: WebSocket,
+    readonly agent: TestAgent,
+  ) {
     ws.accept();
     ws.addEventListener("message", async (e) => {
       const frame = JSON.parse(e.data as string);
       if (frame.sig) {
-        const ok = await verify(agent.key, { direction: "down", site: agent.site, agent: agent.id, ts: frame.ts, body: frame.body }, frame.sig);
+        const ok = await verify(
+          agent.key,
+          { direction: "down", site: agent.site, agent: agent.id, ts: frame.ts, body: frame.body },
+          frame.sig,
+        );
         if (!ok) throw new Error("bad signature on a pushed frame");
         this.messages.push(EdgeMessage.parse(JSON.parse(frame.body)));
       } else this.messages.push(EdgeMessage.parse(frame));

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { createSite, edgeClock, events, status, TestAgent } from "./support.ts";
 
 const at = edgeClock(Date.UTC(2026, 11, 3, 12, 0, 0));
-const WORKER = "this node is a Docker Swarm worker: only a manager can restart service \"tunnel\"";
+const WORKER = 'this node is a Docker Swarm worker: only a manager can restart service "tunnel"';
 
 describe("cluster mode: a restarter that cannot restart", () => {
   it("is passed over for another live restarter; when every one has failed, the last keeps retrying and nothing is asked again", async () => {
@@ -32,7 +32,9 @@ describe("cluster mode: a restarter that cannot restart", () => {
     manager.lastError = "`docker service update --force tunnel` timed out after 120000 ms";
     for (const s of [manager, worker, manager]) await s.beat("isp2");
     expect((await status("reelect")).tunnels).toMatchObject({ restarter: "srv-b", done: false });
-    const asked = (await events("reelect")).filter((e) => e.kind === "tunnel-restart-requested").map((e) => e.data?.agent);
+    const asked = (await events("reelect"))
+      .filter((e) => e.kind === "tunnel-restart-requested")
+      .map((e) => e.data?.agent);
     expect(asked.sort()).toEqual(["srv-a", "srv-b"]);
 
     manager.lastError = null;

@@ -26,16 +26,27 @@ export const PACKAGES = {
 const onPath = (cmd) => (process.env.PATH ?? "").split(":").some((d) => d && existsSync(`${d}/${cmd}`));
 const installed = (pkg) => {
   const command = PACKAGES[pkg].command;
-  return command ? onPath(command) : spawnSync("dpkg-query", ["-W", "-f=${Status}", pkg], { encoding: "utf8" }).stdout?.includes("install ok installed");
+  if (command) return onPath(command);
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format, not a template
+  const status = spawnSync("dpkg-query", ["-W", "-f=${Status}", pkg], { encoding: "utf8" }).stdout;
+  return status?.includes("install ok installed");
 };
 
 /** Installs whichever of `packages` are missing, when root with apt and not opted out; says so in one line. */
 export function installMissing(packages) {
   if (process.env.WANWATCH_NO_APT === "1") return;
-  if (process.platform !== "linux" || process.getuid?.() !== 0 || !existsSync("/usr/bin/apt-get") || !existsSync("/usr/bin/dpkg-query")) return;
+  if (
+    process.platform !== "linux" ||
+    process.getuid?.() !== 0 ||
+    !existsSync("/usr/bin/apt-get") ||
+    !existsSync("/usr/bin/dpkg-query")
+  )
+    return;
   const missing = packages.filter((p) => !installed(p));
   if (missing.length === 0) return;
-  console.log(`wanwatch tests: installing Debian packages for the lab and browser tests: ${missing.join(" ")} (WANWATCH_NO_APT=1 skips this)`);
+  console.log(
+    `wanwatch tests: installing Debian packages for the lab and browser tests: ${missing.join(" ")} (WANWATCH_NO_APT=1 skips this)`,
+  );
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
   try {
     // apt's own chatter (debconf notes) is shown only if the install fails.

@@ -6,7 +6,10 @@ const H = 3600_000;
 describe("availability strip", () => {
   it("cuts the window at each recorded change, starting from the first change's prior state", () => {
     const [a, b] = availability(
-      [{ id: "isp1", state: "up" }, { id: "isp2", state: "up" }],
+      [
+        { id: "isp1", state: "up" },
+        { id: "isp2", state: "up" },
+      ],
       [
         { at: 2 * H, uplink: "isp1", from: "up", to: "down" },
         { at: 3 * H, uplink: "isp1", from: "down", to: "up" },

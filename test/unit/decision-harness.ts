@@ -2,8 +2,18 @@
 // the history itself (what was heard, when) so properties can judge the engine against it rather
 // than against the engine's own fields.
 import fc from "fast-check";
-import { initialState, nextDeadline, reshapedState, restoredState, step, type DecisionEvent, type DecisionState, type Effect, type SiteShape } from "../../worker/src/engine/decision.ts";
-import type { PathQuality, Policy } from "../../shared/src/index.ts";
+import {
+  initialState,
+  nextDeadline,
+  reshapedState,
+  restoredState,
+  step,
+  type DecisionEvent,
+  type DecisionState,
+  type Effect,
+  type SiteShape,
+} from "../../worker/src/engine/decision.ts";
+import type { PathQuality, Policy } from "#shared";
 
 export const T0 = 1_000_000;
 /** The coordinator's alarm backstop (site-coordinator.ts `silenceBackstopMs`; test/edge/alarm-backstop.test.ts holds the coordinator to it). */
@@ -11,7 +21,15 @@ export const backstopMs = (downAfterMs: number) => Math.min(4 * downAfterMs, 60_
 
 export const shape = (policy: Partial<Policy> = {}, n = 2): SiteShape => ({
   uplinks: Array.from({ length: n }, (_, i) => ({ id: `isp${i + 1}`, priority: i + 1 })),
-  policy: { heartbeatMs: 1_000, downAfterMs: 3_000, failbackAfterMs: 60_000, minDwellMs: 10_000, degradedLossRatio: 0.2, degradedRttMs: 500, ...policy },
+  policy: {
+    heartbeatMs: 1_000,
+    downAfterMs: 3_000,
+    failbackAfterMs: 60_000,
+    minDwellMs: 10_000,
+    degradedLossRatio: 0.2,
+    degradedRttMs: 500,
+    ...policy,
+  },
 });
 
 export const policies = fc.record({
@@ -41,16 +59,32 @@ export const history = (n: number, extras = false): fc.Arbitrary<Act[]> => {
   const all = Array.from({ length: n }, (_, i) => `isp${i + 1}`);
   const extra = fc.oneof(
     { arbitrary: fc.constant(null), weight: 30 },
-    { arbitrary: fc.record({ kind: fc.constant("path" as const), bad: fc.boolean(), uplink: fc.constantFrom(...all) }), weight: extras ? 4 : 0 },
-    { arbitrary: fc.record({ kind: fc.constant("override" as const), uplink: fc.constantFrom(...all), forMs: fc.integer({ min: 1_000, max: 40_000 }) }), weight: extras ? 1 : 0 },
+    {
+      arbitrary: fc.record({ kind: fc.constant("path" as const), bad: fc.boolean(), uplink: fc.constantFrom(...all) }),
+      weight: extras ? 4 : 0,
+    },
+    {
+      arbitrary: fc.record({
+        kind: fc.constant("override" as const),
+        uplink: fc.constantFrom(...all),
+        forMs: fc.integer({ min: 1_000, max: 40_000 }),
+      }),
+      weight: extras ? 1 : 0,
+    },
     { arbitrary: fc.record({ kind: fc.constant("clear" as const) }), weight: extras ? 1 : 0 },
     { arbitrary: fc.record({ kind: fc.constant("policy" as const), policy: policies }), weight: extras ? 1 : 0 },
-    { arbitrary: fc.record({ kind: fc.constant("restart" as const), within: fc.integer({ min: 0, max: 1_199 }) }), weight: extras ? 2 : 0 },
+    {
+      arbitrary: fc.record({ kind: fc.constant("restart" as const), within: fc.integer({ min: 0, max: 1_199 }) }),
+      weight: extras ? 2 : 0,
+    },
   );
   return fc
     .array(
       fc.record({
-        seconds: fc.oneof({ arbitrary: fc.integer({ min: 0, max: 5 }), weight: 2 }, { arbitrary: fc.integer({ min: 5, max: 40 }), weight: 1 }),
+        seconds: fc.oneof(
+          { arbitrary: fc.integer({ min: 0, max: 5 }), weight: 2 },
+          { arbitrary: fc.integer({ min: 5, max: 40 }), weight: 1 },
+        ),
         jitter: fc.integer({ min: 0, max: 400 }),
         speakers: fc.oneof({ arbitrary: fc.constant(all), weight: 2 }, { arbitrary: fc.subarray(all), weight: 2 }),
         extras: fc.array(extra, { minLength: 40, maxLength: 40 }),
@@ -66,7 +100,13 @@ export const history = (n: number, extras = false): fc.Arbitrary<Act[]> => {
           const gap = 800 + p.jitter;
           if (x?.kind === "restart") acts.push({ at: at + Math.min(x.within, gap - 1), kind: "restart" });
           at += gap;
-          for (const u of p.speakers) acts.push({ at, kind: "beat", uplink: u, ...(x?.kind === "path" && x.uplink === u ? { path: x.bad ? BAD : GOOD } : {}) });
+          for (const u of p.speakers)
+            acts.push({
+              at,
+              kind: "beat",
+              uplink: u,
+              ...(x?.kind === "path" && x.uplink === u ? { path: x.bad ? BAD : GOOD } : {}),
+            });
           if (x?.kind === "override") acts.push({ at, kind: "override", uplink: x.uplink, forMs: x.forMs });
           if (x?.kind === "clear") acts.push({ at, kind: "clear" });
           if (x?.kind === "policy") acts.push({ at, kind: "policy", policy: x.policy });
@@ -111,11 +151,16 @@ export function run(sh: SiteShape, acts: readonly Act[], until?: number): Run {
     const before = s;
     const out = step(s, e, now, shape);
     r.steps.push({ at: now, downAfterMs: shape.policy.downAfterMs });
-    for (const eff of out.effects) if (eff.kind === "switch") r.switches.push({ at: now, seen, effect: eff, before, after: out.state });
+    for (const eff of out.effects)
+      if (eff.kind === "switch") r.switches.push({ at: now, seen, effect: eff, before, after: out.state });
     s = out.state;
   };
   const alarmsUntil = (t: number) => {
-    for (let d = nextDeadline(s, shape, now); d !== null && d + backstopMs(shape.policy.downAfterMs) <= t; d = nextDeadline(s, shape, now)) {
+    for (
+      let d = nextDeadline(s, shape, now);
+      d !== null && d + backstopMs(shape.policy.downAfterMs) <= t;
+      d = nextDeadline(s, shape, now)
+    ) {
       now = d + backstopMs(shape.policy.downAfterMs);
       apply({ kind: "tick" });
     }

@@ -5,7 +5,9 @@ import { T0, heldSince, history, lastHeard, policies, policyAt, run, shape, type
 
 /** Beats once a second from `from` for `seconds`, through `speakers`. */
 const beats = (from: number, seconds: number, speakers: string[], gap = 1_000): Act[] =>
-  Array.from({ length: seconds }, (_, i) => speakers.map((u) => ({ at: from + (i + 1) * gap, kind: "beat" as const, uplink: u }))).flat();
+  Array.from({ length: seconds }, (_, i) =>
+    speakers.map((u) => ({ at: from + (i + 1) * gap, kind: "beat" as const, uplink: u })),
+  ).flat();
 
 const withUplinks = fc.integer({ min: 2, max: 4 }).chain((n) => fc.tuple(fc.constant(n), history(n, true)));
 
@@ -40,7 +42,9 @@ describe("decision engine properties", () => {
           if (sw.at - switches[i - 1]!.at >= sh.policy.minDwellMs) continue;
           expect(sw.effect.reason).toBe("failover");
           // Dead by the history: not heard for downAfterMs.
-          expect(sw.at - (lastHeard(acts.slice(0, sw.seen), sw.effect.from!, sw.at) ?? -Infinity)).toBeGreaterThanOrEqual(sh.policy.downAfterMs);
+          expect(
+            sw.at - (lastHeard(acts.slice(0, sw.seen), sw.effect.from!, sw.at) ?? -Infinity),
+          ).toBeGreaterThanOrEqual(sh.policy.downAfterMs);
         }
       }),
       { numRuns: 300 },
@@ -91,7 +95,16 @@ describe("decision engine properties", () => {
             if (primary) acts.push({ at, kind: "beat", uplink: "isp1" });
             acts.push({ at, kind: "beat", uplink: "isp2" });
           }
-          const lastBefore = lastHeard(acts, "isp1", Math.max(...acts.filter((a) => a.uplink === "isp2").slice(0, settle).map((a) => a.at)))!;
+          const lastBefore = lastHeard(
+            acts,
+            "isp1",
+            Math.max(
+              ...acts
+                .filter((a) => a.kind === "beat" && a.uplink === "isp2")
+                .slice(0, settle)
+                .map((a) => a.at),
+            ),
+          )!;
           if (restartAt !== null) {
             acts.push({ at: lastBefore + restartAt, kind: "restart" });
             acts.sort((a, b) => a.at - b.at);
@@ -103,8 +116,9 @@ describe("decision engine properties", () => {
           // restart's grace while still due; the backup, beating, takes over at its first heartbeat then.
           let due = lastBefore + p.downAfterMs;
           // A restart before any step has judged it down grants it grace, even one past its due.
-          for (const x of r.restarts) if (x >= lastBefore && !r.steps.some((o) => o.at >= due && o.at <= x)) due = x + p.downAfterMs;
-          const failsOver = acts.some((a) => a.uplink === "isp2" && a.at >= due && a.at < back);
+          for (const x of r.restarts)
+            if (x >= lastBefore && !r.steps.some((o) => o.at >= due && o.at <= x)) due = x + p.downAfterMs;
+          const failsOver = acts.some((a) => a.kind === "beat" && a.uplink === "isp2" && a.at >= due && a.at < back);
           expect(r.switches[0]).toMatchObject({ effect: { reason: "initial", to: "isp1" } });
           if (!failsOver) return void expect(later).toEqual([]);
           outages++;
@@ -124,25 +138,36 @@ describe("decision engine properties", () => {
   it("no switch from a restart: restored at any moment, the edge makes no switch on its own within the grace that follows", () => {
     let owed = 0;
     fc.assert(
-      fc.property(policies, history(2, true), fc.nat(), fc.integer({ min: 0, max: 1_199 }), fc.array(fc.integer({ min: 0, max: 9_999 }), { minLength: 1, maxLength: 6 }), (p, acts, pick, offset, ticks) => {
-        if (!acts.length) return;
-        const sh = shape(p);
-        // Cut the history at a random moment: after any act, within its second.
-        const restartAt = acts[pick % acts.length]!.at + offset;
-        const r = run(sh, acts.filter((a) => a.at <= restartAt), restartAt);
-        const downAfterMs = r.shape.policy.downAfterMs;
-        let s: DecisionState = restoredState(JSON.parse(JSON.stringify(r.state)), r.shape, restartAt);
-        let plain = r.state;
-        // Then only alarms and status reads, at random moments inside the grace.
-        for (const t of ticks.map((x) => restartAt + (x % downAfterMs)).sort((a, b) => a - b)) {
-          const out = step(s, { kind: "tick" }, t, r.shape);
-          expect(out.effects.filter((e) => e.kind === "switch")).toEqual([]);
-          s = out.state;
-          const without = step(plain, { kind: "tick" }, t, r.shape);
-          if (without.effects.some((e) => e.kind === "switch")) owed++;
-          plain = without.state;
-        }
-      }),
+      fc.property(
+        policies,
+        history(2, true),
+        fc.nat(),
+        fc.integer({ min: 0, max: 1_199 }),
+        fc.array(fc.integer({ min: 0, max: 9_999 }), { minLength: 1, maxLength: 6 }),
+        (p, acts, pick, offset, ticks) => {
+          if (!acts.length) return;
+          const sh = shape(p);
+          // Cut the history at a random moment: after any act, within its second.
+          const restartAt = acts[pick % acts.length]!.at + offset;
+          const r = run(
+            sh,
+            acts.filter((a) => a.at <= restartAt),
+            restartAt,
+          );
+          const downAfterMs = r.shape.policy.downAfterMs;
+          let s: DecisionState = restoredState(JSON.parse(JSON.stringify(r.state)), r.shape, restartAt);
+          let plain = r.state;
+          // Then only alarms and status reads, at random moments inside the grace.
+          for (const t of ticks.map((x) => restartAt + (x % downAfterMs)).sort((a, b) => a - b)) {
+            const out = step(s, { kind: "tick" }, t, r.shape);
+            expect(out.effects.filter((e) => e.kind === "switch")).toEqual([]);
+            s = out.state;
+            const without = step(plain, { kind: "tick" }, t, r.shape);
+            if (without.effects.some((e) => e.kind === "switch")) owed++;
+            plain = without.state;
+          }
+        },
+      ),
       { numRuns: 1_000 },
     );
     // The cut must land where the edge, not restarted, would have switched, or the property tests nothing.
@@ -151,7 +176,14 @@ describe("decision engine properties", () => {
 
   it("found by the soak: a primary flapping 5 s down, 3 s up with a 4 s hold-down: one failover, one failback once it holds", () => {
     const sh = shape({ downAfterMs: 3_000, failbackAfterMs: 4_000, minDwellMs: 0 });
-    const phases: [number, string[]][] = [[10, ["isp1", "isp2"]], ...Array.from({ length: 3 }, (): [number, string[]][] => [[5, ["isp2"]], [3, ["isp1", "isp2"]]]).flat(), [10, ["isp1", "isp2"]]];
+    const phases: [number, string[]][] = [
+      [10, ["isp1", "isp2"]],
+      ...Array.from({ length: 3 }, (): [number, string[]][] => [
+        [5, ["isp2"]],
+        [3, ["isp1", "isp2"]],
+      ]).flat(),
+      [10, ["isp1", "isp2"]],
+    ];
     const acts: Act[] = [];
     let at = T0;
     for (const [seconds, speakers] of phases) {
@@ -164,23 +196,28 @@ describe("decision engine properties", () => {
 
   it("never switches once every uplink has been silent for downAfterMs", () => {
     fc.assert(
-      fc.property(policies, history(2, true), fc.array(fc.integer({ min: 1, max: 20_000 }), { minLength: 1, maxLength: 30 }), (p, acts, ticks) => {
-        const sh = shape(p);
-        const r = run(sh, acts);
-        let s = r.state;
-        const policy = policyAt(sh, acts, r.now);
-        const last = Math.max(T0, ...acts.filter((a) => a.kind === "beat").map((a) => a.at), ...r.restarts);
-        const pinnedUntil = Math.max(0, ...acts.flatMap((a) => (a.kind === "override" ? [a.at + a.forMs] : [])));
-        let now = Math.max(last + policy.downAfterMs, pinnedUntil, r.now);
-        const shNow = { ...sh, policy };
-        for (const gap of ticks) {
-          now += gap;
-          const out = step(s, { kind: "tick" }, now, shNow);
-          expect(out.effects.filter((e) => e.kind === "switch")).toEqual([]);
-          s = out.state;
-        }
-        expect(Object.values(s.uplinks).every((u) => u.state === "unknown")).toBe(true);
-      }),
+      fc.property(
+        policies,
+        history(2, true),
+        fc.array(fc.integer({ min: 1, max: 20_000 }), { minLength: 1, maxLength: 30 }),
+        (p, acts, ticks) => {
+          const sh = shape(p);
+          const r = run(sh, acts);
+          let s = r.state;
+          const policy = policyAt(sh, acts, r.now);
+          const last = Math.max(T0, ...acts.filter((a) => a.kind === "beat").map((a) => a.at), ...r.restarts);
+          const pinnedUntil = Math.max(0, ...acts.flatMap((a) => (a.kind === "override" ? [a.at + a.forMs] : [])));
+          let now = Math.max(last + policy.downAfterMs, pinnedUntil, r.now);
+          const shNow = { ...sh, policy };
+          for (const gap of ticks) {
+            now += gap;
+            const out = step(s, { kind: "tick" }, now, shNow);
+            expect(out.effects.filter((e) => e.kind === "switch")).toEqual([]);
+            s = out.state;
+          }
+          expect(Object.values(s.uplinks).every((u) => u.state === "unknown")).toBe(true);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -200,7 +237,11 @@ describe("decision engine properties", () => {
         if (Object.values(s.uplinks).some((u) => u.state !== "up")) return; // the case needs both up at the end
         checked++;
         let now = silentFrom;
-        for (let d = nextDeadline(s, sh, now); d !== null && d <= silentFrom + 5 * sh.policy.downAfterMs; d = nextDeadline(s, sh, now)) {
+        for (
+          let d = nextDeadline(s, sh, now);
+          d !== null && d <= silentFrom + 5 * sh.policy.downAfterMs;
+          d = nextDeadline(s, sh, now)
+        ) {
           now = d;
           const out = step(s, { kind: "tick" }, now, sh);
           expect(out.effects.filter((e) => e.kind === "switch" && e.reason === "failover")).toEqual([]);
@@ -223,6 +264,8 @@ describe("decision engine properties", () => {
     const restored = restoredState(JSON.parse(JSON.stringify(s)), sh, T0 + 7_001);
     expect(step(restored, { kind: "tick" }, T0 + 7_001, sh).effects.filter((e) => e.kind === "switch")).toEqual([]);
     // Heard for real after the restart, it takes over.
-    expect(step(restored, { kind: "heartbeat", uplink: "isp2" }, T0 + 7_100, sh).effects.filter((e) => e.kind === "switch")).toMatchObject([{ to: "isp2", reason: "failover" }]);
+    expect(
+      step(restored, { kind: "heartbeat", uplink: "isp2" }, T0 + 7_100, sh).effects.filter((e) => e.kind === "switch"),
+    ).toMatchObject([{ to: "isp2", reason: "failover" }]);
   });
 });

@@ -1,10 +1,27 @@
 // The decision engine's smaller rules, each with its exact answer (the properties cover histories).
 import { describe, expect, it } from "vitest";
-import { degradedBy, initialState, nextDeadline, reshapedState, restoredState, runtimeOf, siteMode, step, type DecisionState, type UplinkRuntime } from "../../worker/src/engine/decision.ts";
+import {
+  degradedBy,
+  initialState,
+  nextDeadline,
+  reshapedState,
+  restoredState,
+  runtimeOf,
+  siteMode,
+  step,
+  type DecisionState,
+  type UplinkRuntime,
+} from "../../worker/src/engine/decision.ts";
 import { shape } from "./decision-harness.ts";
 
 const sh = shape({ downAfterMs: 3_000, failbackAfterMs: 1_000, minDwellMs: 0 });
-const up = (lastHeardAt: number, over: Partial<UplinkRuntime> = {}): UplinkRuntime => ({ lastHeardAt, state: "up", stateSince: 0, upSince: 0, ...over });
+const up = (lastHeardAt: number, over: Partial<UplinkRuntime> = {}): UplinkRuntime => ({
+  lastHeardAt,
+  state: "up",
+  stateSince: 0,
+  upSince: 0,
+  ...over,
+});
 const state = (over: Partial<DecisionState>): DecisionState => ({ ...initialState(sh, 0), ...over });
 
 describe("decision engine rules", () => {
@@ -26,7 +43,10 @@ describe("decision engine rules", () => {
   it("after a restart: an up uplink gets a full grace, a degraded verdict a full minute, the rest keep their past", () => {
     const saved = state({
       observedSince: 0,
-      uplinks: { isp1: up(100, { degraded: true, pathAt: 50 }), isp2: { lastHeardAt: 40, state: "down", stateSince: 60, upSince: null, degraded: true, pathAt: 30 } },
+      uplinks: {
+        isp1: up(100, { degraded: true, pathAt: 50 }),
+        isp2: { lastHeardAt: 40, state: "down", stateSince: 60, upSince: null, degraded: true, pathAt: 30 },
+      },
       active: "isp1",
       generation: 3,
     });
@@ -40,12 +60,25 @@ describe("decision engine rules", () => {
         isp3: { lastHeardAt: null, state: "unknown", stateSince: 5_000, upSince: null },
       },
     });
-    expect(restoredState(state({ uplinks: { isp1: up(100), isp2: up(90, { degraded: false, pathAt: 7 }) } }), sh, 200).uplinks).toEqual({ isp1: up(200), isp2: up(200, { degraded: false, pathAt: 7 }) });
+    expect(
+      restoredState(state({ uplinks: { isp1: up(100), isp2: up(90, { degraded: false, pathAt: 7 }) } }), sh, 200)
+        .uplinks,
+    ).toEqual({ isp1: up(200), isp2: up(200, { degraded: false, pathAt: 7 }) });
   });
 
   it("a new config keeps the runtime of uplinks that stay, adds new ones unheard, drops removed ones and an override of one", () => {
-    const before = state({ observedSince: 1_000, uplinks: { isp1: up(900), isp2: up(800) }, override: { uplink: "isp2", until: 9_000, reason: "x" } });
-    const next = { ...sh, uplinks: [{ id: "isp1", priority: 1 }, { id: "isp3", priority: 2 }] };
+    const before = state({
+      observedSince: 1_000,
+      uplinks: { isp1: up(900), isp2: up(800) },
+      override: { uplink: "isp2", until: 9_000, reason: "x" },
+    });
+    const next = {
+      ...sh,
+      uplinks: [
+        { id: "isp1", priority: 1 },
+        { id: "isp3", priority: 2 },
+      ],
+    };
     expect(reshapedState(before, next, 2_000)).toEqual({
       ...before,
       uplinks: { isp1: up(900), isp3: { lastHeardAt: null, state: "unknown", stateSince: 2_000, upSince: null } },
@@ -55,8 +88,17 @@ describe("decision engine rules", () => {
   });
 
   it("ends an override when cleared, or when its time is up, and says which", () => {
-    const pinned = state({ uplinks: { isp1: up(10), isp2: up(10) }, active: "isp2", generation: 2, override: { uplink: "isp2", until: 5_000, reason: "x" } });
-    expect(step(pinned, { kind: "override-cleared" }, 100, sh).effects).toContainEqual({ kind: "override-ended", uplink: "isp2", expired: false });
+    const pinned = state({
+      uplinks: { isp1: up(10), isp2: up(10) },
+      active: "isp2",
+      generation: 2,
+      override: { uplink: "isp2", until: 5_000, reason: "x" },
+    });
+    expect(step(pinned, { kind: "override-cleared" }, 100, sh).effects).toContainEqual({
+      kind: "override-ended",
+      uplink: "isp2",
+      expired: false,
+    });
     expect(step(pinned, { kind: "tick" }, 4_999, sh).state.override).not.toBeNull();
     const expired = step(pinned, { kind: "tick" }, 5_000, sh);
     expect(expired.state.override).toBeNull();
@@ -75,23 +117,51 @@ describe("decision engine rules", () => {
     expect(nextDeadline(heard, sh, 3_500)).toBe(4_000);
     expect(nextDeadline(heard, sh, 4_000)).toBeNull();
     // On the backup with the primary back: the hold-down's end, or the dwell's if later.
-    const back = state({ uplinks: { isp1: up(5_500, { upSince: 5_000 }), isp2: up(5_500) }, active: "isp2", generation: 2, lastSwitchAt: 0 });
+    const back = state({
+      uplinks: { isp1: up(5_500, { upSince: 5_000 }), isp2: up(5_500) },
+      active: "isp2",
+      generation: 2,
+      lastSwitchAt: 0,
+    });
     expect(nextDeadline(back, sh, 5_500)).toBe(6_000);
-    expect(nextDeadline({ ...back, lastSwitchAt: 1_000 }, { ...sh, policy: { ...sh.policy, minDwellMs: 7_000 } }, 5_500)).toBe(8_000);
+    expect(
+      nextDeadline({ ...back, lastSwitchAt: 1_000 }, { ...sh, policy: { ...sh.policy, minDwellMs: 7_000 } }, 5_500),
+    ).toBe(8_000);
     // A down uplink has no deadline of its own; an active uplink the config dropped, no return.
-    expect(nextDeadline({ ...back, uplinks: { ...back.uplinks, isp2: { ...up(5_400), state: "down", upSince: null } } }, sh, 5_500)).toBe(8_500);
+    expect(
+      nextDeadline(
+        { ...back, uplinks: { ...back.uplinks, isp2: { ...up(5_400), state: "down", upSince: null } } },
+        sh,
+        5_500,
+      ),
+    ).toBe(8_500);
     expect(nextDeadline({ ...back, active: "gone" }, sh, 5_500)).toBe(8_500);
     // Both heard: the first grace no longer counts.
     const both = step(heard, { kind: "heartbeat", uplink: "isp2" }, 1_000, sh).state;
     expect(nextDeadline(both, sh, 1_000)).toBe(4_000);
     // Only an uplink that is up can be returned to: a down primary sets no time, the backup's silence does.
     const long = { ...sh, policy: { ...sh.policy, downAfterMs: 600_000, minDwellMs: 2_000 } };
-    const primaryDown = state({ uplinks: { isp1: { lastHeardAt: 1_000, state: "down", stateSince: 2_000, upSince: null }, isp2: up(5_500) }, active: "isp2", generation: 2, lastSwitchAt: 5_000 });
+    const primaryDown = state({
+      uplinks: { isp1: { lastHeardAt: 1_000, state: "down", stateSince: 2_000, upSince: null }, isp2: up(5_500) },
+      active: "isp2",
+      generation: 2,
+      lastSwitchAt: 5_000,
+    });
     expect(nextDeadline(primaryDown, long, 5_500)).toBe(605_500);
     // After a restart, a return waits for the end of the grace (or a heartbeat), whichever the dwell and hold-down allow.
-    const restarted = restoredState(state({ uplinks: { isp1: up(4_900), isp2: up(4_900) }, active: "isp2", generation: 2, lastSwitchAt: 4_000 }), sh, 5_000);
+    const restarted = restoredState(
+      state({ uplinks: { isp1: up(4_900), isp2: up(4_900) }, active: "isp2", generation: 2, lastSwitchAt: 4_000 }),
+      sh,
+      5_000,
+    );
     expect(nextDeadline(restarted, { ...sh, policy: { ...sh.policy, minDwellMs: 2_000 } }, 5_000)).toBe(8_000);
-    expect(nextDeadline({ ...back, override: { uplink: "isp2", until: 6_500, reason: "x" } }, { ...sh, policy: { ...sh.policy, failbackAfterMs: 0 } }, 5_500)).toBe(6_500);
+    expect(
+      nextDeadline(
+        { ...back, override: { uplink: "isp2", until: 6_500, reason: "x" } },
+        { ...sh, policy: { ...sh.policy, failbackAfterMs: 0 } },
+        5_500,
+      ),
+    ).toBe(6_500);
     // On the primary, nothing better to return to: only the silences.
     expect(nextDeadline({ ...back, active: "isp1" }, sh, 5_500)).toBe(8_500);
   });
@@ -99,7 +169,10 @@ describe("decision engine rules", () => {
   it("starts with every uplink unknown and nothing chosen", () => {
     expect(initialState(sh, 5)).toEqual({
       observedSince: 5,
-      uplinks: { isp1: { lastHeardAt: null, state: "unknown", stateSince: 5, upSince: null }, isp2: { lastHeardAt: null, state: "unknown", stateSince: 5, upSince: null } },
+      uplinks: {
+        isp1: { lastHeardAt: null, state: "unknown", stateSince: 5, upSince: null },
+        isp2: { lastHeardAt: null, state: "unknown", stateSince: 5, upSince: null },
+      },
       active: null,
       generation: 0,
       lastSwitchAt: null,
@@ -132,25 +205,49 @@ describe("decision engine rules", () => {
   });
 
   it("ranks uplinks by their priority, not by the order the config lists them", () => {
-    const listed = { ...sh, uplinks: [{ id: "b", priority: 2 }, { id: "a", priority: 1 }] };
+    const listed = {
+      ...sh,
+      uplinks: [
+        { id: "b", priority: 2 },
+        { id: "a", priority: 1 },
+      ],
+    };
     let s = initialState(listed, 0);
     s = step(s, { kind: "heartbeat", uplink: "b" }, 100, listed).state;
     const r = step(s, { kind: "heartbeat", uplink: "a" }, 200, listed);
     expect(r.state.active).toBe("a");
     // Equal priority: no return from one to the other.
-    const equal = { ...sh, uplinks: [{ id: "a", priority: 1 }, { id: "b", priority: 1 }] };
-    const onB = state({ uplinks: { a: up(9_000, { upSince: 0 }), b: up(9_000) }, active: "b", generation: 2, lastSwitchAt: 0 });
+    const equal = {
+      ...sh,
+      uplinks: [
+        { id: "a", priority: 1 },
+        { id: "b", priority: 1 },
+      ],
+    };
+    const onB = state({
+      uplinks: { a: up(9_000, { upSince: 0 }), b: up(9_000) },
+      active: "b",
+      generation: 2,
+      lastSwitchAt: 0,
+    });
     expect(step(onB, { kind: "tick" }, 9_500, equal).effects).toEqual([]);
   });
 
   it("when every uplink that is up is degraded, chooses the best of those", () => {
     const bad = { lossRatio: 0.9, rttMs: 30, samples: 60 };
     const r = step(initialState(sh, 0), { kind: "heartbeat", uplink: "isp1", path: bad }, 100, sh);
-    expect(r.effects.filter((e) => e.kind === "switch")).toEqual([{ kind: "switch", from: null, to: "isp1", generation: 1, reason: "initial" }]);
+    expect(r.effects.filter((e) => e.kind === "switch")).toEqual([
+      { kind: "switch", from: null, to: "isp1", generation: 1, reason: "initial" },
+    ]);
   });
 
   it("an override switches to its uplink at once, counted as a generation", () => {
-    const s = state({ uplinks: { isp1: up(1_000), isp2: up(1_000) }, active: "isp1", generation: 4, lastSwitchAt: 900 });
+    const s = state({
+      uplinks: { isp1: up(1_000), isp2: up(1_000) },
+      active: "isp1",
+      generation: 4,
+      lastSwitchAt: 900,
+    });
     const r = step(s, { kind: "override-set", override: { uplink: "isp2", until: 9_000, reason: "x" } }, 1_000, sh);
     expect(r.effects).toEqual([{ kind: "switch", from: "isp1", to: "isp2", generation: 5, reason: "override" }]);
     expect(r.state).toMatchObject({ active: "isp2", generation: 5, lastSwitchAt: 1_000, override: { uplink: "isp2" } });
@@ -158,37 +255,73 @@ describe("decision engine rules", () => {
 
   it("an active uplink the config no longer has is left for the best one", () => {
     const s = state({ uplinks: { isp1: up(1_000), isp2: up(1_000) }, active: "gone", generation: 4 });
-    expect(step(s, { kind: "tick" }, 1_000, sh).effects).toEqual([{ kind: "switch", from: "gone", to: "isp1", generation: 5, reason: "failover" }]);
+    expect(step(s, { kind: "tick" }, 1_000, sh).effects).toEqual([
+      { kind: "switch", from: "gone", to: "isp1", generation: 5, reason: "failover" },
+    ]);
   });
 
   it("takes over only with a backup heard within downAfterMs − heartbeatMs, and returns only to one heard within two heartbeats", () => {
     // isp1 is judged down at 4 000; isp2 last heard at 2 000 or 2 001.
-    const dying = (isp2At: number) => state({ uplinks: { isp1: up(1_000), isp2: up(isp2At) }, active: "isp1", generation: 1, lastSwitchAt: 0 });
+    const dying = (isp2At: number) =>
+      state({ uplinks: { isp1: up(1_000), isp2: up(isp2At) }, active: "isp1", generation: 1, lastSwitchAt: 0 });
     expect(step(dying(2_000), { kind: "tick" }, 4_000, sh).effects.filter((e) => e.kind === "switch")).toEqual([]);
-    expect(step(dying(2_001), { kind: "tick" }, 4_000, sh).effects.filter((e) => e.kind === "switch")).toEqual([{ kind: "switch", from: "isp1", to: "isp2", generation: 2, reason: "failover" }]);
+    expect(step(dying(2_001), { kind: "tick" }, 4_000, sh).effects.filter((e) => e.kind === "switch")).toEqual([
+      { kind: "switch", from: "isp1", to: "isp2", generation: 2, reason: "failover" },
+    ]);
     // On the backup; the primary up since 0, heard 1 999 or 2 000 ago.
-    const onBackup = (isp1At: number) => state({ uplinks: { isp1: up(isp1At), isp2: up(10_000) }, active: "isp2", generation: 2, lastSwitchAt: 0 });
-    expect(step(onBackup(8_001), { kind: "tick" }, 10_000, sh).effects.filter((e) => e.kind === "switch")).toEqual([{ kind: "switch", from: "isp2", to: "isp1", generation: 3, reason: "failback" }]);
+    const onBackup = (isp1At: number) =>
+      state({ uplinks: { isp1: up(isp1At), isp2: up(10_000) }, active: "isp2", generation: 2, lastSwitchAt: 0 });
+    expect(step(onBackup(8_001), { kind: "tick" }, 10_000, sh).effects.filter((e) => e.kind === "switch")).toEqual([
+      { kind: "switch", from: "isp2", to: "isp1", generation: 3, reason: "failback" },
+    ]);
     expect(step(onBackup(8_000), { kind: "tick" }, 10_000, sh).effects.filter((e) => e.kind === "switch")).toEqual([]);
   });
 
   it("returns exactly when the dwell is over, not a moment before", () => {
     const dwell = { ...sh, policy: { ...sh.policy, minDwellMs: 5_000 } };
-    const s = state({ uplinks: { isp1: up(9_900), isp2: up(9_900) }, active: "isp2", generation: 2, lastSwitchAt: 5_000 });
+    const s = state({
+      uplinks: { isp1: up(9_900), isp2: up(9_900) },
+      active: "isp2",
+      generation: 2,
+      lastSwitchAt: 5_000,
+    });
     expect(step(s, { kind: "tick" }, 9_999, dwell).effects).toEqual([]);
-    expect(step(s, { kind: "tick" }, 10_000, dwell).effects).toEqual([{ kind: "switch", from: "isp2", to: "isp1", generation: 3, reason: "failback" }]);
+    expect(step(s, { kind: "tick" }, 10_000, dwell).effects).toEqual([
+      { kind: "switch", from: "isp2", to: "isp1", generation: 3, reason: "failback" },
+    ]);
   });
 
   it("leaves a degraded primary for a healthy backup after the dwell, and a degraded backup for the primary only once it has held", () => {
     // To a lower-priority backup at once, even one up for less than the hold-down.
-    const s = state({ uplinks: { isp1: up(9_900, { degraded: true, pathAt: 9_000 }), isp2: up(9_900, { upSince: 9_500 }) }, active: "isp1", generation: 1, lastSwitchAt: 0 });
-    expect(step(s, { kind: "tick" }, 10_000, sh).effects).toEqual([{ kind: "switch", from: "isp1", to: "isp2", generation: 2, reason: "degraded" }]);
+    const s = state({
+      uplinks: { isp1: up(9_900, { degraded: true, pathAt: 9_000 }), isp2: up(9_900, { upSince: 9_500 }) },
+      active: "isp1",
+      generation: 1,
+      lastSwitchAt: 0,
+    });
+    expect(step(s, { kind: "tick" }, 10_000, sh).effects).toEqual([
+      { kind: "switch", from: "isp1", to: "isp2", generation: 2, reason: "degraded" },
+    ]);
     // To one of equal priority only once it has held, like a return.
-    const equal = { ...sh, uplinks: [{ id: "isp1", priority: 1 }, { id: "isp2", priority: 1 }] };
+    const equal = {
+      ...sh,
+      uplinks: [
+        { id: "isp1", priority: 1 },
+        { id: "isp2", priority: 1 },
+      ],
+    };
     expect(step(s, { kind: "tick" }, 10_000, equal).effects).toEqual([]);
-    const onBackup = (upSince: number) => state({ uplinks: { isp1: up(9_900, { upSince }), isp2: up(9_900, { degraded: true, pathAt: 9_000 }) }, active: "isp2", generation: 2, lastSwitchAt: 0 });
+    const onBackup = (upSince: number) =>
+      state({
+        uplinks: { isp1: up(9_900, { upSince }), isp2: up(9_900, { degraded: true, pathAt: 9_000 }) },
+        active: "isp2",
+        generation: 2,
+        lastSwitchAt: 0,
+      });
     expect(step(onBackup(9_001), { kind: "tick" }, 10_000, sh).effects).toEqual([]);
-    expect(step(onBackup(9_000), { kind: "tick" }, 10_000, sh).effects).toEqual([{ kind: "switch", from: "isp2", to: "isp1", generation: 3, reason: "degraded" }]);
+    expect(step(onBackup(9_000), { kind: "tick" }, 10_000, sh).effects).toEqual([
+      { kind: "switch", from: "isp2", to: "isp1", generation: 3, reason: "degraded" },
+    ]);
   });
 
   it("judges a path on 20 handshakes or more, and stays degraded until under half the loss", () => {

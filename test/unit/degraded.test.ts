@@ -1,15 +1,44 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { PathQuality } from "../../shared/src/index.ts";
-import { degradedBy, initialState, restoredState, step, type DecisionState, type SiteShape, type SwitchReason } from "../../worker/src/engine/decision.ts";
+import type { PathQuality } from "#shared";
+import {
+  degradedBy,
+  initialState,
+  restoredState,
+  step,
+  type DecisionState,
+  type SiteShape,
+  type SwitchReason,
+} from "../../worker/src/engine/decision.ts";
 
-const policy = { heartbeatMs: 1_000, downAfterMs: 3_000, failbackAfterMs: 60_000, minDwellMs: 10_000, degradedLossRatio: 0.2, degradedRttMs: 500 };
-const shape: SiteShape = { uplinks: [{ id: "isp1", priority: 1 }, { id: "isp2", priority: 2 }], policy };
-const path = (lossRatio: number, rttMs: number | null = 30, samples = 60): PathQuality => ({ lossRatio, rttMs, samples });
+const policy = {
+  heartbeatMs: 1_000,
+  downAfterMs: 3_000,
+  failbackAfterMs: 60_000,
+  minDwellMs: 10_000,
+  degradedLossRatio: 0.2,
+  degradedRttMs: 500,
+};
+const shape: SiteShape = {
+  uplinks: [
+    { id: "isp1", priority: 1 },
+    { id: "isp2", priority: 2 },
+  ],
+  policy,
+};
+const path = (lossRatio: number, rttMs: number | null = 30, samples = 60): PathQuality => ({
+  lossRatio,
+  rttMs,
+  samples,
+});
 const good = path(0);
 
 /** Both uplinks heartbeat every second for `seconds`, their probes reporting these paths; returns the switches. */
-function beat(s: { state: DecisionState; now: number }, seconds: number, paths: { isp1: PathQuality; isp2: PathQuality }) {
+function beat(
+  s: { state: DecisionState; now: number },
+  seconds: number,
+  paths: { isp1: PathQuality; isp2: PathQuality },
+) {
   const switches: { at: number; to: string; reason: SwitchReason }[] = [];
   for (let i = 0; i < seconds; i++) {
     s.now += 1_000;
@@ -108,7 +137,10 @@ describe("degraded uplinks", () => {
     const silentSince = s.now;
     for (let i = 0; i < 130; i++) {
       s.now += 1_000;
-      for (const [uplink, p] of [["isp1", undefined], ["isp2", good]] as const) {
+      for (const [uplink, p] of [
+        ["isp1", undefined],
+        ["isp2", good],
+      ] as const) {
         const r = step(s.state, { kind: "heartbeat", uplink, path: p }, s.now, shape);
         s.state = r.state;
         for (const e of r.effects) {
@@ -126,7 +158,9 @@ describe("degraded uplinks", () => {
     const s = settledSite();
     beat(s, 5, { isp1: path(0.5), isp2: good });
     // isp1 silent for 90 s, then a server's heartbeat through it comes first (no path).
-    for (let i = 0; i < 90; i++) (s.now += 1_000), (s.state = step(s.state, { kind: "heartbeat", uplink: "isp2", path: good }, s.now, shape).state);
+    for (let i = 0; i < 90; i++)
+      (s.now += 1_000),
+        (s.state = step(s.state, { kind: "heartbeat", uplink: "isp2", path: good }, s.now, shape).state);
     expect(s.state.uplinks.isp1).toMatchObject({ state: "down", degraded: true });
     s.now += 500;
     const r = step(s.state, { kind: "heartbeat", uplink: "isp1" }, s.now, shape);
@@ -164,11 +198,14 @@ describe("degraded uplinks", () => {
 
   it("property: constant loss under half the threshold never moves a settled site, whatever the jitter", () => {
     fc.assert(
-      fc.property(fc.array(fc.double({ min: 0, max: 0.099, noNaN: true }), { minLength: 60, maxLength: 200 }), (losses) => {
-        const s = settledSite();
-        const moved = losses.flatMap((l) => beat(s, 1, { isp1: path(l), isp2: good }));
-        return moved.length === 0;
-      }),
+      fc.property(
+        fc.array(fc.double({ min: 0, max: 0.099, noNaN: true }), { minLength: 60, maxLength: 200 }),
+        (losses) => {
+          const s = settledSite();
+          const moved = losses.flatMap((l) => beat(s, 1, { isp1: path(l), isp2: good }));
+          return moved.length === 0;
+        },
+      ),
       { numRuns: 200 },
     );
   });

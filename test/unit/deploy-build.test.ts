@@ -12,8 +12,20 @@ it("builds for deployment (wrangler deploy --dry-run) with the Durable Object bi
   try {
     const { stdout, stderr } = await promisify(execFile)(
       process.execPath,
-      [join(root, "node_modules/wrangler/bin/wrangler.js"), "deploy", "--dry-run", "--outdir", out, "--config", join(root, "wrangler.toml")],
-      { cwd: root, env: { ...process.env, WRANGLER_SEND_METRICS: "false", XDG_CONFIG_HOME: join(out, "config") }, timeout: 60_000 },
+      [
+        join(root, "node_modules/wrangler/bin/wrangler.js"),
+        "deploy",
+        "--dry-run",
+        "--outdir",
+        out,
+        "--config",
+        join(root, "wrangler.toml"),
+      ],
+      {
+        cwd: root,
+        env: { ...process.env, WRANGLER_SEND_METRICS: "false", XDG_CONFIG_HOME: join(out, "config") },
+        timeout: 60_000,
+      },
     );
     expect(stdout + stderr).toContain("env.SITES (SiteCoordinator)");
     expect(stdout + stderr).toContain("--dry-run: exiting now.");

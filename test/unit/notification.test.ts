@@ -1,30 +1,51 @@
 import { describe, expect, it } from "vitest";
-import type { SiteEvent } from "../../shared/src/index.ts";
+import type { SiteEvent } from "#shared";
 import { describeTarget, outcomeOf, request, subjectOf, type Delivery } from "../../worker/src/notify/notification.ts";
 
-const ev = (kind: string, data: Record<string, unknown>, message = "m"): SiteEvent => ({ seq: 7, at: 1_000, kind, message, data });
+const ev = (kind: string, data: Record<string, unknown>, message = "m"): SiteEvent => ({
+  seq: 7,
+  at: 1_000,
+  kind,
+  message,
+  data,
+});
 
 describe("which events notify", () => {
   it("maps transitions to triggers and topics, and ignores the rest", () => {
-    expect(subjectOf(ev("switch", { reason: "failover" }))).toEqual({ trigger: "failover", topic: "active-uplink", severity: "bad" });
+    expect(subjectOf(ev("switch", { reason: "failover" }))).toEqual({
+      trigger: "failover",
+      topic: "active-uplink",
+      severity: "bad",
+    });
     expect(subjectOf(ev("switch", { reason: "failback" }))?.trigger).toBe("failback");
     expect(subjectOf(ev("switch", { reason: "override" }))?.trigger).toBe("switch");
     expect(subjectOf(ev("switch", { reason: "initial" }))).toBeNull();
-    expect(subjectOf(ev("uplink", { uplink: "isp1", from: "up", to: "down" }))).toEqual({ trigger: "uplink-down", topic: "uplink:isp1", severity: "bad" });
+    expect(subjectOf(ev("uplink", { uplink: "isp1", from: "up", to: "down" }))).toEqual({
+      trigger: "uplink-down",
+      topic: "uplink:isp1",
+      severity: "bad",
+    });
     expect(subjectOf(ev("uplink", { uplink: "isp1", from: "down", to: "up" }))?.trigger).toBe("uplink-up");
     // The first sign of life and the all-silent case are not news by themselves.
     expect(subjectOf(ev("uplink", { uplink: "isp1", from: "unknown", to: "up" }))).toBeNull();
     expect(subjectOf(ev("uplink", { uplink: "isp1", from: "up", to: "unknown" }))).toBeNull();
     expect(subjectOf(ev("site-offline", {}))?.topic).toBe("site");
-    expect(subjectOf(ev("agent-stale", { agent: "srv1" }))).toEqual({ trigger: "agent-stale", topic: "agent:srv1", severity: "bad" });
+    expect(subjectOf(ev("agent-stale", { agent: "srv1" }))).toEqual({
+      trigger: "agent-stale",
+      topic: "agent:srv1",
+      severity: "bad",
+    });
     expect(subjectOf(ev("agent-back", { agent: "srv1" }))?.topic).toBe("agent:srv1");
     expect(subjectOf(ev("tunnel-restart-failed", { agent: "srv1" }))?.trigger).toBe("tunnel-restart-failed");
     expect(subjectOf(ev("tunnel-no-restarter", {}))?.trigger).toBe("tunnel-restart-failed");
-    for (const kind of ["applied", "notify", "notify-failed", "config", "agent-error", "misrouted"]) expect(subjectOf(ev(kind, {}))).toBeNull();
+    for (const kind of ["applied", "notify", "notify-failed", "config", "agent-error", "misrouted"])
+      expect(subjectOf(ev(kind, {}))).toBeNull();
   });
 
   it("names a target by kind and host only, never its secret path", () => {
-    expect(describeTarget({ kind: "slack", url: "https://hooks.slack.com/services/T0/B0/SECRET" })).toBe("slack (hooks.slack.com)");
+    expect(describeTarget({ kind: "slack", url: "https://hooks.slack.com/services/T0/B0/SECRET" })).toBe(
+      "slack (hooks.slack.com)",
+    );
   });
 });
 
@@ -40,12 +61,21 @@ describe("message formats", () => {
   it("webhook: the whole event with a stable id for deduplication", () => {
     const r = request("webhook", n);
     expect(r.headers["content-type"]).toBe("application/json");
-    expect(JSON.parse(r.body)).toMatchObject({ id: "office:7", site: "office", trigger: "failover", severity: "bad", replaced: 2, event: { seq: 7, kind: "switch" } });
+    expect(JSON.parse(r.body)).toMatchObject({
+      id: "office:7",
+      site: "office",
+      trigger: "failover",
+      severity: "bad",
+      replaced: 2,
+      event: { seq: 7, kind: "switch" },
+    });
   });
 
   it("slack: text with Slack's control characters escaped", () => {
     const { text } = JSON.parse(request("slack", n).body);
-    expect(text).toBe("wanwatch office: failover: isp1 → isp2 &lt;!channel&gt; @everyone (after 2 earlier changes on this)");
+    expect(text).toBe(
+      "wanwatch office: failover: isp1 → isp2 &lt;!channel&gt; @everyone (after 2 earlier changes on this)",
+    );
   });
 
   it("discord: content without pings", () => {

@@ -1,7 +1,19 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createHmac } from "node:crypto";
-import { HEADER_AGENT, HEADER_SIG, HEADER_TS, HEADER_UPLINK, deriveSigningKey, importSigningKey, newSecret, parseMac, sign, toBase64Url, verify } from "../../shared/src/index.ts";
+import {
+  HEADER_AGENT,
+  HEADER_SIG,
+  HEADER_TS,
+  HEADER_UPLINK,
+  deriveSigningKey,
+  importSigningKey,
+  newSecret,
+  parseMac,
+  sign,
+  toBase64Url,
+  verify,
+} from "#shared";
 import { lenientBytes, respellings } from "../respell.ts";
 
 describe("message signing", () => {
@@ -10,7 +22,13 @@ describe("message signing", () => {
     const parts = { direction: "up" as const, site: "office", agent: "srv1", ts: 1_700_000_000_000, body: '{"a":1}' };
     const sig = await sign(key, parts);
     expect(await verify(key, parts, sig)).toBe(true);
-    for (const change of [{ direction: "down" as const }, { site: "other" }, { agent: "srv2" }, { ts: parts.ts + 1 }, { body: '{"a":2}' }])
+    for (const change of [
+      { direction: "down" as const },
+      { site: "other" },
+      { agent: "srv2" },
+      { ts: parts.ts + 1 },
+      { body: '{"a":2}' },
+    ])
       expect(await verify(key, { ...parts, ...change }, sig)).toBe(false);
     const other = await importSigningKey(await deriveSigningKey(newSecret()));
     expect(await verify(other, parts, sig)).toBe(false);
@@ -46,12 +64,14 @@ describe("canonical spelling", () => {
     for (let i = 0; i < 20; i++) {
       const sig = await sign(key, { ...parts, ts: parts.ts + i });
       expect(await verify(key, { ...parts, ts: parts.ts + i }, sig)).toBe(true);
-      for (const other of respellings(sig)) expect(await verify(key, { ...parts, ts: parts.ts + i }, other), other).toBe(false);
+      for (const other of respellings(sig))
+        expect(await verify(key, { ...parts, ts: parts.ts + i }, other), other).toBe(false);
     }
   });
 
   it("refuses text that is no base64url at all, and a key of the wrong length", async () => {
-    for (const s of ["", "A", "AAAAA", "not base64!", "A".repeat(42), "A".repeat(44), "A".repeat(43) + " "]) expect(parseMac(s), s).toBeNull();
+    for (const s of ["", "A", "AAAAA", "not base64!", "A".repeat(42), "A".repeat(44), `${"A".repeat(43)} `])
+      expect(parseMac(s), s).toBeNull();
     const key = await deriveSigningKey(newSecret());
     await expect(importSigningKey(key.slice(0, 40))).rejects.toThrow(/32 bytes/);
     for (const other of respellings(key)) await expect(importSigningKey(other), other).rejects.toThrow(/32 bytes/);
@@ -59,7 +79,7 @@ describe("canonical spelling", () => {
 });
 
 describe("the signing format, against an independent implementation", () => {
-  it("derives the edge's key as HMAC-SHA256(secret, \"wanwatch signing key v1\"), and signs the documented input", async () => {
+  it('derives the edge\'s key as HMAC-SHA256(secret, "wanwatch signing key v1"), and signs the documented input', async () => {
     const secret = "a-fixed-secret-for-a-known-answer";
     const b64url = (b: Buffer) => b.toString("base64url");
     const derived = createHmac("sha256", secret).update("wanwatch signing key v1").digest();
@@ -68,7 +88,9 @@ describe("the signing format, against an independent implementation", () => {
     // Not extractable: a key in memory cannot be exported, only used.
     expect(key.extractable).toBe(false);
     const parts = { direction: "up" as const, site: "office", agent: "sbc1", ts: 1_700_000_000_000, body: "{}" };
-    expect(await sign(key, parts)).toBe(b64url(createHmac("sha256", derived).update("wanwatch-v1\nup\noffice\nsbc1\n1700000000000\n{}").digest()));
+    expect(await sign(key, parts)).toBe(
+      b64url(createHmac("sha256", derived).update("wanwatch-v1\nup\noffice\nsbc1\n1700000000000\n{}").digest()),
+    );
   });
 
   it("spells bytes in unpadded base64url", () => {
@@ -79,6 +101,11 @@ describe("the signing format, against an independent implementation", () => {
   });
 
   it("names the wire headers as agents in the field send them", () => {
-    expect([HEADER_AGENT, HEADER_TS, HEADER_SIG, HEADER_UPLINK]).toEqual(["x-wanwatch-agent", "x-wanwatch-ts", "x-wanwatch-sig", "x-wanwatch-uplink"]);
+    expect([HEADER_AGENT, HEADER_TS, HEADER_SIG, HEADER_UPLINK]).toEqual([
+      "x-wanwatch-agent",
+      "x-wanwatch-ts",
+      "x-wanwatch-sig",
+      "x-wanwatch-uplink",
+    ]);
   });
 });

@@ -1,6 +1,6 @@
 // Each uplink's states over a window (the status page's 24-hour strip), from the recorded
 // "uplink" state changes: pure, so the page's picture is exactly the event log's.
-import type { StateSegment, UplinkAvailability, UplinkState } from "../../shared/src/index.ts";
+import type { StateSegment, UplinkAvailability, UplinkState } from "#shared";
 
 export const AVAILABILITY_WINDOW_MS = 24 * 3600_000;
 
@@ -15,7 +15,12 @@ export interface UplinkChange {
  * `changes` oldest first, all at or after `start`; `current` is each uplink's state now. An uplink
  * with no change in the window was in its current state throughout.
  */
-export function availability(current: readonly { id: string; state: UplinkState }[], changes: readonly UplinkChange[], start: number, now: number): UplinkAvailability[] {
+export function availability(
+  current: readonly { id: string; state: UplinkState }[],
+  changes: readonly UplinkChange[],
+  start: number,
+  now: number,
+): UplinkAvailability[] {
   return current.map(({ id, state: nowState }) => {
     const mine = changes.filter((c) => c.uplink === id && c.at >= start && c.at <= now);
     const segments: StateSegment[] = [];

@@ -7,4 +7,3 @@ declare namespace Cloudflare {
     durableNamespaces: "SiteCoordinator" | "SiteIndex";
   }
 }
-

@@ -1,4 +1,4 @@
-import type { FieldIssue } from "../../shared/src/index.ts";
+import type { FieldIssue } from "#shared";
 
 /** An API error as data: crosses the RPC boundary intact, becomes the JSON error envelope. */
 export interface Failure {
@@ -15,14 +15,21 @@ export type Result<T> = { ok: true; value: T } | { ok: false; failure: Failure }
 export const ok = <T>(value: T): Result<T> => ({ ok: true, value });
 /** The API's one error envelope: `{ error: { code, message, issues? } }`. */
 export function failureResponse(f: Failure, headers?: HeadersInit): Response {
-  const error = f.issues ? { code: f.code, message: f.message, issues: f.issues } : { code: f.code, message: f.message };
+  const error = f.issues
+    ? { code: f.code, message: f.message, issues: f.issues }
+    : { code: f.code, message: f.message };
   const h = new Headers(headers);
   // A refusal for sending too much says when to try again, as HTTP clients expect.
   if (f.status === 429) h.set("retry-after", String(f.retryAfter ?? 1));
   return Response.json({ error }, { status: f.status, headers: h });
 }
 
-export const fail = (status: Failure["status"], code: string, message: string, issues?: FieldIssue[]): { ok: false; failure: Failure } => ({
+export const fail = (
+  status: Failure["status"],
+  code: string,
+  message: string,
+  issues?: FieldIssue[],
+): { ok: false; failure: Failure } => ({
   ok: false,
   failure: issues ? { status, code, message, issues } : { status, code, message },
 });

@@ -2,8 +2,16 @@
 // and tells every agent. A shell that wires the rooms in site/: SQLite holds what must survive,
 // memory holds liveness (rebuilt on wake).
 import { DurableObject } from "cloudflare:workers";
-import { CLOSE_REVOKED, EdgeMessage, type EnrollRequest, type OverrideRequest, type RotateRequest } from "../../shared/src/index.ts";
-import type { NotifyTestResponse, OverrideCleared, RotateResponse, SiteConfig, SiteEvent, SiteStatus, SiteSummary } from "../../shared/src/index.ts";
+import { CLOSE_REVOKED, EdgeMessage, type EnrollRequest, type OverrideRequest, type RotateRequest } from "#shared";
+import type {
+  NotifyTestResponse,
+  OverrideCleared,
+  RotateResponse,
+  SiteConfig,
+  SiteEvent,
+  SiteStatus,
+  SiteSummary,
+} from "#shared";
 import type { Observed } from "./attribution.ts";
 import type { DecisionEvent } from "./engine/decision.ts";
 import type { Env } from "./env.ts";
@@ -92,7 +100,14 @@ export class SiteCoordinator extends DurableObject<Env> {
     this.store.transaction(() => {
       this.store.saveSite(id, config);
       this.store.saveDecision(site.decision);
-      this.store.appendEvents([{ at: now, kind: "config", message: replaced ? "site config replaced" : "site created", data: { uplinks: [...ids] } }]);
+      this.store.appendEvents([
+        {
+          at: now,
+          kind: "config",
+          message: replaced ? "site config replaced" : "site created",
+          data: { uplinks: [...ids] },
+        },
+      ]);
     });
     await this.advance(site, { kind: "tick" }, now);
     return ok(config);
@@ -137,18 +152,24 @@ export class SiteCoordinator extends DurableObject<Env> {
     if (!found.ok) return found;
     const site = found.value;
     if (!site.config.uplinks.some((u) => u.id === req.uplink))
-      return fail(400, "validation_failed", "invalid override", [{ path: "uplink", message: `no uplink "${req.uplink}" in the site config` }]);
+      return fail(400, "validation_failed", "invalid override", [
+        { path: "uplink", message: `no uplink "${req.uplink}" in the site config` },
+      ]);
     const now = Date.now();
     const until = now + req.forSeconds * 1000;
     const override = { uplink: req.uplink, until, reason: req.reason };
-    await this.advance(site, { kind: "override-set", override }, now, [describeOverride(override, req.forSeconds, site.decision, now)]);
+    await this.advance(site, { kind: "override-set", override }, now, [
+      describeOverride(override, req.forSeconds, site.decision, now),
+    ]);
     return ok(this.statusNow(site, now));
   }
 
   /** Cleared, and when the site is back on the policy's choice. */
   async clearOverride(id: string): Promise<Result<OverrideCleared>> {
     const r = await this.advanced(id, { kind: "override-cleared" });
-    return r.ok ? ok({ ...r.value, normalChoice: describeReturn(this.site!.decision, this.site!.config, r.value.now) }) : r;
+    return r.ok
+      ? ok({ ...r.value, normalChoice: describeReturn(this.site!.decision, this.site!.config, r.value.now) })
+      : r;
   }
 
   async notifyTest(id: string): Promise<Result<NotifyTestResponse>> {
@@ -196,7 +217,8 @@ export class SiteCoordinator extends DurableObject<Env> {
   async fetch(request: Request): Promise<Response> {
     const found = this.requireSite(request.headers.get(FORWARDED.site) ?? "");
     const now = Date.now();
-    if (!new URL(request.url).pathname.endsWith("/live")) return acceptChannel(found, request.headers, this.auth, this.sockets, now);
+    if (!new URL(request.url).pathname.endsWith("/live"))
+      return acceptChannel(found, request.headers, this.auth, this.sockets, now);
     return found.ok ? this.viewers.accept(this.statusNow(found.value, now), now) : failureResponse(found.failure);
   }
 
@@ -207,12 +229,22 @@ export class SiteCoordinator extends DurableObject<Env> {
     if (!tag) return closeQuietly(ws, 1011, "unknown socket");
     const site = this.site;
     if ("viewer" in tag) return this.viewers.refresh(ws, message, now, site && (() => this.statusNow(site, now)));
-    const sendError = (code: string, msg: string) => ws.send(JSON.stringify(EdgeMessage.parse({ type: "error", now, error: { code, message: msg } })));
+    const sendError = (code: string, msg: string) =>
+      ws.send(JSON.stringify(EdgeMessage.parse({ type: "error", now, error: { code, message: msg } })));
     if (!site) return sendError("site_not_found", "the site has no config");
     const frame = parseFrame(message);
     if (!frame.ok) return sendError(frame.failure.code, frameError(frame.failure));
-    const got = await this.ingest(site, { agent: tag.agent, ...frame.value }, { ip: tag.ip, asn: tag.asn }, tag.uplink, now);
-    if (!got.ok) return got.failure.code === "unknown_agent" ? ws.close(CLOSE_REVOKED, "agent revoked") : sendError(got.failure.code, frameError(got.failure));
+    const got = await this.ingest(
+      site,
+      { agent: tag.agent, ...frame.value },
+      { ip: tag.ip, asn: tag.asn },
+      tag.uplink,
+      now,
+    );
+    if (!got.ok)
+      return got.failure.code === "unknown_agent"
+        ? ws.close(CLOSE_REVOKED, "agent revoked")
+        : sendError(got.failure.code, frameError(got.failure));
     const reply = await signedDirective(site, got.value.agent.row, got.value.key, got.value.seq, Date.now());
     try {
       ws.send(JSON.stringify(reply));
@@ -257,7 +289,13 @@ export class SiteCoordinator extends DurableObject<Env> {
   }
 
   /** A heartbeat received and the site run on it; a refusal of an enrolled agent goes on the timeline. */
-  private async ingest(site: ConfiguredSite, m: SignedMessage, seen: Observed, channelUplink: string | null, now: number): Promise<Result<Received>> {
+  private async ingest(
+    site: ConfiguredSite,
+    m: SignedMessage,
+    seen: Observed,
+    channelUplink: string | null,
+    now: number,
+  ): Promise<Result<Received>> {
     const got = await this.intake.receive(site, m, seen, channelUplink, now);
     if (!got.ok) {
       if (this.registry.recordRejection(m.agent, got.failure, now)) this.pushViewers(site, now);
@@ -268,7 +306,12 @@ export class SiteCoordinator extends DurableObject<Env> {
   }
 
   /** Runs one transition, writes it and its events in one transaction, and only then tells the agents. */
-  private async advance(site: ConfiguredSite, event: DecisionEvent, now: number, extra: readonly NewEvent[] = []): Promise<void> {
+  private async advance(
+    site: ConfiguredSite,
+    event: DecisionEvent,
+    now: number,
+    extra: readonly NewEvent[] = [],
+  ): Promise<void> {
     const t = transition({ ...site, agents: this.registry.rows(), wokeAt: this.wokeAt, event, extra, now });
     if (t.saveDecision || t.savePlan || t.events.length)
       this.store.transaction(() => {
@@ -291,10 +334,27 @@ export class SiteCoordinator extends DurableObject<Env> {
   /** One alarm, at the earliest deadline any room has. */
   private async schedule(now: number): Promise<void> {
     if (!this.site) return;
-    await this.alarmClock.arm([...siteDeadlines(this.site, now), this.checkpoint.deadline(), this.outbox.deadline(), ...this.registry.rotationDeadlines()], now);
+    await this.alarmClock.arm(
+      [
+        ...siteDeadlines(this.site, now),
+        this.checkpoint.deadline(),
+        this.outbox.deadline(),
+        ...this.registry.rotationDeadlines(),
+      ],
+      now,
+    );
   }
 
   private statusNow(site: ConfiguredSite, now: number): SiteStatus {
-    return buildStatus({ site: site.id, config: site.config, decision: site.decision, plan: site.plan, agents: this.registry.rows(), observations: this.observations.forStatus(now), notify: notifyStatus(site.config.notify, this.outbox.standing()), now });
+    return buildStatus({
+      site: site.id,
+      config: site.config,
+      decision: site.decision,
+      plan: site.plan,
+      agents: this.registry.rows(),
+      observations: this.observations.forStatus(now),
+      notify: notifyStatus(site.config.notify, this.outbox.standing()),
+      now,
+    });
   }
 }

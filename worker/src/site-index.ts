@@ -18,8 +18,12 @@ export class SiteIndex extends DurableObject<Env> {
 
   async list(): Promise<{ sites: string[]; total: number }> {
     const sql = this.ctx.storage.sql;
-    const sites = sql.exec<{ id: string }>(`SELECT id FROM sites ORDER BY id LIMIT ?`, LIST_LIMIT).toArray().map((r) => r.id);
-    const total = sites.length < LIST_LIMIT ? sites.length : sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM sites`).one().n;
+    const sites = sql
+      .exec<{ id: string }>(`SELECT id FROM sites ORDER BY id LIMIT ?`, LIST_LIMIT)
+      .toArray()
+      .map((r) => r.id);
+    const total =
+      sites.length < LIST_LIMIT ? sites.length : sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM sites`).one().n;
     return { sites, total };
   }
 }

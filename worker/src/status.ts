@@ -1,6 +1,6 @@
 // The live picture of a site, built from the coordinator's memory: pure, shared by the status API,
 // the metrics and (later) the status page.
-import type { NotifyStatus, SiteConfig, SiteStatus, SiteSummary } from "../../shared/src/index.ts";
+import type { NotifyStatus, SiteConfig, SiteStatus, SiteSummary } from "#shared";
 import { runtimeOf, siteMode, type DecisionState } from "./engine/decision.ts";
 import type { TunnelPlan } from "./engine/tunnels.ts";
 import type { AgentRow, UplinkObservation } from "./store.ts";

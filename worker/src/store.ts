@@ -1,6 +1,6 @@
 // SQLite is the source of truth for everything that must survive an eviction; memory is a cache
 // rebuilt from it on wake. Steady-state heartbeats write nothing here: only transitions do.
-import { SiteConfig, type AgentRole, type NotifyTarget, type PathQuality, type SiteEvent } from "../../shared/src/index.ts";
+import { SiteConfig, type AgentRole, type NotifyTarget, type PathQuality, type SiteEvent } from "#shared";
 import type { UplinkChange } from "./availability.ts";
 import type { Queued } from "./notify/notification.ts";
 import type { DecisionState } from "./engine/decision.ts";
@@ -120,7 +120,13 @@ export interface TargetSends {
 }
 
 type EventRow = { seq: number; at: number; kind: string; message: string; data: string | null };
-const toEvent = (r: EventRow): SiteEvent => ({ seq: r.seq, at: r.at, kind: r.kind, message: r.message, data: r.data ? (JSON.parse(r.data) as Record<string, unknown>) : null });
+const toEvent = (r: EventRow): SiteEvent => ({
+  seq: r.seq,
+  at: r.at,
+  kind: r.kind,
+  message: r.message,
+  data: r.data ? (JSON.parse(r.data) as Record<string, unknown>) : null,
+});
 
 export class SiteStore {
   /** Sequence number of the newest event, so live viewers can be sent exactly what is new. */
@@ -179,7 +185,10 @@ export class SiteStore {
     if (raw === null) return null;
     const parsed = SiteConfig.safeParse(raw);
     // A config some later schema refuses must not brick the site: keep serving it as stored.
-    if (!parsed.success) console.error(JSON.stringify({ msg: "stored site config no longer validates", issues: parsed.error.issues.length }));
+    if (!parsed.success)
+      console.error(
+        JSON.stringify({ msg: "stored site config no longer validates", issues: parsed.error.issues.length }),
+      );
     return parsed.success ? parsed.data : raw;
   };
   decision = () => this.getMeta<DecisionState>("decision");
@@ -192,32 +201,52 @@ export class SiteStore {
   saveTunnelPlan = (p: TunnelPlan | null) => this.putMeta("tunnel", p);
 
   agents(): AgentRow[] {
-    return this
-      .exec<{ id: string; role: string; uplink: string | null; tunnel_restarter: number; signing_key: string; previous_key: string | null; previous_until: number | null; created_at: number; runtime: string }>(
-        `SELECT * FROM agents ORDER BY id`,
-      )
-      .map((r) => ({
-        id: r.id,
-        role: r.role as AgentRole,
-        uplink: r.uplink,
-        tunnelRestarter: r.tunnel_restarter === 1,
-        signingKey: r.signing_key,
-        previousKey: r.previous_key,
-        previousUntil: r.previous_until,
-        createdAt: r.created_at,
-        runtime: { ...emptyRuntime(), ...(JSON.parse(r.runtime) as Partial<AgentRuntime>) },
-      }));
+    return this.exec<{
+      id: string;
+      role: string;
+      uplink: string | null;
+      tunnel_restarter: number;
+      signing_key: string;
+      previous_key: string | null;
+      previous_until: number | null;
+      created_at: number;
+      runtime: string;
+    }>(`SELECT * FROM agents ORDER BY id`).map((r) => ({
+      id: r.id,
+      role: r.role as AgentRole,
+      uplink: r.uplink,
+      tunnelRestarter: r.tunnel_restarter === 1,
+      signingKey: r.signing_key,
+      previousKey: r.previous_key,
+      previousUntil: r.previous_until,
+      createdAt: r.created_at,
+      runtime: { ...emptyRuntime(), ...(JSON.parse(r.runtime) as Partial<AgentRuntime>) },
+    }));
   }
 
   saveAgent(a: AgentRow): void {
     this.exec(
       `INSERT OR REPLACE INTO agents (id, role, uplink, tunnel_restarter, signing_key, previous_key, previous_until, created_at, runtime) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      a.id, a.role, a.uplink, a.tunnelRestarter ? 1 : 0, a.signingKey, a.previousKey, a.previousUntil, a.createdAt, JSON.stringify(a.runtime),
+      a.id,
+      a.role,
+      a.uplink,
+      a.tunnelRestarter ? 1 : 0,
+      a.signingKey,
+      a.previousKey,
+      a.previousUntil,
+      a.createdAt,
+      JSON.stringify(a.runtime),
     );
   }
 
   saveAgentKeys(a: AgentRow): void {
-    this.exec(`UPDATE agents SET signing_key = ?, previous_key = ?, previous_until = ? WHERE id = ?`, a.signingKey, a.previousKey, a.previousUntil, a.id);
+    this.exec(
+      `UPDATE agents SET signing_key = ?, previous_key = ?, previous_until = ? WHERE id = ?`,
+      a.signingKey,
+      a.previousKey,
+      a.previousUntil,
+      a.id,
+    );
   }
 
   saveAgentRuntime(id: string, runtime: AgentRuntime): void {
@@ -229,22 +258,45 @@ export class SiteStore {
   }
 
   observations(): UplinkObservation[] {
-    return this
-      .exec<{ id: string; ip: string | null; asn: number | null; rtt_ms: number | null; gateway_rtt_ms: number | null; at: number }>(`SELECT * FROM uplink_observations`)
-      .map((r) => ({ id: r.id, ip: r.ip, asn: r.asn, rttMs: r.rtt_ms, gatewayRttMs: r.gateway_rtt_ms, at: r.at }));
+    return this.exec<{
+      id: string;
+      ip: string | null;
+      asn: number | null;
+      rtt_ms: number | null;
+      gateway_rtt_ms: number | null;
+      at: number;
+    }>(`SELECT * FROM uplink_observations`).map((r) => ({
+      id: r.id,
+      ip: r.ip,
+      asn: r.asn,
+      rttMs: r.rtt_ms,
+      gatewayRttMs: r.gateway_rtt_ms,
+      at: r.at,
+    }));
   }
 
   saveObservation(o: UplinkObservation): void {
     this.exec(
       `INSERT OR REPLACE INTO uplink_observations (id, ip, asn, rtt_ms, gateway_rtt_ms, at) VALUES (?, ?, ?, ?, ?, ?)`,
-      o.id, o.ip, o.asn, o.rttMs, o.gatewayRttMs, o.at,
+      o.id,
+      o.ip,
+      o.asn,
+      o.rttMs,
+      o.gatewayRttMs,
+      o.at,
     );
   }
 
   appendEvents(events: readonly NewEvent[]): SiteEvent[] {
     const recorded = events.map((e) => {
       const data = JSON.stringify(e.data);
-      const { seq } = this.exec<{ seq: number }>(`INSERT INTO events (at, kind, message, data) VALUES (?, ?, ?, ?) RETURNING seq`, e.at, e.kind, e.message, data)[0]!;
+      const { seq } = this.exec<{ seq: number }>(
+        `INSERT INTO events (at, kind, message, data) VALUES (?, ?, ?, ?) RETURNING seq`,
+        e.at,
+        e.kind,
+        e.message,
+        data,
+      )[0]!;
       this.newestSeq = seq;
       return { seq, at: e.at, kind: e.kind, message: e.message, data: e.data };
     });
@@ -262,23 +314,45 @@ export class SiteStore {
       this.exec(
         `INSERT INTO outbox (target, topic, event, event_seq, replaced, attempts, next_at) VALUES (?, ?, ?, ?, 0, 0, ?)
          ON CONFLICT (target, topic) DO UPDATE SET event = excluded.event, event_seq = excluded.event_seq, replaced = replaced + 1`,
-        JSON.stringify(target), topic, JSON.stringify(event), event.seq, now,
+        JSON.stringify(target),
+        topic,
+        JSON.stringify(event),
+        event.seq,
+        now,
       );
   }
 
   dueNotifications(now: number, limit: number): OutboxRow[] {
-    return this
-      .exec<{ id: number; target: string; event: string; replaced: number; attempts: number; next_at: number }>(
-        `SELECT id, target, event, replaced, attempts, next_at FROM outbox WHERE next_at <= ? ORDER BY next_at, id LIMIT ?`,
-        now,
-        limit,
-      )
-      .map((r) => ({ id: r.id, target: JSON.parse(r.target) as NotifyTarget, event: JSON.parse(r.event) as SiteEvent, replaced: r.replaced, attempts: r.attempts, nextAt: r.next_at }));
+    return this.exec<{
+      id: number;
+      target: string;
+      event: string;
+      replaced: number;
+      attempts: number;
+      next_at: number;
+    }>(
+      `SELECT id, target, event, replaced, attempts, next_at FROM outbox WHERE next_at <= ? ORDER BY next_at, id LIMIT ?`,
+      now,
+      limit,
+    ).map((r) => ({
+      id: r.id,
+      target: JSON.parse(r.target) as NotifyTarget,
+      event: JSON.parse(r.event) as SiteEvent,
+      replaced: r.replaced,
+      attempts: r.attempts,
+      nextAt: r.next_at,
+    }));
   }
 
   /** Done with what was sent from `row`: gone, unless a newer event replaced it meanwhile (then that one waits, due now). */
   settleNotification(row: OutboxRow, now: number): void {
-    this.exec(`UPDATE outbox SET replaced = replaced - ? - 1, attempts = 0, next_at = ? WHERE id = ? AND event_seq != ?`, row.replaced, now, row.id, row.event.seq);
+    this.exec(
+      `UPDATE outbox SET replaced = replaced - ? - 1, attempts = 0, next_at = ? WHERE id = ? AND event_seq != ?`,
+      row.replaced,
+      now,
+      row.id,
+      row.event.seq,
+    );
     this.exec(`DELETE FROM outbox WHERE id = ? AND event_seq = ?`, row.id, row.event.seq);
   }
 
@@ -287,7 +361,12 @@ export class SiteStore {
   }
 
   /** One attempt's outcome in the target's ledger; `gaveUp`: the send is settled as failed. */
-  recordAttempt(target: NotifyTarget, outcome: { ok: true } | { ok: false; error: string }, gaveUp: boolean, at: number): void {
+  recordAttempt(
+    target: NotifyTarget,
+    outcome: { ok: true } | { ok: false; error: string },
+    gaveUp: boolean,
+    at: number,
+  ): void {
     const delivered = outcome.ok ? 1 : 0;
     const error = outcome.ok ? null : outcome.error;
     this.exec(
@@ -295,7 +374,13 @@ export class SiteStore {
        ON CONFLICT (target) DO UPDATE SET delivered = delivered + excluded.delivered, failed = failed + excluded.failed,
          failed_attempts = failed_attempts + excluded.failed_attempts, last_error = coalesce(excluded.last_error, last_error),
          last_error_at = coalesce(excluded.last_error_at, last_error_at), last_delivered_at = coalesce(excluded.last_delivered_at, last_delivered_at)`,
-      JSON.stringify(target), delivered, gaveUp ? 1 : 0, 1 - delivered, error, error === null ? null : at, delivered ? at : null,
+      JSON.stringify(target),
+      delivered,
+      gaveUp ? 1 : 0,
+      1 - delivered,
+      error,
+      error === null ? null : at,
+      delivered ? at : null,
     );
   }
 
@@ -305,19 +390,50 @@ export class SiteStore {
     const entry = (key: string) =>
       out.get(key) ??
       out
-        .set(key, { target: JSON.parse(key) as NotifyTarget, pending: 0, retrying: 0, nextAt: null, delivered: 0, failed: 0, failedAttempts: 0, lastError: null, lastErrorAt: null, lastDeliveredAt: null })
+        .set(key, {
+          target: JSON.parse(key) as NotifyTarget,
+          pending: 0,
+          retrying: 0,
+          nextAt: null,
+          delivered: 0,
+          failed: 0,
+          failedAttempts: 0,
+          lastError: null,
+          lastErrorAt: null,
+          lastDeliveredAt: null,
+        })
         .get(key)!;
-    for (const r of this.exec<{ target: string; n: number; retrying: number; next: number }>(`SELECT target, COUNT(*) AS n, SUM(attempts > 0) AS retrying, MIN(next_at) AS next FROM outbox GROUP BY target`))
+    for (const r of this.exec<{ target: string; n: number; retrying: number; next: number }>(
+      `SELECT target, COUNT(*) AS n, SUM(attempts > 0) AS retrying, MIN(next_at) AS next FROM outbox GROUP BY target`,
+    ))
       Object.assign(entry(r.target), { pending: r.n, retrying: r.retrying, nextAt: r.next });
-    type Ledger = { target: string; delivered: number; failed: number; failed_attempts: number; last_error: string | null; last_error_at: number | null; last_delivered_at: number | null };
+    type Ledger = {
+      target: string;
+      delivered: number;
+      failed: number;
+      failed_attempts: number;
+      last_error: string | null;
+      last_error_at: number | null;
+      last_delivered_at: number | null;
+    };
     for (const r of this.exec<Ledger>(`SELECT * FROM notify_targets`))
-      Object.assign(entry(r.target), { delivered: r.delivered, failed: r.failed, failedAttempts: r.failed_attempts, lastError: r.last_error, lastErrorAt: r.last_error_at, lastDeliveredAt: r.last_delivered_at });
+      Object.assign(entry(r.target), {
+        delivered: r.delivered,
+        failed: r.failed,
+        failedAttempts: r.failed_attempts,
+        lastError: r.last_error,
+        lastErrorAt: r.last_error_at,
+        lastDeliveredAt: r.last_delivered_at,
+      });
     return out;
   }
 
   /** When the last test notification was sent (the rate limit of tests). */
   lastNotifyTestAt(): number | null {
-    return this.exec<{ at: number }>(`SELECT at FROM events WHERE kind = 'notify-test' ORDER BY at DESC LIMIT 1`)[0]?.at ?? null;
+    return (
+      this.exec<{ at: number }>(`SELECT at FROM events WHERE kind = 'notify-test' ORDER BY at DESC LIMIT 1`)[0]?.at ??
+      null
+    );
   }
 
   nextNotificationAt(): number | null {
@@ -339,12 +455,13 @@ export class SiteStore {
 
   /** Uplink state changes since `since`, oldest first. */
   uplinkChanges(since: number): UplinkChange[] {
-    return this
-      .exec<{ at: number; data: string }>(`SELECT at, data FROM events WHERE kind = 'uplink' AND at >= ? ORDER BY at, seq`, since)
-      .map((r) => {
-        const d = JSON.parse(r.data) as EventData["uplink"];
-        return { at: r.at, uplink: d.uplink, from: d.from, to: d.to };
-      });
+    return this.exec<{ at: number; data: string }>(
+      `SELECT at, data FROM events WHERE kind = 'uplink' AND at >= ? ORDER BY at, seq`,
+      since,
+    ).map((r) => {
+      const d = JSON.parse(r.data) as EventData["uplink"];
+      return { at: r.at, uplink: d.uplink, from: d.from, to: d.to };
+    });
   }
 
   /** When the oldest kept event happened (the site's creation, while the log is young). */

@@ -2,7 +2,22 @@
 // flags end up in shell history and `ps`).
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import { AgentId, ApiError, EnrollRequest, NotifyTestResponse, OverrideCleared, OverrideRequest, RotateRequest, RotateResponse, SiteConfig, SiteEvent, SiteId, SiteStatus, issueLines, type NotifyTestResult } from "../../../shared/src/index.ts";
+import {
+  AgentId,
+  ApiError,
+  EnrollRequest,
+  NotifyTestResponse,
+  OverrideCleared,
+  OverrideRequest,
+  RotateRequest,
+  RotateResponse,
+  SiteConfig,
+  SiteEvent,
+  SiteId,
+  SiteStatus,
+  issueLines,
+  type NotifyTestResult,
+} from "#shared";
 import { httpCall, type HttpResponse } from "../edge/http.ts";
 import { withoutHttpAdvice } from "../edge/refusal.ts";
 import { UsageError, UserError } from "../lib/errors.ts";
@@ -34,13 +49,25 @@ export const SITE_COMMANDS = {
     summary: "enrol an agent and print its secret (once), or give an enrolled agent a new secret with --rotate",
     flags: {
       id: { type: "string", value: "ID", help: "the agent's id, e.g. sbc1 or srv1" },
-      role: { type: "string", value: "probe|server", help: "probe: an SBC behind one uplink; server: applies switches, sends through every uplink" },
+      role: {
+        type: "string",
+        value: "probe|server",
+        help: "probe: an SBC behind one uplink; server: applies switches, sends through every uplink",
+      },
       uplink: { type: "string", value: "UPLINK", help: "the uplink a probe sits behind" },
       "tunnel-restarter": { type: "boolean", help: "this server restarts the site's tunnel (cluster mode)" },
       rotate: { type: "boolean", help: "a new secret for an enrolled agent; the old one works through --grace" },
-      grace: { type: "string", value: "DURATION", help: "with --rotate: how long the old secret keeps working, e.g. 10m, 1d (default 1d)" },
+      grace: {
+        type: "string",
+        value: "DURATION",
+        help: "with --rotate: how long the old secret keeps working, e.g. 10m, 1d (default 1d)",
+      },
     },
-    examples: [`wanwatch site enroll --id sbc1 --role probe --uplink isp1 ${AT}`, `wanwatch site enroll --id srv1 --role server --tunnel-restarter ${AT}`, `wanwatch site enroll --id sbc1 --rotate --grace 1h ${AT}`],
+    examples: [
+      `wanwatch site enroll --id sbc1 --role probe --uplink isp1 ${AT}`,
+      `wanwatch site enroll --id srv1 --role server --tunnel-restarter ${AT}`,
+      `wanwatch site enroll --id sbc1 --rotate --grace 1h ${AT}`,
+    ],
   }),
   revoke: spec({
     name: "site revoke",
@@ -48,7 +75,12 @@ export const SITE_COMMANDS = {
     flags: { id: { type: "string", value: "ID", help: "the agent's id" } },
     examples: [`wanwatch site revoke --id sbc1 ${AT}`],
   }),
-  status: spec({ name: "site status", summary: "the site now: uplinks, the active one, agents", flags: {}, examples: [`wanwatch site status ${AT}`] }),
+  status: spec({
+    name: "site status",
+    summary: "the site now: uplinks, the active one, agents",
+    flags: {},
+    examples: [`wanwatch site status ${AT}`],
+  }),
   events: spec({
     name: "site events",
     summary: "the site's timeline, newest first",
@@ -64,11 +96,15 @@ export const SITE_COMMANDS = {
       reason: { type: "string", value: "TEXT", help: "why, for the timeline" },
       clear: { type: "boolean", help: "end the pin now" },
     },
-    examples: [`wanwatch site override --uplink isp2 --for 2h --reason "fiber maintenance" ${AT}`, `wanwatch site override --clear ${AT}`],
+    examples: [
+      `wanwatch site override --uplink isp2 --for 2h --reason "fiber maintenance" ${AT}`,
+      `wanwatch site override --clear ${AT}`,
+    ],
   }),
   notify: spec({
     name: "site notify",
-    summary: "send a test notification to every target of the site now: one line per target (kind and host), exit 1 if any failed",
+    summary:
+      "send a test notification to every target of the site now: one line per target (kind and host), exit 1 if any failed",
     flags: { test: { type: "boolean", help: "send the test (required)" } },
     examples: [`wanwatch site notify --test ${AT}`],
   }),
@@ -92,13 +128,15 @@ function target(values: Values, env: NodeJS.ProcessEnv, cmd: CommandSpec): Targe
   const s = SiteId.safeParse(site);
   if (!s.success) throw new UsageError(`--site: ${s.error.issues[0]!.message}`);
   const token = env.WANWATCH_ADMIN_TOKEN;
-  if (!token) throw new UsageError("WANWATCH_ADMIN_TOKEN is not set: export the edge's admin token (it is never taken as a flag)");
+  if (!token)
+    throw new UsageError(
+      "WANWATCH_ADMIN_TOKEN is not set: export the edge's admin token (it is never taken as a flag)",
+    );
   return { edge: url, site, token };
 }
 
 /** What to do about an error the edge returned, in CLI commands. */
-function hint(code: string, t: Target, body: unknown): string | null {
-  const id = (body as { id?: string } | undefined)?.id;
+function hint(code: string, t: Target): string | null {
   switch (code) {
     case "agent_not_found":
       return `\`wanwatch site status --site ${t.site}\` lists the site's agents`;
@@ -117,7 +155,10 @@ async function call(t: Target, method: string, path: string, body?: unknown): Pr
     // node:http rather than fetch: Node 18 (Debian 12) warns that its fetch is experimental.
     res = await httpCall(url, {
       method,
-      headers: { authorization: `Bearer ${t.token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+      headers: {
+        authorization: `Bearer ${t.token}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
       timeoutMs: 15_000,
     });
@@ -134,16 +175,25 @@ async function call(t: Target, method: string, path: string, body?: unknown): Pr
   }
   if (res.status < 200 || res.status > 299) {
     const e = ApiError.safeParse(json);
-    if (!e.success) throw new UserError(`the edge at ${t.edge.origin} answered HTTP ${res.status}: is it a wanwatch edge?`);
-    const h = hint(e.data.error.code, t, body);
-    const lines = [`site ${t.site}: ${h ? withoutHttpAdvice(e.data.error.message) : e.data.error.message} (${e.data.error.code})`, ...(e.data.error.issues ?? []).map((i) => `  ${i.path}: ${i.message}`), ...(h ? [`  ${h}`] : [])];
+    if (!e.success)
+      throw new UserError(`the edge at ${t.edge.origin} answered HTTP ${res.status}: is it a wanwatch edge?`);
+    const h = hint(e.data.error.code, t);
+    const lines = [
+      `site ${t.site}: ${h ? withoutHttpAdvice(e.data.error.message) : e.data.error.message} (${e.data.error.code})`,
+      ...(e.data.error.issues ?? []).map((i) => `  ${i.path}: ${i.message}`),
+      ...(h ? [`  ${h}`] : []),
+    ];
     throw new UserError(lines[0]!, 1, { lines });
   }
   return json;
 }
 
 /** Client-side validation first: the same schema the edge uses, so mistakes show before any request. */
-function validated<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: import("zod").ZodError } }, value: unknown, prefix = ""): T {
+function validated<T>(
+  schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: import("zod").ZodError } },
+  value: unknown,
+  prefix = "",
+): T {
   const r = schema.safeParse(value);
   if (!r.success) {
     const lines = issueLines(r.error).map((l) => prefix + l);
@@ -166,16 +216,22 @@ function seconds(flag: string, text: string): number {
 
 function agentId(values: Values, cmd: CommandSpec): string {
   const id = required(values, "id", cmd);
-  if (!AgentId.safeParse(id).success) throw new UsageError(`--id ${id}: an agent id is lower-case letters, digits and dashes, e.g. sbc1`);
+  if (!AgentId.safeParse(id).success)
+    throw new UsageError(`--id ${id}: an agent id is lower-case letters, digits and dashes, e.g. sbc1`);
   return id;
 }
 
 /** `site enroll --rotate`: a new secret; the old one works through the grace, so the agent can be updated without a gap. */
 async function rotate(values: Values, env: NodeJS.ProcessEnv, out: (s: string) => void): Promise<number> {
   const cmd = SITE_COMMANDS.enroll;
-  if (values.role || values.uplink || values["tunnel-restarter"]) throw new UsageError("--rotate keeps the agent's role and uplink: omit --role, --uplink, --tunnel-restarter");
+  if (values.role || values.uplink || values["tunnel-restarter"])
+    throw new UsageError("--rotate keeps the agent's role and uplink: omit --role, --uplink, --tunnel-restarter");
   const id = agentId(values, cmd);
-  const req = validated(RotateRequest, values.grace === undefined ? {} : { graceSeconds: seconds("grace", values.grace as string) }, "--grace: ");
+  const req = validated(
+    RotateRequest,
+    values.grace === undefined ? {} : { graceSeconds: seconds("grace", values.grace as string) },
+    "--grace: ",
+  );
   const t = target(values, env, cmd);
   const r = validated(RotateResponse, await call(t, "POST", `/agents/${id}/rotate`, req));
   if (values.json) out(JSON.stringify(r, null, 2));
@@ -222,7 +278,9 @@ async function enroll(values: Values, env: NodeJS.ProcessEnv, out: (s: string) =
       r.secret,
       `on that host, as root${req.role === "server" ? ", naming each uplink's interface" : ""} (the secret is read from standard input: paste it, then Enter and Ctrl-D):`,
       `  ${hostCommand(t, r.id, req.role, req.uplink, site?.uplinks.map((u) => u.id) ?? [])}`,
-      ...(req.role === "server" ? ["  add --switch nmcli|iproute2 and --tunnel … as that server needs: `wanwatch agent install --help`"] : []),
+      ...(req.role === "server"
+        ? ["  add --switch nmcli|iproute2 and --tunnel … as that server needs: `wanwatch agent install --help`"]
+        : []),
     ].join("\n"),
   );
   return 0;
@@ -234,9 +292,17 @@ async function readSiteFile(file: string): Promise<unknown> {
     text = readFileSync(file, "utf8");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new UserError(`cannot read ${file}: ${code === "ENOENT" ? "no such file" : (code ?? (err as Error).message)}`, 2, { cause: err });
+    throw new UserError(
+      `cannot read ${file}: ${code === "ENOENT" ? "no such file" : (code ?? (err as Error).message)}`,
+      2,
+      { cause: err },
+    );
   }
-  if (!text.trim()) throw new UserError(`${file} is empty: write the site's config in it (YAML or JSON; see \`wanwatch site apply --help\`)`, 2);
+  if (!text.trim())
+    throw new UserError(
+      `${file} is empty: write the site's config in it (YAML or JSON; see \`wanwatch site apply --help\`)`,
+      2,
+    );
   try {
     return parseYaml(text);
   } catch (err) {
@@ -244,7 +310,12 @@ async function readSiteFile(file: string): Promise<unknown> {
   }
 }
 
-export async function siteCommand(sub: SiteCommand, args: string[], env: NodeJS.ProcessEnv, out: (s: string) => void): Promise<number> {
+export async function siteCommand(
+  sub: SiteCommand,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  out: (s: string) => void,
+): Promise<number> {
   const cmd: CommandSpec = SITE_COMMANDS[sub];
   const { values, positionals } = parseCommand(cmd, args);
   switch (sub) {
@@ -255,7 +326,11 @@ export async function siteCommand(sub: SiteCommand, args: string[], env: NodeJS.
       const doc = await readSiteFile(file);
       validated(SiteConfig, doc, `${file}: `);
       const saved = validated(SiteConfig, await call(t, "PUT", "", doc));
-      out(values.json ? JSON.stringify(saved, null, 2) : `site ${t.site}: config applied (${saved.uplinks.map((x) => `${x.id} p${x.priority}`).join(", ")}; heartbeat ${saved.policy.heartbeatMs} ms, down after ${saved.policy.downAfterMs} ms, tunnels ${saved.tunnels.restart})`);
+      out(
+        values.json
+          ? JSON.stringify(saved, null, 2)
+          : `site ${t.site}: config applied (${saved.uplinks.map((x) => `${x.id} p${x.priority}`).join(", ")}; heartbeat ${saved.policy.heartbeatMs} ms, down after ${saved.policy.downAfterMs} ms, tunnels ${saved.tunnels.restart})`,
+      );
       return 0;
     }
     case "enroll":
@@ -275,7 +350,8 @@ export async function siteCommand(sub: SiteCommand, args: string[], env: NodeJS.
     }
     case "events": {
       const limit = values.limit === undefined ? 50 : Number(values.limit);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError(`--limit: must be a whole number from 1 to 1000`);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+        throw new UsageError(`--limit: must be a whole number from 1 to 1000`);
       const t = target(values, env, cmd);
       const evs = validated(SiteEvent.array(), await call(t, "GET", `/events?limit=${limit}`));
       out(values.json ? JSON.stringify(evs, null, 2) : eventsTable(evs));
@@ -283,21 +359,37 @@ export async function siteCommand(sub: SiteCommand, args: string[], env: NodeJS.
     }
     case "override": {
       if (values.clear) {
-        if (values.uplink || values.for || values.reason) throw new UsageError("--clear takes no --uplink, --for or --reason");
+        if (values.uplink || values.for || values.reason)
+          throw new UsageError("--clear takes no --uplink, --for or --reason");
         const t = target(values, env, cmd);
         const s = validated(OverrideCleared, await call(t, "DELETE", "/override"));
-        out(values.json ? JSON.stringify(s, null, 2) : `site ${t.site}: override cleared; ${s.normalChoice.message} (generation ${s.generation})`);
+        out(
+          values.json
+            ? JSON.stringify(s, null, 2)
+            : `site ${t.site}: override cleared; ${s.normalChoice.message} (generation ${s.generation})`,
+        );
         return 0;
       }
       const forSeconds = seconds("for", required(values, "for", cmd));
-      const req = validated(OverrideRequest, { uplink: required(values, "uplink", cmd), forSeconds, reason: required(values, "reason", cmd) });
+      const req = validated(OverrideRequest, {
+        uplink: required(values, "uplink", cmd),
+        forSeconds,
+        reason: required(values, "reason", cmd),
+      });
       const t = target(values, env, cmd);
       const s = validated(SiteStatus, await call(t, "POST", "/override", req));
-      out(values.json ? JSON.stringify(s, null, 2) : `site ${t.site}: ${req.uplink} pinned for ${req.forSeconds} s (${req.reason}); active uplink ${s.activeUplink ?? "none"}, generation ${s.generation}`);
+      out(
+        values.json
+          ? JSON.stringify(s, null, 2)
+          : `site ${t.site}: ${req.uplink} pinned for ${req.forSeconds} s (${req.reason}); active uplink ${s.activeUplink ?? "none"}, generation ${s.generation}`,
+      );
       return 0;
     }
     case "notify": {
-      if (!values.test) throw new UsageError(`--test is required: it sends a test notification to every target of the site now: ${seeHelp(cmd)}`);
+      if (!values.test)
+        throw new UsageError(
+          `--test is required: it sends a test notification to every target of the site now: ${seeHelp(cmd)}`,
+        );
       const t = target(values, env, cmd);
       const r = validated(NotifyTestResponse, await call(t, "POST", "/notify/test"));
       out(values.json ? JSON.stringify(r, null, 2) : r.results.map(notifyLine).join("\n"));
@@ -307,4 +399,5 @@ export async function siteCommand(sub: SiteCommand, args: string[], env: NodeJS.
 }
 
 /** A target named by kind and host only: a webhook URL may hold a secret. */
-const notifyLine = (r: NotifyTestResult) => `${r.ok ? "✓" : "✗"} ${r.target}: ${r.ok ? `delivered (HTTP ${r.status})` : r.error} in ${r.ms} ms`;
+const notifyLine = (r: NotifyTestResult) =>
+  `${r.ok ? "✓" : "✗"} ${r.target}: ${r.ok ? `delivered (HTTP ${r.status})` : r.error} in ${r.ms} ms`;

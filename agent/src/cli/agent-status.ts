@@ -30,7 +30,8 @@ export function agentStatus(args: string[], out: (s: string) => void, now = Date
   const status = readStatus(config.stateDir);
   const state = readState(config.stateDir);
   if (!status.ok && !state.ok) {
-    if (status.missing && state.missing) throw new UserError(`no agent state in ${config.stateDir}: has \`wanwatch agent run\` started on this host?`);
+    if (status.missing && state.missing)
+      throw new UserError(`no agent state in ${config.stateDir}: has \`wanwatch agent run\` started on this host?`);
     throw new UserError(status.ok ? (state as { error: string }).error : status.error);
   }
   if (values.json) {
@@ -45,23 +46,40 @@ export function agentStatus(args: string[], out: (s: string) => void, now = Date
   const running = s && s.stoppedAt === null && alive(s.pid);
   const lines = [
     `agent ${config.agent} (${config.role}) in site ${config.site}, edge ${config.edge}`,
-    s ? (running ? `daemon: running (pid ${s.pid}), status written ${ago(s.updatedAt, now)}` : `daemon: not running (last status ${ago(s.updatedAt, now)})`) : "daemon: no status file",
-    d ? `directive: generation ${d.generation}, active uplink ${d.activeUplink}${d.restartTunnels ? ", restart tunnels" : ""}` : "directive: none received yet",
+    s
+      ? running
+        ? `daemon: running (pid ${s.pid}), status written ${ago(s.updatedAt, now)}`
+        : `daemon: not running (last status ${ago(s.updatedAt, now)})`
+      : "daemon: no status file",
+    d
+      ? `directive: generation ${d.generation}, active uplink ${d.activeUplink}${d.restartTunnels ? ", restart tunnels" : ""}`
+      : "directive: none received yet",
   ];
   if (config.role === "server") {
-    lines.push(`applied generation: ${applied ?? "none"}${d && applied !== null && applied >= d.generation ? " (up to date)" : d ? " (pending)" : ""}`);
+    lines.push(
+      `applied generation: ${applied ?? "none"}${d && applied !== null && applied >= d.generation ? " (up to date)" : d ? " (pending)" : ""}`,
+    );
     lines.push(`tunnel generation: ${tunnels ?? "none"}`);
     if (s) lines.push(`host default route: via ${s.routedUplink ?? "unknown"}`);
   }
   // The edge refusing this agent outranks a local error: nothing else works until it is fixed.
   const refusal = s?.refusal;
-  lines.push(`last error: ${refusal ? `the edge refuses this agent (${refusal.code}: ${refusal.message}, ${ago(refusal.at, now)}); fix: ${refusal.fix}` : (lastError ?? "none")}`);
+  lines.push(
+    `last error: ${refusal ? `the edge refuses this agent (${refusal.code}: ${refusal.message}, ${ago(refusal.at, now)}); fix: ${refusal.fix}` : (lastError ?? "none")}`,
+  );
   if (s) {
     lines.push(`clock offset to edge: ${s.clockOffsetMs} ms`, "");
     lines.push(
       table(
         ["UPLINK", "CHANNEL", "LAST CONTACT", "RTT", "SOURCE", "PROBLEM"],
-        Object.entries(s.uplinks).map(([id, u]) => [id, u.transport ?? "down", ago(u.lastContactAt, now), u.rttMs === null ? "-" : `${Math.round(u.rttMs)} ms`, u.localAddress ?? "-", u.error ?? "-"]),
+        Object.entries(s.uplinks).map(([id, u]) => [
+          id,
+          u.transport ?? "down",
+          ago(u.lastContactAt, now),
+          u.rttMs === null ? "-" : `${Math.round(u.rttMs)} ms`,
+          u.localAddress ?? "-",
+          u.error ?? "-",
+        ]),
       ),
     );
   }

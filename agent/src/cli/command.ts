@@ -26,7 +26,9 @@ export interface CommandSpec {
 export const seeHelp = (spec: CommandSpec) => `see \`wanwatch ${spec.name} --help\``;
 
 export function helpText(spec: CommandSpec): string {
-  const names = Object.entries(spec.flags).map(([n, f]) => `--${n}${f.value ? ` ${f.value}` : ""}${f.multiple ? " (repeatable)" : ""}`);
+  const names = Object.entries(spec.flags).map(
+    ([n, f]) => `--${n}${f.value ? ` ${f.value}` : ""}${f.multiple ? " (repeatable)" : ""}`,
+  );
   const width = Math.min(34, Math.max(0, ...names.map((n) => n.length)));
   const flagLines = Object.values(spec.flags).map((f, i) => `  ${names[i]!.padEnd(width)}  ${f.help}`);
   return [
@@ -43,8 +45,10 @@ type Values = Record<string, string | boolean | string[] | undefined>;
 
 /** Parses `args` by the spec; a usage mistake is one line naming the help to read. */
 export function parseCommand(spec: CommandSpec, args: string[]): { values: Values; positionals: string[] } {
-  const options = Object.fromEntries(Object.entries(spec.flags).map(([n, f]) => [n, { type: f.type, ...(f.multiple ? { multiple: true } : {}) }]));
-  let r;
+  const options = Object.fromEntries(
+    Object.entries(spec.flags).map(([n, f]) => [n, { type: f.type, ...(f.multiple ? { multiple: true } : {}) }]),
+  );
+  let r: ReturnType<typeof parseArgs>;
   try {
     r = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (err) {

@@ -9,7 +9,7 @@ import type { EdgeSigner } from "../edge/signer.ts";
 import { describeError } from "../lib/errors.ts";
 import { readState, readStatus } from "../state/files.ts";
 import { VERSION } from "../version.ts";
-import { HEADER_AGENT, HEADER_NOW, type Heartbeat } from "../../../shared/src/index.ts";
+import { HEADER_AGENT, HEADER_NOW, type Heartbeat } from "#shared";
 
 export interface Check {
   ok: boolean;
@@ -24,7 +24,10 @@ export const DOCTOR_MAX_SKEW_MS = 2_000;
  * unsigned heartbeat (refused, no effect on the edge) tells it. Falls back to the HTTP Date header.
  * The clock it returns signs the heartbeats that follow, as the agent's own would.
  */
-export async function clockCheck(config: AgentConfig, source: string | null): Promise<{ check: Check; clock: EdgeClock | null }> {
+export async function clockCheck(
+  config: AgentConfig,
+  source: string | null,
+): Promise<{ check: Check; clock: EdgeClock | null }> {
   const sentAt = Date.now();
   try {
     const res = await httpCall(new URL(`/v1/sites/${config.site}/heartbeat`, config.edge), {
@@ -38,7 +41,8 @@ export async function clockCheck(config: AgentConfig, source: string | null): Pr
     const precise = Number(header(res.headers, HEADER_NOW));
     const date = Date.parse(header(res.headers, "date") ?? "");
     const edgeNow = Number.isFinite(precise) && precise > 0 ? precise : Number.isFinite(date) ? date + 500 : NaN;
-    if (!Number.isFinite(edgeNow)) return { check: { ok: false, text: "clock skew vs edge: the edge did not tell its time" }, clock: null };
+    if (!Number.isFinite(edgeNow))
+      return { check: { ok: false, text: "clock skew vs edge: the edge did not tell its time" }, clock: null };
     const clock = new EdgeClock();
     clock.observe(edgeNow, sentAt, receivedAt);
     const text = `clock skew vs edge: ${(clock.offset / 1000).toFixed(1)} s`;
@@ -46,7 +50,10 @@ export async function clockCheck(config: AgentConfig, source: string | null): Pr
       check:
         Math.abs(clock.offset) <= DOCTOR_MAX_SKEW_MS
           ? { ok: true, text }
-          : { ok: false, text: `${text} (over ${DOCTOR_MAX_SKEW_MS / 1000} s: the agent corrects for it, but fix the host's time sync: timedatectl set-ntp true)` },
+          : {
+              ok: false,
+              text: `${text} (over ${DOCTOR_MAX_SKEW_MS / 1000} s: the agent corrects for it, but fix the host's time sync: timedatectl set-ntp true)`,
+            },
       clock,
     };
   } catch (err) {
@@ -72,11 +79,28 @@ function heartbeatBody(config: AgentConfig, uplink: string): string {
   return JSON.stringify(hb);
 }
 
-export async function heartbeatCheck(config: AgentConfig, uplink: string, source: string | null, signer: EdgeSigner, clock: EdgeClock): Promise<Check> {
+export async function heartbeatCheck(
+  config: AgentConfig,
+  uplink: string,
+  source: string | null,
+  signer: EdgeSigner,
+  clock: EdgeClock,
+): Promise<Check> {
   const through = `heartbeat through ${uplink}${source ? ` (from ${source})` : ""}`;
-  const r = await postHeartbeat({ edge: config.edge, site: config.site, body: heartbeatBody(config, uplink), signer, clock, localAddress: source ?? undefined, timeoutMs: 5_000 });
+  const r = await postHeartbeat({
+    edge: config.edge,
+    site: config.site,
+    body: heartbeatBody(config, uplink),
+    signer,
+    clock,
+    localAddress: source ?? undefined,
+    timeoutMs: 5_000,
+  });
   if (r.ok) return { ok: true, text: `${through}: accepted by the edge in ${r.rttMs} ms` };
   if (r.code === "unreachable") return { ok: false, text: `${through}: edge unreachable (${r.message})` };
   const fix = refusalFix(r, config);
-  return { ok: false, text: `${through}: refused by the edge (${r.code}: ${fix ? withoutHttpAdvice(r.message) : r.message})${fix ? `; fix: ${fix}` : ""}` };
+  return {
+    ok: false,
+    text: `${through}: refused by the edge (${r.code}: ${fix ? withoutHttpAdvice(r.message) : r.message})${fix ? `; fix: ${fix}` : ""}`,
+  };
 }

@@ -15,11 +15,11 @@ import { clockCheck, heartbeatCheck, type Check } from "./doctor-edge.ts";
 
 export const DOCTOR: CommandSpec = {
   name: "doctor",
-  summary: "check this host's agent setup: tools, interfaces, secret, and one signed heartbeat through each uplink; exit 1 on any ✗",
+  summary:
+    "check this host's agent setup: tools, interfaces, secret, and one signed heartbeat through each uplink; exit 1 on any ✗",
   flags: { config: { type: "string", value: "FILE", help: `the agent's config (default ${DEFAULT_CONFIG_PATH})` } },
   examples: ["wanwatch doctor", "wanwatch doctor --config /etc/wanwatch/agent.yaml"],
 };
-
 
 function onPath(tool: string, path = process.env.PATH ?? ""): string | null {
   for (const dir of [...path.split(delimiter), "/usr/sbin", "/sbin", "/usr/bin", "/bin"]) {
@@ -43,7 +43,11 @@ function ipv4Of(iface: string): string | null {
  * (installed while the agent runs): without it, traffic from the backup's address leaves through
  * the default route, and a ✓ would be a lie.
  */
-async function leavesThrough(config: AgentConfig, uplink: AgentConfig["uplinks"][number], source: string): Promise<string | null> {
+async function leavesThrough(
+  config: AgentConfig,
+  uplink: AgentConfig["uplinks"][number],
+  source: string,
+): Promise<string | null> {
   try {
     const dev = (await routeGet(await edgeAddressResolver(config.edge)(), source)).dev;
     return dev === uplink.interface
@@ -55,11 +59,15 @@ async function leavesThrough(config: AgentConfig, uplink: AgentConfig["uplinks"]
 }
 
 /** The source address to send from through this uplink (servers), or a failed check. */
-async function sourceFor(config: AgentConfig, uplink: AgentConfig["uplinks"][number]): Promise<{ source: string | null } | { check: Check }> {
+async function sourceFor(
+  config: AgentConfig,
+  uplink: AgentConfig["uplinks"][number],
+): Promise<{ source: string | null } | { check: Check }> {
   // Probes have one uplink and use the default route; a server binds each uplink's address.
   if (config.role !== "server") return { source: null };
   const source = ipv4Of(uplink.interface);
-  if (!source) return { check: { ok: false, text: `heartbeat through ${uplink.id}: ${uplink.interface} has no IPv4 address` } };
+  if (!source)
+    return { check: { ok: false, text: `heartbeat through ${uplink.id}: ${uplink.interface} has no IPv4 address` } };
   const wrongWay = await leavesThrough(config, uplink, source);
   return wrongWay ? { check: { ok: false, text: `heartbeat through ${uplink.id}: ${wrongWay}` } } : { source };
 }
@@ -68,7 +76,12 @@ async function sourceFor(config: AgentConfig, uplink: AgentConfig["uplinks"][num
 function sharedInterfaces(config: AgentConfig): Check[] {
   const by = new Map<string, string[]>();
   for (const u of config.uplinks) by.set(u.interface, [...(by.get(u.interface) ?? []), u.id]);
-  return [...by].filter(([, ids]) => ids.length > 1).map(([iface, ids]) => ({ ok: false, text: `uplinks ${ids.join(" and ")} share interface ${iface}: each uplink needs its own interface` }));
+  return [...by]
+    .filter(([, ids]) => ids.length > 1)
+    .map(([iface, ids]) => ({
+      ok: false,
+      text: `uplinks ${ids.join(" and ")} share interface ${iface}: each uplink needs its own interface`,
+    }));
 }
 
 async function edgeChecks(config: AgentConfig): Promise<Check[]> {
@@ -99,7 +112,8 @@ async function edgeChecks(config: AgentConfig): Promise<Check[]> {
   } catch (err) {
     return [...checks, { ok: false, text: `cannot sign a heartbeat: ${describeError(err)}` }];
   }
-  for (const { uplink, source } of sources) checks.push(await heartbeatCheck(config, uplink, source, signer, clock ?? new EdgeClock()));
+  for (const { uplink, source } of sources)
+    checks.push(await heartbeatCheck(config, uplink, source, signer, clock ?? new EdgeClock()));
   return checks;
 }
 
@@ -107,15 +121,27 @@ export async function runChecks(config: AgentConfig): Promise<Check[]> {
   const checks: Check[] = [];
   if (config.role === "server") {
     const ip = onPath("ip");
-    checks.push(ip ? { ok: true, text: `ip found (${ip})` } : { ok: false, text: "ip not found: install iproute2 (per-uplink routing needs it)" });
+    checks.push(
+      ip
+        ? { ok: true, text: `ip found (${ip})` }
+        : { ok: false, text: "ip not found: install iproute2 (per-uplink routing needs it)" },
+    );
     if (config.switch.backend === "nmcli") {
       const nmcli = onPath("nmcli");
-      checks.push(nmcli ? { ok: true, text: `nmcli found (${nmcli})` } : { ok: false, text: "nmcli not found: install NetworkManager or use switch.backend iproute2" });
+      checks.push(
+        nmcli
+          ? { ok: true, text: `nmcli found (${nmcli})` }
+          : { ok: false, text: "nmcli not found: install NetworkManager or use switch.backend iproute2" },
+      );
     }
   }
   checks.push(...sharedInterfaces(config));
   for (const u of config.uplinks) {
-    checks.push(realHost.interfaceExists(u.interface) ? { ok: true, text: `uplink ${u.id}: interface ${u.interface} exists` } : { ok: false, text: `uplink ${u.id}: interface ${u.interface} does not exist` });
+    checks.push(
+      realHost.interfaceExists(u.interface)
+        ? { ok: true, text: `uplink ${u.id}: interface ${u.interface} exists` }
+        : { ok: false, text: `uplink ${u.id}: interface ${u.interface} does not exist` },
+    );
   }
   try {
     const st = statSync(config.secretFile);
@@ -123,17 +149,26 @@ export async function runChecks(config: AgentConfig): Promise<Check[]> {
     checks.push(
       (mode & 0o077) === 0
         ? { ok: true, text: `secret file ${config.secretFile}: mode ${mode.toString(8).padStart(4, "0")}` }
-        : { ok: false, text: `secret file ${config.secretFile}: mode ${mode.toString(8).padStart(4, "0")}, should be 0600 (chmod 600 ${config.secretFile})` },
+        : {
+            ok: false,
+            text: `secret file ${config.secretFile}: mode ${mode.toString(8).padStart(4, "0")}, should be 0600 (chmod 600 ${config.secretFile})`,
+          },
     );
   } catch (err) {
-    checks.push({ ok: false, text: `secret file ${config.secretFile}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "does not exist" : describeError(err)}` });
+    checks.push({
+      ok: false,
+      text: `secret file ${config.secretFile}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "does not exist" : describeError(err)}`,
+    });
   }
   try {
     mkdirSync(config.stateDir, { recursive: true, mode: 0o755 });
     accessSync(config.stateDir, constants.W_OK);
     checks.push({ ok: true, text: `state folder ${config.stateDir} is writable` });
   } catch (err) {
-    checks.push({ ok: false, text: `state folder ${config.stateDir}: ${(err as NodeJS.ErrnoException).code ?? describeError(err)} (the agent keeps its state there)` });
+    checks.push({
+      ok: false,
+      text: `state folder ${config.stateDir}: ${(err as NodeJS.ErrnoException).code ?? describeError(err)} (the agent keeps its state there)`,
+    });
   }
   return [...checks, ...(await edgeChecks(config))];
 }
@@ -147,10 +182,18 @@ export async function doctor(args: string[], out: (s: string) => void): Promise<
     config = loadConfig(file, { host: false, onDeprecated: (line) => notes.push(line) });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    out([`✗ config ${file}`, ...err.lines.map((l) => `  ${l}`), ...(err.fields ? [`  ${SEE_REFERENCE}`] : [])].join("\n"));
+    out(
+      [`✗ config ${file}`, ...err.lines.map((l) => `  ${l}`), ...(err.fields ? [`  ${SEE_REFERENCE}`] : [])].join("\n"),
+    );
     return 1;
   }
-  const checks = [{ ok: true, text: `config ${file}${notes.length ? ` (${notes.map((n) => n.slice(file.length + 2)).join("; ")})` : ""}` }, ...(await runChecks(config))];
+  const checks = [
+    {
+      ok: true,
+      text: `config ${file}${notes.length ? ` (${notes.map((n) => n.slice(file.length + 2)).join("; ")})` : ""}`,
+    },
+    ...(await runChecks(config)),
+  ];
   out(checks.map((c) => `${c.ok ? "✓" : "✗"} ${c.text}`).join("\n"));
   return checks.every((c) => c.ok) ? 0 : 1;
 }

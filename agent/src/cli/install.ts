@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { stringify } from "yaml";
-import { issueLines } from "../../../shared/src/index.ts";
+import { issueLines } from "#shared";
 import { DEFAULT_CONFIG_PATH } from "../config/load.ts";
 import { AgentConfig } from "../config/schema.ts";
 import { CONFIG_REFERENCE } from "../config/reference.ts";
@@ -22,10 +22,17 @@ export const INSTALL: CommandSpec = {
   summary: "set this host up as an agent: config, secret, the bundle under /usr/local, a systemd unit, started",
   flags: {
     ...CONFIG_FLAGS,
-    "secret-stdin": { type: "boolean", help: "read the secret `wanwatch site enroll` printed from standard input (never give it as a flag)" },
+    "secret-stdin": {
+      type: "boolean",
+      help: "read the secret `wanwatch site enroll` printed from standard input (never give it as a flag)",
+    },
     config: { type: "string", value: "FILE", help: `where to write the config (default ${DEFAULT_CONFIG_PATH})` },
     unit: { type: "string", value: "FILE", help: `where to write the unit (default ${UNIT_PATH})` },
-    prefix: { type: "string", value: "DIR", help: "install the bundle as DIR/lib/wanwatch/wanwatch.mjs and DIR/bin/wanwatch (default /usr/local)" },
+    prefix: {
+      type: "string",
+      value: "DIR",
+      help: "install the bundle as DIR/lib/wanwatch/wanwatch.mjs and DIR/bin/wanwatch (default /usr/local)",
+    },
     "dry-run": { type: "boolean", help: "print the config and the unit, change nothing" },
   },
   examples: [
@@ -38,8 +45,14 @@ export const INSTALL: CommandSpec = {
 /** The interface of the IPv4 default route with the lowest metric, from /proc/net/route. */
 export function defaultRouteInterface(routeTable = "/proc/net/route"): string | null {
   try {
-    const rows = readFileSync(routeTable, "utf8").trim().split("\n").slice(1).map((l) => l.trim().split(/\s+/));
-    const defaults = rows.filter((r) => r[1] === "00000000" && r[7] === "00000000").sort((a, b) => Number(a[6]) - Number(b[6]));
+    const rows = readFileSync(routeTable, "utf8")
+      .trim()
+      .split("\n")
+      .slice(1)
+      .map((l) => l.trim().split(/\s+/));
+    const defaults = rows
+      .filter((r) => r[1] === "00000000" && r[7] === "00000000")
+      .sort((a, b) => Number(a[6]) - Number(b[6]));
     return defaults[0]?.[0] ?? null;
   } catch {
     return null;
@@ -57,7 +70,10 @@ async function readStdinSecret(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
   const secret = Buffer.concat(chunks).toString("utf8").split("\n")[0]!.trim();
-  if (secret.length < 16) throw new UsageError("--secret-stdin: standard input holds no secret (pipe in the value `wanwatch site enroll` printed)");
+  if (secret.length < 16)
+    throw new UsageError(
+      "--secret-stdin: standard input holds no secret (pipe in the value `wanwatch site enroll` printed)",
+    );
   return secret;
 }
 
@@ -67,16 +83,21 @@ function writeFile(path: string, text: string, mode: number): void {
     writeFileSync(path, text, { mode });
     chmodSync(path, mode); // writeFileSync keeps an existing file's mode
   } catch (err) {
-    throw new UserError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 1, { cause: err });
+    throw new UserError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 1, {
+      cause: err,
+    });
   }
 }
 
 export async function install(args: string[], out: (s: string) => void): Promise<number> {
   const { values } = parseCommand(INSTALL, args);
   const v = values as Record<string, string | string[] | boolean | undefined>;
-  for (const f of ["edge", "site", "agent", "role"]) if (!v[f]) throw new UsageError(`--${f} is required: see \`wanwatch agent install --help\``);
+  for (const f of ["edge", "site", "agent", "role"])
+    if (!v[f]) throw new UsageError(`--${f} is required: see \`wanwatch agent install --help\``);
   edgeUrl(v.edge as string);
-  const doc = configFromFlags(v as Parameters<typeof configFromFlags>[0], INSTALL, defaultRouteInterface, (p) => resolve(p));
+  const doc = configFromFlags(v as Parameters<typeof configFromFlags>[0], INSTALL, defaultRouteInterface, (p) =>
+    resolve(p),
+  );
   const checked = AgentConfig.safeParse(doc);
   if (!checked.success) {
     const lines = issueLines(checked.error).map(withFlag);
@@ -91,7 +112,9 @@ export async function install(args: string[], out: (s: string) => void): Promise
   const systemd = systemdRuns();
   // The unit's sandbox hides these folders: a Node from a version manager there would not start.
   const hiddenNode = /^\/(home|root|tmp|var\/tmp)\//.test(process.execPath)
-    ? [`note: the unit runs ${process.execPath}, in a folder its sandbox hides (ProtectHome, PrivateTmp): install Node system-wide (apt install nodejs) and run install with it`]
+    ? [
+        `note: the unit runs ${process.execPath}, in a folder its sandbox hides (ProtectHome, PrivateTmp): install Node system-wide (apt install nodejs) and run install with it`,
+      ]
     : [];
   const probeUser = config.role === "probe" && systemd;
 
@@ -105,7 +128,9 @@ export async function install(args: string[], out: (s: string) => void): Promise
         unit.trimEnd(),
         "==> then <==",
         `# would install the bundle as ${bundlePaths(prefix).bundle} and ${bundlePaths(prefix).bin}`,
-        systemd ? `# would run: systemctl daemon-reload && systemctl enable ${SERVICE} && systemctl restart ${SERVICE}` : "# systemd is not running on this host: would print the command to start the agent",
+        systemd
+          ? `# would run: systemctl daemon-reload && systemctl enable ${SERVICE} && systemctl restart ${SERVICE}`
+          : "# systemd is not running on this host: would print the command to start the agent",
         ...hiddenNode.map((l) => `# ${l}`),
       ].join("\n"),
     );
@@ -121,9 +146,12 @@ export async function install(args: string[], out: (s: string) => void): Promise
   writeFile(configPath, yaml, 0o600);
   did.push(`wrote ${configPath} (mode 0600)`);
   if (secret) {
-    writeFile(config.secretFile, secret + "\n", 0o600);
+    writeFile(config.secretFile, `${secret}\n`, 0o600);
     did.push(`wrote ${config.secretFile} (mode 0600)`);
-  } else if (!existsSync(config.secretFile)) did.push(`secret file ${config.secretFile} does not exist yet: put the secret from \`wanwatch site enroll\` there (mode 0600), or run again with --secret-stdin`);
+  } else if (!existsSync(config.secretFile))
+    did.push(
+      `secret file ${config.secretFile} does not exist yet: put the secret from \`wanwatch site enroll\` there (mode 0600), or run again with --secret-stdin`,
+    );
   if (owner) {
     for (const p of [configPath, config.secretFile]) if (existsSync(p)) chown(p, owner);
     if (!existsSync(config.stateDir) && config.stateDir !== "/var/lib/wanwatch") {
@@ -134,7 +162,9 @@ export async function install(args: string[], out: (s: string) => void): Promise
   writeFile(unitPath, unit, 0o644);
   did.push(`wrote ${unitPath}`);
   if (!systemd) {
-    did.push(`systemd is not running on this host: start the agent with\n  ${placed.bin} agent run --config ${configPath}`);
+    did.push(
+      `systemd is not running on this host: start the agent with\n  ${placed.bin} agent run --config ${configPath}`,
+    );
     out(did.join("\n"));
     return 0;
   }

@@ -32,13 +32,20 @@ interface Command {
 }
 
 const COMMANDS: Command[] = [
-  { spec: RUN, run: (args) => runDaemon((parseCommand(RUN, args).values.config as string | undefined) ?? DEFAULT_CONFIG_PATH, systemHost) },
+  {
+    spec: RUN,
+    run: (args) =>
+      runDaemon((parseCommand(RUN, args).values.config as string | undefined) ?? DEFAULT_CONFIG_PATH, systemHost),
+  },
   { spec: AGENT_STATUS, run: (args, io) => agentStatus(args, io.out) },
   { spec: INSTALL, run: (args, io) => install(args, io.out) },
   { spec: UNINSTALL, run: (args, io) => uninstall(args, io.out) },
   { spec: UNROUTE, run: (args, io) => unroute(args, io.out) },
   { spec: DOCTOR, run: (args, io) => doctor(args, io.out) },
-  ...(Object.keys(SITE_COMMANDS) as (keyof typeof SITE_COMMANDS)[]).map((sub) => ({ spec: SITE_COMMANDS[sub], run: (args: string[], io: Io) => siteCommand(sub, args, io.env, io.out) })),
+  ...(Object.keys(SITE_COMMANDS) as (keyof typeof SITE_COMMANDS)[]).map((sub) => ({
+    spec: SITE_COMMANDS[sub],
+    run: (args: string[], io: Io) => siteCommand(sub, args, io.env, io.out),
+  })),
 ];
 
 export const HELP = [
@@ -75,7 +82,8 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
       io.out(group.map((c) => `wanwatch ${c.spec.name.padEnd(16)} ${c.spec.summary}`).join("\n"));
       return 0;
     }
-    if (sub === undefined) throw new UsageError(`${cmd === "agent" ? "an" : "a"} ${cmd} command is required: ${choices}`);
+    if (sub === undefined)
+      throw new UsageError(`${cmd === "agent" ? "an" : "a"} ${cmd} command is required: ${choices}`);
     throw new UsageError(`unknown ${cmd} command "${sub}": ${choices}`);
   }
   const args = argv.slice(single ? 1 : 2);

@@ -1,9 +1,13 @@
 // Plain-text tables for the terminal.
-import type { SiteEvent, SiteStatus } from "../../../shared/src/index.ts";
+import type { SiteEvent, SiteStatus } from "#shared";
 
 export function table(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd();
   return [line(head), ...rows.map(line)].join("\n");
 }
 
@@ -24,14 +28,22 @@ export function statusTable(s: SiteStatus): string {
   const out = [
     `site ${s.site}: active uplink ${s.activeUplink ?? "none"}, generation ${s.generation}, mode ${s.mode}${s.since ? `, since ${new Date(s.since).toISOString()} (${ago(s.since, s.now)})` : ""}`,
   ];
-  if (s.override) out.push(`override: ${s.override.uplink} until ${new Date(s.override.until).toISOString()} (${s.override.reason})`);
+  if (s.override)
+    out.push(`override: ${s.override.uplink} until ${new Date(s.override.until).toISOString()} (${s.override.reason})`);
   out.push(
     "",
     table(
       ["UPLINK", "PRIORITY", "STATE", "LAST HEARTBEAT", "PUBLIC IP", "ASN", "RTT EDGE", "RTT ROUTER", "LOSS (1 MIN)"],
       s.uplinks.map((u) => [
-        u.name ? `${u.id} (${u.name})` : u.id, String(u.priority), u.degraded ? `${u.state}, degraded` : u.state, ago(u.lastHeartbeatAt, s.now),
-        dash(u.observedIp), dash(u.observedAsn), ms(u.rttMs), ms(u.gatewayRttMs), u.lossRatio === null ? "-" : `${Math.round(u.lossRatio * 100)} %`,
+        u.name ? `${u.id} (${u.name})` : u.id,
+        String(u.priority),
+        u.degraded ? `${u.state}, degraded` : u.state,
+        ago(u.lastHeartbeatAt, s.now),
+        dash(u.observedIp),
+        dash(u.observedAsn),
+        ms(u.rttMs),
+        ms(u.gatewayRttMs),
+        u.lossRatio === null ? "-" : `${Math.round(u.lossRatio * 100)} %`,
       ]),
     ),
   );
@@ -54,7 +66,10 @@ export function statusTable(s: SiteStatus): string {
       ),
     );
   else out.push("", "no agents enrolled");
-  out.push("", `tunnels: ${s.tunnels.mode}${s.tunnels.mode === "none" ? "" : `, generation ${s.tunnels.generation}, restarter ${dash(s.tunnels.restarter)}, ${s.tunnels.done ? "done" : "pending"}`}`);
+  out.push(
+    "",
+    `tunnels: ${s.tunnels.mode}${s.tunnels.mode === "none" ? "" : `, generation ${s.tunnels.generation}, restarter ${dash(s.tunnels.restarter)}, ${s.tunnels.done ? "done" : "pending"}`}`,
+  );
   if (s.notify.targets.length)
     out.push(
       "",

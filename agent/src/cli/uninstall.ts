@@ -14,7 +14,11 @@ export const UNINSTALL: CommandSpec = {
   name: "agent uninstall",
   summary: "stop and remove the agent: unit, policy-routing rules, config, secret, state and the bundle",
   flags: {
-    config: { type: "string", value: "FILE", help: `the agent's config, which names its secret and state (default ${DEFAULT_CONFIG_PATH})` },
+    config: {
+      type: "string",
+      value: "FILE",
+      help: `the agent's config, which names its secret and state (default ${DEFAULT_CONFIG_PATH})`,
+    },
     unit: { type: "string", value: "FILE", help: `the unit to remove (default /etc/systemd/system/${SERVICE})` },
     prefix: { type: "string", value: "DIR", help: "where `agent install` put the bundle (default /usr/local)" },
   },

@@ -2,7 +2,7 @@
 import { accessSync, constants, existsSync, readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { parse as parseYaml } from "yaml";
-import { issueLines } from "../../../shared/src/index.ts";
+import { issueLines } from "#shared";
 import { UserError } from "../lib/errors.ts";
 import { AgentConfig, DEPRECATED_TUNNEL_RESTART } from "./schema.ts";
 
@@ -13,8 +13,10 @@ export const DEFAULT_CONFIG_PATH = "/etc/wanwatch/agent.yaml";
  * fields are wrong (`fields`) it points to the reference after the problems.
  */
 export class ConfigError extends UserError {
-  constructor(readonly file: string, lines: string[], options?: { cause?: unknown; fields?: boolean }) {
+  readonly file: string;
+  constructor(file: string, lines: string[], options?: { cause?: unknown; fields?: boolean }) {
     super(`${file}: ${lines.length} problem${lines.length === 1 ? "" : "s"}`, 2, { cause: options?.cause, lines });
+    this.file = file;
     this.fields = options?.fields ?? false;
   }
   readonly fields: boolean;
@@ -41,7 +43,11 @@ export const realHost: HostFacts = {
       return null;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      return code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable by this user" : String((err as Error).message);
+      return code === "ENOENT"
+        ? "does not exist"
+        : code === "EACCES"
+          ? "is not readable by this user"
+          : String((err as Error).message);
     }
   },
 };
@@ -60,7 +66,8 @@ function parseText(file: string, text: string): unknown {
 export function hostProblems(config: AgentConfig, host: HostFacts = realHost): string[] {
   const lines: string[] = [];
   config.uplinks.forEach((u, i) => {
-    if (!host.interfaceExists(u.interface)) lines.push(`uplinks[${i}].interface: interface "${u.interface}" does not exist`);
+    if (!host.interfaceExists(u.interface))
+      lines.push(`uplinks[${i}].interface: interface "${u.interface}" does not exist`);
   });
   const why = host.unreadable(config.secretFile);
   if (why) lines.push(`secretFile: ${config.secretFile} ${why}`);
@@ -85,7 +92,9 @@ export interface LoadOptions {
 /** Old spellings the schema still reads, one line each. */
 function deprecations(doc: unknown): string[] {
   const tunnels = (doc as { tunnels?: unknown } | null)?.tunnels;
-  return tunnels && typeof tunnels === "object" && "restart" in tunnels && !("backend" in tunnels) ? [DEPRECATED_TUNNEL_RESTART] : [];
+  return tunnels && typeof tunnels === "object" && "restart" in tunnels && !("backend" in tunnels)
+    ? [DEPRECATED_TUNNEL_RESTART]
+    : [];
 }
 
 export function loadConfig(file: string, opts: LoadOptions = {}): AgentConfig {
@@ -94,7 +103,12 @@ export function loadConfig(file: string, opts: LoadOptions = {}): AgentConfig {
     text = readFileSync(file, "utf8");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable by this user" : (err as Error).message;
+    const why =
+      code === "ENOENT"
+        ? "does not exist"
+        : code === "EACCES"
+          ? "is not readable by this user"
+          : (err as Error).message;
     throw new ConfigError(file, [`config: ${file} ${why}`], { cause: err });
   }
   const doc = parseText(file, text);
@@ -113,9 +127,17 @@ export function readSecret(file: string): string {
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    throw new UserError(`secretFile: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 2, { cause: err });
+    throw new UserError(
+      `secretFile: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      2,
+      { cause: err },
+    );
   }
   const secret = text.split("\n")[0]!.trim();
-  if (secret.length < 16) throw new UserError(`secretFile: ${file} does not hold a secret (expected the value \`wanwatch site enroll\` printed)`, 2);
+  if (secret.length < 16)
+    throw new UserError(
+      `secretFile: ${file} does not hold a secret (expected the value \`wanwatch site enroll\` printed)`,
+      2,
+    );
   return secret;
 }

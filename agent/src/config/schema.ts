@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { AgentId, AgentRole, SiteId, UplinkId } from "../../../shared/src/index.ts";
+import { AgentId, AgentRole, SiteId, UplinkId } from "#shared";
 
 const InterfaceName = z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, "must be a Linux interface name (1–15 characters)");
 const IPv4 = z.ipv4();
@@ -27,7 +27,8 @@ const TunnelBase = {
  * How this server restarts the tunnel (`backend`). Named apart from the site's `tunnels.restart`
  * (cluster / per-server / none: which servers restart); `restart: swarm` etc. is still read.
  */
-export const DEPRECATED_TUNNEL_RESTART = "tunnels.restart is now tunnels.backend (the site's tunnels.restart says which servers restart; this says how): rename it";
+export const DEPRECATED_TUNNEL_RESTART =
+  "tunnels.restart is now tunnels.backend (the site's tunnels.restart says which servers restart; this says how): rename it";
 
 const renameRestart = (v: unknown) => {
   if (v === null || typeof v !== "object" || !("restart" in v) || "backend" in v) return v;
@@ -35,18 +36,25 @@ const renameRestart = (v: unknown) => {
   return { backend: restart, ...rest };
 };
 
-export const TunnelConfig = z.preprocess(renameRestart, z.discriminatedUnion("backend", [
-  z.strictObject({ backend: z.literal("none") }),
-  z.strictObject({ backend: z.literal("swarm"), service: z.string().min(1).max(128), ...TunnelBase }),
-  z.strictObject({
-    backend: z.literal("kubernetes"),
-    service: z.string().min(1).max(253),
-    namespace: z.string().min(1).max(63).default("default"),
-    ...TunnelBase,
-  }),
-  z.strictObject({ backend: z.literal("systemd"), service: z.string().min(1).max(256), ...TunnelBase }),
-  z.strictObject({ backend: z.literal("command"), command: z.array(z.string().min(1)).min(1).max(64), ...TunnelBase }),
-]));
+export const TunnelConfig = z.preprocess(
+  renameRestart,
+  z.discriminatedUnion("backend", [
+    z.strictObject({ backend: z.literal("none") }),
+    z.strictObject({ backend: z.literal("swarm"), service: z.string().min(1).max(128), ...TunnelBase }),
+    z.strictObject({
+      backend: z.literal("kubernetes"),
+      service: z.string().min(1).max(253),
+      namespace: z.string().min(1).max(63).default("default"),
+      ...TunnelBase,
+    }),
+    z.strictObject({ backend: z.literal("systemd"), service: z.string().min(1).max(256), ...TunnelBase }),
+    z.strictObject({
+      backend: z.literal("command"),
+      command: z.array(z.string().min(1)).min(1).max(64),
+      ...TunnelBase,
+    }),
+  ]),
+);
 
 export const AgentConfig = z
   .strictObject({
@@ -69,13 +77,18 @@ export const AgentConfig = z
       ctx.addIssue({ code: "custom", path: ["uplinks"], message: "a server agent needs every uplink (at least two)" });
     const ids = new Set<string>();
     c.uplinks.forEach((u, i) => {
-      if (ids.has(u.id)) ctx.addIssue({ code: "custom", path: ["uplinks", i, "id"], message: `duplicate uplink id "${u.id}"` });
+      if (ids.has(u.id))
+        ctx.addIssue({ code: "custom", path: ["uplinks", i, "id"], message: `duplicate uplink id "${u.id}"` });
       ids.add(u.id);
     });
     if (c.switch.backend === "nmcli")
       c.uplinks.forEach((u, i) => {
         if (!u.connection)
-          ctx.addIssue({ code: "custom", path: ["uplinks", i, "connection"], message: "the nmcli backend needs the uplink's NetworkManager connection name" });
+          ctx.addIssue({
+            code: "custom",
+            path: ["uplinks", i, "connection"],
+            message: "the nmcli backend needs the uplink's NetworkManager connection name",
+          });
       });
   });
 

@@ -10,7 +10,7 @@ import { isRevocation, refusalFix, withoutHttpAdvice, type Refusal } from "../ed
 import { EdgeSigner } from "../edge/signer.ts";
 import { EdgePath } from "../host/edge-path.ts";
 import { GatewayRtt } from "../host/gateway-rtt.ts";
-import { backoffDelay } from "../../../shared/src/backoff.ts";
+import { backoffDelay } from "#shared";
 import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { readState, writeState } from "../state/files.ts";
@@ -54,7 +54,10 @@ export class Agent {
   private observed: ReconcilerState = initialState();
   private readonly now: () => number;
 
-  constructor(private readonly o: AgentOptions) {
+  private readonly o: AgentOptions;
+
+  constructor(o: AgentOptions) {
+    this.o = o;
     this.now = o.now ?? Date.now;
     this.clock = new EdgeClock(this.now);
     this.heartbeatMs = o.config.heartbeatMs;
@@ -70,7 +73,14 @@ export class Agent {
 
   async init(): Promise<void> {
     const { config, log } = this.o;
-    log.info("starting", { version: VERSION, agent: config.agent, site: config.site, role: config.role, edge: config.edge, uplinks: config.uplinks.map((u) => u.id) });
+    log.info("starting", {
+      version: VERSION,
+      agent: config.agent,
+      site: config.site,
+      role: config.role,
+      edge: config.edge,
+      uplinks: config.uplinks.map((u) => u.id),
+    });
 
     // 1. Secret → signing key (the secret itself is not kept).
     const signer = await EdgeSigner.fromSecret(config.site, config.agent, readSecret(config.secretFile));
@@ -79,10 +89,20 @@ export class Agent {
     const saved = readState(config.stateDir);
     if (saved.ok) {
       this.observed = initialState(saved.value);
-      log.info("resumed saved state", { appliedGeneration: saved.value.appliedGeneration, tunnelGeneration: saved.value.tunnelGeneration, directive: saved.value.directive });
+      log.info("resumed saved state", {
+        appliedGeneration: saved.value.appliedGeneration,
+        tunnelGeneration: saved.value.tunnelGeneration,
+        directive: saved.value.directive,
+      });
     } else if (!saved.missing) log.warn("ignoring the state file", { error: saved.error });
     const save = (s: ReconcilerState) => {
-      writeState(config.stateDir, { directive: s.directive, appliedGeneration: s.appliedGeneration, tunnelGeneration: s.tunnelGeneration, lastError: s.lastError, savedAt: this.now() });
+      writeState(config.stateDir, {
+        directive: s.directive,
+        appliedGeneration: s.appliedGeneration,
+        tunnelGeneration: s.tunnelGeneration,
+        lastError: s.lastError,
+        savedAt: this.now(),
+      });
       this.status?.changed();
       // The routes may have just moved: report what the host really does.
       void this.refreshRoutedUplink();
@@ -95,7 +115,14 @@ export class Agent {
       } catch (err) {
         throw new Error("cannot set up per-uplink routing", { cause: err });
       }
-      log.info("per-uplink routing installed", { uplinks: Object.fromEntries([...this.routes].map(([id, r]) => [id, { sourceAddress: r.sourceAddress, gateway: r.gateway ?? null, table: r.table ?? null }])) });
+      log.info("per-uplink routing installed", {
+        uplinks: Object.fromEntries(
+          [...this.routes].map(([id, r]) => [
+            id,
+            { sourceAddress: r.sourceAddress, gateway: r.gateway ?? null, table: r.table ?? null },
+          ]),
+        ),
+      });
       this.switcher = this.o.host.createSwitcher(config, this.routes, log);
       this.applier = new DirectiveApplier({
         switcher: this.switcher,
@@ -109,14 +136,20 @@ export class Agent {
       });
     }
 
-    this.status = new StatusWriter(config, { reconciler: () => this.reconcilerState(), clockOffsetMs: () => this.clock.offset }, log, this.now);
+    this.status = new StatusWriter(
+      config,
+      { reconciler: () => this.reconcilerState(), clockOffsetMs: () => this.clock.offset },
+      log,
+      this.now,
+    );
     for (const u of config.uplinks) this.status.setLocalAddress(u.id, this.routes?.get(u.id)?.sourceAddress ?? null);
     this.status.start();
     await this.refreshRoutedUplink();
     if (this.switcher) {
       // Level-triggered: every change of the kernel's routes is checked against the directive at
       // once, and a periodic read catches whatever the watch misses.
-      if (config.switch.backend !== "none") this.stopWatchingRoutes = this.o.host.watchRoutes(() => void this.refreshRoutedUplink(), log);
+      if (config.switch.backend !== "none")
+        this.stopWatchingRoutes = this.o.host.watchRoutes(() => void this.refreshRoutedUplink(), log);
       this.routedTimer = setInterval(() => void this.refreshRoutedUplink(), ROUTES_BACKSTOP_MS);
       this.routedTimer.unref();
     }
@@ -124,10 +157,15 @@ export class Agent {
     // 4. Channels, one per uplink. Until the edge answers, routes stay as they are.
     for (const [i, u] of config.uplinks.entries()) {
       const route = this.routes?.get(u.id);
-      const gatewayRtt = new GatewayRtt(async () => route?.gateway ?? (await this.o.host.uplinkGateway(u, i)), Math.max(1_000, config.heartbeatMs), { localAddress: route?.sourceAddress });
+      const gatewayRtt = new GatewayRtt(
+        async () => route?.gateway ?? (await this.o.host.uplinkGateway(u, i)),
+        Math.max(1_000, config.heartbeatMs),
+        { localAddress: route?.sourceAddress },
+      );
       this.gatewayRtts.push(gatewayRtt);
       // A probe is its uplink's reference: it alone measures the path's loss and latency.
-      const edgePath = config.role === "probe" ? new EdgePath(config.edge, config.heartbeatMs, route?.sourceAddress, this.now) : null;
+      const edgePath =
+        config.role === "probe" ? new EdgePath(config.edge, config.heartbeatMs, route?.sourceAddress, this.now) : null;
       if (edgePath) this.edgePaths.push(edgePath);
       const ch = new UplinkChannel({
         edge: config.edge,
@@ -185,7 +223,13 @@ export class Agent {
     this.observed = { ...this.observed, directive: m.directive };
     this.o.log.info("new directive (probe: nothing to apply)", { ...m.directive });
     try {
-      writeState(this.config.stateDir, { directive: m.directive, appliedGeneration: null, tunnelGeneration: null, lastError: null, savedAt: this.now() });
+      writeState(this.config.stateDir, {
+        directive: m.directive,
+        appliedGeneration: null,
+        tunnelGeneration: null,
+        lastError: null,
+        savedAt: this.now(),
+      });
     } catch (err) {
       this.o.log.error("cannot write the state file", { error: describeError(err) });
     }
@@ -223,7 +267,8 @@ export class Agent {
       const readAt = this.now();
       const routed = await this.switcher.routed();
       const r = routed.ipv4;
-      if (r !== this.routedUplink) this.o.log.info("host default route", { routedUplink: r, routedUplink6: routed.ipv6 });
+      if (r !== this.routedUplink)
+        this.o.log.info("host default route", { routedUplink: r, routedUplink6: routed.ipv6 });
       this.routedUplink = r;
       if (this.status) this.status.routedUplink = r;
       if (this.config.switch.backend !== "none") this.applier?.observeRoutes(routed, readAt);
@@ -240,7 +285,8 @@ export class Agent {
     for (const g of this.gatewayRtts) g.stop();
     for (const p of this.edgePaths) p.stop();
     await Promise.all(this.channels.map((c) => c.stop()));
-    if (this.applier && !(await this.applier.stop(graceMs))) log.warn("an operation was still running at shutdown; the next start resumes it");
+    if (this.applier && !(await this.applier.stop(graceMs)))
+      log.warn("an operation was still running at shutdown; the next start resumes it");
     if (this.routes) {
       try {
         await this.o.host.removeUplinkRouting(this.routes);

@@ -12,10 +12,15 @@ export async function runDaemon(configPath: string, host: HostPort, log: Logger 
   const config = loadConfig(configPath, { onDeprecated: (line) => log.warn(line) }); // ConfigError → exit 2, from the CLI
   let stopping = false;
   // Revoked: say it on stderr too (systemctl status shows it), and exit 2 so systemd does not restart.
-  const agent = new Agent({ config, host, log: log.child({ agent: config.agent }), onFatal: (line) => {
-    if (!stopping) process.stderr.write(`wanwatch: ${line}\n`);
-    shutdown("revoked", 2);
-  } });
+  const agent = new Agent({
+    config,
+    host,
+    log: log.child({ agent: config.agent }),
+    onFatal: (line) => {
+      if (!stopping) process.stderr.write(`wanwatch: ${line}\n`);
+      shutdown("revoked", 2);
+    },
+  });
 
   const shutdown = (why: string, code: number) => {
     if (stopping) return;

@@ -14,15 +14,27 @@ export class StatusWriter {
   routedUplink: string | null = null;
   private refused: StatusFile["refusal"] = null;
 
+  private readonly config: AgentConfig;
+  private readonly source: { reconciler: () => ReconcilerState; clockOffsetMs: () => number };
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly everyMs: number;
+
   constructor(
-    private readonly config: AgentConfig,
-    private readonly source: { reconciler: () => ReconcilerState; clockOffsetMs: () => number },
-    private readonly log: Logger,
-    private readonly now: () => number = Date.now,
-    private readonly everyMs = 5_000,
+    config: AgentConfig,
+    source: { reconciler: () => ReconcilerState; clockOffsetMs: () => number },
+    log: Logger,
+    now: () => number = Date.now,
+    everyMs = 5_000,
   ) {
+    this.config = config;
+    this.source = source;
+    this.log = log;
+    this.now = now;
+    this.everyMs = everyMs;
     this.startedAt = now();
-    for (const u of config.uplinks) this.uplinks[u.id] = { transport: null, lastContactAt: null, rttMs: null, error: null, localAddress: null };
+    for (const u of config.uplinks)
+      this.uplinks[u.id] = { transport: null, lastContactAt: null, rttMs: null, error: null, localAddress: null };
   }
 
   start(): void {

@@ -1,9 +1,16 @@
 // The adapter around the reconciler: performs its effects (switch routes, restart tunnels, write
 // the state file, wake up for retries) and feeds the results back in.
-import type { Directive } from "../../../shared/src/index.ts";
+import type { Directive } from "#shared";
 import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
-import { initialState, step, type Effect, type ReconcilerEvent, type ReconcilerState, type RoutedUplinks } from "./reconciler.ts";
+import {
+  initialState,
+  step,
+  type Effect,
+  type ReconcilerEvent,
+  type ReconcilerState,
+  type RoutedUplinks,
+} from "./reconciler.ts";
 
 /** What the host module provides (agent/src/host): the route switcher and the tunnel restarter. */
 // The signal aborts at shutdown: each step is safe to stop between (the next start resumes).
@@ -42,7 +49,10 @@ export class DirectiveApplier {
   /** Resolves whenever the state changes; tests and `stop()` wait on it. */
   private changed: (() => void)[] = [];
 
-  constructor(private readonly o: ApplierOptions) {
+  private readonly o: ApplierOptions;
+
+  constructor(o: ApplierOptions) {
+    this.o = o;
     this.s = o.initial ?? initialState();
     this.now = o.now ?? Date.now;
   }
@@ -80,7 +90,10 @@ export class DirectiveApplier {
     const running = this.running;
     if (!running) return true;
     let timer: NodeJS.Timeout | undefined;
-    const finished = await Promise.race([running.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), graceMs)))]);
+    const finished = await Promise.race([
+      running.then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), graceMs))),
+    ]);
     clearTimeout(timer);
     if (finished) return true;
     this.abort.abort(new Error("the agent is stopping"));
@@ -91,7 +104,12 @@ export class DirectiveApplier {
   private dispatch(event: ReconcilerEvent): void {
     if (this.stopped && (event.kind === "tick" || event.kind === "directive" || event.kind === "routes")) {
       // Record a directive that arrives while stopping (persisted by the next start), start nothing.
-      if (event.kind === "directive") this.s = { ...this.s, directive: event.directive.generation >= (this.s.directive?.generation ?? -1) ? event.directive : this.s.directive };
+      if (event.kind === "directive")
+        this.s = {
+          ...this.s,
+          directive:
+            event.directive.generation >= (this.s.directive?.generation ?? -1) ? event.directive : this.s.directive,
+        };
       return;
     }
     const r = step(this.s, event, this.now(), { retryDelay: this.o.retryDelay });
@@ -125,15 +143,26 @@ export class DirectiveApplier {
         return;
       case "apply":
         this.o.log.info("applying directive", { generation: e.generation, activeUplink: e.activeUplink });
-        this.run(async () => {
-          const edge = await this.o.edgeAddress();
-          const r = await this.o.switcher.apply(e.activeUplink, edge, this.abort.signal);
-          this.o.log.info(r.changed ? "routes switched" : "routes already right", { generation: e.generation, activeUplink: e.activeUplink });
-        }, () => ({ kind: "applied", generation: e.generation }), (error) => ({ kind: "apply-failed", generation: e.generation, error }));
+        this.run(
+          async () => {
+            const edge = await this.o.edgeAddress();
+            const r = await this.o.switcher.apply(e.activeUplink, edge, this.abort.signal);
+            this.o.log.info(r.changed ? "routes switched" : "routes already right", {
+              generation: e.generation,
+              activeUplink: e.activeUplink,
+            });
+          },
+          () => ({ kind: "applied", generation: e.generation }),
+          (error) => ({ kind: "apply-failed", generation: e.generation, error }),
+        );
         return;
       case "restart-tunnels":
         this.o.log.info("restarting tunnels", { generation: e.generation });
-        this.run(() => this.o.tunnels.restart(this.abort.signal), () => ({ kind: "tunnels-restarted", generation: e.generation }), (error) => ({ kind: "tunnels-failed", generation: e.generation, error }));
+        this.run(
+          () => this.o.tunnels.restart(this.abort.signal),
+          () => ({ kind: "tunnels-restarted", generation: e.generation }),
+          (error) => ({ kind: "tunnels-failed", generation: e.generation, error }),
+        );
         return;
     }
   }
@@ -163,13 +192,16 @@ export class DirectiveApplier {
     if (this.wakeAt !== null && this.wakeAt <= at && this.wakeTimer) return;
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.wakeAt = at;
-    this.wakeTimer = setTimeout(() => {
-      this.wakeTimer = null;
-      this.wakeAt = null;
-      this.dispatch({ kind: "tick" });
-      // Timers may fire a little early: sleep again until the retry is due.
-      if (!this.stopped && this.s.retryAt !== null && !this.s.busy) this.wake(this.s.retryAt);
-    }, Math.max(0, at - this.now()));
+    this.wakeTimer = setTimeout(
+      () => {
+        this.wakeTimer = null;
+        this.wakeAt = null;
+        this.dispatch({ kind: "tick" });
+        // Timers may fire a little early: sleep again until the retry is due.
+        if (!this.stopped && this.s.retryAt !== null && !this.s.busy) this.wake(this.s.retryAt);
+      },
+      Math.max(0, at - this.now()),
+    );
   }
 
   /** Resolves at the next state change (for tests). */

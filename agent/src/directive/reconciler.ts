@@ -1,6 +1,6 @@
 // What a server agent does about directives, as a pure function:
 // (state, event, now) → (state, effects). The adapter performs the effects and feeds back results.
-import type { Directive } from "../../../shared/src/index.ts";
+import type { Directive } from "#shared";
 
 /** Where the host's default routes lead now: IPv4's uplink, IPv6's, and which uplinks have IPv6 at all. */
 export interface RoutedUplinks {
@@ -10,7 +10,8 @@ export interface RoutedUplinks {
 }
 
 /** The routes left the directive: IPv4 elsewhere, or IPv6 elsewhere while the active uplink has IPv6. */
-export const drifted = (r: RoutedUplinks, active: string) => r.ipv4 !== active || (r.withIpv6.includes(active) && r.ipv6 !== active);
+export const drifted = (r: RoutedUplinks, active: string) =>
+  r.ipv4 !== active || (r.withIpv6.includes(active) && r.ipv6 !== active);
 
 export interface ReconcilerState {
   /** The newest directive heard from any channel. */
@@ -58,7 +59,9 @@ export interface ReconcilerOptions {
   retryDelay: (attempt: number) => number;
 }
 
-export function initialState(saved?: Partial<Pick<ReconcilerState, "directive" | "appliedGeneration" | "tunnelGeneration" | "lastError">>): ReconcilerState {
+export function initialState(
+  saved?: Partial<Pick<ReconcilerState, "directive" | "appliedGeneration" | "tunnelGeneration" | "lastError">>,
+): ReconcilerState {
   return {
     directive: saved?.directive ?? null,
     appliedGeneration: saved?.appliedGeneration ?? null,
@@ -80,40 +83,116 @@ function newer(current: Directive | null, next: Directive): boolean {
   return next.activeUplink !== current.activeUplink || next.restartTunnels !== current.restartTunnels;
 }
 
-export function step(state: ReconcilerState, event: ReconcilerEvent, now: number, opts: ReconcilerOptions): { state: ReconcilerState; effects: Effect[] } {
+export function step(
+  state: ReconcilerState,
+  event: ReconcilerEvent,
+  now: number,
+  opts: ReconcilerOptions,
+): { state: ReconcilerState; effects: Effect[] } {
   const effects: Effect[] = [];
   let s = state;
   switch (event.kind) {
     case "directive":
       if (!newer(s.directive, event.directive)) break;
       if (!s.directive || event.directive.generation > s.directive.generation)
-        effects.push({ kind: "log", level: "info", msg: "new directive", fields: { ...event.directive, previous: s.directive?.generation ?? null } });
+        effects.push({
+          kind: "log",
+          level: "info",
+          msg: "new directive",
+          fields: { ...event.directive, previous: s.directive?.generation ?? null },
+        });
       // A newer generation supersedes a pending retry of an older one, and any drift: its apply sets the routes anew.
-      s = { ...s, directive: event.directive, ...(s.directive && event.directive.generation > s.directive.generation ? { failures: 0, retryAt: null, drift: null } : {}) };
+      s = {
+        ...s,
+        directive: event.directive,
+        ...(s.directive && event.directive.generation > s.directive.generation
+          ? { failures: 0, retryAt: null, drift: null }
+          : {}),
+      };
       effects.push({ kind: "persist" });
       break;
     case "applied":
       if (s.busy?.op !== "apply" || s.busy.generation !== event.generation) break;
       if (s.drift && s.directive) {
-        const repaired = { at: s.drift.since, routed: s.drift.routed, activeUplink: s.directive.activeUplink, repairedInMs: now - s.drift.since };
-        effects.push({ kind: "log", level: "info", msg: "route drift repaired", fields: { at: repaired.at, routedUplink: repaired.routed.ipv4, routedUplink6: repaired.routed.ipv6, activeUplink: repaired.activeUplink, repairedInMs: repaired.repairedInMs } }, { kind: "drift-repaired", ...repaired });
-      } else effects.push({ kind: "log", level: "info", msg: "directive applied", fields: { generation: event.generation } });
-      s = { ...s, busy: null, failures: 0, retryAt: null, lastError: null, drift: null, appliedGeneration: Math.max(event.generation, s.appliedGeneration ?? -1) };
+        const repaired = {
+          at: s.drift.since,
+          routed: s.drift.routed,
+          activeUplink: s.directive.activeUplink,
+          repairedInMs: now - s.drift.since,
+        };
+        effects.push(
+          {
+            kind: "log",
+            level: "info",
+            msg: "route drift repaired",
+            fields: {
+              at: repaired.at,
+              routedUplink: repaired.routed.ipv4,
+              routedUplink6: repaired.routed.ipv6,
+              activeUplink: repaired.activeUplink,
+              repairedInMs: repaired.repairedInMs,
+            },
+          },
+          { kind: "drift-repaired", ...repaired },
+        );
+      } else
+        effects.push({
+          kind: "log",
+          level: "info",
+          msg: "directive applied",
+          fields: { generation: event.generation },
+        });
+      s = {
+        ...s,
+        busy: null,
+        failures: 0,
+        retryAt: null,
+        lastError: null,
+        drift: null,
+        appliedGeneration: Math.max(event.generation, s.appliedGeneration ?? -1),
+      };
       effects.push({ kind: "persist" });
       break;
     case "routes": {
       // Level-triggered: only a host that holds the current directive can drift from it; while a
       // switch is under way or owed, the routes are expected to differ.
       const d = s.directive;
-      if (!d || s.busy || behind(s.appliedGeneration, d.generation) || s.drift || !drifted(event.routed, d.activeUplink)) break;
+      if (
+        !d ||
+        s.busy ||
+        behind(s.appliedGeneration, d.generation) ||
+        s.drift ||
+        !drifted(event.routed, d.activeUplink)
+      )
+        break;
       s = { ...s, drift: { since: now, routed: event.routed } };
-      effects.push({ kind: "log", level: "warn", msg: "route drift: the host's default route left the directive; re-applying", fields: { generation: d.generation, activeUplink: d.activeUplink, routedUplink: event.routed.ipv4, routedUplink6: event.routed.ipv6 } });
+      effects.push({
+        kind: "log",
+        level: "warn",
+        msg: "route drift: the host's default route left the directive; re-applying",
+        fields: {
+          generation: d.generation,
+          activeUplink: d.activeUplink,
+          routedUplink: event.routed.ipv4,
+          routedUplink6: event.routed.ipv6,
+        },
+      });
       break;
     }
     case "tunnels-restarted":
       if (s.busy?.op !== "restart-tunnels" || s.busy.generation !== event.generation) break;
-      s = { ...s, busy: null, failures: 0, retryAt: null, lastError: null, tunnelGeneration: Math.max(event.generation, s.tunnelGeneration ?? -1) };
-      effects.push({ kind: "log", level: "info", msg: "tunnels restarted", fields: { generation: event.generation } }, { kind: "persist" });
+      s = {
+        ...s,
+        busy: null,
+        failures: 0,
+        retryAt: null,
+        lastError: null,
+        tunnelGeneration: Math.max(event.generation, s.tunnelGeneration ?? -1),
+      };
+      effects.push(
+        { kind: "log", level: "info", msg: "tunnels restarted", fields: { generation: event.generation } },
+        { kind: "persist" },
+      );
       break;
     case "apply-failed":
     case "tunnels-failed": {
@@ -122,9 +201,20 @@ export function step(state: ReconcilerState, event: ReconcilerEvent, now: number
       // A failure of a superseded generation does not delay the newer one.
       const superseded = (s.directive?.generation ?? -1) > event.generation;
       const delay = superseded ? 0 : opts.retryDelay(s.failures);
-      s = { ...s, busy: null, failures: superseded ? 0 : s.failures + 1, retryAt: superseded ? null : now + delay, lastError: event.error };
+      s = {
+        ...s,
+        busy: null,
+        failures: superseded ? 0 : s.failures + 1,
+        retryAt: superseded ? null : now + delay,
+        lastError: event.error,
+      };
       effects.push(
-        { kind: "log", level: "warn", msg: op === "apply" ? "applying the directive failed" : "restarting tunnels failed", fields: { generation: event.generation, error: event.error, retryInMs: delay } },
+        {
+          kind: "log",
+          level: "warn",
+          msg: op === "apply" ? "applying the directive failed" : "restarting tunnels failed",
+          fields: { generation: event.generation, error: event.error, retryInMs: delay },
+        },
         { kind: "persist" },
       );
       if (!superseded) effects.push({ kind: "wake", at: now + delay });
@@ -142,11 +232,17 @@ function next(s: ReconcilerState, effects: Effect[], now: number): { state: Reco
   if (!d || s.busy) return { state: s, effects };
   if (s.retryAt !== null && now < s.retryAt) return { state: s, effects };
   if (behind(s.appliedGeneration, d.generation) || s.drift) {
-    return { state: { ...s, busy: { op: "apply", generation: d.generation } }, effects: [...effects, { kind: "apply", generation: d.generation, activeUplink: d.activeUplink }] };
+    return {
+      state: { ...s, busy: { op: "apply", generation: d.generation } },
+      effects: [...effects, { kind: "apply", generation: d.generation, activeUplink: d.activeUplink }],
+    };
   }
   // Tunnels only after the routes are right: a tunnel restarted on the old route comes back on it.
   if (d.restartTunnels && behind(s.tunnelGeneration, d.generation)) {
-    return { state: { ...s, busy: { op: "restart-tunnels", generation: d.generation } }, effects: [...effects, { kind: "restart-tunnels", generation: d.generation }] };
+    return {
+      state: { ...s, busy: { op: "restart-tunnels", generation: d.generation } },
+      effects: [...effects, { kind: "restart-tunnels", generation: d.generation }],
+    };
   }
   return { state: s.retryAt === null ? s : { ...s, retryAt: null }, effects };
 }

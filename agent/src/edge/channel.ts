@@ -1,8 +1,17 @@
 // One channel to the edge per uplink: a WebSocket bound to the uplink's source address, heartbeats
 // every interval, directives pushed down; plain HTTP heartbeats while the socket cannot be had.
 import WebSocket from "ws";
-import { CLOSE_REVOKED, HEADER_NOW, HEADER_SIG, HEADER_TS, HEADER_UPLINK, connectBody, type EdgeMessage, type Heartbeat } from "../../../shared/src/index.ts";
-import { Backoff } from "../../../shared/src/backoff.ts";
+import {
+  CLOSE_REVOKED,
+  HEADER_NOW,
+  HEADER_SIG,
+  HEADER_TS,
+  HEADER_UPLINK,
+  connectBody,
+  type EdgeMessage,
+  type Heartbeat,
+} from "#shared";
+import { Backoff } from "#shared";
 import type { Logger } from "../lib/log.ts";
 import type { EdgeClock } from "./clock.ts";
 import { postHeartbeat } from "./heartbeat-http.ts";
@@ -13,7 +22,10 @@ export type DirectiveMessage = Extract<EdgeMessage, { type: "directive" }>;
 export type Transport = "websocket" | "http";
 
 /** What the rest of the agent reports in every heartbeat. */
-export type HeartbeatState = Pick<Heartbeat, "appliedGeneration" | "tunnelGeneration" | "lastError" | "routedUplink" | "rttGatewayMs" | "path" | "clockOffsetMs">;
+export type HeartbeatState = Pick<
+  Heartbeat,
+  "appliedGeneration" | "tunnelGeneration" | "lastError" | "routedUplink" | "rttGatewayMs" | "path" | "clockOffsetMs"
+>;
 
 export interface ChannelOptions {
   edge: string;
@@ -30,7 +42,10 @@ export interface ChannelOptions {
   /** A verified directive message arrived through this uplink. */
   onDirective: (msg: DirectiveMessage, uplink: string) => void;
   /** The edge answered through this uplink. */
-  onContact: (uplink: string, c: { transport: Transport; rttMs: number | null; at: number; downAfterMs?: number; heartbeatMs?: number }) => void;
+  onContact: (
+    uplink: string,
+    c: { transport: Transport; rttMs: number | null; at: number; downAfterMs?: number; heartbeatMs?: number },
+  ) => void;
   /** This uplink's connection state changed (for the status file). */
   onState?: (uplink: string, s: { transport: Transport | null; error: string | null }) => void;
   /** The edge refused a message of this uplink's (a heartbeat, a connect) and said why. */
@@ -60,7 +75,10 @@ export class UplinkChannel {
   /** The interval now: the config's until the edge tells the site's (setHeartbeat). */
   private heartbeatMs: number;
 
-  constructor(private readonly o: ChannelOptions) {
+  private readonly o: ChannelOptions;
+
+  constructor(o: ChannelOptions) {
+    this.o = o;
     this.now = o.localNow ?? Date.now;
     this.heartbeatMs = o.heartbeatMs;
     // The first retries come fast (an edge deploy drops every socket); then settle near 30 s.
@@ -121,7 +139,10 @@ export class UplinkChannel {
   }
 
   private wsUrl(): string {
-    const u = new URL(`/v1/sites/${encodeURIComponent(this.o.site)}/agents/${encodeURIComponent(this.o.signer.agent)}/connect`, this.o.edge);
+    const u = new URL(
+      `/v1/sites/${encodeURIComponent(this.o.site)}/agents/${encodeURIComponent(this.o.signer.agent)}/connect`,
+      this.o.edge,
+    );
     u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
     return u.toString();
   }
@@ -159,7 +180,9 @@ export class UplinkChannel {
         } catch {
           // Not our envelope: the status says enough.
         }
-        this.problem("ws", `WebSocket refused by the edge (${reason}); heartbeats go over HTTP`, { status: res.statusCode });
+        this.problem("ws", `WebSocket refused by the edge (${reason}); heartbeats go over HTTP`, {
+          status: res.statusCode,
+        });
         ws.terminate();
       });
     });
@@ -167,7 +190,11 @@ export class UplinkChannel {
       this.connected = true;
       this.lastReceived = this.now();
       this.backoff.reset();
-      this.o.log.info("channel open", { uplink: this.o.uplink, transport: "websocket", localAddress: this.o.localAddress });
+      this.o.log.info("channel open", {
+        uplink: this.o.uplink,
+        transport: "websocket",
+        localAddress: this.o.localAddress,
+      });
       this.recovered("websocket");
       this.o.onState?.(this.o.uplink, { transport: "websocket", error: null });
       void this.beat();
@@ -178,14 +205,23 @@ export class UplinkChannel {
     });
     ws.on("error", (err) => {
       // 'close' follows; say why once.
-      if (!this.connected && !refused) this.problem("ws", `WebSocket to the edge failed (${(err as NodeJS.ErrnoException).code ?? err.message}); heartbeats go over HTTP`);
+      if (!this.connected && !refused)
+        this.problem(
+          "ws",
+          `WebSocket to the edge failed (${(err as NodeJS.ErrnoException).code ?? err.message}); heartbeats go over HTTP`,
+        );
     });
     ws.on("close", (code, reason) => {
       const was = this.connected;
       if (this.ws === ws) this.ws = null;
       this.connected = false;
       if (this.stopped) return;
-      if (was) this.problem("ws", `channel closed (${code}${reason.length ? ` ${reason.toString()}` : ""}); heartbeats go over HTTP until it reconnects`, { code });
+      if (was)
+        this.problem(
+          "ws",
+          `channel closed (${code}${reason.length ? ` ${reason.toString()}` : ""}); heartbeats go over HTTP until it reconnects`,
+          { code },
+        );
       // A revoked agent keeps trying, slowly: re-enrolment with the same id brings it back.
       const delay = code === CLOSE_REVOKED ? 60_000 : this.backoff.next();
       this.reconnectTimer = setTimeout(() => void this.connect(), delay);
@@ -233,7 +269,13 @@ export class UplinkChannel {
       this.answeredOver = transport;
       this.o.log.info("edge answering", { uplink: this.o.uplink, transport, rttMs: rtt });
     }
-    this.o.onContact(this.o.uplink, { transport, rttMs: rtt, at: receivedAt, downAfterMs: msg.downAfterMs, heartbeatMs: msg.heartbeatMs });
+    this.o.onContact(this.o.uplink, {
+      transport,
+      rttMs: rtt,
+      at: receivedAt,
+      downAfterMs: msg.downAfterMs,
+      heartbeatMs: msg.heartbeatMs,
+    });
     this.o.onDirective(msg, this.o.uplink);
   }
 
@@ -298,7 +340,12 @@ export class UplinkChannel {
       if (this.stopped || this.connected) return;
       if (r.ok) this.handle(r.message, this.now(), "http", r.rttMs);
       else {
-        this.problem("http", `HTTP heartbeat failed (${r.code}: ${r.message})`, { status: r.status }, `${r.code} ${r.status ?? ""}`);
+        this.problem(
+          "http",
+          `HTTP heartbeat failed (${r.code}: ${r.message})`,
+          { status: r.status },
+          `${r.code} ${r.status ?? ""}`,
+        );
         if (r.status !== undefined && r.status >= 400 && r.status < 500) this.o.onRefused?.(this.o.uplink, r);
       }
     } catch (err) {

@@ -5,7 +5,11 @@ export class EdgeClock {
   private offsetMs = 0;
   private known = false;
 
-  constructor(private readonly localNow: () => number = Date.now) {}
+  private readonly localNow: () => number;
+
+  constructor(localNow: () => number = Date.now) {
+    this.localNow = localNow;
+  }
 
   /**
    * One observation: the edge said `edgeNow` in answer to a request sent at `sentAt` and received

@@ -1,7 +1,7 @@
 // The plain HTTPS heartbeat: used while an uplink's WebSocket cannot be established.
-import { HEADER_AGENT, HEADER_NOW, HEADER_SIG, HEADER_TS, type EdgeMessage } from "../../../shared/src/index.ts";
+import { HEADER_AGENT, HEADER_NOW, HEADER_SIG, HEADER_TS, type EdgeMessage } from "#shared";
 import type { EdgeClock } from "./clock.ts";
-import { apiError, header, httpCall } from "./http.ts";
+import { apiError, header, httpCall, type HttpResponse } from "./http.ts";
 import type { EdgeSigner } from "./signer.ts";
 
 export type HttpBeatResult =
@@ -23,11 +23,16 @@ export async function postHeartbeat(args: {
   const sig = await args.signer.sign(args.body, ts);
   const url = new URL(`/v1/sites/${encodeURIComponent(args.site)}/heartbeat`, args.edge);
   const sentAt = localNow();
-  let res;
+  let res: HttpResponse;
   try {
     res = await httpCall(url, {
       method: "POST",
-      headers: { "content-type": "application/json", [HEADER_AGENT]: args.signer.agent, [HEADER_TS]: String(ts), [HEADER_SIG]: sig },
+      headers: {
+        "content-type": "application/json",
+        [HEADER_AGENT]: args.signer.agent,
+        [HEADER_TS]: String(ts),
+        [HEADER_SIG]: sig,
+      },
       body: args.body,
       localAddress: args.localAddress,
       timeoutMs: args.timeoutMs,
@@ -42,10 +47,16 @@ export async function postHeartbeat(args: {
   if (res.status !== 200) {
     const e = apiError(res.body);
     // The field issues say which claim was refused (an uplink the site does not have, say).
-    const message = e ? [e.message, ...(e.issues ?? []).map((i) => `${i.path}: ${i.message}`)].join("; ") : `HTTP ${res.status}`;
+    const message = e
+      ? [e.message, ...(e.issues ?? []).map((i) => `${i.path}: ${i.message}`)].join("; ")
+      : `HTTP ${res.status}`;
     return { ok: false, status: res.status, code: e?.code ?? `http_${res.status}`, message };
   }
-  const v = await args.signer.verifyDown(res.body, Number(header(res.headers, HEADER_TS)), header(res.headers, HEADER_SIG) ?? "");
+  const v = await args.signer.verifyDown(
+    res.body,
+    Number(header(res.headers, HEADER_TS)),
+    header(res.headers, HEADER_SIG) ?? "",
+  );
   if (!v.ok) return { ok: false, status: 200, code: "unverified_answer", message: `edge answer ignored: ${v.reason}` };
   return { ok: true, message: v.message, rttMs: receivedAt - sentAt };
 }

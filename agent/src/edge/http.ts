@@ -29,7 +29,10 @@ export function httpCall(url: string | URL, opts: HttpOptions = {}): Promise<Htt
       u,
       {
         method: opts.method ?? "GET",
-        headers: { ...(opts.body !== undefined ? { "content-length": String(Buffer.byteLength(opts.body)) } : {}), ...opts.headers },
+        headers: {
+          ...(opts.body !== undefined ? { "content-length": String(Buffer.byteLength(opts.body)) } : {}),
+          ...opts.headers,
+        },
         localAddress: opts.localAddress,
         timeout: opts.timeoutMs ?? 5_000,
         signal: opts.signal,
@@ -42,12 +45,21 @@ export function httpCall(url: string | URL, opts: HttpOptions = {}): Promise<Htt
           if (size > MAX_BODY) req.destroy(new Error(`response from ${u.host} exceeds ${MAX_BODY} bytes`));
           else chunks.push(c);
         });
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }),
+        );
         res.on("error", (err) => reject(new Error(`reading the answer from ${u.host} failed`, { cause: err })));
       },
     );
     req.on("timeout", () => req.destroy(new Error(`no answer from ${u.host} within ${opts.timeoutMs ?? 5_000} ms`)));
-    req.on("error", (err) => reject(new Error(`${opts.method ?? "GET"} ${u.origin}${u.pathname} failed${opts.localAddress ? ` (from ${opts.localAddress})` : ""}`, { cause: err })));
+    req.on("error", (err) =>
+      reject(
+        new Error(
+          `${opts.method ?? "GET"} ${u.origin}${u.pathname} failed${opts.localAddress ? ` (from ${opts.localAddress})` : ""}`,
+          { cause: err },
+        ),
+      ),
+    );
     if (opts.body !== undefined) req.write(opts.body);
     req.end();
   });
@@ -59,7 +71,9 @@ export function header(headers: IncomingHttpHeaders, name: string): string | und
 }
 
 /** The `error` of the API's envelope, when the body is one. */
-export function apiError(body: string): { code: string; message: string; issues?: { path: string; message: string }[] } | null {
+export function apiError(
+  body: string,
+): { code: string; message: string; issues?: { path: string; message: string }[] } | null {
   try {
     const j = JSON.parse(body) as { error?: { code?: unknown; message?: unknown; issues?: unknown } };
     if (j && typeof j.error?.code === "string" && typeof j.error.message === "string")

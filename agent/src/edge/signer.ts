@@ -1,6 +1,6 @@
 // Signs what the agent sends ("up") and verifies what the edge sends ("down"), with the shared
 // signing code: the key is derived from the secret, the secret itself is never kept around.
-import { EdgeMessage, SignedFrame, deriveSigningKey, importSigningKey, sign, verify, type SigningKey } from "../../../shared/src/index.ts";
+import { EdgeMessage, SignedFrame, deriveSigningKey, importSigningKey, sign, verify, type SigningKey } from "#shared";
 
 export type Verified = { ok: true; message: EdgeMessage; ts: number } | { ok: false; reason: string };
 

@@ -8,7 +8,7 @@
 // edge judges by silence, and must not leave the uplink looking lossy for a minute after it is back.
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import type { PathQuality } from "../../../shared/src/index.ts";
+import type { PathQuality } from "#shared";
 import { repeat } from "../lib/repeat.ts";
 import { measureHandshake } from "./handshake.ts";
 
@@ -88,7 +88,13 @@ export class EdgePath {
   private readonly now: () => number;
 
   /** `heartbeatMs`: until the edge tells its downAfterMs, taken as the default 3 heartbeats. */
-  constructor(edge: string, heartbeatMs: number, localAddress?: string, now: () => number = Date.now, everyMs = SAMPLE_EVERY_MS) {
+  constructor(
+    edge: string,
+    heartbeatMs: number,
+    localAddress?: string,
+    now: () => number = Date.now,
+    everyMs = SAMPLE_EVERY_MS,
+  ) {
     const u = new URL(edge);
     this.host = u.hostname.replace(/^\[|\]$/g, "");
     this.port = Number(u.port) || (u.protocol === "https:" ? 443 : 80);
@@ -119,7 +125,13 @@ export class EdgePath {
   private async sample(): Promise<void> {
     this.address ??= isIP(this.host) ? this.host : ((await lookup(this.host).catch(() => null))?.address ?? null);
     const at = this.now();
-    const ms = this.address ? await measureHandshake(this.address, { port: this.port, localAddress: this.localAddress, timeoutMs: LOST_AFTER_MS }) : null;
+    const ms = this.address
+      ? await measureHandshake(this.address, {
+          port: this.port,
+          localAddress: this.localAddress,
+          timeoutMs: LOST_AFTER_MS,
+        })
+      : null;
     if (ms === null) this.address = null;
     this.window.add(at, ms);
   }

@@ -17,11 +17,15 @@ export class GatewayRtt {
   private gw: string | null = null;
   latest: number | null = null;
 
-  constructor(
-    private readonly gateway: () => Promise<string | null>,
-    private readonly everyMs: number,
-    private readonly o: GatewayRttOptions = {},
-  ) {}
+  private readonly gateway: () => Promise<string | null>;
+  private readonly everyMs: number;
+  private readonly o: GatewayRttOptions;
+
+  constructor(gateway: () => Promise<string | null>, everyMs: number, o: GatewayRttOptions = {}) {
+    this.gateway = gateway;
+    this.everyMs = everyMs;
+    this.o = o;
+  }
 
   start(): void {
     this.stopSampling = repeat(() => this.sample(), this.everyMs, { now: true });
@@ -35,7 +39,9 @@ export class GatewayRtt {
   private async sample(): Promise<void> {
     // Looked up once, and again after a miss (the router may have a new address).
     this.gw ??= await this.gateway().catch(() => null);
-    this.latest = this.gw ? await measureHandshake(this.gw, { port: 53, ...this.o, timeoutMs: Math.min(2_000, this.everyMs) }) : null;
+    this.latest = this.gw
+      ? await measureHandshake(this.gw, { port: 53, ...this.o, timeoutMs: Math.min(2_000, this.everyMs) })
+      : null;
     if (this.latest === null) this.gw = null;
   }
 }

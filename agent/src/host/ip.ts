@@ -28,14 +28,19 @@ export type Rule = z.infer<typeof Rule>;
 
 const Link = z.looseObject({
   ifname: z.string(),
-  addr_info: z.array(z.looseObject({ family: z.string(), local: z.string(), prefixlen: z.number(), scope: z.string().optional() })).default([]),
+  addr_info: z
+    .array(
+      z.looseObject({ family: z.string(), local: z.string(), prefixlen: z.number(), scope: z.string().optional() }),
+    )
+    .default([]),
 });
 
 async function json<T>(argv: string[], schema: z.ZodType<T>): Promise<T> {
   const out = await run(argv, { timeoutMs: 5_000 });
   // `ip -j` prints nothing at all for an empty table.
   const parsed = schema.safeParse(out.trim() === "" ? [] : JSON.parse(out));
-  if (!parsed.success) throw new Error(`unexpected output from \`${argv.join(" ")}\`: ${parsed.error.issues[0]?.message ?? "invalid"}`);
+  if (!parsed.success)
+    throw new Error(`unexpected output from \`${argv.join(" ")}\`: ${parsed.error.issues[0]?.message ?? "invalid"}`);
   return parsed.data;
 }
 
@@ -56,11 +61,12 @@ export function rules(): Promise<Rule[]> {
 
 /** The interface's first global IPv4 address with its prefix length, or null. */
 export async function ipv4Address(dev: string): Promise<{ address: string; prefixlen: number } | null> {
-  let links;
+  let links: z.infer<typeof Link>[];
   try {
     links = await json(["ip", "-j", "-4", "addr", "show", "dev", dev], z.array(Link));
   } catch (err) {
-    if (/does not exist|Cannot find device/i.test(String((err as Error).message))) throw new Error(`interface ${dev} does not exist`);
+    if (/does not exist|Cannot find device/i.test(String((err as Error).message)))
+      throw new Error(`interface ${dev} does not exist`);
     throw err;
   }
   const a = links[0]?.addr_info.find((i) => i.family === "inet" && (i.scope ?? "global") === "global");

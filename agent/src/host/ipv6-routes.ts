@@ -10,14 +10,28 @@ import { desiredMetric, planDefaultRoutes, type RouteTarget } from "./metrics.ts
  * device's advertised route on reapply until the next advertisement); it is put back at once. An
  * uplink without IPv6 is left alone, so a host with IPv6 on one uplink keeps it.
  */
-export async function planIpv6(uplinks: readonly UplinkConfig[], activeId: string, before: readonly Route[] = []): Promise<string[][]> {
+export async function planIpv6(
+  uplinks: readonly UplinkConfig[],
+  activeId: string,
+  before: readonly Route[] = [],
+): Promise<string[][]> {
   const current = await defaultRoutes("main", 6);
   const targets: RouteTarget[] = [];
   for (const u of uplinks) {
-    const r = current.find((r) => r.dev === u.interface && r.gateway) ?? before.find((r) => r.dev === u.interface && r.gateway);
+    const r =
+      current.find((r) => r.dev === u.interface && r.gateway) ?? before.find((r) => r.dev === u.interface && r.gateway);
     if (!r) continue;
-    const keep = r.protocol === "ra" && r.expires !== undefined ? ["proto", "ra", "expires", String(Math.max(1, Math.round(r.expires)))] : [];
-    targets.push({ uplink: u.id, dev: u.interface, gateway: r.gateway!, metric: desiredMetric(uplinks, u.id, activeId), keep });
+    const keep =
+      r.protocol === "ra" && r.expires !== undefined
+        ? ["proto", "ra", "expires", String(Math.max(1, Math.round(r.expires)))]
+        : [];
+    targets.push({
+      uplink: u.id,
+      dev: u.interface,
+      gateway: r.gateway!,
+      metric: desiredMetric(uplinks, u.id, activeId),
+      keep,
+    });
   }
   return planDefaultRoutes(current, targets, 6);
 }

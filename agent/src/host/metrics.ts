@@ -26,18 +26,51 @@ export interface RouteTarget {
  * added (or its gateway corrected) before any stale default route on a managed interface is
  * deleted, so the host is never without a default route. Empty when nothing differs.
  */
-export function planDefaultRoutes(current: readonly Route[], targets: readonly RouteTarget[], family: 4 | 6 = 4): string[][] {
+export function planDefaultRoutes(
+  current: readonly Route[],
+  targets: readonly RouteTarget[],
+  family: 4 | 6 = 4,
+): string[][] {
   const managed = new Set(targets.map((t) => t.dev));
-  const has = (t: RouteTarget) => current.some((r) => r.dst === "default" && r.dev === t.dev && r.gateway === t.gateway && (r.metric ?? 0) === t.metric);
-  const wanted = (r: Route) => targets.some((t) => r.dev === t.dev && r.gateway === t.gateway && (r.metric ?? 0) === t.metric);
+  const has = (t: RouteTarget) =>
+    current.some(
+      (r) => r.dst === "default" && r.dev === t.dev && r.gateway === t.gateway && (r.metric ?? 0) === t.metric,
+    );
+  const wanted = (r: Route) =>
+    targets.some((t) => r.dev === t.dev && r.gateway === t.gateway && (r.metric ?? 0) === t.metric);
   // The active uplink's route first: from that moment on new connections already use it.
   const adds = [...targets].sort((a, b) => a.metric - b.metric).filter((t) => !has(t));
   // `replace` keys on the metric alone: an add already overwrote any route with its metric.
   const replaced = new Set(adds.map((t) => t.metric));
-  const deletes = current.filter((r) => r.dst === "default" && r.dev !== undefined && managed.has(r.dev) && !wanted(r) && !replaced.has(r.metric ?? 0));
+  const deletes = current.filter(
+    (r) =>
+      r.dst === "default" && r.dev !== undefined && managed.has(r.dev) && !wanted(r) && !replaced.has(r.metric ?? 0),
+  );
   const fam = family === 6 ? ["-6"] : [];
   return [
-    ...adds.map((t) => [...fam, "route", "replace", "default", "via", t.gateway, "dev", t.dev, "metric", String(t.metric), ...(t.keep ?? [])]),
-    ...deletes.map((r) => [...fam, "route", "del", "default", ...(r.gateway ? ["via", r.gateway] : []), "dev", r.dev!, "metric", String(r.metric ?? 0)]),
+    ...adds.map((t) => [
+      ...fam,
+      "route",
+      "replace",
+      "default",
+      "via",
+      t.gateway,
+      "dev",
+      t.dev,
+      "metric",
+      String(t.metric),
+      ...(t.keep ?? []),
+    ]),
+    ...deletes.map((r) => [
+      ...fam,
+      "route",
+      "del",
+      "default",
+      ...(r.gateway ? ["via", r.gateway] : []),
+      "dev",
+      r.dev!,
+      "metric",
+      String(r.metric ?? 0),
+    ]),
   ];
 }

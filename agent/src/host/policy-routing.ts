@@ -29,11 +29,27 @@ export async function installUplinkRouting(uplinks: readonly UplinkConfig[]): Pr
     const addr = await ipv4Address(u.interface);
     if (!addr) throw new Error(`${where}: interface ${u.interface} has no IPv4 address`);
     const gateway = await gatewayOf(u, table);
-    if (!gateway) throw new Error(`${where}: no default route on ${u.interface} to learn the gateway from; set uplinks[${i}].gateway`);
+    if (!gateway)
+      throw new Error(
+        `${where}: no default route on ${u.interface} to learn the gateway from; set uplinks[${i}].gateway`,
+      );
 
     // The connected subnet too, so replies to hosts on the uplink's own LAN stay on the LAN.
-    for (const r of (await routes("main")).filter((r) => r.dev === u.interface && r.scope === "link" && r.dst !== "default"))
-      await ip("route", "replace", r.dst, "dev", u.interface, "scope", "link", ...(r.prefsrc ? ["src", r.prefsrc] : []), "table", String(table));
+    for (const r of (await routes("main")).filter(
+      (r) => r.dev === u.interface && r.scope === "link" && r.dst !== "default",
+    ))
+      await ip(
+        "route",
+        "replace",
+        r.dst,
+        "dev",
+        u.interface,
+        "scope",
+        "link",
+        ...(r.prefsrc ? ["src", r.prefsrc] : []),
+        "table",
+        String(table),
+      );
     await ip("route", "replace", "default", "via", gateway, "dev", u.interface, "table", String(table));
 
     // Exactly one rule at our priority, for today's source address (a leftover from a killed run

@@ -21,7 +21,9 @@ export function watchRoutes(onChange: () => void, log: Logger): () => void {
         onChange();
       }, SETTLE_MS);
     });
-    child.on("error", (err) => log.warn("cannot watch the routes; reading them periodically instead", { error: err.message }));
+    child.on("error", (err) =>
+      log.warn("cannot watch the routes; reading them periodically instead", { error: err.message }),
+    );
     child.on("exit", () => {
       if (stopped) return;
       restart = setTimeout(start, RESTART_MS);

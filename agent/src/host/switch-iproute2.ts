@@ -9,7 +9,12 @@ import { defaultRoutes, ip } from "./ip.ts";
 import { planIpv6 } from "./ipv6-routes.ts";
 import { desiredMetric, planDefaultRoutes, type RouteTarget } from "./metrics.ts";
 
-export async function applyWithIproute2(uplinks: readonly UplinkConfig[], learned: Map<string, UplinkRoute>, activeId: string, signal: AbortSignal): Promise<boolean> {
+export async function applyWithIproute2(
+  uplinks: readonly UplinkConfig[],
+  learned: Map<string, UplinkRoute>,
+  activeId: string,
+  signal: AbortSignal,
+): Promise<boolean> {
   advertisedRouteMetrics(uplinks, activeId);
   const plan = [...(await planIpv4(uplinks, learned, activeId)), ...(await planIpv6(uplinks, activeId))];
   // Stopping between steps is safe: each plan adds before it deletes.
@@ -20,13 +25,19 @@ export async function applyWithIproute2(uplinks: readonly UplinkConfig[], learne
   return plan.length > 0;
 }
 
-async function planIpv4(uplinks: readonly UplinkConfig[], learned: Map<string, UplinkRoute>, activeId: string): Promise<string[][]> {
+async function planIpv4(
+  uplinks: readonly UplinkConfig[],
+  learned: Map<string, UplinkRoute>,
+  activeId: string,
+): Promise<string[][]> {
   const current = await defaultRoutes("main");
   const targets: RouteTarget[] = [];
   for (const [i, u] of uplinks.entries()) {
-    const gateway = u.gateway ?? current.find((r) => r.dev === u.interface && r.gateway)?.gateway ?? learned.get(u.id)?.gateway;
+    const gateway =
+      u.gateway ?? current.find((r) => r.dev === u.interface && r.gateway)?.gateway ?? learned.get(u.id)?.gateway;
     if (!gateway) {
-      if (u.id === activeId) throw new Error(`no gateway known for uplink ${u.id} (${u.interface}); set uplinks[${i}].gateway`);
+      if (u.id === activeId)
+        throw new Error(`no gateway known for uplink ${u.id} (${u.interface}); set uplinks[${i}].gateway`);
       continue; // a backup without a known gateway keeps whatever it has
     }
     targets.push({ uplink: u.id, dev: u.interface, gateway, metric: desiredMetric(uplinks, u.id, activeId) });

@@ -18,13 +18,20 @@ export function createSwitcher(config: AgentConfig, learned: Map<string, UplinkR
     async routed() {
       const [v4, v6] = await Promise.all([defaultRoutes("main"), defaultRoutes("main", 6)]);
       const uplinkOn = (dev: string | undefined) => uplinks.find((u) => u.interface === dev)?.id ?? null;
-      return { ipv4: uplinkOn(v4[0]?.dev), ipv6: uplinkOn(v6[0]?.dev), withIpv6: uplinks.filter((u) => v6.some((r) => r.dev === u.interface)).map((u) => u.id) };
+      return {
+        ipv4: uplinkOn(v4[0]?.dev),
+        ipv6: uplinkOn(v6[0]?.dev),
+        withIpv6: uplinks.filter((u) => v6.some((r) => r.dev === u.interface)).map((u) => u.id),
+      };
     },
     async apply(activeId, edgeAddress, signal) {
       const u = uplinks.find((x) => x.id === activeId);
       if (!u) throw new Error(`the directive names uplink "${activeId}", which this host's config does not have`);
       if (backend === "none") return { changed: false }; // report only
-      const changed = backend === "nmcli" ? await applyWithNmcli(uplinks, activeId, log, signal) : await applyWithIproute2(uplinks, learned, activeId, signal);
+      const changed =
+        backend === "nmcli"
+          ? await applyWithNmcli(uplinks, activeId, log, signal)
+          : await applyWithIproute2(uplinks, learned, activeId, signal);
       await verifyRoute(edgeAddress, u.interface, activeId, signal);
       return { changed };
     },
@@ -38,7 +45,10 @@ async function verifyRoute(edge: string, dev: string, uplink: string, signal: Ab
     signal.throwIfAborted();
     const r = await routeGet(edge);
     if (r.dev === dev) return;
-    if (Date.now() >= until) throw new Error(`the route to the edge (${edge}) leaves through ${r.dev ?? "nowhere"}, not ${dev} (uplink ${uplink})`);
+    if (Date.now() >= until)
+      throw new Error(
+        `the route to the edge (${edge}) leaves through ${r.dev ?? "nowhere"}, not ${dev} (uplink ${uplink})`,
+      );
     await sleep(100);
   }
 }

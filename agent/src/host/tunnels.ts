@@ -16,7 +16,10 @@ export function restartCommands(t: Active, seconds: number): string[][] {
       return [["docker", "service", "update", "--force", t.service]];
     case "kubernetes": {
       const d = `deployment/${t.service}`;
-      return [["kubectl", "rollout", "restart", d, "-n", t.namespace], ["kubectl", "rollout", "status", d, "-n", t.namespace, `--timeout=${seconds}s`]];
+      return [
+        ["kubectl", "rollout", "restart", d, "-n", t.namespace],
+        ["kubectl", "rollout", "status", d, "-n", t.namespace, `--timeout=${seconds}s`],
+      ];
     }
     case "systemd":
       return [["systemctl", "restart", t.service]];
@@ -55,7 +58,7 @@ async function waitReady(url: string, deadline: number, now: () => number, signa
       last = `last answer ${r.status}`;
     } catch (err) {
       const code = (err as { cause?: { code?: string } }).cause?.code;
-      last = code === "ECONNREFUSED" ? "connection refused" : code ?? "no answer";
+      last = code === "ECONNREFUSED" ? "connection refused" : (code ?? "no answer");
     }
     if (now() >= deadline) throw new Error(`tunnel not ready after ${now() - started} ms (${shown.href}: ${last})`);
     await new Promise((r) => setTimeout(r, 250));

@@ -1,6 +1,16 @@
 // What `agent install` and `agent uninstall` change on the host besides files: the service user,
 // systemd, and the running bundle copied to one fixed place.
-import { chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, realpathSync, rmSync, symlinkSync } from "node:fs";
+import {
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+} from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { execa } from "execa";
 import { UserError } from "../lib/errors.ts";
@@ -22,7 +32,11 @@ export function placeBundle(running: string, prefix: string): { bundle: string; 
     rmSync(p.bin, { force: true });
     symlinkSync(relative(dirname(p.bin), p.bundle), p.bin);
   } catch (err) {
-    throw new UserError(`cannot install the bundle under ${prefix}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 1, { cause: err });
+    throw new UserError(
+      `cannot install the bundle under ${prefix}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      1,
+      { cause: err },
+    );
   }
   return { ...p, copied };
 }
@@ -41,13 +55,20 @@ export async function systemctl(...args: string[]): Promise<void> {
   try {
     await execa("systemctl", args);
   } catch (err) {
-    throw new UserError(`systemctl ${args.join(" ")} failed: ${(err as { shortMessage?: string }).shortMessage ?? (err as Error).message}`, 1, { cause: err });
+    throw new UserError(
+      `systemctl ${args.join(" ")} failed: ${(err as { shortMessage?: string }).shortMessage ?? (err as Error).message}`,
+      1,
+      { cause: err },
+    );
   }
 }
 
 /** uid and gid of a user from /etc/passwd, or null. */
 function lookupUser(name: string, passwd = "/etc/passwd"): { uid: number; gid: number } | null {
-  const row = readFileSync(passwd, "utf8").split("\n").map((l) => l.split(":")).find((f) => f[0] === name);
+  const row = readFileSync(passwd, "utf8")
+    .split("\n")
+    .map((l) => l.split(":"))
+    .find((f) => f[0] === name);
   return row ? { uid: Number(row[2]), gid: Number(row[3]) } : null;
 }
 
@@ -56,9 +77,22 @@ export async function ensureUser(name: string): Promise<{ uid: number; gid: numb
   const known = lookupUser(name);
   if (known) return { ...known, created: false };
   try {
-    await execa("useradd", ["--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name]);
+    await execa("useradd", [
+      "--system",
+      "--user-group",
+      "--no-create-home",
+      "--home-dir",
+      "/nonexistent",
+      "--shell",
+      "/usr/sbin/nologin",
+      name,
+    ]);
   } catch (err) {
-    throw new UserError(`cannot create the system user ${name}: ${(err as { shortMessage?: string }).shortMessage ?? (err as Error).message}`, 1, { cause: err });
+    throw new UserError(
+      `cannot create the system user ${name}: ${(err as { shortMessage?: string }).shortMessage ?? (err as Error).message}`,
+      1,
+      { cause: err },
+    );
   }
   const made = lookupUser(name);
   if (!made) throw new UserError(`useradd ${name} reported success, but /etc/passwd has no ${name}`);

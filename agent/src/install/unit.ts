@@ -24,16 +24,35 @@ function serverLines(config: UnitInput["config"]): string[] {
     "AmbientCapabilities=CAP_NET_ADMIN",
   ];
   // Each tunnel backend reaches its service manager as root: docker's socket, PID 1's socket, a kubeconfig.
-  if (config.tunnels.backend === "kubernetes") lines.push("# kubectl reads root's ~/.kube/config and writes its cache there.", "ProtectHome=read-only", "ReadWritePaths=-/root/.kube");
+  if (config.tunnels.backend === "kubernetes")
+    lines.push(
+      "# kubectl reads root's ~/.kube/config and writes its cache there.",
+      "ProtectHome=read-only",
+      "ReadWritePaths=-/root/.kube",
+    );
   else lines.push("ProtectHome=yes");
-  if (config.tunnels.backend === "command") lines.push("# A tunnel command that needs more (files to write, capabilities) gets it in a drop-in: systemctl edit wanwatch");
+  if (config.tunnels.backend === "command")
+    lines.push(
+      "# A tunnel command that needs more (files to write, capabilities) gets it in a drop-in: systemctl edit wanwatch",
+    );
   return lines;
 }
 
 export function unitFile(u: UnitInput): string {
   const server = u.config.role === "server";
-  const identity = server ? ["User=root", ...serverLines(u.config)] : [`User=${PROBE_USER}`, `Group=${PROBE_USER}`, "# A probe only sends heartbeats: no capabilities.", "CapabilityBoundingSet=", "ProtectHome=yes"];
-  const state = u.config.stateDir === STATE_DIRECTORY ? ["StateDirectory=wanwatch", "StateDirectoryMode=0700"] : [`ReadWritePaths=${u.config.stateDir}`];
+  const identity = server
+    ? ["User=root", ...serverLines(u.config)]
+    : [
+        `User=${PROBE_USER}`,
+        `Group=${PROBE_USER}`,
+        "# A probe only sends heartbeats: no capabilities.",
+        "CapabilityBoundingSet=",
+        "ProtectHome=yes",
+      ];
+  const state =
+    u.config.stateDir === STATE_DIRECTORY
+      ? ["StateDirectory=wanwatch", "StateDirectoryMode=0700"]
+      : [`ReadWritePaths=${u.config.stateDir}`];
   return [
     `# wanwatch agent (${u.config.role}), written by \`wanwatch agent install\`. Config: ${u.configPath}`,
     `# Reference: ${CONFIG_REFERENCE}.`,

@@ -15,8 +15,10 @@ export function describeError(err: unknown): string {
 
 /** An error whose message is meant for the user as is, with an exit code for the CLI. */
 export class UserError extends Error {
-  constructor(message: string, readonly exitCode = 1, options?: { cause?: unknown; lines?: string[] }) {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 1, options?: { cause?: unknown; lines?: string[] }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.exitCode = exitCode;
     this.lines = options?.lines ?? [message];
   }
   readonly lines: string[];

@@ -24,8 +24,10 @@ function clean(fields: Fields): Fields {
   return out;
 }
 
-export function createLogger(opts: { write?: (line: string) => void; now?: () => number; level?: Level; base?: Fields } = {}): Logger {
-  const write = opts.write ?? ((line: string) => process.stdout.write(line + "\n"));
+export function createLogger(
+  opts: { write?: (line: string) => void; now?: () => number; level?: Level; base?: Fields } = {},
+): Logger {
+  const write = opts.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   const now = opts.now ?? Date.now;
   const min = ORDER[opts.level ?? "info"];
   const base = clean(opts.base ?? {});

@@ -8,7 +8,8 @@ export function nodeVersionProblem(version: string, min = MIN_NODE): string | nu
   const [have, need] = [parts(version), parts(min)];
   for (let i = 0; i < 3; i++) {
     if ((have[i] ?? 0) > (need[i] ?? 0)) return null;
-    if ((have[i] ?? 0) < (need[i] ?? 0)) return `wanwatch needs Node ${min} or newer; this is Node ${version} (${process.execPath})`;
+    if ((have[i] ?? 0) < (need[i] ?? 0))
+      return `wanwatch needs Node ${min} or newer; this is Node ${version} (${process.execPath})`;
   }
   return null;
 }

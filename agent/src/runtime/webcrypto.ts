@@ -2,4 +2,5 @@
 // the shared signing code (also run by workerd) uses: provide the global where it is missing.
 import { webcrypto } from "node:crypto";
 
-if (globalThis.crypto === undefined) Object.defineProperty(globalThis, "crypto", { value: webcrypto, configurable: true, writable: true });
+if (globalThis.crypto === undefined)
+  Object.defineProperty(globalThis, "crypto", { value: webcrypto, configurable: true, writable: true });

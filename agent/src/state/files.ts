@@ -1,10 +1,19 @@
 // The agent's files in stateDir. state.json: what a restart must resume from (written only when
 // it changes). status.json: this host's live view for `wanwatch agent status` (written at most
 // every few seconds: SBCs run on SD cards).
-import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync, unlinkSync } from "node:fs";
+import {
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+  openSync,
+  fsyncSync,
+  closeSync,
+  unlinkSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { z } from "zod";
-import { Directive } from "../../../shared/src/index.ts";
+import { Directive } from "#shared";
 
 const Generation = z.int().min(0).nullable();
 
@@ -81,17 +90,26 @@ export function writeFileAtomic(path: string, text: string, mode = 0o644, durabl
   }
 }
 
-function readJson<T>(path: string, schema: z.ZodType<T>): { ok: true; value: T } | { ok: false; missing: boolean; error: string } {
+function readJson<T>(
+  path: string,
+  schema: z.ZodType<T>,
+): { ok: true; value: T } | { ok: false; missing: boolean; error: string } {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
     const missing = (err as NodeJS.ErrnoException).code === "ENOENT";
-    return { ok: false, missing, error: missing ? `${path} does not exist` : `cannot read ${path}: ${(err as Error).message}` };
+    return {
+      ok: false,
+      missing,
+      error: missing ? `${path} does not exist` : `cannot read ${path}: ${(err as Error).message}`,
+    };
   }
   try {
     const r = schema.safeParse(JSON.parse(text));
-    return r.success ? { ok: true, value: r.data } : { ok: false, missing: false, error: `${path} is not a wanwatch state file` };
+    return r.success
+      ? { ok: true, value: r.data }
+      : { ok: false, missing: false, error: `${path} is not a wanwatch state file` };
   } catch {
     return { ok: false, missing: false, error: `${path} is not JSON` };
   }
@@ -102,7 +120,7 @@ export function readState(stateDir: string) {
 }
 
 export function writeState(stateDir: string, s: Omit<SavedState, "version">): void {
-  writeFileAtomic(statePath(stateDir), JSON.stringify({ version: 1, ...s }, null, 2) + "\n");
+  writeFileAtomic(statePath(stateDir), `${JSON.stringify({ version: 1, ...s }, null, 2)}\n`);
 }
 
 export function readStatus(stateDir: string) {
@@ -110,5 +128,5 @@ export function readStatus(stateDir: string) {
 }
 
 export function writeStatus(stateDir: string, s: Omit<StatusFile, "version">): void {
-  writeFileAtomic(statusPath(stateDir), JSON.stringify({ version: 1, ...s }, null, 2) + "\n", 0o644, false);
+  writeFileAtomic(statusPath(stateDir), `${JSON.stringify({ version: 1, ...s }, null, 2)}\n`, 0o644, false);
 }

@@ -1,5 +1,5 @@
 // The site's decision policy, pure: (state, event, now) → (state, effects). No I/O, no clock.
-import type { PathQuality, Policy, Uplink, UplinkState } from "../../../shared/src/index.ts";
+import type { PathQuality, Policy, Uplink, UplinkState } from "#shared";
 
 export interface UplinkRuntime {
   /** Last valid heartbeat that travelled through this uplink (or the grace start after a restart). */
@@ -62,7 +62,8 @@ export function runtimeOf(uplinks: Record<string, UplinkRuntime>, id: string): U
 
 export function initialState(shape: SiteShape, now: number): DecisionState {
   const uplinks: Record<string, UplinkRuntime> = {};
-  for (const u of shape.uplinks) uplinks[u.id] = { lastHeardAt: null, state: "unknown", stateSince: now, upSince: null };
+  for (const u of shape.uplinks)
+    uplinks[u.id] = { lastHeardAt: null, state: "unknown", stateSince: now, upSince: null };
   return { observedSince: now, uplinks, active: null, generation: 0, lastSwitchAt: null, override: null };
 }
 
@@ -87,7 +88,12 @@ export function restoredState(saved: DecisionState, shape: SiteShape, now: numbe
 export function reshapedState(state: DecisionState, shape: SiteShape, now: number): DecisionState {
   const uplinks: Record<string, UplinkRuntime> = {};
   for (const u of shape.uplinks)
-    uplinks[u.id] = runtimeOf(state.uplinks, u.id) ?? { lastHeardAt: null, state: "unknown", stateSince: now, upSince: null };
+    uplinks[u.id] = runtimeOf(state.uplinks, u.id) ?? {
+      lastHeardAt: null,
+      state: "unknown",
+      stateSince: now,
+      upSince: null,
+    };
   const override = state.override && runtimeOf(uplinks, state.override.uplink) ? state.override : null;
   return { ...state, uplinks, override, observedSince: Math.min(state.observedSince, now) };
 }
@@ -104,7 +110,9 @@ export const PATH_REPORT_STALE_MS = 60_000;
 export function degradedBy(path: PathQuality, was: boolean, policy: Policy): boolean {
   if (path.samples < MIN_PATH_SAMPLES) return was;
   const slow = (limit: number) => path.rttMs !== null && path.rttMs >= limit;
-  return was ? path.lossRatio >= policy.degradedLossRatio / 2 || slow(0.8 * policy.degradedRttMs) : path.lossRatio >= policy.degradedLossRatio || slow(policy.degradedRttMs);
+  return was
+    ? path.lossRatio >= policy.degradedLossRatio / 2 || slow(0.8 * policy.degradedRttMs)
+    : path.lossRatio >= policy.degradedLossRatio || slow(policy.degradedRttMs);
 }
 
 const healthy = (u: UplinkRuntime) => u.state === "up" && !u.degraded;
@@ -123,7 +131,10 @@ function isFresh(u: UplinkRuntime, now: number, policy: Policy): boolean {
  * heartbeat behind it but already silent for that long: no failover into a dead uplink.
  */
 function isLive(u: UplinkRuntime, now: number, policy: Policy): boolean {
-  return u.lastHeardAt !== null && now - u.lastHeardAt < Math.max(policy.heartbeatMs, policy.downAfterMs - policy.heartbeatMs);
+  return (
+    u.lastHeardAt !== null &&
+    now - u.lastHeardAt < Math.max(policy.heartbeatMs, policy.downAfterMs - policy.heartbeatMs)
+  );
 }
 
 /**
@@ -190,7 +201,8 @@ function target(s: DecisionState, shape: SiteShape, now: number): { to: string; 
   }
   const active = s.uplinks[s.active]!;
   // Really heard lately, not just granted grace by a restart: a restart must not conjure a live backup.
-  const fitToTakeOver = (u: UplinkRuntime) => u.state === "up" && isLive(u, now, policy) && confirmed(u, s, now, policy);
+  const fitToTakeOver = (u: UplinkRuntime) =>
+    u.state === "up" && isLive(u, now, policy) && confirmed(u, s, now, policy);
   if (active.state === "down") {
     const candidates = ranked.filter((u) => u.id !== s.active && fitToTakeOver(s.uplinks[u.id]!));
     const live = candidates.find((u) => !s.uplinks[u.id]!.degraded) ?? candidates[0];
@@ -199,11 +211,20 @@ function target(s: DecisionState, shape: SiteShape, now: number): { to: string; 
   if (active.state !== "up" || best.id === s.active) return null;
   const activePriority = shape.uplinks.find((u) => u.id === s.active)!.priority;
   const dwelt = s.lastSwitchAt === null || now - s.lastSwitchAt >= policy.minDwellMs;
-  const held = (id: string) => now - s.uplinks[id]!.upSince! >= policy.failbackAfterMs && confirmed(s.uplinks[id]!, s, now, policy) && answering(s.uplinks[id]!, now, policy);
+  const held = (id: string) =>
+    now - s.uplinks[id]!.upSince! >= policy.failbackAfterMs &&
+    confirmed(s.uplinks[id]!, s, now, policy) &&
+    answering(s.uplinks[id]!, now, policy);
   if (active.degraded && !s.uplinks[best.id]!.degraded) {
     // Away from a degraded uplink: to a lower-priority healthy one at once (after the dwell), to a
     // better one only once it has been healthy for the hold-down, like any return.
-    const to = ranked.find((u) => u.id !== s.active && fitToTakeOver(s.uplinks[u.id]!) && !s.uplinks[u.id]!.degraded && (u.priority > activePriority || held(u.id)));
+    const to = ranked.find(
+      (u) =>
+        u.id !== s.active &&
+        fitToTakeOver(s.uplinks[u.id]!) &&
+        !s.uplinks[u.id]!.degraded &&
+        (u.priority > activePriority || held(u.id)),
+    );
     return to && dwelt ? { to: to.id, reason: "degraded" } : null;
   }
   // A return is to a healthy uplink only: when every up uplink is degraded, nothing moves.
@@ -224,8 +245,11 @@ export function step(state: DecisionState, event: DecisionEvent, now: number, sh
       const pathAt = event.path || u.state !== "up" ? now : u.pathAt;
       // A verdict its probe no longer renews (the SBC died, say) lapses: the uplink is judged by
       // its heartbeats alone, and the site is not kept from its primary for ever.
-      const degraded = event.path ? degradedBy(event.path, was, shape.policy) : was && pathAt !== undefined && now - pathAt < PATH_REPORT_STALE_MS;
-      if (degraded !== was) effects.push({ kind: "uplink-quality", uplink: event.uplink, degraded, path: event.path ?? null });
+      const degraded = event.path
+        ? degradedBy(event.path, was, shape.policy)
+        : was && pathAt !== undefined && now - pathAt < PATH_REPORT_STALE_MS;
+      if (degraded !== was)
+        effects.push({ kind: "uplink-quality", uplink: event.uplink, degraded, path: event.path ?? null });
       // A return to a recovered uplink waits out the same hold-down as a return to one that came back up.
       const upSince = was && !degraded && u.upSince !== null ? now : u.upSince;
       s = { ...s, uplinks: { ...s.uplinks, [event.uplink]: { ...u, lastHeardAt: now, degraded, upSince, pathAt } } };
@@ -286,7 +310,11 @@ function returnAt(s: DecisionState, id: string, policy: Policy, now: number): nu
  * failback's time when it waits for one; null when it waits on heartbeats, not on time). Assumes
  * heartbeats keep arriving as they do.
  */
-export function normalChoice(s: DecisionState, shape: SiteShape, now: number): { uplink: string | null; at: number | null } {
+export function normalChoice(
+  s: DecisionState,
+  shape: SiteShape,
+  now: number,
+): { uplink: string | null; at: number | null } {
   const ranked = byPriority(shape);
   const best = ranked.find((u) => healthy(s.uplinks[u.id]!)) ?? ranked.find((u) => s.uplinks[u.id]!.state === "up");
   if (!best) return { uplink: null, at: null };

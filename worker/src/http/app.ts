@@ -14,7 +14,7 @@ import {
   OverrideRequest,
   RotateRequest,
   SiteConfig,
-} from "../../../shared/src/index.ts";
+} from "#shared";
 import type { Env } from "../env.ts";
 import { fail, failureResponse, type Failure } from "../failure.ts";
 import { authorizeAdmin, authorizeViewer } from "./auth.ts";
@@ -94,8 +94,14 @@ app.get("/v1/sites", viewer, async (c) => {
 app.get("/v1/sites/:site/live", viewer, async (c) => {
   const s = site(c);
   // The session cookie rides along on any WebSocket a page opens: only this edge's pages may.
-  if (crossOrigin(c)) return failureResponse({ status: 403, code: "cross_origin", message: "live status is served to this edge's own pages only" });
-  if (!isWebSocketUpgrade(c)) return failureResponse({ status: 426, code: "upgrade_required", message: "this endpoint speaks WebSocket only" });
+  if (crossOrigin(c))
+    return failureResponse({
+      status: 403,
+      code: "cross_origin",
+      message: "live status is served to this edge's own pages only",
+    });
+  if (!isWebSocketUpgrade(c))
+    return failureResponse({ status: 426, code: "upgrade_required", message: "this endpoint speaks WebSocket only" });
   const headers = new Headers({ upgrade: "websocket", [FORWARDED.site]: s.id });
   return s.stub.fetch(new Request(c.req.raw.url, { method: "GET", headers }));
 });
@@ -123,15 +129,32 @@ app.post("/v1/sites/:site/heartbeat", async (c) => {
   const agent = parseWith(AgentId, c.req.header(HEADER_AGENT) ?? "", HEADER_AGENT);
   const ts = Number(c.req.header(HEADER_TS));
   const sig = c.req.header(HEADER_SIG) ?? "";
-  if (!agent.ok) return failureResponse({ ...naming(agent.failure, HEADER_AGENT), status: 401, code: "unknown_agent", message: `header ${HEADER_AGENT} must name an enrolled agent` }, now());
+  if (!agent.ok)
+    return failureResponse(
+      {
+        ...naming(agent.failure, HEADER_AGENT),
+        status: 401,
+        code: "unknown_agent",
+        message: `header ${HEADER_AGENT} must name an enrolled agent`,
+      },
+      now(),
+    );
   if (!Number.isSafeInteger(ts) || !sig)
-    return failureResponse({ status: 401, code: "unsigned", message: `headers ${HEADER_TS} (edge time, ms) and ${HEADER_SIG} are required` }, now());
+    return failureResponse(
+      { status: 401, code: "unsigned", message: `headers ${HEADER_TS} (edge time, ms) and ${HEADER_SIG} are required` },
+      now(),
+    );
   const text = await readText(c.req.raw, MAX_HEARTBEAT_BYTES);
   if (!text.ok) return failureResponse(text.failure, now());
   const r = await s.stub.heartbeat(s.id, { agent: agent.value, ts, sig, body: text.value, seen: seenBy(c) });
   if (!r.ok) return failureResponse(r.failure, now());
   return new Response(r.value.body, {
-    headers: { "content-type": "application/json", [HEADER_TS]: String(r.value.ts), [HEADER_SIG]: r.value.sig, ...now() },
+    headers: {
+      "content-type": "application/json",
+      [HEADER_TS]: String(r.value.ts),
+      [HEADER_SIG]: r.value.sig,
+      ...now(),
+    },
   });
 });
 
@@ -156,7 +179,11 @@ app.notFound(() => failureResponse({ status: 404, code: "not_found", message: "n
 app.onError((err) => {
   if (err instanceof Refused) return failureResponse(err.failure);
   // Hono's own errors (e.g. malformed requests) keep their status, in our envelope.
-  if (err instanceof HTTPException) return failureResponse({ ...fail(400, "bad_request", err.message).failure, status: err.status as Failure["status"] });
+  if (err instanceof HTTPException)
+    return failureResponse({
+      ...fail(400, "bad_request", err.message).failure,
+      status: err.status as Failure["status"],
+    });
   console.error(JSON.stringify({ msg: "unhandled error", error: String(err), stack: (err as Error).stack }));
   return Response.json({ error: { code: "internal", message: "internal error" } }, { status: 500 });
 });

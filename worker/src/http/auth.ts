@@ -19,10 +19,17 @@ function bearer(req: Request): string | null {
 }
 
 export async function authorizeAdmin(req: Request, env: Env): Promise<Result<"admin">> {
-  if (!env.ADMIN_TOKEN) return fail(503, "admin_token_missing", "the edge has no ADMIN_TOKEN: on Cloudflare run `npx wrangler secret put ADMIN_TOKEN`; on a local edge put ADMIN_TOKEN=… in .dev.vars (see .dev.vars.example) and restart it");
+  if (!env.ADMIN_TOKEN)
+    return fail(
+      503,
+      "admin_token_missing",
+      "the edge has no ADMIN_TOKEN: on Cloudflare run `npx wrangler secret put ADMIN_TOKEN`; on a local edge put ADMIN_TOKEN=… in .dev.vars (see .dev.vars.example) and restart it",
+    );
   const token = bearer(req);
   if (!token) return fail(401, "unauthorized", "send Authorization: Bearer <admin token>");
-  return (await sameSecret(token, env.ADMIN_TOKEN)) ? ok("admin") : fail(403, "forbidden", "the token is not the admin token");
+  return (await sameSecret(token, env.ADMIN_TOKEN))
+    ? ok("admin")
+    : fail(403, "forbidden", "the token is not the admin token");
 }
 
 /** Which of the two tokens this is, if either. */

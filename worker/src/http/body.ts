@@ -1,7 +1,7 @@
 // Request bodies: size-capped while streaming (a lying Content-Length cannot exhaust memory),
 // strict UTF-8, JSON, then the zod schema; every failure names what was wrong.
 import type { z } from "zod";
-import { fieldIssues } from "../../../shared/src/index.ts";
+import { fieldIssues } from "#shared";
 import { fail, ok, type Result } from "../failure.ts";
 
 export const MAX_ADMIN_BODY_BYTES = 64 * 1024;
@@ -41,9 +41,15 @@ export function parseWith<S extends z.ZodType>(schema: S, value: unknown, what: 
   return r.success ? ok(r.data) : fail(400, "validation_failed", `invalid ${what}`, fieldIssues(r.error));
 }
 
-export async function readJson<S extends z.ZodType>(req: Request, schema: S, what: string, maxBytes = MAX_ADMIN_BODY_BYTES): Promise<Result<z.infer<S>>> {
+export async function readJson<S extends z.ZodType>(
+  req: Request,
+  schema: S,
+  what: string,
+  maxBytes = MAX_ADMIN_BODY_BYTES,
+): Promise<Result<z.infer<S>>> {
   const type = req.headers.get("content-type") ?? "";
-  if (!/^application\/json\b/i.test(type)) return fail(415, "unsupported_media_type", "send the body as application/json");
+  if (!/^application\/json\b/i.test(type))
+    return fail(415, "unsupported_media_type", "send the body as application/json");
   const text = await readText(req, maxBytes);
   if (!text.ok) return text;
   let json: unknown;

@@ -14,7 +14,8 @@ export function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const row = [i];
-    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
     prev = row;
   }
   return prev[b.length]!;
@@ -32,8 +33,13 @@ export function closest(name: string, sites: readonly string[], max = SUGGESTED)
 async function explained(env: Env, site: string, f: Failure): Promise<Failure> {
   const { sites, total } = await siteIndex(env).list();
   const near = closest(site, sites);
-  const known = near.length ? `the sites here, closest first: ${near.join(", ")}${total > near.length ? ` (${total} in all)` : ""}` : "this edge has no site yet";
-  return { ...f, message: `no site "${site}" on this edge; ${known}. To create it: wanwatch site apply FILE --site ${site}` };
+  const known = near.length
+    ? `the sites here, closest first: ${near.join(", ")}${total > near.length ? ` (${total} in all)` : ""}`
+    : "this edge has no site yet";
+  return {
+    ...f,
+    message: `no site "${site}" on this edge; ${known}. To create it: wanwatch site apply FILE --site ${site}`,
+  };
 }
 
 /** The answer of an admin or viewer route on `site` (never an agent's: those must not list sites). */

@@ -20,7 +20,10 @@ function safeNext(next: string | null | undefined): string {
 }
 
 const seeOther = (location: string, cookie?: string) =>
-  new Response(null, { status: 303, headers: { location, "cache-control": "no-store", ...(cookie ? { "set-cookie": cookie } : {}) } });
+  new Response(null, {
+    status: 303,
+    headers: { location, "cache-control": "no-store", ...(cookie ? { "set-cookie": cookie } : {}) },
+  });
 
 /** The page, or the login form that comes back to it. */
 async function viewerPage(c: C, template: string): Promise<Response> {
@@ -31,7 +34,8 @@ async function viewerPage(c: C, template: string): Promise<Response> {
 }
 
 const secure = (c: C) => new URL(c.req.url).protocol === "https:";
-const refuseCrossOrigin = () => failureResponse({ status: 403, code: "cross_origin", message: "forms are accepted from this edge's own pages only" });
+const refuseCrossOrigin = () =>
+  failureResponse({ status: 403, code: "cross_origin", message: "forms are accepted from this edge's own pages only" });
 
 pages.get("/", (c) => viewerPage(c, sitesHtml));
 pages.get("/sites/:site", (c) => {
@@ -48,9 +52,18 @@ pages.post("/login", async (c) => {
   const form = new URLSearchParams(text.value);
   const next = safeNext(form.get("next"));
   if (!c.env.ADMIN_TOKEN && !c.env.VIEWER_TOKEN)
-    return page(loginHtml, { next, message: "This edge has no tokens yet: on Cloudflare run `npx wrangler secret put VIEWER_TOKEN`; on a local edge put VIEWER_TOKEN=… in .dev.vars (see .dev.vars.example) and restart it." }, 503);
+    return page(
+      loginHtml,
+      {
+        next,
+        message:
+          "This edge has no tokens yet: on Cloudflare run `npx wrangler secret put VIEWER_TOKEN`; on a local edge put VIEWER_TOKEN=… in .dev.vars (see .dev.vars.example) and restart it.",
+      },
+      503,
+    );
   const token = form.get("token") ?? "";
-  if (!token || !(await tokenRole(token, c.env))) return page(loginHtml, { next, message: "That is not this edge's viewer or admin token." }, 401);
+  if (!token || !(await tokenRole(token, c.env)))
+    return page(loginHtml, { next, message: "That is not this edge's viewer or admin token." }, 401);
   return seeOther(next, await issueSession(c.env, Date.now(), secure(c)));
 });
 

@@ -2,7 +2,7 @@
 // body; a refusal is thrown as data and becomes the JSON error envelope in the app's onError.
 import type { Context } from "hono";
 import type { z } from "zod";
-import { AgentId, SiteId } from "../../../shared/src/index.ts";
+import { AgentId, SiteId } from "#shared";
 import type { Env } from "../env.ts";
 import type { Failure } from "../failure.ts";
 import { parseWith, readJson } from "./body.ts";

@@ -2,7 +2,7 @@
 // (never a token in a URL). The cookie is an expiry and an HMAC over it, keyed by the tokens
 // themselves, so rotating either token signs everyone out. It only ever grants *reading*: every
 // change of state still needs the admin token in an Authorization header.
-import { parseMac, toBase64Url } from "../../../shared/src/index.ts";
+import { parseMac, toBase64Url } from "#shared";
 import type { Env } from "../env.ts";
 
 export const SESSION_COOKIE = "wanwatch_session";
@@ -12,7 +12,10 @@ const encoder = new TextEncoder();
 
 async function key(env: Env): Promise<CryptoKey | null> {
   if (!env.ADMIN_TOKEN && !env.VIEWER_TOKEN) return null;
-  const material = await crypto.subtle.digest("SHA-256", encoder.encode(`wanwatch-session\0${env.ADMIN_TOKEN ?? ""}\0${env.VIEWER_TOKEN ?? ""}`));
+  const material = await crypto.subtle.digest(
+    "SHA-256",
+    encoder.encode(`wanwatch-session\0${env.ADMIN_TOKEN ?? ""}\0${env.VIEWER_TOKEN ?? ""}`),
+  );
   return crypto.subtle.importKey("raw", material, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
 }
 

@@ -1,5 +1,5 @@
 // Which recorded events people hear about, and how each kind of target wants to hear it: pure.
-import type { NotifyTarget, SiteEvent } from "../../../shared/src/index.ts";
+import type { NotifyTarget, SiteEvent } from "#shared";
 import type { EventData, EventKind } from "../site/events.ts";
 
 export type Trigger =
@@ -37,12 +37,19 @@ export function subjectOf(e: SiteEvent): Subject | null {
       const reason = d<"switch">(e, "reason");
       if (reason === "initial") return null;
       // Leaving a degraded uplink is a failover in the user's words, as is leaving a dead one.
-      const trigger = reason === "failover" || reason === "degraded" ? "failover" : reason === "failback" ? "failback" : "switch";
-      return { trigger, topic: "active-uplink", severity: trigger === "failover" ? "bad" : trigger === "failback" ? "good" : "info" };
+      const trigger =
+        reason === "failover" || reason === "degraded" ? "failover" : reason === "failback" ? "failback" : "switch";
+      return {
+        trigger,
+        topic: "active-uplink",
+        severity: trigger === "failover" ? "bad" : trigger === "failback" ? "good" : "info",
+      };
     }
     case "uplink" satisfies EventKind:
-      if (d<"uplink">(e, "to") === "down") return { trigger: "uplink-down", topic: `uplink:${d<"uplink">(e, "uplink")}`, severity: "bad" };
-      if (d<"uplink">(e, "to") === "up" && d<"uplink">(e, "from") === "down") return { trigger: "uplink-up", topic: `uplink:${d<"uplink">(e, "uplink")}`, severity: "good" };
+      if (d<"uplink">(e, "to") === "down")
+        return { trigger: "uplink-down", topic: `uplink:${d<"uplink">(e, "uplink")}`, severity: "bad" };
+      if (d<"uplink">(e, "to") === "up" && d<"uplink">(e, "from") === "down")
+        return { trigger: "uplink-up", topic: `uplink:${d<"uplink">(e, "uplink")}`, severity: "good" };
       return null;
     case "uplink-quality" satisfies EventKind:
       return e.data?.degraded
@@ -57,9 +64,17 @@ export function subjectOf(e: SiteEvent): Subject | null {
     case "agent-back" satisfies EventKind:
       return { trigger: "agent-back", topic: `agent:${d<"agent-back">(e, "agent")}`, severity: "good" };
     case "agent-cut-off" satisfies EventKind:
-      return { trigger: "agent-cut-off", topic: `agent:${d<"agent-cut-off">(e, "agent")}:${d<"agent-cut-off">(e, "uplink")}`, severity: "bad" };
+      return {
+        trigger: "agent-cut-off",
+        topic: `agent:${d<"agent-cut-off">(e, "agent")}:${d<"agent-cut-off">(e, "uplink")}`,
+        severity: "bad",
+      };
     case "agent-path-back" satisfies EventKind:
-      return { trigger: "agent-path-back", topic: `agent:${d<"agent-path-back">(e, "agent")}:${d<"agent-path-back">(e, "uplink")}`, severity: "good" };
+      return {
+        trigger: "agent-path-back",
+        topic: `agent:${d<"agent-path-back">(e, "agent")}:${d<"agent-path-back">(e, "uplink")}`,
+        severity: "good",
+      };
     case "tunnel-restart-failed" satisfies EventKind:
     case "tunnel-no-restarter" satisfies EventKind:
       return { trigger: "tunnel-restart-failed", topic: "tunnels", severity: "bad" };
@@ -113,10 +128,22 @@ function line(n: Delivery): string {
 const slackText = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
 export function request(kind: NotifyTarget["kind"], n: Delivery): OutgoingRequest {
-  const json = (body: unknown): OutgoingRequest => ({ headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const json = (body: unknown): OutgoingRequest => ({
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
   switch (kind) {
     case "webhook":
-      return json({ id: n.id, site: n.site, trigger: n.subject.trigger, severity: n.subject.severity, message: n.event.message, at: n.event.at, event: n.event, replaced: n.replaced });
+      return json({
+        id: n.id,
+        site: n.site,
+        trigger: n.subject.trigger,
+        severity: n.subject.severity,
+        message: n.event.message,
+        at: n.event.at,
+        event: n.event,
+        replaced: n.replaced,
+      });
     case "slack":
       return json({ text: slackText(line(n)) });
     case "discord":
@@ -128,7 +155,12 @@ export function request(kind: NotifyTarget["kind"], n: Delivery): OutgoingReques
           "content-type": "text/plain; charset=utf-8",
           // Header values must be plain ASCII; site ids are.
           title: `wanwatch ${n.site}: ${n.subject.trigger}`,
-          tags: n.subject.severity === "bad" ? "warning" : n.subject.severity === "good" ? "white_check_mark" : "information_source",
+          tags:
+            n.subject.severity === "bad"
+              ? "warning"
+              : n.subject.severity === "good"
+                ? "white_check_mark"
+                : "information_source",
           priority: n.subject.severity === "bad" ? "4" : "3",
         },
         body: line(n),

@@ -1,5 +1,5 @@
 // How sends to each notification target stand, for the status: pure.
-import type { NotifyStatus, NotifyTarget, NotifyTargetStatus } from "../../../shared/src/index.ts";
+import type { NotifyStatus, NotifyTarget, NotifyTargetStatus } from "#shared";
 import type { TargetSends } from "../store.ts";
 import { describeTarget, hostOf } from "./notification.ts";
 
@@ -18,7 +18,10 @@ export function targetNames(targets: readonly NotifyTarget[]): string[] {
  * The configured targets in config order, then any target no longer configured that still has
  * sends waiting (they are retried to the end).
  */
-export function notifyStatus(configured: readonly NotifyTarget[], sends: ReadonlyMap<string, TargetSends>): NotifyStatus {
+export function notifyStatus(
+  configured: readonly NotifyTarget[],
+  sends: ReadonlyMap<string, TargetSends>,
+): NotifyStatus {
   const keys = [...new Set(configured.map((t) => JSON.stringify(t)))];
   for (const [key, s] of sends) if (s.pending > 0 && !keys.includes(key)) keys.push(key);
   const listed: NotifyTarget[] = keys.map((key) => JSON.parse(key));
@@ -41,5 +44,9 @@ export function notifyStatus(configured: readonly NotifyTarget[], sends: Readonl
     };
   });
   const next = targets.flatMap((t) => (t.nextAttemptAt === null ? [] : [t.nextAttemptAt]));
-  return { pending: targets.reduce((n, t) => n + t.pending, 0), nextAttemptAt: next.length ? Math.min(...next) : null, targets };
+  return {
+    pending: targets.reduce((n, t) => n + t.pending, 0),
+    nextAttemptAt: next.length ? Math.min(...next) : null,
+    targets,
+  };
 }

@@ -12,7 +12,8 @@ async function sha256(text: string): Promise<string> {
 function csp(template: string): Promise<string> {
   let p = cspCache.get(template);
   if (!p) {
-    const blocks = (tag: string) => [...template.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, "g"))].map((m) => sha256(m[1]!));
+    const blocks = (tag: string) =>
+      [...template.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, "g"))].map((m) => sha256(m[1]!));
     p = Promise.all([Promise.all(blocks("script")), Promise.all(blocks("style"))]).then(([scripts, styles]) =>
       [
         "default-src 'none'",
@@ -38,7 +39,12 @@ export function escapeHtml(s: string): string {
  * The page with `{{name}}` placeholders filled, each value HTML-escaped. Placeholders never sit
  * inside the script or style, so the hashes hold for every rendering.
  */
-export async function page(template: string, values: Record<string, string> = {}, status = 200, headers: Record<string, string> = {}): Promise<Response> {
+export async function page(
+  template: string,
+  values: Record<string, string> = {},
+  status = 200,
+  headers: Record<string, string> = {},
+): Promise<Response> {
   const html = template.replace(/\{\{(\w+)\}\}/g, (_, k: string) => escapeHtml(values[k] ?? ""));
   return new Response(html, {
     status,

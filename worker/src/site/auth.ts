@@ -1,5 +1,5 @@
 // Who sent a message: its signature, its age, its novelty and its agent's rate, checked in that order.
-import { MAX_SKEW_MS, parseMac, verify, type SigningKey } from "../../../shared/src/index.ts";
+import { MAX_SKEW_MS, parseMac, verify, type SigningKey } from "#shared";
 import { fail, ok, type Result } from "../failure.ts";
 import type { ConfiguredSite } from "./configured.ts";
 import { keyId, type AgentEntry, type AgentRegistry } from "./registry.ts";
@@ -56,7 +56,8 @@ class ReplayGuard {
   }
 }
 
-const unknownAgent = (agentId: string) => fail(401, "unknown_agent", `agent "${agentId}" is not enrolled in this site (or was revoked)`);
+const unknownAgent = (agentId: string) =>
+  fail(401, "unknown_agent", `agent "${agentId}" is not enrolled in this site (or was revoked)`);
 
 export class Authenticator {
   private readonly guard = new ReplayGuard();
@@ -82,7 +83,11 @@ export class Authenticator {
     const agent = this.registry.get(m.agent);
     if (!agent) return unknownAgent(m.agent);
     if (!Number.isSafeInteger(m.ts) || Math.abs(m.ts - now) > MAX_SKEW_MS)
-      return fail(401, "stale_timestamp", `timestamp ${m.ts} is more than ${MAX_SKEW_MS / 1000} s from edge time ${now}: correct the clock offset`);
+      return fail(
+        401,
+        "stale_timestamp",
+        `timestamp ${m.ts} is more than ${MAX_SKEW_MS / 1000} s from edge time ${now}: correct the clock offset`,
+      );
     // The replay guard is keyed by the MAC's bytes, and only their canonical spelling verifies:
     // no respelling of one signature is a new message.
     const bytes = parseMac(m.sig);
@@ -92,14 +97,30 @@ export class Authenticator {
     const parts = { direction: "up" as const, site: site.id, agent: m.agent, ts: m.ts, body: m.body };
     // The keys as they are now: a rotation may land while we verify.
     const current = { key: agent.key, stored: agent.row.signingKey };
-    const previous = agent.previous && agent.row.previousKey ? { key: agent.previous, stored: agent.row.previousKey } : null;
-    const signedBy = (await verify(current.key, parts, m.sig)) ? current : previous && (await verify(previous.key, parts, m.sig)) ? previous : null;
+    const previous =
+      agent.previous && agent.row.previousKey ? { key: agent.previous, stored: agent.row.previousKey } : null;
+    const signedBy = (await verify(current.key, parts, m.sig))
+      ? current
+      : previous && (await verify(previous.key, parts, m.sig))
+        ? previous
+        : null;
     // Still enrolled, and still holding that key, after the awaits.
     if (this.registry.get(m.agent) !== agent) return unknownAgent(m.agent);
-    if (!signedBy || (signedBy.key !== agent.key && signedBy.key !== agent.previous)) return fail(401, "bad_signature", "signature does not match the message and the agent's key");
-    if (this.guard.has(mac) || m.ts < this.wokeAt - WAKE_REPLAY_MARGIN_MS) return fail(409, "replayed", "this message was already accepted (or was signed before the edge restarted): sign a new one");
+    if (!signedBy || (signedBy.key !== agent.key && signedBy.key !== agent.previous))
+      return fail(401, "bad_signature", "signature does not match the message and the agent's key");
+    if (this.guard.has(mac) || m.ts < this.wokeAt - WAKE_REPLAY_MARGIN_MS)
+      return fail(
+        409,
+        "replayed",
+        "this message was already accepted (or was signed before the edge restarted): sign a new one",
+      );
     // Counted only once the signature holds: nobody else can spend an agent's allowance.
-    if (!this.withinRate(site, agent, now)) return fail(429, "rate_limited", `agent "${m.agent}" sends more than ${RATE_PER_UPLINK} messages per heartbeat interval and uplink: slow down`);
+    if (!this.withinRate(site, agent, now))
+      return fail(
+        429,
+        "rate_limited",
+        `agent "${m.agent}" sends more than ${RATE_PER_UPLINK} messages per heartbeat interval and uplink: slow down`,
+      );
     this.guard.add(mac, now + 2 * MAX_SKEW_MS, now);
     if (signedBy.key === agent.key && agent.previous) this.registry.retirePreviousKey(agent, now, "used");
     return ok({ agent, key: signedBy.key, keyId: keyId(signedBy.stored) });

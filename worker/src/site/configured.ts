@@ -1,6 +1,6 @@
 // A site with a config: what a configured object decides with. An object nobody configured has
 // none of it, and the type says so (no field of it is ever null).
-import type { SiteConfig } from "../../../shared/src/index.ts";
+import type { SiteConfig } from "#shared";
 import { initialState, nextDeadline, reshapedState, restoredState, type DecisionState } from "../engine/decision.ts";
 import { tunnelDeadline, type TunnelPlan } from "../engine/tunnels.ts";
 import type { SiteStore } from "../store.ts";
@@ -18,7 +18,12 @@ export function loadSite(store: SiteStore, now: number): ConfiguredSite | null {
   const config = store.config();
   if (id === null || !config) return null;
   const saved = store.decision();
-  return { id, config, decision: saved ? restoredState(saved, config, now) : initialState(config, now), plan: store.tunnelPlan() };
+  return {
+    id,
+    config,
+    decision: saved ? restoredState(saved, config, now) : initialState(config, now),
+    plan: store.tunnelPlan(),
+  };
 }
 
 /** The site under a new config: judging starts afresh for uplinks it adds; the rest carries over. */

@@ -1,6 +1,6 @@
 // What each agent is told: the active uplink and whether to restart its tunnels, signed with the
 // key it speaks with, in answer to each heartbeat and pushed when it changes.
-import { acceptsNewFields, sign, type Directive, type EdgeMessage, type SigningKey } from "../../../shared/src/index.ts";
+import { acceptsNewFields, sign, type Directive, type EdgeMessage, type SigningKey } from "#shared";
 import { restartFor } from "../engine/tunnels.ts";
 import type { AgentRow } from "../store.ts";
 import type { ConfiguredSite } from "./configured.ts";
@@ -19,8 +19,19 @@ type DirectiveSource = Pick<ConfiguredSite, "config" | "decision" | "plan">;
 export function directiveFor(site: DirectiveSource, row: AgentRow): Directive | null {
   const d = site.decision;
   if (d.active === null) return null;
-  const view = { id: row.id, role: row.role, tunnelRestarter: row.tunnelRestarter, live: true, appliedGeneration: null, tunnelGeneration: null };
-  return { generation: d.generation, activeUplink: d.active, restartTunnels: restartFor(site.plan, site.config.tunnels.restart, view, d.generation) };
+  const view = {
+    id: row.id,
+    role: row.role,
+    tunnelRestarter: row.tunnelRestarter,
+    live: true,
+    appliedGeneration: null,
+    tunnelGeneration: null,
+  };
+  return {
+    generation: d.generation,
+    activeUplink: d.active,
+    restartTunnels: restartFor(site.plan, site.config.tunnels.restart, view, d.generation),
+  };
 }
 
 /** The generation this agent was told to restart its tunnels for, has the routes of, and has not restarted for yet. */
@@ -34,26 +45,41 @@ export function restartingTunnels(site: DirectiveSource, row: AgentRow): number 
 /** The directive message, as sent to one agent: the one place it is built. */
 export function directiveMessage(site: ConfiguredSite, row: AgentRow, ackSeq: number | null, now: number): EdgeMessage {
   // The site's timings: agents adopt its heartbeat interval from any answer (one source of timing).
-  const fields = acceptsNewFields(row.runtime.version) ? { downAfterMs: site.config.policy.downAfterMs, heartbeatMs: site.config.policy.heartbeatMs } : {};
+  const fields = acceptsNewFields(row.runtime.version)
+    ? { downAfterMs: site.config.policy.downAfterMs, heartbeatMs: site.config.policy.heartbeatMs }
+    : {};
   return { type: "directive", directive: directiveFor(site, row), now, ackSeq, ...fields };
 }
 
 /** Signed with the key the agent spoke with: during a rotation, the old secret still checks answers. */
-export async function signedDirective(site: ConfiguredSite, row: AgentRow, key: SigningKey, ackSeq: number | null, now: number): Promise<SignedReply> {
+export async function signedDirective(
+  site: ConfiguredSite,
+  row: AgentRow,
+  key: SigningKey,
+  ackSeq: number | null,
+  now: number,
+): Promise<SignedReply> {
   const body = JSON.stringify(directiveMessage(site, row, ackSeq, now));
   const sig = await sign(key, { direction: "down", site: site.id, agent: row.id, ts: now, body });
   return { body, ts: now, sig };
 }
 
 /** Sends each connected agent its directive when it differs from the last one it was sent. */
-export async function pushDirectives(site: ConfiguredSite, agents: readonly AgentEntry[], sockets: Sockets, now: number): Promise<void> {
+export async function pushDirectives(
+  site: ConfiguredSite,
+  agents: readonly AgentEntry[],
+  sockets: Sockets,
+  now: number,
+): Promise<void> {
   for (const agent of agents) {
     const pushed = JSON.stringify(directiveFor(site, agent.row));
     if (agent.pushed === pushed) continue;
     const open = sockets.ofAgent(agent.row.id);
     if (!open.length) continue;
     const frame = JSON.stringify(await signedDirective(site, agent.row, agent.key, null, now));
-    const previousFrame = agent.previous ? JSON.stringify(await signedDirective(site, agent.row, agent.previous, null, now)) : null;
+    const previousFrame = agent.previous
+      ? JSON.stringify(await signedDirective(site, agent.row, agent.previous, null, now))
+      : null;
     const currentId = keyId(agent.row.signingKey);
     const previousId = agent.row.previousKey ? keyId(agent.row.previousKey) : null;
     for (const { ws, tag } of open) {

@@ -1,6 +1,6 @@
 // Every kind of event a site records, with the data it carries: one typed map, so the narration,
 // the store and the notifications spell each fact alike.
-import type { PathQuality, UplinkState } from "../../../shared/src/index.ts";
+import type { PathQuality, UplinkState } from "#shared";
 import type { SwitchReason } from "../engine/decision.ts";
 
 type Agent = { agent: string };

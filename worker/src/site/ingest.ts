@@ -1,13 +1,18 @@
 // A heartbeat, once its signature holds: parsed, checked against the site, and folded into what
 // the edge knows of its agent. Pure: the caller writes what it returns.
-import { Heartbeat, fieldIssues, type SiteConfig } from "../../../shared/src/index.ts";
+import { Heartbeat, fieldIssues, type SiteConfig } from "#shared";
 import type { Observed } from "../attribution.ts";
 import { fail, ok, parseJson, type Result } from "../failure.ts";
 import type { AgentRow, AgentRuntime } from "../store.ts";
 import type { NewEvent } from "./events.ts";
 
 /** The body and the uplink claims of a heartbeat, before anything is believed. */
-export function parseHeartbeat(body: string, config: SiteConfig, row: AgentRow, channelUplink: string | null): Result<Heartbeat> {
+export function parseHeartbeat(
+  body: string,
+  config: SiteConfig,
+  row: AgentRow,
+  channelUplink: string | null,
+): Result<Heartbeat> {
   const json = parseJson(body, "heartbeat body");
   if (!json.ok) return json;
   const parsed = Heartbeat.safeParse(json.value);
@@ -15,7 +20,8 @@ export function parseHeartbeat(body: string, config: SiteConfig, row: AgentRow, 
   const hb = parsed.data;
   const issue = (message: string) => fail(400, "validation_failed", "invalid heartbeat", [{ path: "uplink", message }]);
   if (!config.uplinks.some((u) => u.id === hb.uplink)) return issue(`no uplink "${hb.uplink}" in the site config`);
-  if (channelUplink && hb.uplink !== channelUplink) return issue(`"${hb.uplink}" sent on the channel for "${channelUplink}"`);
+  if (channelUplink && hb.uplink !== channelUplink)
+    return issue(`"${hb.uplink}" sent on the channel for "${channelUplink}"`);
   if (row.uplink && hb.uplink !== row.uplink) return issue(`probe "${row.id}" sits behind "${row.uplink}"`);
   return ok(hb);
 }
@@ -63,26 +69,57 @@ export function absorb(
   if (misroutedVia !== (Object.hasOwn(before.misrouted, hb.uplink) ? before.misrouted[hb.uplink] : null))
     events.push(
       misroutedVia
-        ? { at: now, kind: "misrouted", message: `${id}: heartbeats for ${hb.uplink} arrive through ${misroutedVia} (check its policy routing); not counted for ${hb.uplink}`, data: { agent: id, claimed: hb.uplink, via: misroutedVia, ip: seen.ip } }
-        : { at: now, kind: "misrouted-cleared", message: `${id}: heartbeats for ${hb.uplink} travel through ${hb.uplink} again`, data: { agent: id, uplink: hb.uplink } },
+        ? {
+            at: now,
+            kind: "misrouted",
+            message: `${id}: heartbeats for ${hb.uplink} arrive through ${misroutedVia} (check its policy routing); not counted for ${hb.uplink}`,
+            data: { agent: id, claimed: hb.uplink, via: misroutedVia, ip: seen.ip },
+          }
+        : {
+            at: now,
+            kind: "misrouted-cleared",
+            message: `${id}: heartbeats for ${hb.uplink} travel through ${hb.uplink} again`,
+            data: { agent: id, uplink: hb.uplink },
+          },
     );
   if (after.appliedGeneration !== null && after.appliedGeneration !== before.appliedGeneration)
-    events.push({ at: now, kind: "applied", message: `${id} applied generation ${after.appliedGeneration}${after.routedUplink ? ` (routes via ${after.routedUplink})` : ""}`, data: { agent: id, generation: after.appliedGeneration } });
+    events.push({
+      at: now,
+      kind: "applied",
+      message: `${id} applied generation ${after.appliedGeneration}${after.routedUplink ? ` (routes via ${after.routedUplink})` : ""}`,
+      data: { agent: id, generation: after.appliedGeneration },
+    });
   if (after.tunnelGeneration !== null && after.tunnelGeneration !== before.tunnelGeneration)
-    events.push({ at: now, kind: "tunnels-restarted", message: `${id} restarted tunnels for generation ${after.tunnelGeneration}`, data: { agent: id, generation: after.tunnelGeneration } });
+    events.push({
+      at: now,
+      kind: "tunnels-restarted",
+      message: `${id} restarted tunnels for generation ${after.tunnelGeneration}`,
+      data: { agent: id, generation: after.tunnelGeneration },
+    });
   if (after.lastError !== before.lastError && after.lastError !== null) {
     const generation = restartingTunnels(after);
     events.push(
       generation !== null
-        ? { at: now, kind: "tunnel-restart-failed", message: `${id} could not restart the tunnels for generation ${generation}: ${after.lastError}`, data: { agent: id, generation } }
+        ? {
+            at: now,
+            kind: "tunnel-restart-failed",
+            message: `${id} could not restart the tunnels for generation ${generation}: ${after.lastError}`,
+            data: { agent: id, generation },
+          }
         : { at: now, kind: "agent-error", message: `${id}: ${after.lastError}`, data: { agent: id } },
     );
   }
   if (before.stale) events.push({ at: now, kind: "agent-back", message: `${id} is heard again`, data: { agent: id } });
   if (after.version !== before.version && before.version !== null)
-    events.push({ at: now, kind: "agent-version", message: `${id} now runs ${after.version}`, data: { agent: id, from: before.version, to: after.version } });
+    events.push({
+      at: now,
+      kind: "agent-version",
+      message: `${id} now runs ${after.version}`,
+      data: { agent: id, from: before.version, to: after.version },
+    });
   // What a restart must not lose is written now (a first contact included, so a restart never
   // shows an agent as "never seen"); last-seen times wait for the checkpoint.
-  const persist = events.length > 0 || after.routedUplink !== before.routedUplink || after.version !== before.version || before.stale;
+  const persist =
+    events.length > 0 || after.routedUplink !== before.routedUplink || after.version !== before.version || before.stale;
   return { runtime: after, events, persist };
 }

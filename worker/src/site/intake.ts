@@ -30,7 +30,13 @@ export class Intake {
   ) {}
 
   /** `channelUplink`: the uplink of the channel it came on (null over HTTP). */
-  async receive(site: ConfiguredSite, m: SignedMessage, seen: Observed, channelUplink: string | null, now: number): Promise<Result<Received>> {
+  async receive(
+    site: ConfiguredSite,
+    m: SignedMessage,
+    seen: Observed,
+    channelUplink: string | null,
+    now: number,
+  ): Promise<Result<Received>> {
     const auth = await this.auth.authenticate(site, m, now);
     if (!auth.ok) return auth;
     const { agent } = auth.value;
@@ -38,13 +44,30 @@ export class Intake {
     if (!parsed.ok) return parsed;
     const hb = parsed.value;
     const probe = agent.row.role === "probe";
-    const { evidenceFor, misroutedVia } = probe ? { evidenceFor: hb.uplink, misroutedVia: null } : this.observations.attribute(hb.uplink, seen);
-    if (probe) this.observations.learn(hb.uplink, seen, { rttMs: hb.rttEdgeMs ?? null, gatewayRttMs: hb.rttGatewayMs ?? null, path: hb.path ?? null }, now);
+    const { evidenceFor, misroutedVia } = probe
+      ? { evidenceFor: hb.uplink, misroutedVia: null }
+      : this.observations.attribute(hb.uplink, seen);
+    if (probe)
+      this.observations.learn(
+        hb.uplink,
+        seen,
+        { rttMs: hb.rttEdgeMs ?? null, gatewayRttMs: hb.rttGatewayMs ?? null, path: hb.path ?? null },
+        now,
+      );
     if (evidenceFor) this.observations.noteEvidence(evidenceFor, seen);
-    const absorbed = absorb(agent.row, hb, misroutedVia, seen, (runtime) => restartingTunnels(site, { ...agent.row, runtime }), now);
+    const absorbed = absorb(
+      agent.row,
+      hb,
+      misroutedVia,
+      seen,
+      (runtime) => restartingTunnels(site, { ...agent.row, runtime }),
+      now,
+    );
     this.registry.heard(agent, absorbed.runtime, absorbed.persist);
     // Only a probe's view of its path judges the uplink's quality: it sits behind that uplink alone.
-    const event: DecisionEvent = evidenceFor ? { kind: "heartbeat", uplink: evidenceFor, path: probe ? hb.path : null } : { kind: "tick" };
+    const event: DecisionEvent = evidenceFor
+      ? { kind: "heartbeat", uplink: evidenceFor, path: probe ? hb.path : null }
+      : { kind: "tick" };
     return ok({ ...auth.value, seq: hb.seq, event, events: absorbed.events });
   }
 }

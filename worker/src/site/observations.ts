@@ -15,7 +15,12 @@ export class Observations {
   }
 
   /** Probes are the reference for each uplink's public address; a new one is written at once. */
-  learn(uplink: string, seen: Observed, rtt: Pick<UplinkObservation, "rttMs" | "gatewayRttMs" | "path">, now: number): void {
+  learn(
+    uplink: string,
+    seen: Observed,
+    rtt: Pick<UplinkObservation, "rttMs" | "gatewayRttMs" | "path">,
+    now: number,
+  ): void {
     const prev = this.byUplink.get(uplink);
     const next: UplinkObservation = { id: uplink, ip: seen.ip, asn: seen.asn, ...rtt, at: now };
     this.byUplink.set(uplink, next);
@@ -23,7 +28,14 @@ export class Observations {
     this.store.transaction(() => {
       this.store.saveObservation(next);
       if (prev?.ip)
-        this.store.appendEvents([{ at: now, kind: "uplink-address", message: `${uplink}: public address ${prev.ip} → ${next.ip ?? "unknown"}`, data: { uplink, from: prev.ip, to: next.ip } }]);
+        this.store.appendEvents([
+          {
+            at: now,
+            kind: "uplink-address",
+            message: `${uplink}: public address ${prev.ip} → ${next.ip ?? "unknown"}`,
+            data: { uplink, from: prev.ip, to: next.ip },
+          },
+        ]);
     });
   }
 
@@ -46,7 +58,8 @@ export class Observations {
   forStatus(now: number): Map<string, UplinkObservation> {
     const observations = new Map(this.byUplink);
     for (const [uplink, ip] of this.lastEvidenceIp)
-      if (!observations.has(uplink)) observations.set(uplink, { id: uplink, ip, asn: null, rttMs: null, gatewayRttMs: null, at: now });
+      if (!observations.has(uplink))
+        observations.set(uplink, { id: uplink, ip, asn: null, rttMs: null, gatewayRttMs: null, at: now });
     return observations;
   }
 }

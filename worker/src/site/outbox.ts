@@ -54,7 +54,9 @@ export class Outbox {
       const done = Date.now();
       this.store.transaction(() => {
         for (const r of results) {
-          r.retryAt === null ? this.store.settleNotification(r.row, done) : this.store.retryNotification(r.row, r.retryAt);
+          r.retryAt === null
+            ? this.store.settleNotification(r.row, done)
+            : this.store.retryNotification(r.row, r.retryAt);
           this.store.recordAttempt(r.row.target, r.outcome, !r.outcome.ok && r.retryAt === null, done);
         }
         this.store.appendEvents(results.flatMap((r) => (r.event ? [{ ...r.event, at: done }] : [])));

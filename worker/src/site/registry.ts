@@ -9,7 +9,7 @@ import {
   type RotateRequest,
   type RotateResponse,
   type SigningKey,
-} from "../../../shared/src/index.ts";
+} from "#shared";
 import { fail, ok, type Failure, type Result } from "../failure.ts";
 import { emptyRuntime, type AgentRow, type AgentRuntime, type SiteStore } from "../store.ts";
 import type { ConfiguredSite } from "./configured.ts";
@@ -44,7 +44,8 @@ async function entryFor(row: AgentRow): Promise<AgentEntry> {
   return { row, key, previous, dirty: false, bucket: null, pushed: null, rejectionLoggedAt: new Map() };
 }
 
-const notFound = (site: string, agentId: string) => fail(404, "agent_not_found", `no agent "${agentId}" in site "${site}"`);
+const notFound = (site: string, agentId: string) =>
+  fail(404, "agent_not_found", `no agent "${agentId}" in site "${site}"`);
 
 export class AgentRegistry {
   private readonly entries = new Map<string, AgentEntry>();
@@ -72,10 +73,21 @@ export class AgentRegistry {
 
   async enroll(site: ConfiguredSite, req: EnrollRequest, now: number): Promise<Result<{ id: string; secret: string }>> {
     if (req.uplink && !site.config.uplinks.some((u) => u.id === req.uplink))
-      return fail(400, "validation_failed", "invalid agent", [{ path: "uplink", message: `no uplink "${req.uplink}" in the site config` }]);
+      return fail(400, "validation_failed", "invalid agent", [
+        { path: "uplink", message: `no uplink "${req.uplink}" in the site config` },
+      ]);
     if (this.entries.has(req.id))
-      return fail(409, "agent_exists", `agent "${req.id}" is already enrolled in site "${site.id}": for a new secret run wanwatch site enroll --id ${req.id} --rotate --site ${site.id}`);
-    if (this.entries.size >= MAX_AGENTS) return fail(409, "too_many_agents", `site "${site.id}" already has ${MAX_AGENTS} agents, the most a site may have: revoke one first`);
+      return fail(
+        409,
+        "agent_exists",
+        `agent "${req.id}" is already enrolled in site "${site.id}": for a new secret run wanwatch site enroll --id ${req.id} --rotate --site ${site.id}`,
+      );
+    if (this.entries.size >= MAX_AGENTS)
+      return fail(
+        409,
+        "too_many_agents",
+        `site "${site.id}" already has ${MAX_AGENTS} agents, the most a site may have: revoke one first`,
+      );
     const secret = newSecret();
     const row: AgentRow = {
       id: req.id,
@@ -91,7 +103,14 @@ export class AgentRegistry {
     const placement = `${req.role}${req.uplink ? ` behind ${req.uplink}` : ""}`;
     this.store.transaction(() => {
       this.store.saveAgent(row);
-      this.store.appendEvents([{ at: now, kind: "agent-enrolled", message: `agent ${req.id} enrolled (${placement})`, data: { agent: req.id } }]);
+      this.store.appendEvents([
+        {
+          at: now,
+          kind: "agent-enrolled",
+          message: `agent ${req.id} enrolled (${placement})`,
+          data: { agent: req.id },
+        },
+      ]);
     });
     this.entries.set(row.id, await entryFor(row));
     return ok({ id: req.id, secret });
@@ -102,7 +121,12 @@ export class AgentRegistry {
    * agent can be given the new one and restarted without a gap) and retires as soon as the agent
    * signs with the new one.
    */
-  async rotate(site: ConfiguredSite, agentId: string, req: RotateRequest, clock: () => number): Promise<Result<RotateResponse>> {
+  async rotate(
+    site: ConfiguredSite,
+    agentId: string,
+    req: RotateRequest,
+    clock: () => number,
+  ): Promise<Result<RotateResponse>> {
     const agent = this.entries.get(agentId);
     if (!agent) return notFound(site.id, agentId);
     const secret = newSecret();
@@ -112,11 +136,25 @@ export class AgentRegistry {
     if (this.entries.get(agentId) !== agent) return notFound(site.id, agentId);
     const now = clock();
     const until = req.graceSeconds > 0 ? now + req.graceSeconds * 1000 : null;
-    const row: AgentRow = { ...agent.row, signingKey, previousKey: until ? agent.row.signingKey : null, previousUntil: until };
-    const old = until ? `the old one works until ${new Date(until).toISOString()} or until the agent signs with the new one` : "the old one is refused from now on";
+    const row: AgentRow = {
+      ...agent.row,
+      signingKey,
+      previousKey: until ? agent.row.signingKey : null,
+      previousUntil: until,
+    };
+    const old = until
+      ? `the old one works until ${new Date(until).toISOString()} or until the agent signs with the new one`
+      : "the old one is refused from now on";
     this.store.transaction(() => {
       this.store.saveAgentKeys(row);
-      this.store.appendEvents([{ at: now, kind: "agent-rotated", message: `agent ${agentId}: new secret issued; ${old}`, data: { agent: agentId, previousValidUntil: until } }]);
+      this.store.appendEvents([
+        {
+          at: now,
+          kind: "agent-rotated",
+          message: `agent ${agentId}: new secret issued; ${old}`,
+          data: { agent: agentId, previousValidUntil: until },
+        },
+      ]);
     });
     agent.previous = until ? agent.key : null;
     agent.row = row;
@@ -130,7 +168,9 @@ export class AgentRegistry {
     if (!this.entries.has(agentId)) return notFound(site.id, agentId);
     this.store.transaction(() => {
       this.store.deleteAgent(agentId);
-      this.store.appendEvents([{ at: now, kind: "agent-revoked", message: `agent ${agentId} revoked`, data: { agent: agentId } }]);
+      this.store.appendEvents([
+        { at: now, kind: "agent-revoked", message: `agent ${agentId} revoked`, data: { agent: agentId } },
+      ]);
     });
     this.entries.delete(agentId);
     this.sockets.closeAgent(agentId, CLOSE_REVOKED, "agent revoked");
@@ -139,7 +179,8 @@ export class AgentRegistry {
 
   /** A rotation's grace that has run out ends now: the old key, its sockets and its pushes go. */
   expireRotation(agent: AgentEntry, now: number): void {
-    if (agent.previous && agent.row.previousUntil !== null && now >= agent.row.previousUntil) this.retirePreviousKey(agent, now, "expired");
+    if (agent.previous && agent.row.previousUntil !== null && now >= agent.row.previousUntil)
+      this.retirePreviousKey(agent, now, "expired");
   }
 
   /** The old secret stops working: the agent signed with the new one, or the grace ran out. */
@@ -147,7 +188,10 @@ export class AgentRegistry {
     agent.row = { ...agent.row, previousKey: null, previousUntil: null };
     agent.previous = null;
     const id = agent.row.id;
-    const message = why === "used" ? `agent ${id} signs with its new secret; the old one is refused from now on` : `agent ${id}: the grace of its old secret ran out; the old one is refused from now on`;
+    const message =
+      why === "used"
+        ? `agent ${id} signs with its new secret; the old one is refused from now on`
+        : `agent ${id}: the grace of its old secret ran out; the old one is refused from now on`;
     this.store.transaction(() => {
       this.store.saveAgentKeys(agent.row);
       this.store.appendEvents([{ at: now, kind: "agent-rotation-done", message, data: { agent: id, why } }]);
@@ -158,7 +202,13 @@ export class AgentRegistry {
   /** A config that drops the uplink a probe sits behind is refused: the probe must be revoked first. */
   probeBehindAny(uplinks: ReadonlySet<string>): { ok: false; failure: Failure } | null {
     const row = this.rows().find((r) => r.uplink && !uplinks.has(r.uplink));
-    return row ? fail(409, "uplink_in_use", `probe "${row.id}" sits behind uplink "${row.uplink}", which this config removes: revoke it first`) : null;
+    return row
+      ? fail(
+          409,
+          "uplink_in_use",
+          `probe "${row.id}" sits behind uplink "${row.uplink}", which this config removes: revoke it first`,
+        )
+      : null;
   }
 
   /**
@@ -171,7 +221,14 @@ export class AgentRegistry {
     if (!agent || now - (agent.rejectionLoggedAt.get(failure.code) ?? -Infinity) < REJECTION_LOG_MS) return false;
     agent.rejectionLoggedAt.set(failure.code, now);
     const { code, message } = failure;
-    this.store.appendEvents([{ at: now, kind: "heartbeat-rejected", message: `${agentId}: heartbeat rejected (${code}): ${message}`, data: { agent: agentId, code } }]);
+    this.store.appendEvents([
+      {
+        at: now,
+        kind: "heartbeat-rejected",
+        message: `${agentId}: heartbeat rejected (${code}): ${message}`,
+        data: { agent: agentId, code },
+      },
+    ]);
     return true;
   }
 
@@ -198,6 +255,7 @@ export class AgentRegistry {
   /** Closes the agent's sockets opened with a key it no longer has (neither current nor in its grace). */
   private closeRetiredKeySockets(agent: AgentEntry): void {
     const held = [agent.row.signingKey, ...(agent.row.previousKey ? [agent.row.previousKey] : [])].map(keyId);
-    for (const { ws, tag } of this.sockets.ofAgent(agent.row.id)) if (!tag || !held.includes(tag.keyId)) ws.close(CLOSE_REVOKED, "secret rotated");
+    for (const { ws, tag } of this.sockets.ofAgent(agent.row.id))
+      if (!tag || !held.includes(tag.keyId)) ws.close(CLOSE_REVOKED, "secret rotated");
   }
 }

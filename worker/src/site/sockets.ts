@@ -1,7 +1,7 @@
 // The object's WebSockets: agents' channels (tagged by agent, and by agent and uplink) and status
 // pages. What a socket carries through hibernation is validated on every read, never cast.
 import { z } from "zod";
-import { CLOSE_REPLACED } from "../../../shared/src/index.ts";
+import { CLOSE_REPLACED } from "#shared";
 
 /** Per-socket facts of an agent's channel that must survive hibernation. */
 export const AgentAttachment = z.object({
@@ -57,7 +57,8 @@ export class Sockets {
 
   /** One channel per agent per uplink: a reconnect replaces the old socket. */
   acceptAgent(ws: WebSocket, tag: AgentAttachment): void {
-    for (const old of this.ctx.getWebSockets(`${tag.agent}/${tag.uplink}`)) old.close(CLOSE_REPLACED, "replaced by a new connection");
+    for (const old of this.ctx.getWebSockets(`${tag.agent}/${tag.uplink}`))
+      old.close(CLOSE_REPLACED, "replaced by a new connection");
     this.ctx.acceptWebSocket(ws, [tag.agent, `${tag.agent}/${tag.uplink}`]);
     ws.serializeAttachment(tag);
   }

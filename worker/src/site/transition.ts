@@ -1,7 +1,7 @@
 // One step of a site: the decision engine, the tunnel planner, the agents gone stale and the
 // servers cut off from an uplink, folded into what to record and whether to tell the agents.
 // Pure: the caller writes and sends what it returns.
-import type { SiteConfig } from "../../../shared/src/index.ts";
+import type { SiteConfig } from "#shared";
 import { step, type DecisionEvent, type DecisionState } from "../engine/decision.ts";
 import { planTunnels, type TunnelPlan } from "../engine/tunnels.ts";
 import { agentStaleAfterMs, cutOffUplinks, isLive } from "../status.ts";
@@ -40,7 +40,11 @@ export function transition(i: TransitionInput): Transition {
   const { state, effects } = step(i.decision, i.event, now, config);
   const switched = effects.find((e) => e.kind === "switch");
   let plan = i.plan;
-  if (switched) plan = switched.reason === "initial" ? null : { generation: switched.generation, switchedAt: now, restarter: null, requestedAt: null, doneAt: null };
+  if (switched)
+    plan =
+      switched.reason === "initial"
+        ? null
+        : { generation: switched.generation, switchedAt: now, restarter: null, requestedAt: null, doneAt: null };
   const servers = i.agents.map((row) => ({
     id: row.id,
     role: row.role,

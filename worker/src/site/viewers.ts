@@ -1,6 +1,6 @@
 // Open status pages: a snapshot when one opens, then what was recorded since, and the state at
 // most once a second otherwise.
-import type { LiveMessage, SiteStatus } from "../../../shared/src/index.ts";
+import type { LiveMessage, SiteStatus } from "#shared";
 import { AVAILABILITY_WINDOW_MS, availability } from "../availability.ts";
 import { failureResponse } from "../failure.ts";
 import type { SiteStore } from "../store.ts";
@@ -31,12 +31,23 @@ export class ViewersHub {
 
   accept(status: SiteStatus, now: number): Response {
     if (this.sockets.viewers().length >= MAX_VIEWERS)
-      return failureResponse({ status: 429, code: "too_many_viewers", message: `at most ${MAX_VIEWERS} live status pages per site` });
+      return failureResponse({
+        status: 429,
+        code: "too_many_viewers",
+        message: `at most ${MAX_VIEWERS} live status pages per site`,
+      });
     const { 0: client, 1: server } = new WebSocketPair();
     this.sockets.acceptViewer(server);
     const start = Math.max(now - AVAILABILITY_WINDOW_MS, this.store.firstEventAt() ?? now);
     const uptime = availability(status.uplinks, this.store.uplinkChanges(start), start, now);
-    server.send(JSON.stringify({ type: "snapshot", status, events: this.store.events(SNAPSHOT_EVENTS), availability: uptime } satisfies LiveMessage));
+    server.send(
+      JSON.stringify({
+        type: "snapshot",
+        status,
+        events: this.store.events(SNAPSHOT_EVENTS),
+        availability: uptime,
+      } satisfies LiveMessage),
+    );
     return new Response(null, { status: 101, webSocket: client });
   }
 

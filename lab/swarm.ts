@@ -3,10 +3,22 @@
 // whose replicas hold a connection to the tunnel endpoint as cloudflared does, one per node. No
 // registry here: the image is a busybox root filesystem, imported on each node. Everything it
 // starts goes in the lab's cleanup, which runs even when a test fails.
-import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmdirSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmdirSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { execFileSync } from "node:child_process";
-import { installMissing } from "../setup/system-packages.mjs";
+import { installMissing } from "../test/setup/system-packages.mjs";
 import { alive, labUnavailable, onPath, sh, waitUntil } from "./netns.ts";
 import type { Lab, LabServer } from "./topology.ts";
 
@@ -50,10 +62,17 @@ const dockerDir = (labDir: string, server: string) => join(labDir, `docker-${ser
  * A server's agent config for the `swarm` backend on this lab's swarm (LabSiteOptions.serverTunnel):
  * docker.io's client first on PATH, talking to the server's own dockerd, and the replica's ready port.
  */
-export function swarmTunnel(labDir: string, service: string): (server: string) => { config: object; env: Record<string, string> } {
+export function swarmTunnel(
+  labDir: string,
+  service: string,
+): (server: string) => { config: object; env: Record<string, string> } {
   return (server) => ({
     config: { backend: "swarm", service, timeoutMs: 30_000, readyUrl: `http://127.0.0.1:${READY_PORT}/ready` },
-    env: { DOCKER_HOST: `unix://${join(dockerDir(labDir, server), "docker.sock")}`, DOCKER_CONFIG: dockerDir(labDir, server), PATH: `${dirname(DOCKER)}:${process.env.PATH}` },
+    env: {
+      DOCKER_HOST: `unix://${join(dockerDir(labDir, server), "docker.sock")}`,
+      DOCKER_CONFIG: dockerDir(labDir, server),
+      PATH: `${dirname(DOCKER)}:${process.env.PATH}`,
+    },
   });
 }
 
@@ -79,7 +98,10 @@ export class DockerNode {
   }
 
   docker(...args: string[]): Promise<string> {
-    return sh([DOCKER, "-H", this.socket, ...args], { env: { ...process.env, DOCKER_CONFIG: this.dir }, timeoutMs: 60_000 });
+    return sh([DOCKER, "-H", this.socket, ...args], {
+      env: { ...process.env, DOCKER_CONFIG: this.dir },
+      timeoutMs: 60_000,
+    });
   }
 
   async start(): Promise<void> {
@@ -107,7 +129,19 @@ exec dockerd --data-root ${d}/data --exec-root ${d}/exec --pidfile ${d}/docker.p
     });
     child.unref();
     closeSync(log); // the child has its own copy
-    await waitUntil(() => this.docker("version").then(() => true, () => child.exitCode === null ? false : Promise.reject(new Error(`dockerd in ${this.server.name} exited: ${this.logTail()}`))), `dockerd in ${this.server.name}`, 30_000, 100);
+    await waitUntil(
+      () =>
+        this.docker("version").then(
+          () => true,
+          () =>
+            child.exitCode === null
+              ? false
+              : Promise.reject(new Error(`dockerd in ${this.server.name} exited: ${this.logTail()}`)),
+        ),
+      `dockerd in ${this.server.name}`,
+      30_000,
+      100,
+    );
   }
 
   private logTail(): string {
@@ -168,10 +202,35 @@ export class LabSwarm {
     await Promise.all(swarm.nodes.map((n) => n.docker("import", "-c", "ENV PATH=/bin", image, IMAGE)));
     // The swarm on router 1's LAN, which a cut uplink leaves up.
     const addr = (n: DockerNode) => n.server.address(1);
-    await swarm.manager.docker("swarm", "init", "--advertise-addr", addr(swarm.manager), "--listen-addr", `${addr(swarm.manager)}:2377`);
+    await swarm.manager.docker(
+      "swarm",
+      "init",
+      "--advertise-addr",
+      addr(swarm.manager),
+      "--listen-addr",
+      `${addr(swarm.manager)}:2377`,
+    );
     const token = (await swarm.manager.docker("swarm", "join-token", "-q", "worker")).trim();
-    for (const w of swarm.nodes.slice(1)) await w.docker("swarm", "join", "--token", token, "--advertise-addr", addr(w), "--listen-addr", `${addr(w)}:2377`, `${addr(swarm.manager)}:2377`);
-    await waitUntil(async () => (await swarm.manager.docker("node", "ls", "--format", "{{.Status}}")).split("\n").filter((s) => s === "Ready").length === swarm.nodes.length, "every node Ready", 30_000, 100);
+    for (const w of swarm.nodes.slice(1))
+      await w.docker(
+        "swarm",
+        "join",
+        "--token",
+        token,
+        "--advertise-addr",
+        addr(w),
+        "--listen-addr",
+        `${addr(w)}:2377`,
+        `${addr(swarm.manager)}:2377`,
+      );
+    await waitUntil(
+      async () =>
+        (await swarm.manager.docker("node", "ls", "--format", "{{.Status}}")).split("\n").filter((s) => s === "Ready")
+          .length === swarm.nodes.length,
+      "every node Ready",
+      30_000,
+      100,
+    );
     return swarm;
   }
 
@@ -181,21 +240,56 @@ export class LabSwarm {
    * both replicas at once, as a restart after a switch should.
    */
   async createTunnelService(name: string, host: string, port: number): Promise<void> {
-    await this.manager.docker("service", "create", "--detach", "--no-resolve-image", "--name", name,
-      "--replicas", String(this.nodes.length), "--replicas-max-per-node", "1", "--stop-grace-period", "1s",
-      "--update-parallelism", String(this.nodes.length), "--update-monitor", "1s",
-      "--publish", `mode=host,target=${READY_PORT},published=${READY_PORT}`,
-      IMAGE, "/tunnel", host, String(port));
-    await waitUntil(async () => (await this.tasks(name)).length === this.nodes.length, `${name}: a replica running on each node`, 30_000, 100);
+    await this.manager.docker(
+      "service",
+      "create",
+      "--detach",
+      "--no-resolve-image",
+      "--name",
+      name,
+      "--replicas",
+      String(this.nodes.length),
+      "--replicas-max-per-node",
+      "1",
+      "--stop-grace-period",
+      "1s",
+      "--update-parallelism",
+      String(this.nodes.length),
+      "--update-monitor",
+      "1s",
+      "--publish",
+      `mode=host,target=${READY_PORT},published=${READY_PORT}`,
+      IMAGE,
+      "/tunnel",
+      host,
+      String(port),
+    );
+    await waitUntil(
+      async () => (await this.tasks(name)).length === this.nodes.length,
+      `${name}: a replica running on each node`,
+      30_000,
+      100,
+    );
   }
 
   /** The service's running tasks. */
   async tasks(service: string): Promise<SwarmTask[]> {
-    const out = await this.manager.docker("service", "ps", service, "--filter", "desired-state=running", "--format", "{{.ID}} {{.Node}} {{.CurrentState}}");
-    return out.split("\n").filter((l) => / Running /.test(l)).map((l) => {
-      const [id, node] = l.split(" ");
-      return { id: id!, node: node! };
-    });
+    const out = await this.manager.docker(
+      "service",
+      "ps",
+      service,
+      "--filter",
+      "desired-state=running",
+      "--format",
+      "{{.ID}} {{.Node}} {{.CurrentState}}",
+    );
+    return out
+      .split("\n")
+      .filter((l) => / Running /.test(l))
+      .map((l) => {
+        const [id, node] = l.split(" ");
+        return { id: id!, node: node! };
+      });
   }
 
   private async stop(): Promise<void> {
@@ -211,7 +305,10 @@ function buildImage(dir: string): string {
   mkdirSync(join(root, "etc"), { recursive: true });
   copyFileSync(BUSYBOX, join(root, "bin/busybox"));
   chmodSync(join(root, "bin/busybox"), 0o755);
-  for (const applet of execFileSync(BUSYBOX, ["--list"], { encoding: "utf8" }).split("\n").filter((a) => a && a !== "busybox")) symlinkSync("busybox", join(root, "bin", applet));
+  for (const applet of execFileSync(BUSYBOX, ["--list"], { encoding: "utf8" })
+    .split("\n")
+    .filter((a) => a && a !== "busybox"))
+    symlinkSync("busybox", join(root, "bin", applet));
   writeFileSync(join(root, "etc/passwd"), "root:x:0:0:root:/:/bin/sh\n");
   writeFileSync(join(root, "tunnel"), TUNNEL, { mode: 0o755 });
   writeFileSync(join(root, "session"), SESSION, { mode: 0o755 });

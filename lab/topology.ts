@@ -6,13 +6,22 @@
 import type { ChildProcess } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { dhcpUnavailable, macFor, startDhcpClient, startDhcpServer, type DhcpClient, type Reservation } from "./dhcp.ts";
+import {
+  dhcpUnavailable,
+  macFor,
+  startDhcpClient,
+  startDhcpServer,
+  type DhcpClient,
+  type Reservation,
+} from "./dhcp.ts";
 import { NetnsSet, answered, onPath, sh, waitUntil, type Netns } from "./netns.ts";
 import { startNetworkManager, type NetworkManagerInNs } from "./network-manager.ts";
 
 /** Why the lab cannot make an uplink slow here, or null. */
 export function delayLineUnavailable(): string | null {
-  return onPath("python3") && onPath("ethtool") ? null : "a slow uplink needs `python3` and `ethtool` (apt-get install python3 ethtool)";
+  return onPath("python3") && onPath("ethtool")
+    ? null
+    : "a slow uplink needs `python3` and `ethtool` (apt-get install python3 ethtool)";
 }
 
 export const EDGE_ADDRESS = "203.0.113.10";
@@ -67,7 +76,7 @@ export interface Lab {
   lossy(n: 1 | 2, percent: number): Promise<void>;
   /**
    * Uplink N's wire holds every frame this long each way (0 mends it): a slow uplink, its round
-   * trip twice this. A delay line in userspace (test/lab/delay-line.py): no netem here either.
+   * trip twice this. A delay line in userspace (lab/delay-line.py): no netem here either.
    */
   delayed(n: 1 | 2, oneWayMs: number): Promise<void>;
   /** Router N dies entirely: its LAN goes down too. */
@@ -101,7 +110,12 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: 
     if (dhcp) {
       await inet.ip("addr", "add", `${EDGE_ADDRESS6}/128`, "dev", "lo");
       // A cut (the link down) must not cost the internet its IPv6 addresses, only its routes.
-      await inet.exec(["sysctl", "-qw", "net.ipv6.conf.all.keep_addr_on_down=1", "net.ipv6.conf.default.keep_addr_on_down=1"]);
+      await inet.exec([
+        "sysctl",
+        "-qw",
+        "net.ipv6.conf.all.keep_addr_on_down=1",
+        "net.ipv6.conf.default.keep_addr_on_down=1",
+      ]);
     }
     const routers = [await sets.add("r1", v6), await sets.add("r2", v6)] as [Netns, Netns];
     const wires = [await sets.add("w1"), await sets.add("w2")] as [Netns, Netns];
@@ -132,21 +146,55 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: 
         await r.ip("-6", "route", "add", "default", "via", `${wan6(n)}::2`);
         await inet.ip("-6", "route", "add", `${prefix6(n)}::/64`, "via", `${wan6(n)}::1`);
         // A router that dies and comes back (its LAN ports down, then up) keeps its addresses, as a real one does.
-        await r.exec(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", "net.ipv6.conf.all.keep_addr_on_down=1", "net.ipv6.conf.default.keep_addr_on_down=1"]);
+        await r.exec([
+          "sysctl",
+          "-qw",
+          "net.ipv6.conf.all.forwarding=1",
+          "net.ipv6.conf.all.keep_addr_on_down=1",
+          "net.ipv6.conf.default.keep_addr_on_down=1",
+        ]);
       }
       await r.ip("link", "add", "br-lan", "type", "bridge");
       await r.ip("addr", "add", `${gateway(n)}/24`, "dev", "br-lan");
       if (dhcp) await r.ip("addr", "add", `${prefix6(n)}::1/64`, "dev", "br-lan", "nodad");
       await r.ip("link", "set", "br-lan", "up");
       await r.exec(["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-      await r.exec(["nft", "-f", "-"], { input: 'table ip nat { chain post { type nat hook postrouting priority srcnat; oifname "wan" masquerade; }; }' });
+      await r.exec(["nft", "-f", "-"], {
+        input: 'table ip nat { chain post { type nat hook postrouting priority srcnat; oifname "wan" masquerade; }; }',
+      });
       // The SBC: one LAN, one default route.
       const sbc = sbcs[n - 1];
-      await r.ip("link", "add", "sbc", "type", "veth", "peer", "name", "eth0", "netns", sbc.name, "address", macFor(SBC_HOST, n));
+      await r.ip(
+        "link",
+        "add",
+        "sbc",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        sbc.name,
+        "address",
+        macFor(SBC_HOST, n),
+      );
       await r.ip("link", "set", "sbc", "master", "br-lan", "up");
       await sbc.ip("link", "set", "eth0", "up");
       for (const [k, ns] of serverNs.entries()) {
-        await r.ip("link", "add", `s${k + 1}`, "type", "veth", "peer", "name", `lan${n}`, "netns", ns.name, "address", macFor(serverHost(k), n));
+        await r.ip(
+          "link",
+          "add",
+          `s${k + 1}`,
+          "type",
+          "veth",
+          "peer",
+          "name",
+          `lan${n}`,
+          "netns",
+          ns.name,
+          "address",
+          macFor(serverHost(k), n),
+        );
         await r.ip("link", "set", `s${k + 1}`, "master", "br-lan", "up");
       }
       if (dhcp) {
@@ -171,8 +219,25 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: 
         nm = await startNetworkManager(ns, join(o.dir, `nm-${spec.name}`));
         sets.onDestroy(() => nm!.stop());
         for (const n of [1, 2] as const) {
-          const ipv4 = dhcp ? ["ipv4.method", "auto"] : ["ipv4.method", "manual", "ipv4.addresses", `${address(n)}/24`, "ipv4.gateway", gateway(n)];
-          await nm.nmcli("connection", "add", "type", "ethernet", "ifname", `lan${n}`, "con-name", `up${n}`, "autoconnect", "yes", ...ipv4, "ipv4.route-metric", String(99 + n), ...(dhcp ? ["ipv6.method", "auto", "ipv6.route-metric", String(99 + n)] : ["ipv6.method", "disabled"]));
+          const ipv4 = dhcp
+            ? ["ipv4.method", "auto"]
+            : ["ipv4.method", "manual", "ipv4.addresses", `${address(n)}/24`, "ipv4.gateway", gateway(n)];
+          await nm.nmcli(
+            "connection",
+            "add",
+            "type",
+            "ethernet",
+            "ifname",
+            `lan${n}`,
+            "con-name",
+            `up${n}`,
+            "autoconnect",
+            "yes",
+            ...ipv4,
+            "ipv4.route-metric",
+            String(99 + n),
+            ...(dhcp ? ["ipv6.method", "auto", "ipv6.route-metric", String(99 + n)] : ["ipv6.method", "disabled"]),
+          );
           await nm.nmcli("connection", "up", `up${n}`);
         }
       }
@@ -188,7 +253,12 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: 
         }
       if (dhcp)
         // Both routers heard and an address of each prefix usable (past duplicate detection).
-        await waitUntil(async () => (await ipv6Ready(ns)).length === 2, `${spec.name}: IPv6 from both routers`, 20_000, 100);
+        await waitUntil(
+          async () => (await ipv6Ready(ns)).length === 2,
+          `${spec.name}: IPv6 from both routers`,
+          20_000,
+          100,
+        );
       servers.push({ name: spec.name, ns, address, nm, env: nm ? nm.env : {}, dhcp: clients });
     }
 
@@ -198,7 +268,9 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: 
       if (dhcp && state === "up") await inet.ip("-6", "route", "replace", `${prefix6(n)}::/64`, "via", `${wan6(n)}::1`);
     };
     const delayLines: (ChildProcess | null)[] = [null, null];
-    sets.onDestroy(() => delayLines.forEach((p) => p?.kill("SIGKILL")));
+    sets.onDestroy(() => {
+      for (const p of delayLines) p?.kill("SIGKILL");
+    });
     const lanPorts = async (n: 1 | 2, state: "up" | "down") => {
       const r = routers[n - 1];
       for (const port of ["sbc", ...o.servers.map((_, k) => `s${k + 1}`)]) await r.ip("link", "set", port, state);
@@ -218,7 +290,9 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: 
         const r = routers[n - 1];
         await r.exec(["nft", "-f", "-"], { input: "table ip lossy {}\ndelete table ip lossy\n" });
         if (percent > 0)
-          await r.exec(["nft", "-f", "-"], { input: `table ip lossy {\n chain forward {\n  type filter hook forward priority 0;\n  oifname "wan" numgen random mod 100 < ${percent} drop\n }\n}\n` });
+          await r.exec(["nft", "-f", "-"], {
+            input: `table ip lossy {\n chain forward {\n  type filter hook forward priority 0;\n  oifname "wan" numgen random mod 100 < ${percent} drop\n }\n}\n`,
+          });
       },
       delayed: async (n, oneWayMs) => {
         const w = wires[n - 1];
@@ -226,8 +300,14 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: 
         const running = line !== null && line.exitCode === null && line.signalCode === null;
         // Raw frames pass the line as they are: while it runs, both senders checksum and segment in software.
         const offloads = (state: "on" | "off") =>
-          Promise.all([routers[n - 1].exec(["ethtool", "-K", "wan", "tx", state, "tso", state, "gso", state]), inet.exec(["ethtool", "-K", `r${n}`, "tx", state, "tso", state, "gso", state])]);
-        const ports = (how: "master" | "nomaster") => Promise.all(WIRE_PORTS.map((p) => w.ip("link", "set", p, ...(how === "master" ? ["master", "wire"] : ["nomaster"]))));
+          Promise.all([
+            routers[n - 1].exec(["ethtool", "-K", "wan", "tx", state, "tso", state, "gso", state]),
+            inet.exec(["ethtool", "-K", `r${n}`, "tx", state, "tso", state, "gso", state]),
+          ]);
+        const ports = (how: "master" | "nomaster") =>
+          Promise.all(
+            WIRE_PORTS.map((p) => w.ip("link", "set", p, ...(how === "master" ? ["master", "wire"] : ["nomaster"]))),
+          );
         // No swap or change leaves a gap, which under load can outlast a TCP resend or two and
         // read as an outage: the bridge and the line overlap (a few duplicate frames), and the
         // line relays all it holds before it goes.
@@ -274,13 +354,24 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: 
 /** The LANs on which `ns` has an IPv6 default route and a usable global address of that router's prefix. */
 export async function ipv6Ready(ns: Netns): Promise<string[]> {
   const routes = JSON.parse((await ns.ip("-j", "-6", "route", "show", "default")) || "[]") as { dev: string }[];
-  const addrs = JSON.parse(await ns.ip("-j", "-6", "addr", "show", "scope", "global")) as { ifname: string; addr_info: { local?: string; tentative?: boolean }[] }[];
-  return routes.map((r) => r.dev).filter((dev, i, all) => all.indexOf(dev) === i && addrs.some((a) => a.ifname === dev && a.addr_info.some((x) => x.local && !x.tentative)));
+  const addrs = JSON.parse(await ns.ip("-j", "-6", "addr", "show", "scope", "global")) as {
+    ifname: string;
+    addr_info: { local?: string; tentative?: boolean }[];
+  }[];
+  return routes
+    .map((r) => r.dev)
+    .filter(
+      (dev, i, all) =>
+        all.indexOf(dev) === i &&
+        addrs.some((a) => a.ifname === dev && a.addr_info.some((x) => x.local && !x.tentative)),
+    );
 }
 
 /** The interface a new connection from `ns` to the edge (or, with 6, to the internet's IPv6 address) leaves through. */
 export async function routeToEdge(ns: Netns, family: 4 | 6 = 4): Promise<string | undefined> {
-  const out = JSON.parse(await ns.ip("-j", `-${family}`, "route", "get", family === 4 ? EDGE_ADDRESS : EDGE_ADDRESS6)) as { dev?: string }[];
+  const out = JSON.parse(
+    await ns.ip("-j", `-${family}`, "route", "get", family === 4 ? EDGE_ADDRESS : EDGE_ADDRESS6),
+  ) as { dev?: string }[];
   return out[0]?.dev;
 }
 
@@ -292,4 +383,3 @@ export function labFile(lab: Lab, name: string, content: string, mode = 0o600): 
 }
 
 export { sh };
-

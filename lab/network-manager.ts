@@ -2,7 +2,7 @@
 // tested for real without touching the host. Traps (see the team's lab notes): NM waits forever
 // for udev unless /sys is read-only in its mount namespace; keep /run/NetworkManager on a bind
 // mount; wait for RUNNING.
-import { type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { alive, onPath, waitUntil, type Netns } from "./netns.ts";
@@ -16,7 +16,8 @@ export interface NetworkManagerInNs {
 }
 
 export function networkManagerUnavailable(): string | null {
-  for (const tool of ["NetworkManager", "nmcli", "dbus-daemon"]) if (!onPath(tool)) return `the nmcli tests need \`${tool}\` (apt-get install network-manager)`;
+  for (const tool of ["NetworkManager", "nmcli", "dbus-daemon"])
+    if (!onPath(tool)) return `the nmcli tests need \`${tool}\` (apt-get install network-manager)`;
   return null;
 }
 
@@ -24,11 +25,16 @@ export async function startNetworkManager(ns: Netns, dir: string): Promise<Netwo
   for (const d of ["system-connections", "conf.d", "run", "lib"]) mkdirSync(join(dir, d), { recursive: true });
   const sock = join(dir, "dbus.sock");
   rmSync(sock, { force: true });
-  writeFileSync(join(dir, "dbus.conf"), `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+  writeFileSync(
+    join(dir, "dbus.conf"),
+    `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig><type>system</type><listen>unix:path=${sock}</listen><auth>EXTERNAL</auth>
 <policy context="default"><allow user="*"/><allow own="*"/><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/></policy></busconfig>
-`);
-  writeFileSync(join(dir, "NetworkManager.conf"), `[main]
+`,
+  );
+  writeFileSync(
+    join(dir, "NetworkManager.conf"),
+    `[main]
 plugins=keyfile
 dns=none
 rc-manager=unmanaged
@@ -40,7 +46,8 @@ auth-polkit=false
 path=${join(dir, "system-connections")}
 [logging]
 level=INFO
-`);
+`,
+  );
   const env = { DBUS_SYSTEM_BUS_ADDRESS: `unix:path=${sock}` };
   const logFile = join(dir, "nm.log");
   const procs: ChildProcess[] = [];
@@ -52,7 +59,10 @@ level=INFO
     }
   };
   try {
-    const dbus = ns.spawn(["setsid", "dbus-daemon", `--config-file=${join(dir, "dbus.conf")}`, "--nofork", "--nopidfile"], { stdio: "ignore" });
+    const dbus = ns.spawn(
+      ["setsid", "dbus-daemon", `--config-file=${join(dir, "dbus.conf")}`, "--nofork", "--nopidfile"],
+      { stdio: "ignore" },
+    );
     procs.push(dbus);
     await waitUntil(() => existsSync(sock), "the private D-Bus socket", 10_000, 20);
     const script = [
@@ -65,10 +75,14 @@ level=INFO
     const nm = ns.spawn(["setsid", "sh", "-c", script], { stdio: "ignore", env: { ...process.env, ...env } });
     procs.push(nm);
     const nmcli = (...args: string[]) => ns.exec(["nmcli", ...args], { env: { ...process.env, ...env } });
-    await waitUntil(async () => {
-      if (!alive(nm.pid!)) throw new Error(`NetworkManager exited: ${tail(logFile)}`);
-      return (await nmcli("-t", "-f", "RUNNING", "general").catch(() => "")).trim() === "running";
-    }, "NetworkManager on D-Bus", 30_000);
+    await waitUntil(
+      async () => {
+        if (!alive(nm.pid!)) throw new Error(`NetworkManager exited: ${tail(logFile)}`);
+        return (await nmcli("-t", "-f", "RUNNING", "general").catch(() => "")).trim() === "running";
+      },
+      "NetworkManager on D-Bus",
+      30_000,
+    );
     return { env, nmcli, stop, log: () => tail(logFile) };
   } catch (err) {
     await stop();

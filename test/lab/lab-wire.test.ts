@@ -1,13 +1,13 @@
-// The lab's slow uplink (test/lab/delay-line.py) is itself under test: scenario 11 and the soak
+// The lab's slow uplink (lab/delay-line.py) is itself under test: scenario 11 and the soak
 // trust it to add its delay, and to change it without dropping what is in flight (a gap there,
 // under load, outlasted TCP's resends and read as an outage: a failover where a degraded switch
 // was due). UDP echoes every 10 ms from the SBC behind router 1 to "the internet", across every
 // change; UDP is never resent, so each loss shows.
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { answered, labUnavailable } from "../lab/netns.ts";
-import { EDGE_ADDRESS, createLab, delayLineUnavailable, type Lab } from "../lab/topology.ts";
-import { NODE22, ROOT } from "./support.ts";
+import { answered, labUnavailable } from "../../lab/netns.ts";
+import { EDGE_ADDRESS, createLab, delayLineUnavailable, type Lab } from "../../lab/topology.ts";
+import { NODE22, ROOT } from "../../lab/agent-process.ts";
 
 const why = labUnavailable() ?? delayLineUnavailable();
 const PORT = 9_999;
@@ -54,17 +54,32 @@ describe.skipIf(why)(`the lab's delay line${why ? ` — skipped: ${why}` : ""}`,
       await new Promise((done) => pinger.once("exit", done));
 
       const sent = Number(/^sent (\d+)$/m.exec(out)?.[1]);
-      const echoes = [...out.matchAll(/^(\d+) (\d+) (\d+)$/gm)].map((m) => ({ seq: Number(m[1]), at: Number(m[2]), rtt: Number(m[3]) }));
+      const echoes = [...out.matchAll(/^(\d+) (\d+) (\d+)$/gm)].map((m) => ({
+        seq: Number(m[1]),
+        at: Number(m[2]),
+        rtt: Number(m[3]),
+      }));
       const lost = Array.from({ length: sent }, (_, n) => n).filter((n) => !echoes.some((e) => e.seq === n));
       // The longest run of consecutive losses: a gap at a change (the bug this guards) drops every
       // datagram in flight, a burst; a busy machine may drop the odd one, scattered.
-      const burst = lost.reduce((run, n, i) => (i > 0 && lost[i - 1] === n - 1 ? { now: run.now + 1, max: Math.max(run.max, run.now + 1) } : { now: 1, max: Math.max(run.max, 1) }), { now: 0, max: 0 }).max;
+      const burst = lost.reduce(
+        (run, n, i) =>
+          i > 0 && lost[i - 1] === n - 1
+            ? { now: run.now + 1, max: Math.max(run.max, run.now + 1) }
+            : { now: 1, max: Math.max(run.max, 1) },
+        { now: 0, max: 0 },
+      ).max;
       const medians = phases.map((p) => {
         // Each phase's round trips, past the first half second (what the previous delay still held).
-        const rtts = echoes.filter((e) => e.at >= p.from + 500 && e.at < p.to).map((e) => e.rtt).sort((a, b) => a - b);
+        const rtts = echoes
+          .filter((e) => e.at >= p.from + 500 && e.at < p.to)
+          .map((e) => e.rtt)
+          .sort((a, b) => a - b);
         return { oneWayMs: p.oneWayMs, median: rtts[Math.floor(rtts.length / 2)]! };
       });
-      console.log(`delay line: ${sent} datagrams sent, ${lost.length} lost (longest run ${burst}); median round trips ${medians.map((m) => `${m.median} ms at ${m.oneWayMs} ms each way`).join(", ")}`);
+      console.log(
+        `delay line: ${sent} datagrams sent, ${lost.length} lost (longest run ${burst}); median round trips ${medians.map((m) => `${m.median} ms at ${m.oneWayMs} ms each way`).join(", ")}`,
+      );
       expect(sent, "enough datagrams to see a gap").toBeGreaterThan(200);
       expect(burst, `${lost.length} of ${sent} datagrams lost`).toBeLessThanOrEqual(3);
       expect(lost.length, `${lost.length} of ${sent} datagrams lost`).toBeLessThanOrEqual(sent / 100);

@@ -11,7 +11,8 @@ const execFileP = promisify(execFile);
 export function labUnavailable(): string | null {
   if (process.platform !== "linux") return "the lab needs Linux network namespaces";
   if (process.getuid?.() !== 0) return "the lab needs root (network namespaces); CI runs as root";
-  for (const tool of ["ip", "nft"]) if (!onPath(tool)) return `the lab needs \`${tool}\` (apt-get install iproute2 nftables)`;
+  for (const tool of ["ip", "nft"])
+    if (!onPath(tool)) return `the lab needs \`${tool}\` (apt-get install iproute2 nftables)`;
   return null;
 }
 
@@ -25,7 +26,10 @@ export function whereIs(tool: string): string | null {
   return dir ? `${dir}/${tool}` : null;
 }
 
-export async function sh(argv: string[], o: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<string> {
+export async function sh(
+  argv: string[],
+  o: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<string> {
   const [file, ...args] = argv;
   try {
     if (o.input !== undefined) {
@@ -56,7 +60,12 @@ export function alive(pid: number): boolean {
   }
 }
 
-export async function waitUntil(check: () => boolean | Promise<boolean>, what: string, ms = 15_000, everyMs = 50): Promise<void> {
+export async function waitUntil(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  ms = 15_000,
+  everyMs = 50,
+): Promise<void> {
   const until = Date.now() + ms;
   for (;;) {
     if (await check()) return;
@@ -106,7 +115,12 @@ export class NetnsSet {
     this.made.push(ns);
     await ns.ip("link", "set", "lo", "up");
     const off = o.ipv6 ? 0 : 1;
-    await ns.exec(["sysctl", "-qw", `net.ipv6.conf.all.disable_ipv6=${off}`, `net.ipv6.conf.default.disable_ipv6=${off}`]);
+    await ns.exec([
+      "sysctl",
+      "-qw",
+      `net.ipv6.conf.all.disable_ipv6=${off}`,
+      `net.ipv6.conf.default.disable_ipv6=${off}`,
+    ]);
     return ns;
   }
 
@@ -133,7 +147,12 @@ export class NetnsSet {
             // already gone
           }
         }
-        if (pids.length) await waitUntil(async () => (await ns.pids()).every((p) => !alive(p)), `processes in ${ns.name} to exit`, 3_000).catch(() => undefined);
+        if (pids.length)
+          await waitUntil(
+            async () => (await ns.pids()).every((p) => !alive(p)),
+            `processes in ${ns.name} to exit`,
+            3_000,
+          ).catch(() => undefined);
       }
       await sh(["ip", "netns", "del", ns.name]).catch(() => undefined);
     }
@@ -153,7 +172,9 @@ export function answered(child: ChildProcess, command: string | null, answer: st
       settle();
       ready();
     };
-    const onExit = (code: number | null) => (settle(), fail(new Error(`${child.spawnargs.join(" ")} exited (${code}) before it answered "${answer}"`)));
+    const onExit = (code: number | null) => (
+      settle(), fail(new Error(`${child.spawnargs.join(" ")} exited (${code}) before it answered "${answer}"`))
+    );
     const onError = (err: Error) => (settle(), fail(err));
     const settle = () => (child.stdout!.off("data", onData), child.off("exit", onExit), child.off("error", onError));
     child.stdout!.on("data", onData);

@@ -2,7 +2,7 @@
 // endpoint on "the internet", which records where it (re)dials from. A container's goes through
 // docker's NAT on its server; a host process's leaves with the server's own address.
 import { join } from "node:path";
-import { Daemon, NODE22, ROOT } from "../agent/support.ts";
+import { Daemon, NODE22, ROOT } from "./agent-process.ts";
 import { waitUntil, type Netns } from "./netns.ts";
 import type { LabSite } from "./site.ts";
 import { IMAGE, type DockerNode } from "./swarm.ts";
@@ -23,12 +23,31 @@ export interface Flow {
 }
 
 /** Starts the endpoint on `port`, then the client, and waits for it through isp1. */
-async function startFlow(site: LabSite, what: string, port: number, startClient: () => Promise<unknown>): Promise<Flow> {
-  const endpoint = new Daemon(site.lab.inet.spawn([NODE22, join(ROOT, "test/fixtures/tunnel-endpoint.mjs"), "--host", EDGE_ADDRESS, "--port", String(port)]));
+async function startFlow(
+  site: LabSite,
+  what: string,
+  port: number,
+  startClient: () => Promise<unknown>,
+): Promise<Flow> {
+  const endpoint = new Daemon(
+    site.lab.inet.spawn([
+      NODE22,
+      join(ROOT, "test/fixtures/tunnel-endpoint.mjs"),
+      "--host",
+      EDGE_ADDRESS,
+      "--port",
+      String(port),
+    ]),
+  );
   site.lab.sets.onDestroy(() => void endpoint.child.kill("SIGKILL"));
   await endpoint.waitFor((l) => l.event === "listening", `the endpoint of ${what}`);
-  const seen = (since: number) => endpoint.lines.filter((l) => l.event !== "listening" && (l.at as number) >= since) as unknown as Seen[];
-  const flow: Flow = { port, seen, via: (n, since) => seen(since).find((l) => l.event === "connect" && l.remote === publicAddress(n)) };
+  const seen = (since: number) =>
+    endpoint.lines.filter((l) => l.event !== "listening" && (l.at as number) >= since) as unknown as Seen[];
+  const flow: Flow = {
+    port,
+    seen,
+    via: (n, since) => seen(since).find((l) => l.event === "connect" && l.remote === publicAddress(n)),
+  };
   await startClient();
   await waitUntil(() => flow.via(1, 0) !== undefined, `${what} connected through isp1`, 15_000);
   return flow;
@@ -36,13 +55,26 @@ async function startFlow(site: LabSite, what: string, port: number, startClient:
 
 /** A plain container (no service: nothing restarts it) running the tunnel stand-in to `port`. */
 export function containerFlow(site: LabSite, node: DockerNode, port: number): Promise<Flow> {
-  return startFlow(site, `a container on ${node.server.name}`, port, () => node.docker("run", "-d", "--name", `flow-${port}`, IMAGE, "/tunnel", EDGE_ADDRESS, String(port)));
+  return startFlow(site, `a container on ${node.server.name}`, port, () =>
+    node.docker("run", "-d", "--name", `flow-${port}`, IMAGE, "/tunnel", EDGE_ADDRESS, String(port)),
+  );
 }
 
 /** The lab's stand-in tunnel as a plain process on a server, sending every second like the container's; its ready port on `readyPort`. */
 export function hostFlow(site: LabSite, server: string, port: number, readyPort: number): Promise<Flow> {
   return startFlow(site, `a process on ${server}`, port, async () => {
-    const child = site.server(server).ns.spawn([NODE22, join(ROOT, "test/fixtures/tunnel-client.mjs"), "--connect", `${EDGE_ADDRESS}:${port}`, "--ready-port", String(readyPort), "--send-every", "1000"]);
+    const child = site
+      .server(server)
+      .ns.spawn([
+        NODE22,
+        join(ROOT, "test/fixtures/tunnel-client.mjs"),
+        "--connect",
+        `${EDGE_ADDRESS}:${port}`,
+        "--ready-port",
+        String(readyPort),
+        "--send-every",
+        "1000",
+      ]);
     site.lab.sets.onDestroy(() => void child.kill("SIGKILL"));
   });
 }
@@ -54,7 +86,8 @@ export async function routedVia(ns: Netns, dev: string): Promise<number> {
 }
 
 /** The NAT entries (conntrack) in `ns` of TCP flows to `port` that leave with `address` as their source. */
-export const natEntries = (ns: Netns, address: string, port: number) => ns.exec(["conntrack", "-L", "-p", "tcp", "--dport", String(port), "--src-nat", address]);
+export const natEntries = (ns: Netns, address: string, port: number) =>
+  ns.exec(["conntrack", "-L", "-p", "tcp", "--dport", String(port), "--src-nat", address]);
 
 /** Deletes those entries; returns how many went. */
 export async function flushNat(ns: Netns, address: string, port: number): Promise<number> {

@@ -15,7 +15,8 @@ import { onPath, waitUntil, type Netns } from "./netns.ts";
 export const LEASE = "5m";
 
 export function dhcpUnavailable(): string | null {
-  for (const tool of ["dnsmasq", "busybox"]) if (!onPath(tool)) return `the lab's DHCP needs \`${tool}\` (apt-get install dnsmasq-base busybox)`;
+  for (const tool of ["dnsmasq", "busybox"])
+    if (!onPath(tool)) return `the lab's DHCP needs \`${tool}\` (apt-get install dnsmasq-base busybox)`;
   return null;
 }
 
@@ -72,10 +73,23 @@ export interface DhcpClient {
 }
 
 /** udhcpc on one interface; resolves once it holds `expected`. */
-export async function startDhcpClient(ns: Netns, iface: string, metric: number, dir: string, expected: string): Promise<DhcpClient> {
+export async function startDhcpClient(
+  ns: Netns,
+  iface: string,
+  metric: number,
+  dir: string,
+  expected: string,
+): Promise<DhcpClient> {
   const hook = join(dir, "udhcpc-hook.sh");
   if (!existsSync(hook)) writeFileSync(hook, HOOK, { mode: 0o755 });
-  const child = ns.spawn(["busybox", "udhcpc", "-f", "-i", iface, "-s", hook, "-t", "20", "-T", "1"], { env: { ...process.env, METRIC: String(metric) } });
-  await waitUntil(async () => (await ns.ip("-4", "addr", "show", "dev", iface)).includes(`inet ${expected}/`), `${iface} in ${ns.name} to get ${expected} by DHCP`, 20_000, 100);
+  const child = ns.spawn(["busybox", "udhcpc", "-f", "-i", iface, "-s", hook, "-t", "20", "-T", "1"], {
+    env: { ...process.env, METRIC: String(metric) },
+  });
+  await waitUntil(
+    async () => (await ns.ip("-4", "addr", "show", "dev", iface)).includes(`inet ${expected}/`),
+    `${iface} in ${ns.name} to get ${expected} by DHCP`,
+    20_000,
+    100,
+  );
   return { child, renew: () => child.kill("SIGUSR1") };
 }

@@ -6,9 +6,9 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect, createServer, type Socket } from "node:net";
-import type { SiteEvent, SiteStatus } from "../../shared/src/index.ts";
-import { freePort, startLocalEdge, type LocalEdge } from "../../tools/local-edge.ts";
-import { BUNDLE, Daemon, NODE20, NODE22, ROOT, buildBundle } from "../agent/support.ts";
+import type { SiteEvent, SiteStatus } from "#shared";
+import { freePort, startLocalEdge, type LocalEdge } from "../tools/local-edge.ts";
+import { BUNDLE, Daemon, NODE20, NODE22, ROOT, buildBundle } from "./agent-process.ts";
 import { waitUntil } from "./netns.ts";
 import { EDGE_ADDRESS, EDGE_ADDRESS6, createLab, labFile, type Lab, type LabServer } from "./topology.ts";
 
@@ -80,14 +80,35 @@ export class LabSite {
   static async start(o: LabSiteOptions): Promise<LabSite> {
     buildBundle();
     const servers = o.servers ?? DEFAULT_SERVERS;
-    const lab = await createLab({ servers: servers.map((s) => ({ name: s.name, networkManager: s.backend === "nmcli" })), dir: o.dir });
+    const lab = await createLab({
+      servers: servers.map((s) => ({ name: s.name, networkManager: s.backend === "nmcli" })),
+      dir: o.dir,
+    });
     try {
-      const edge = await startLocalEdge({ host: EDGE_ADDRESS, port: 80, netns: lab.inet.name, stateDir: join(lab.dir, "edge"), publicStatus: true, log: o.edgeLog });
+      const edge = await startLocalEdge({
+        host: EDGE_ADDRESS,
+        port: 80,
+        netns: lab.inet.name,
+        stateDir: join(lab.dir, "edge"),
+        publicStatus: true,
+        log: o.edgeLog,
+      });
       lab.sets.onDestroy(() => edge.stop());
       // With IPv6 in the lab, the endpoint also listens on the internet's IPv6 address.
       const hosts = [EDGE_ADDRESS, ...(lab.dhcp ? [EDGE_ADDRESS6] : [])];
-      const endpoint = new Daemon(lab.inet.spawn([NODE22, join(ROOT, "test/fixtures/tunnel-endpoint.mjs"), ...hosts.flatMap((h) => ["--host", h]), "--port", String(TUNNEL_PORT)]));
-      await waitUntil(() => endpoint.lines.filter((l) => l.event === "listening").length === hosts.length, "tunnel endpoint");
+      const endpoint = new Daemon(
+        lab.inet.spawn([
+          NODE22,
+          join(ROOT, "test/fixtures/tunnel-endpoint.mjs"),
+          ...hosts.flatMap((h) => ["--host", h]),
+          "--port",
+          String(TUNNEL_PORT),
+        ]),
+      );
+      await waitUntil(
+        () => endpoint.lines.filter((l) => l.event === "listening").length === hosts.length,
+        "tunnel endpoint",
+      );
       const hostUrl = await forwardToEdge(lab, o.hostPort);
       const site = new LabSite(lab, edge, endpoint, hostUrl, o);
       lab.sets.onDestroy(() => site.stopAgents());
@@ -100,12 +121,22 @@ export class LabSite {
   }
 
   /** Applies the site config (through the admin CLI), with this tunnel mode and policy. */
-  async applySite(tunnels: "per-server" | "cluster" = this.options.tunnels ?? "per-server", policy: Record<string, number> = this.options.policy): Promise<void> {
-    const site = labFile(this.lab, `site-${tunnels}.json`, JSON.stringify({
-      uplinks: [{ id: "isp1", priority: 1, name: "Fiber" }, { id: "isp2", priority: 2, name: "LTE" }],
-      policy,
-      tunnels: { restart: tunnels },
-    }));
+  async applySite(
+    tunnels: "per-server" | "cluster" = this.options.tunnels ?? "per-server",
+    policy: Record<string, number> = this.options.policy,
+  ): Promise<void> {
+    const site = labFile(
+      this.lab,
+      `site-${tunnels}.json`,
+      JSON.stringify({
+        uplinks: [
+          { id: "isp1", priority: 1, name: "Fiber" },
+          { id: "isp2", priority: 2, name: "LTE" },
+        ],
+        policy,
+        tunnels: { restart: tunnels },
+      }),
+    );
     await this.admin("apply", site);
   }
 
@@ -115,8 +146,14 @@ export class LabSite {
     for (const n of [1, 2] as const) {
       const { secret } = await this.admin("enroll", "--id", `sbc${n}`, "--role", "probe", "--uplink", `isp${n}`);
       this.plan(`sbc${n}`, this.lab.sbcs[n - 1].name, NODE20, {
-        edge: this.edge.url, site: SITE, agent: `sbc${n}`, role: "probe", heartbeatMs: policy.heartbeatMs,
-        secretFile: labFile(this.lab, `sbc${n}.secret`, secret), stateDir: join(this.lab.dir, `sbc${n}`), uplinks: [{ id: `isp${n}`, interface: "eth0" }],
+        edge: this.edge.url,
+        site: SITE,
+        agent: `sbc${n}`,
+        role: "probe",
+        heartbeatMs: policy.heartbeatMs,
+        secretFile: labFile(this.lab, `sbc${n}.secret`, secret),
+        stateDir: join(this.lab.dir, `sbc${n}`),
+        uplinks: [{ id: `isp${n}`, interface: "eth0" }],
       });
       this.startAgent(`sbc${n}`);
     }
@@ -126,18 +163,42 @@ export class LabSite {
       const { secret } = await this.admin("enroll", "--id", s.name, "--role", "server", "--tunnel-restarter");
       const dir = join(this.lab.dir, s.name);
       mkdirSync(dir, { recursive: true });
-      const restart = [join(ROOT, "test/fixtures/restart-tunnel.sh"), join(dir, "tunnel.pid"), ...this.tunnelClient(s.name)];
+      const restart = [
+        join(ROOT, "test/fixtures/restart-tunnel.sh"),
+        join(dir, "tunnel.pid"),
+        ...this.tunnelClient(s.name),
+      ];
       const tunnel = this.options.serverTunnel?.(s.name) ?? {
-        config: { backend: "command", command: restart, timeoutMs: 20_000, readyUrl: `http://127.0.0.1:${TUNNEL_READY_PORT}/ready` },
+        config: {
+          backend: "command",
+          command: restart,
+          timeoutMs: 20_000,
+          readyUrl: `http://127.0.0.1:${TUNNEL_READY_PORT}/ready`,
+        },
         env: {},
       };
-      this.plan(s.name, srv.ns.name, s.node, {
-        edge: this.edge.url, site: SITE, agent: s.name, role: "server", heartbeatMs: policy.heartbeatMs,
-        secretFile: labFile(this.lab, `${s.name}.secret`, secret), stateDir: join(dir, "state"),
-        uplinks: [1, 2].map((n) => ({ id: `isp${n}`, interface: `lan${n}`, ...(s.backend === "nmcli" ? { connection: `up${n}` } : {}) })),
-        switch: { backend: s.backend },
-        tunnels: tunnel.config,
-      }, { ...srv.env, ...tunnel.env });
+      this.plan(
+        s.name,
+        srv.ns.name,
+        s.node,
+        {
+          edge: this.edge.url,
+          site: SITE,
+          agent: s.name,
+          role: "server",
+          heartbeatMs: policy.heartbeatMs,
+          secretFile: labFile(this.lab, `${s.name}.secret`, secret),
+          stateDir: join(dir, "state"),
+          uplinks: [1, 2].map((n) => ({
+            id: `isp${n}`,
+            interface: `lan${n}`,
+            ...(s.backend === "nmcli" ? { connection: `up${n}` } : {}),
+          })),
+          switch: { backend: s.backend },
+          tunnels: tunnel.config,
+        },
+        { ...srv.env, ...tunnel.env },
+      );
       // The tunnel as it runs before wanwatch: started by hand, through whatever the default route is.
       if (!this.options.serverTunnel) await srv.ns.exec(restart);
       this.startAgent(s.name);
@@ -147,7 +208,16 @@ export class LabSite {
   /** The stand-in tunnel of one server: a long-lived TCP connection to the endpoint. */
   private tunnelClient(server: string): string[] {
     const dir = join(this.lab.dir, server);
-    return [NODE20, join(ROOT, "test/fixtures/tunnel-client.mjs"), "--connect", `${EDGE_ADDRESS}:${TUNNEL_PORT}`, "--ready-port", String(TUNNEL_READY_PORT), "--pid-file", join(dir, "tunnel.pid")];
+    return [
+      NODE20,
+      join(ROOT, "test/fixtures/tunnel-client.mjs"),
+      "--connect",
+      `${EDGE_ADDRESS}:${TUNNEL_PORT}`,
+      "--ready-port",
+      String(TUNNEL_READY_PORT),
+      "--pid-file",
+      join(dir, "tunnel.pid"),
+    ];
   }
 
   private plan(name: string, netns: string, node: string, config: object, env: Record<string, string> = {}): void {
@@ -166,7 +236,11 @@ export class LabSite {
    * Restarts an agent with its config changed and more environment; returns what puts both back
    * (and restarts it once more).
    */
-  async restartWith(name: string, change: (config: Record<string, any>) => object, env: Record<string, string> = {}): Promise<() => Promise<void>> {
+  async restartWith(
+    name: string,
+    change: (config: Record<string, any>) => object,
+    env: Record<string, string> = {},
+  ): Promise<() => Promise<void>> {
     const p = this.plans.get(name)!;
     const before = readFileSync(p.configPath, "utf8");
     await this.stopAgent(name);
@@ -202,17 +276,31 @@ export class LabSite {
 
   /** The admin CLI (the bundle), run on "the internet" where the edge listens. */
   async admin(...args: string[]): Promise<any> {
-    const out = await this.lab.inet.exec([NODE22, BUNDLE, "site", ...args, "--edge", this.edge.url, "--site", SITE, "--json"], {
-      env: { ...process.env, WANWATCH_ADMIN_TOKEN: this.edge.adminToken },
-    });
+    const out = await this.lab.inet.exec(
+      [NODE22, BUNDLE, "site", ...args, "--edge", this.edge.url, "--site", SITE, "--json"],
+      {
+        env: { ...process.env, WANWATCH_ADMIN_TOKEN: this.edge.adminToken },
+      },
+    );
     return out.trim() ? JSON.parse(out) : null;
   }
 
   /** An HTTP request to the edge, with the admin token unless told otherwise. */
-  async request(path: string, o: { method?: string; body?: string; token?: string | null } = {}): Promise<{ status: number; body: string }> {
+  async request(
+    path: string,
+    o: { method?: string; body?: string; token?: string | null } = {},
+  ): Promise<{ status: number; body: string }> {
     const token = o.token === undefined ? this.edge.adminToken : o.token;
-    const headers: Record<string, string> = { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(o.body ? { "content-type": "application/json" } : {}) };
-    const res = await fetch(`${this.hostUrl}${path}`, { method: o.method, body: o.body, headers, signal: AbortSignal.timeout(10_000) });
+    const headers: Record<string, string> = {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(o.body ? { "content-type": "application/json" } : {}),
+    };
+    const res = await fetch(`${this.hostUrl}${path}`, {
+      method: o.method,
+      body: o.body,
+      headers,
+      signal: AbortSignal.timeout(10_000),
+    });
     return { status: res.status, body: await res.text() };
   }
 
@@ -249,12 +337,19 @@ export class LabSite {
     const seen = this.endpoint.lines.length;
     const script = `require("node:net").connect(${TUNNEL_PORT}, "${EDGE_ADDRESS6}", function () { this.end(); }).on("error", (e) => { console.error(e.message); process.exit(1); });`;
     await this.server(server).ns.exec([NODE22, "-e", script], { timeoutMs });
-    await waitUntil(() => this.endpoint.lines.slice(seen).some((l) => l.event === "connect" && String(l.remote).includes(":")), `${server}'s IPv6 connection at the endpoint`, 5_000);
-    return this.endpoint.lines.slice(seen).find((l) => l.event === "connect" && String(l.remote).includes(":"))!.remote as string;
+    await waitUntil(
+      () => this.endpoint.lines.slice(seen).some((l) => l.event === "connect" && String(l.remote).includes(":")),
+      `${server}'s IPv6 connection at the endpoint`,
+      5_000,
+    );
+    return this.endpoint.lines.slice(seen).find((l) => l.event === "connect" && String(l.remote).includes(":"))!
+      .remote as string;
   }
 
   tunnelConnects(): TunnelConnect[] {
-    return this.endpoint.lines.filter((l) => l.event === "connect").map((l) => ({ remote: l.remote as string, at: l.at as number }));
+    return this.endpoint.lines
+      .filter((l) => l.event === "connect")
+      .map((l) => ({ remote: l.remote as string, at: l.at as number }));
   }
 
   /** Log lines of an agent's current process. */
@@ -270,7 +365,16 @@ export class LabSite {
 /** A loopback listener on this host → a Unix socket → a forwarder inside "the internet" → the edge. */
 async function forwardToEdge(lab: Lab, port?: number): Promise<string> {
   const sock = join(lab.dir, "edge.sock");
-  const fwd = new Daemon(lab.inet.spawn([NODE22, join(ROOT, "test/fixtures/unix-forward.mjs"), "--unix", sock, "--to", `${EDGE_ADDRESS}:80`]));
+  const fwd = new Daemon(
+    lab.inet.spawn([
+      NODE22,
+      join(ROOT, "test/fixtures/unix-forward.mjs"),
+      "--unix",
+      sock,
+      "--to",
+      `${EDGE_ADDRESS}:80`,
+    ]),
+  );
   await fwd.waitFor((l) => l.event === "listening", "edge forwarder");
   const open = new Set<Socket>();
   const server = createServer((c) => {
@@ -303,5 +407,8 @@ export function appliedBy(s: SiteStatus, id: string): boolean {
 
 /** Every server applied the current directive and the tunnels it owes are restarted. */
 export function settled(s: SiteStatus, servers: readonly string[]): boolean {
-  return servers.every((id) => appliedBy(s, id)) && (s.tunnels.mode !== "cluster" || s.tunnels.generation !== s.generation || s.tunnels.done);
+  return (
+    servers.every((id) => appliedBy(s, id)) &&
+    (s.tunnels.mode !== "cluster" || s.tunnels.generation !== s.generation || s.tunnels.done)
+  );
 }

@@ -2,7 +2,16 @@
 // in the repo's ignored .state folder), booted with systemd-nspawn inside a network namespace.
 // The host has no systemd of its own, hence --register=no --keep-unit and a cgroup dir of ours.
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  rmdirSync,
+  writeFileSync,
+} from "node:fs";
 import { join, resolve } from "node:path";
 import { sh, waitUntil, whereIs } from "./netns.ts";
 
@@ -16,11 +25,16 @@ export async function systemdBoxUnavailable(): Promise<string | null> {
   if (process.platform !== "linux") return "systemd-nspawn needs Linux";
   if (process.getuid?.() !== 0) return "systemd-nspawn and debootstrap need root";
   if (PACKAGES.every((t) => whereIs(t) !== null || existsSync(`/usr/sbin/${t}`))) return null;
-  if (process.env.WANWATCH_NO_APT === "1") return "systemd-nspawn or debootstrap is missing (apt-get install systemd-container debootstrap; WANWATCH_NO_APT=1 is set)";
+  if (process.env.WANWATCH_NO_APT === "1")
+    return "systemd-nspawn or debootstrap is missing (apt-get install systemd-container debootstrap; WANWATCH_NO_APT=1 is set)";
   if (!whereIs("apt-get")) return "systemd-nspawn or debootstrap is missing, and there is no apt-get to install them";
-  console.log("installing systemd-container and debootstrap (apt-get) for the systemd test; WANWATCH_NO_APT=1 skips this");
+  console.log(
+    "installing systemd-container and debootstrap (apt-get) for the systemd test; WANWATCH_NO_APT=1 skips this",
+  );
   try {
-    await sh(["apt-get", "install", "-y", "--no-install-recommends", "systemd-container", "debootstrap"], { timeoutMs: 300_000 });
+    await sh(["apt-get", "install", "-y", "--no-install-recommends", "systemd-container", "debootstrap"], {
+      timeoutMs: 300_000,
+    });
   } catch (err) {
     return `cannot install systemd-container and debootstrap: ${(err as Error).message.split("\n")[0]}`;
   }
@@ -29,7 +43,12 @@ export async function systemdBoxUnavailable(): Promise<string | null> {
 
 /** The Debian mirror this host's apt uses (deb822 or one-line sources). */
 function debianMirror(): string | null {
-  const files = ["/etc/apt/sources.list", ...(existsSync("/etc/apt/sources.list.d") ? readdirSync("/etc/apt/sources.list.d").map((f) => `/etc/apt/sources.list.d/${f}`) : [])];
+  const files = [
+    "/etc/apt/sources.list",
+    ...(existsSync("/etc/apt/sources.list.d")
+      ? readdirSync("/etc/apt/sources.list.d").map((f) => `/etc/apt/sources.list.d/${f}`)
+      : []),
+  ];
   for (const f of files.filter((f) => /\.(list|sources)$/.test(f) && existsSync(f))) {
     const text = readFileSync(f, "utf8");
     const deb822 = /^URIs:\s*(\S+)\s*\nSuites:[^\n]*\bbookworm\b/m.exec(text);
@@ -48,10 +67,15 @@ export async function bookwormRootfs(): Promise<{ rootfs: string } | { skip: str
   mkdirSync(resolve(ROOTFS, ".."), { recursive: true });
   console.log(`building a Debian bookworm rootfs for the systemd test (once; cached in .state/systemd-box)`);
   try {
-    await sh(["debootstrap", "--variant=minbase", "--include=systemd,dbus,libnss-systemd,iproute2", "bookworm", tmp, mirror], { timeoutMs: 600_000 });
+    await sh(
+      ["debootstrap", "--variant=minbase", "--include=systemd,dbus,libnss-systemd,iproute2", "bookworm", tmp, mirror],
+      { timeoutMs: 600_000 },
+    );
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
-    return { skip: `debootstrap could not build a rootfs from ${mirror}: ${(err as Error).message.split("\n").slice(-1)[0]}` };
+    return {
+      skip: `debootstrap could not build a rootfs from ${mirror}: ${(err as Error).message.split("\n").slice(-1)[0]}`,
+    };
   }
   renameSync(tmp, ROOTFS); // only a complete rootfs is ever cached
   return { rootfs: ROOTFS };
@@ -70,16 +94,37 @@ export interface SystemdBox {
 const CGROUP_HIERARCHIES = ["systemd", "unified"];
 
 /** Boots the rootfs (nothing written to it: --volatile=overlay) in network namespace `netns`. */
-export async function bootSystemdBox(o: { name: string; rootfs: string; netns: string; bindsRo: string[] }): Promise<SystemdBox> {
-  const cgroups = CGROUP_HIERARCHIES.map((h) => `/sys/fs/cgroup/${h}/${o.name}`).filter((d) => existsSync(resolve(d, "..")));
+export async function bootSystemdBox(o: {
+  name: string;
+  rootfs: string;
+  netns: string;
+  bindsRo: string[];
+}): Promise<SystemdBox> {
+  const cgroups = CGROUP_HIERARCHIES.map((h) => `/sys/fs/cgroup/${h}/${o.name}`).filter((d) =>
+    existsSync(resolve(d, "..")),
+  );
   for (const d of cgroups) mkdirSync(d, { recursive: true });
-  const args = ["-D", o.rootfs, "--machine", o.name, "--register=no", "--keep-unit", "--volatile=overlay", `--network-namespace-path=/run/netns/${o.netns}`,
+  const args = [
+    "-D",
+    o.rootfs,
+    "--machine",
+    o.name,
+    "--register=no",
+    "--keep-unit",
+    "--volatile=overlay",
+    `--network-namespace-path=/run/netns/${o.netns}`,
     // A host's root may change routes; nspawn keeps CAP_NET_ADMIN only with a private network of its own.
-    "--capability=CAP_NET_ADMIN", ...o.bindsRo.map((b) => `--bind-ro=${b}`), "-b"];
+    "--capability=CAP_NET_ADMIN",
+    ...o.bindsRo.map((b) => `--bind-ro=${b}`),
+    "-b",
+  ];
   // Into our cgroup dir first: without a host systemd, nspawn builds the container's tree under it.
   const script = `for d in ${cgroups.join(" ")}; do echo $$ > $d/cgroup.procs; done; exec systemd-nspawn "$@"`;
   const log: string[] = [];
-  const nspawn: ChildProcess = spawn("bash", ["-c", script, "nspawn", ...args], { stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const nspawn: ChildProcess = spawn("bash", ["-c", script, "nspawn", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
   nspawn.stdout!.on("data", (d) => log.push(String(d)));
   nspawn.stderr!.on("data", (d) => log.push(String(d)));
   const exited = new Promise<void>((r) => nspawn.once("exit", () => r()));
@@ -87,7 +132,10 @@ export async function bootSystemdBox(o: { name: string; rootfs: string; netns: s
   const cleanup = async () => {
     if (nspawn.exitCode === null && nspawn.signalCode === null) {
       nspawn.kill("SIGTERM");
-      const killed = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000))]);
+      const killed = await Promise.race([
+        exited.then(() => true),
+        new Promise<boolean>((r) => setTimeout(() => r(false), 10_000)),
+      ]);
       if (!killed) {
         nspawn.kill("SIGKILL");
         await exited;
@@ -108,12 +156,28 @@ export async function bootSystemdBox(o: { name: string; rootfs: string; netns: s
 
   let init = 0;
   try {
-    await waitUntil(() => {
-      const kids = readFileSync(`/proc/${nspawn.pid}/task/${nspawn.pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
-      init = kids.find((k) => readFileSync(`/proc/${k}/comm`, "utf8").trim() === "systemd") ?? 0;
-      return init > 0;
-    }, `the container's systemd (nspawn said: ${log.join("").slice(-500)})`, 30_000);
-    const nsenter = ["env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "nsenter", "-t", String(init), "-a"];
+    await waitUntil(
+      () => {
+        const kids = readFileSync(`/proc/${nspawn.pid}/task/${nspawn.pid}/children`, "utf8")
+          .trim()
+          .split(/\s+/)
+          .filter(Boolean)
+          .map(Number);
+        init = kids.find((k) => readFileSync(`/proc/${k}/comm`, "utf8").trim() === "systemd") ?? 0;
+        return init > 0;
+      },
+      `the container's systemd (nspawn said: ${log.join("").slice(-500)})`,
+      30_000,
+    );
+    const nsenter = [
+      "env",
+      "-i",
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      "nsenter",
+      "-t",
+      String(init),
+      "-a",
+    ];
     const exec = (argv: string[], eo: { input?: string; timeoutMs?: number } = {}) => sh([...nsenter, ...argv], eo);
     const run = (argv: string[]) =>
       new Promise<{ code: number; stdout: string }>((ok) => {
@@ -123,7 +187,12 @@ export async function bootSystemdBox(o: { name: string; rootfs: string; netns: s
         c.on("close", (code) => ok({ code: code ?? 1, stdout }));
       });
     // Early calls fail with "Failed to connect to bus" until systemd is up.
-    await waitUntil(async () => ["running", "degraded"].includes((await run(["systemctl", "is-system-running"])).stdout.trim()), "systemd inside the container running", 60_000, 100);
+    await waitUntil(
+      async () => ["running", "degraded"].includes((await run(["systemctl", "is-system-running"])).stdout.trim()),
+      "systemd inside the container running",
+      60_000,
+      100,
+    );
     return { init, exec, run, stop: cleanup };
   } catch (err) {
     await cleanup();
