@@ -3,7 +3,9 @@
 import { loadConfig } from "../config/load.ts";
 import { describeError, UserError } from "../lib/errors.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
-import { Agent } from "./agent.ts";
+import type { AgentOptions } from "./agent.ts";
+import { ProbeAgent } from "./probe-agent.ts";
+import { ServerAgent } from "./server-agent.ts";
 import type { HostPort } from "./host-port.ts";
 
 const HARD_EXIT_MS = 10_000;
@@ -12,7 +14,7 @@ export async function runDaemon(configPath: string, host: HostPort, log: Logger 
   const config = loadConfig(configPath, { onDeprecated: (line) => log.warn(line) }); // ConfigError → exit 2, from the CLI
   let stopping = false;
   // Revoked: say it on stderr too (systemctl status shows it), and exit 2 so systemd does not restart.
-  const agent = new Agent({
+  const options: AgentOptions = {
     config,
     host,
     log: log.child({ agent: config.agent }),
@@ -20,7 +22,8 @@ export async function runDaemon(configPath: string, host: HostPort, log: Logger 
       if (!stopping) process.stderr.write(`wanwatch: ${line}\n`);
       shutdown("revoked", 2);
     },
-  });
+  };
+  const agent = config.role === "probe" ? new ProbeAgent(options) : new ServerAgent(options);
 
   const shutdown = (why: string, code: number) => {
     if (stopping) return;

@@ -77,7 +77,7 @@ export function initialState(
 const behind = (done: number | null, generation: number) => done === null || done < generation;
 
 /** Newest generation wins; within one generation the latest word counts (restartTunnels can turn on later). */
-function newer(current: Directive | null, next: Directive): boolean {
+export function newer(current: Directive | null, next: Directive): boolean {
   if (!current) return true;
   if (next.generation !== current.generation) return next.generation > current.generation;
   return next.activeUplink !== current.activeUplink || next.restartTunnels !== current.restartTunnels;

@@ -1,0 +1,133 @@
+// A server agent: per-uplink policy routing so it can heartbeat through every uplink, and the
+// applier that moves the default routes and restarts the tunnels when the edge says so. Level-
+// triggered: the host's routes are compared with the directive whenever they change.
+import { backoffDelay } from "#shared";
+import { DirectiveApplier, type Switcher } from "../directive/applier.ts";
+import { initialState, type ReconcilerState } from "../directive/reconciler.ts";
+import type { DirectiveMessage } from "../edge/channel.ts";
+import { describeError } from "../lib/errors.ts";
+import { Agent, type UplinkPart } from "./agent.ts";
+import { edgeAddressResolver } from "./edge-address.ts";
+import type { UplinkRoute } from "./host-port.ts";
+import type { AgentConfig } from "../config/schema.ts";
+
+/** How often the host's routes are read even when the watch reports nothing. */
+const ROUTES_BACKSTOP_MS = 5_000;
+
+/** What moves the routes: set up once the per-uplink routing is in place. */
+interface Mover {
+  switcher: Switcher;
+  applier: DirectiveApplier;
+}
+
+export class ServerAgent extends Agent {
+  /** Kept as soon as installed, so that a start failing after it still removes it. */
+  private routes: Map<string, UplinkRoute> | null = null;
+  private mover: Mover | null = null;
+  private resumed: ReconcilerState = initialState();
+  private routedUplink: string | null = null;
+  private routedTimer: NodeJS.Timeout | null = null;
+  private stopWatchingRoutes: (() => void) | null = null;
+
+  protected async setUpHost(saved: ReconcilerState): Promise<void> {
+    const { config, log } = this.o;
+    this.resumed = saved;
+    let routes: Map<string, UplinkRoute>;
+    try {
+      routes = await this.o.host.installUplinkRouting(config.uplinks);
+      this.routes = routes;
+    } catch (err) {
+      throw new Error("cannot set up per-uplink routing", { cause: err });
+    }
+    log.info("per-uplink routing installed", {
+      uplinks: Object.fromEntries(
+        [...routes].map(([id, r]) => [
+          id,
+          { sourceAddress: r.sourceAddress, gateway: r.gateway ?? null, table: r.table ?? null },
+        ]),
+      ),
+    });
+    const switcher = this.o.host.createSwitcher(config, routes, log);
+    const applier = new DirectiveApplier({
+      switcher,
+      tunnels: this.o.host.createTunnelRestarter(config.tunnels),
+      edgeAddress: edgeAddressResolver(config.edge),
+      save: (s) => {
+        this.saveState(s);
+        // The routes may have just moved: report what the host really does.
+        void this.refreshRoutedUplink();
+      },
+      log,
+      now: this.now,
+      initial: saved,
+      retryDelay: (attempt) => backoffDelay(attempt, { baseMs: 1_000, maxMs: 60_000, jitter: 0.3 }, this.o.random),
+    });
+    this.mover = { switcher, applier };
+  }
+
+  protected reconcilerState(): ReconcilerState {
+    return this.mover?.applier.state ?? this.resumed;
+  }
+
+  protected uplinkPart(uplink: AgentConfig["uplinks"][number]): UplinkPart {
+    const route = this.routes?.get(uplink.id);
+    return {
+      localAddress: route?.sourceAddress,
+      gateway: route?.gateway,
+      report: () => {
+        const s = this.reconcilerState();
+        return {
+          appliedGeneration: s.appliedGeneration,
+          tunnelGeneration: s.tunnelGeneration,
+          routedUplink: this.routedUplink,
+        };
+      },
+    };
+  }
+
+  protected async started(): Promise<void> {
+    await this.refreshRoutedUplink();
+    // Level-triggered: every change of the kernel's routes is checked against the directive at
+    // once, and a periodic read catches whatever the watch misses.
+    if (this.config.switch.backend !== "none")
+      this.stopWatchingRoutes = this.o.host.watchRoutes(() => void this.refreshRoutedUplink(), this.o.log);
+    this.routedTimer = setInterval(() => void this.refreshRoutedUplink(), ROUTES_BACKSTOP_MS);
+    this.routedTimer.unref();
+    this.mover?.applier.start();
+  }
+
+  protected onDirective(directive: NonNullable<DirectiveMessage["directive"]>): void {
+    this.mover?.applier.offer(directive);
+  }
+
+  private async refreshRoutedUplink(): Promise<void> {
+    if (!this.mover) return;
+    try {
+      const readAt = this.now();
+      const routed = await this.mover.switcher.routed();
+      const r = routed.ipv4;
+      if (r !== this.routedUplink)
+        this.o.log.info("host default route", { routedUplink: r, routedUplink6: routed.ipv6 });
+      this.routedUplink = r;
+      if (this.status) this.status.routedUplink = r;
+      if (this.config.switch.backend !== "none") this.mover.applier.observeRoutes(routed, readAt);
+    } catch (err) {
+      this.o.log.warn("cannot read the host's default route", { error: describeError(err) });
+    }
+  }
+
+  protected async tearDownHost(graceMs: number): Promise<void> {
+    const { log } = this.o;
+    if (this.routedTimer) clearInterval(this.routedTimer);
+    this.stopWatchingRoutes?.();
+    if (this.mover && !(await this.mover.applier.stop(graceMs)))
+      log.warn("an operation was still running at shutdown; the next start resumes it");
+    if (!this.routes) return;
+    try {
+      await this.o.host.removeUplinkRouting(this.routes);
+      log.info("per-uplink routing removed");
+    } catch (err) {
+      log.error("cannot remove per-uplink routing", { error: describeError(err) });
+    }
+  }
+}
