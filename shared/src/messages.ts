@@ -33,6 +33,37 @@ export const Heartbeat = z.strictObject({
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
 
+/**
+ * The heartbeat fields every edge since 0.2 accepts. An edge refuses fields it does not know (the
+ * schema is strict), so an agent sends any other field only to an edge that has listed it in
+ * `accepts`: a newer agent keeps working with an older edge. A new field needs no more than
+ * its place in `Heartbeat`; the edge lists it by itself (`heartbeatExtensions`).
+ */
+export const BASE_HEARTBEAT_FIELDS: ReadonlySet<string> = new Set([
+  "type",
+  "seq",
+  "uplink",
+  "version",
+  "appliedGeneration",
+  "tunnelGeneration",
+  "lastError",
+  "rttEdgeMs",
+  "rttGatewayMs",
+  "clockOffsetMs",
+  "path",
+  "routedUplink",
+]);
+
+/** What this edge accepts beyond the base fields: what it advertises in `accepts`. */
+export const heartbeatExtensions = (): string[] =>
+  Object.keys(Heartbeat.shape).filter((k) => !BASE_HEARTBEAT_FIELDS.has(k));
+
+/** A heartbeat as one edge accepts it: fields beyond the base only when that edge listed them. */
+export function heartbeatFor(hb: Heartbeat, accepts: ReadonlySet<string>): Heartbeat {
+  const kept = Object.entries(hb).filter(([k]) => BASE_HEARTBEAT_FIELDS.has(k) || accepts.has(k));
+  return Object.fromEntries(kept) as Heartbeat;
+}
+
 // What the edge sends is parsed loosely (unknown fields dropped): a newer edge may add fields
 // without cutting off the agents already deployed. Agents before 0.2 parsed it strictly.
 export const Directive = z.object({
@@ -56,6 +87,9 @@ export const EdgeMessage = z.discriminatedUnion("type", [
     // The site's policy.heartbeatMs: the one source of the agents' interval (their own config's is
     // only used until the first answer). Only to agents that accept fields they do not know.
     heartbeatMs: z.int().min(250).max(60_000).optional(),
+    // The heartbeat fields beyond BASE_HEARTBEAT_FIELDS this edge accepts. Only to agents that
+    // accept fields they do not know, and only when there are any.
+    accepts: z.array(z.string().min(1).max(64)).max(64).optional(),
   }),
   z.object({
     type: z.literal("error"),

@@ -10,8 +10,9 @@ import {
   connectBody,
   type EdgeMessage,
   type Heartbeat,
+  Backoff,
+  heartbeatFor,
 } from "#shared";
-import { Backoff } from "#shared";
 import type { Logger } from "../lib/log.ts";
 import type { EdgeClock } from "./clock.ts";
 import { postHeartbeat } from "./heartbeat-http.ts";
@@ -74,6 +75,8 @@ export class UplinkChannel {
   private readonly now: () => number;
   /** The interval now: the config's until the edge tells the site's (setHeartbeat). */
   private heartbeatMs: number;
+  /** Heartbeat fields beyond the base set that the edge said it accepts (none until it answers). */
+  private accepts: ReadonlySet<string> = new Set();
 
   private readonly o: ChannelOptions;
 
@@ -264,6 +267,7 @@ export class UplinkChannel {
       }
     }
     if (rtt !== null) this.lastRtt = rtt;
+    if (msg.accepts) this.accepts = new Set(msg.accepts);
     this.recovered(transport);
     if (transport !== this.answeredOver) {
       this.answeredOver = transport;
@@ -302,7 +306,7 @@ export class UplinkChannel {
       ...this.o.state(),
       rttEdgeMs: this.lastRtt === null ? null : Math.min(120_000, Math.max(0, this.lastRtt)),
     };
-    return { seq, body: JSON.stringify(hb) };
+    return { seq, body: JSON.stringify(heartbeatFor(hb, this.accepts)) };
   }
 
   private async beat(): Promise<void> {

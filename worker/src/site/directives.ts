@@ -1,6 +1,13 @@
 // What each agent is told: the active uplink and whether to restart its tunnels, signed with the
 // key it speaks with, in answer to each heartbeat and pushed when it changes.
-import { acceptsNewFields, sign, type Directive, type EdgeMessage, type SigningKey } from "#shared";
+import {
+  acceptsNewFields,
+  heartbeatExtensions,
+  sign,
+  type Directive,
+  type EdgeMessage,
+  type SigningKey,
+} from "#shared";
 import { restartFor } from "../engine/tunnels.ts";
 import type { AgentRow } from "../store.ts";
 import type { ConfiguredSite } from "./configured.ts";
@@ -45,8 +52,13 @@ export function restartingTunnels(site: DirectiveSource, row: AgentRow): number 
 /** The directive message, as sent to one agent: the one place it is built. */
 export function directiveMessage(site: ConfiguredSite, row: AgentRow, ackSeq: number | null, now: number): EdgeMessage {
   // The site's timings: agents adopt its heartbeat interval from any answer (one source of timing).
+  const accepts = heartbeatExtensions();
   const fields = acceptsNewFields(row.runtime.version)
-    ? { downAfterMs: site.config.policy.downAfterMs, heartbeatMs: site.config.policy.heartbeatMs }
+    ? {
+        downAfterMs: site.config.policy.downAfterMs,
+        heartbeatMs: site.config.policy.heartbeatMs,
+        ...(accepts.length > 0 ? { accepts } : {}),
+      }
     : {};
   return { type: "directive", directive: directiveFor(site, row), now, ackSeq, ...fields };
 }
