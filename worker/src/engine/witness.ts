@@ -56,7 +56,7 @@ export function testify(
     if (Object.keys(rest).length) next[uplink] = rest;
   }
   for (const u of t.unanswered) {
-    if (u.uplink === via || !uplinks.has(u.uplink)) continue;
+    if (!uplinks.has(u.uplink)) continue;
     next[u.uplink] = { ...own(next, u.uplink), [t.agent]: { via, since: u.since, first: before(u.uplink), at: now } };
   }
   return next;
