@@ -17,6 +17,8 @@ const { values } = parseArgs({
     "heartbeat-ms": { type: "string", default: "500" },
     "down-after-ms": { type: "string", default: "1500" },
     "failback-after-ms": { type: "string", default: "4000" },
+    // Server witnesses needed to take an uplink down before downAfterMs (0: silence alone).
+    "witness-quorum": { type: "string", default: "2" },
   },
 });
 const cuts = Number(values.cuts);
@@ -25,6 +27,7 @@ const policy = {
   downAfterMs: Number(values["down-after-ms"]),
   failbackAfterMs: Number(values["failback-after-ms"]),
   minDwellMs: 0,
+  witnessQuorum: Number(values["witness-quorum"]),
 };
 const SERVERS = ["srv1", "srv2"];
 
@@ -40,6 +43,8 @@ interface Phase {
   tunnels: number;
   /** Until every server's new IPv6 connections leave with the new uplink's prefix (null: no IPv6 in the lab). */
   ipv6: number | null;
+  /** The uplink was taken down on servers' witness reports, before downAfterMs. */
+  witnessed: boolean;
 }
 
 const median = (xs: number[]) => {
@@ -97,8 +102,12 @@ async function phase(act: () => Promise<void>, to: "isp1" | "isp2", reason: "fai
     while (!(await ipv6Done())) if (Date.now() - t0 > 60_000) throw new Error(`IPv6 did not follow to ${to}`);
     ipv6 = Date.now() - t0;
   }
+  const witnessed = (await s.events()).some(
+    (e) => e.kind === "uplink" && e.at >= t0 && !!(e.data as { witnesses?: string[] }).witnesses,
+  );
   return {
     ipv6,
+    witnessed,
     detect: sw.at - t0,
     routes: Math.max(...routed.map((l) => Date.parse(l!.time))) - t0,
     tunnels: Math.max(...conns.slice(0, SERVERS.length).map((c) => c.at)) - t0,
@@ -138,7 +147,7 @@ async function drifts(s: LabSite, n: number): Promise<string[]> {
 
 async function main() {
   console.log(
-    `bench:failover — ${cuts} cuts; policy heartbeat ${policy.heartbeatMs} ms, downAfter ${policy.downAfterMs} ms, failbackAfter ${policy.failbackAfterMs} ms`,
+    `bench:failover — ${cuts} cuts; policy heartbeat ${policy.heartbeatMs} ms, downAfter ${policy.downAfterMs} ms, failbackAfter ${policy.failbackAfterMs} ms, witnessQuorum ${policy.witnessQuorum}${policy.witnessQuorum ? "" : " (silence alone)"}`,
   );
   console.log(
     "servers: srv1 (iproute2, Node 20), srv2 (nmcli, Node 22); per-server tunnel restarts; times in seconds from the cut / the restore\n",
@@ -151,7 +160,7 @@ async function main() {
   await s.until((st) => st.activeUplink === "isp1" && settled(st, SERVERS), "start on isp1", 60_000);
   const downs: Phase[] = [];
   const ups: Phase[] = [];
-  console.log(" cut │ failover: detect  routes tunnels    ipv6 │ failback: detect  routes tunnels    ipv6");
+  console.log(" cut │ failover by:  detect  routes tunnels    ipv6 │ failback: detect  routes tunnels    ipv6");
   for (let i = 1; i <= cuts; i++) {
     // Let heartbeats settle on the primary between cuts, as in the field.
     await new Promise((r) => setTimeout(r, 2 * policy.heartbeatMs));
@@ -161,7 +170,7 @@ async function main() {
     ups.push(u);
     const v6 = (p: Phase) => (p.ipv6 === null ? "     –" : sec(p.ipv6));
     console.log(
-      `${String(i).padStart(4)} │          ${sec(d.detect)}  ${sec(d.routes)}  ${sec(d.tunnels)}  ${v6(d)} │          ${sec(u.detect)}  ${sec(u.routes)}  ${sec(u.tunnels)}  ${v6(u)}`,
+      `${String(i).padStart(4)} │ ${d.witnessed ? "witness" : "silence"}  ${sec(d.detect)}  ${sec(d.routes)}  ${sec(d.tunnels)}  ${v6(d)} │          ${sec(u.detect)}  ${sec(u.routes)}  ${sec(u.tunnels)}  ${v6(u)}`,
     );
   }
   const row = (name: string, xs: Phase[], floor: number) => {

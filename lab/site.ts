@@ -25,7 +25,13 @@ export interface ServerPlan {
 
 export interface LabSiteOptions {
   dir: string;
-  policy: { heartbeatMs: number; downAfterMs: number; failbackAfterMs: number; minDwellMs: number };
+  policy: {
+    heartbeatMs: number;
+    downAfterMs: number;
+    failbackAfterMs: number;
+    minDwellMs: number;
+    witnessQuorum?: number;
+  };
   tunnels?: "per-server" | "cluster";
   servers?: ServerPlan[];
   /** Loopback port for `hostUrl` (default: a free one). */

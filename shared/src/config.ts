@@ -18,6 +18,10 @@ export const Policy = z
     // (median), over the probe's last minute, hands over to a healthy backup (1: only total loss).
     degradedLossRatio: z.number().min(0.01).max(1).default(0.2),
     degradedRttMs: z.int().min(10).max(60_000).default(500),
+    // Witness reports: this many server agents whose heartbeats through an uplink go unanswered,
+    // while another uplink answers them, take it down after one heartbeat of silence instead of
+    // downAfterMs. 0: silence alone.
+    witnessQuorum: z.int().min(0).max(100).default(2),
   })
   // One lost heartbeat must never look like an outage.
   .refine((p) => p.downAfterMs >= 2 * p.heartbeatMs, {

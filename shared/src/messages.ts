@@ -30,8 +30,15 @@ export const Heartbeat = z.strictObject({
   path: PathQuality.nullable().optional(),
   // The uplink the host's own routing table uses now (server agents).
   routedUplink: UplinkId.nullable().optional(),
+  // Witness reports (server agents): uplinks whose heartbeats from this agent went unanswered while
+  // this one answers, each with the edge time of the first unanswered heartbeat.
+  unanswered: z
+    .array(z.strictObject({ uplink: UplinkId, since: z.int().min(0).max(Number.MAX_SAFE_INTEGER) }))
+    .max(8)
+    .optional(),
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
+export type Unanswered = NonNullable<Heartbeat["unanswered"]>[number];
 
 /**
  * The heartbeat fields every edge since 0.2 accepts. An edge refuses fields it does not know (the

@@ -15,3 +15,10 @@ export const CLOSE_REPLACED = 4409;
 
 /** What an agent signs to open its channel on one uplink. */
 export const connectBody = (uplink: string) => `connect ${uplink}`;
+
+/**
+ * A witness report (a heartbeat's `unanswered`) counts once it has stood this long, so that a
+ * heartbeat merely late by up to this much past the agent's bound arrives first; the agent repeats
+ * the report then, which is also when the edge judges it.
+ */
+export const WITNESS_CONFIRM_MS = 200;

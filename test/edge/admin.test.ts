@@ -12,6 +12,7 @@ describe("site config", () => {
       minDwellMs: 10_000,
       degradedLossRatio: 0.2,
       degradedRttMs: 500,
+      witnessQuorum: 2,
     });
     expect(put.json.tunnels).toEqual({ restart: "cluster", maxWaitMs: 30_000 });
     const get = await call("GET", "/v1/sites/office");

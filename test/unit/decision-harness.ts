@@ -13,6 +13,7 @@ import {
   type Effect,
   type SiteShape,
 } from "../../worker/src/engine/decision.ts";
+import type { Testimony } from "../../worker/src/engine/witness.ts";
 import type { PathQuality, Policy } from "#shared";
 
 export const T0 = 1_000_000;
@@ -28,6 +29,7 @@ export const shape = (policy: Partial<Policy> = {}, n = 2): SiteShape => ({
     minDwellMs: 10_000,
     degradedLossRatio: 0.2,
     degradedRttMs: 500,
+    witnessQuorum: 2,
     ...policy,
   },
 });
@@ -43,7 +45,7 @@ const BAD: PathQuality = { lossRatio: 0.9, rttMs: 40, samples: 60 };
 const GOOD: PathQuality = { lossRatio: 0, rttMs: 20, samples: 60 };
 
 export type Act =
-  | { at: number; kind: "beat"; uplink: string; path?: PathQuality }
+  | { at: number; kind: "beat"; uplink: string; path?: PathQuality; witness?: Testimony }
   | { at: number; kind: "override"; uplink: string; forMs: number }
   | { at: number; kind: "clear" }
   | { at: number; kind: "policy"; policy: Partial<Policy> }
@@ -128,6 +130,8 @@ export interface Run {
   state: DecisionState;
   shape: SiteShape;
   switches: Switch[];
+  /** Every effect, with when. */
+  effects: { at: number; effect: Effect }[];
   /** Every moment the engine judged the site (a heartbeat, an alarm, a call), and its downAfterMs then. */
   steps: { at: number; downAfterMs: number }[];
   restarts: number[];
@@ -145,12 +149,13 @@ export function run(sh: SiteShape, acts: readonly Act[], until?: number): Run {
   let shape = sh;
   let s = initialState(shape, T0);
   let now = T0;
-  const r: Run = { state: s, shape, switches: [], steps: [], restarts: [], acts: [...acts], now };
+  const r: Run = { state: s, shape, switches: [], effects: [], steps: [], restarts: [], acts: [...acts], now };
   let seen = 0;
   const apply = (e: DecisionEvent) => {
     const before = s;
     const out = step(s, e, now, shape);
     r.steps.push({ at: now, downAfterMs: shape.policy.downAfterMs });
+    for (const eff of out.effects) r.effects.push({ at: now, effect: eff });
     for (const eff of out.effects)
       if (eff.kind === "switch") r.switches.push({ at: now, seen, effect: eff, before, after: out.state });
     s = out.state;
@@ -171,7 +176,7 @@ export function run(sh: SiteShape, acts: readonly Act[], until?: number): Run {
     seen++;
     switch (a.kind) {
       case "beat":
-        apply({ kind: "heartbeat", uplink: a.uplink, path: a.path ?? null });
+        apply({ kind: "heartbeat", uplink: a.uplink, path: a.path ?? null, witness: a.witness ?? null });
         break;
       case "override":
         apply({ kind: "override-set", override: { uplink: a.uplink, until: now + a.forMs, reason: "test" } });

@@ -18,6 +18,7 @@ const policy = {
   minDwellMs: 10_000,
   degradedLossRatio: 0.2,
   degradedRttMs: 500,
+  witnessQuorum: 2,
 };
 const shape: SiteShape = {
   uplinks: [

@@ -15,6 +15,7 @@ import { readState, writeState } from "../state/files.ts";
 import { VERSION } from "../version.ts";
 import type { HostPort } from "./host-port.ts";
 import { StatusWriter } from "./status-writer.ts";
+import { Witness } from "./witness.ts";
 
 export interface AgentOptions {
   config: AgentConfig;
@@ -47,6 +48,7 @@ export abstract class Agent {
   private readonly channels: UplinkChannel[] = [];
   private readonly parts: UplinkPart[] = [];
   private readonly gatewayRtts: GatewayRtt[] = [];
+  private witness: Witness | null = null;
   private seq = 0;
   /** The edge has accepted this agent since it started: an unknown_agent refusal after that means revoked. */
   private accepted = false;
@@ -139,7 +141,9 @@ export abstract class Agent {
           nextSeq: () => this.seq++,
           state: () => {
             const s = this.reconcilerState();
+            const unanswered = this.witness?.reportFor(u.id) ?? [];
             return {
+              ...(unanswered.length ? { unanswered } : {}),
               appliedGeneration: null,
               tunnelGeneration: null,
               lastError: s.lastError,
@@ -159,11 +163,15 @@ export abstract class Agent {
           },
           onState: (uplink, s) => this.status?.channelState(uplink, s),
           onRefused: (uplink, r) => this.onRefused(uplink, r),
+          onUnanswered: (uplink) => this.witness?.unanswered(uplink),
           random: this.o.random,
           localNow: this.now,
         }),
       );
     }
+    this.witness = new Witness(
+      this.channels.map((c, i) => ({ uplink: config.uplinks[i]!.id, answers: c.answers, beatNow: () => c.beatNow() })),
+    );
     for (const g of this.gatewayRtts) g.start();
     for (const p of this.parts) p.start?.();
     for (const ch of this.channels) ch.start();
@@ -211,6 +219,7 @@ export abstract class Agent {
   async stop(graceMs = 5_000): Promise<void> {
     for (const g of this.gatewayRtts) g.stop();
     for (const p of this.parts) p.stop?.();
+    this.witness?.stop();
     await Promise.all(this.channels.map((c) => c.stop()));
     await this.tearDownHost(graceMs);
     this.status?.stop();

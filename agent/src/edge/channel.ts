@@ -14,6 +14,7 @@ import {
   heartbeatFor,
 } from "#shared";
 import type { Logger } from "../lib/log.ts";
+import { AnswerWatch } from "./answer-watch.ts";
 import type { EdgeClock } from "./clock.ts";
 import { postHeartbeat } from "./heartbeat-http.ts";
 import type { Refusal } from "./refusal.ts";
@@ -25,7 +26,14 @@ export type Transport = "websocket" | "http";
 /** What the rest of the agent reports in every heartbeat. */
 export type HeartbeatState = Pick<
   Heartbeat,
-  "appliedGeneration" | "tunnelGeneration" | "lastError" | "routedUplink" | "rttGatewayMs" | "path" | "clockOffsetMs"
+  | "appliedGeneration"
+  | "tunnelGeneration"
+  | "lastError"
+  | "routedUplink"
+  | "rttGatewayMs"
+  | "path"
+  | "clockOffsetMs"
+  | "unanswered"
 >;
 
 export interface ChannelOptions {
@@ -51,6 +59,8 @@ export interface ChannelOptions {
   onState?: (uplink: string, s: { transport: Transport | null; error: string | null }) => void;
   /** The edge refused a message of this uplink's (a heartbeat, a connect) and said why. */
   onRefused?: (uplink: string, r: Refusal) => void;
+  /** A heartbeat through this uplink has just gone unanswered past its bound (`answers`). */
+  onUnanswered?: (uplink: string) => void;
   random?: () => number;
   localNow?: () => number;
 }
@@ -77,6 +87,8 @@ export class UplinkChannel {
   private heartbeatMs: number;
   /** Heartbeat fields beyond the base set that the edge said it accepts (none until it answers). */
   private accepts: ReadonlySet<string> = new Set();
+  /** Whether heartbeats through this uplink are answered: a witness's evidence. */
+  readonly answers = new AnswerWatch();
 
   private readonly o: ChannelOptions;
 
@@ -267,6 +279,7 @@ export class UplinkChannel {
       }
     }
     if (rtt !== null) this.lastRtt = rtt;
+    this.answers.answered(msg.ackSeq, receivedAt);
     if (msg.accepts) this.accepts = new Set(msg.accepts);
     this.recovered(transport);
     if (transport !== this.answeredOver) {
@@ -294,6 +307,11 @@ export class UplinkChannel {
     if (this.beatTimer === null || this.stopped) return;
     clearInterval(this.beatTimer);
     this.startBeats();
+  }
+
+  /** A heartbeat now, out of turn: a witness report that should not wait for the next interval. */
+  beatNow(): void {
+    void this.beat();
   }
 
   private body(): { seq: number; body: string } {
@@ -330,7 +348,8 @@ export class UplinkChannel {
     if (this.httpInFlight) return;
     this.httpInFlight = true;
     try {
-      const { body } = this.body();
+      const { seq, body } = this.body();
+      this.watchAnswer(seq);
       const r = await postHeartbeat({
         edge: this.o.edge,
         site: this.o.site,
@@ -359,7 +378,18 @@ export class UplinkChannel {
     }
   }
 
+  /** Judges the heartbeat at its bound: unanswered by then, the agent hears of it at once. */
+  private watchAnswer(seq: number): void {
+    const at = this.now();
+    this.answers.sent(seq, at, this.o.clock.now());
+    const t = setTimeout(() => {
+      if (!this.stopped && this.answers.overdue(seq)) this.o.onUnanswered?.(this.o.uplink);
+    }, this.answers.boundMs(at));
+    t.unref();
+  }
+
   private remember(seq: number): void {
+    this.watchAnswer(seq);
     this.sent.set(seq, this.now());
     // Unanswered heartbeats: keep the last few only.
     if (this.sent.size > 16) this.sent.delete(this.sent.keys().next().value!);

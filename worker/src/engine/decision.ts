@@ -1,5 +1,13 @@
 // The site's decision policy, pure: (state, event, now) → (state, effects). No I/O, no clock.
 import type { PathQuality, Policy, Uplink, UplinkState } from "#shared";
+import {
+  prunedWitnesses,
+  testify,
+  witnessSilenceMs,
+  witnessesAgainst,
+  type Testimony,
+  type Witnesses,
+} from "./witness.ts";
 
 export interface UplinkRuntime {
   /** Last valid heartbeat that travelled through this uplink (or the grace start after a restart). */
@@ -28,6 +36,8 @@ export interface DecisionState {
   generation: number;
   lastSwitchAt: number | null;
   override: Override | null;
+  /** Witness reports, in memory only (absent in states stored before, dropped by a restart). */
+  witnesses?: Witnesses;
 }
 
 export interface SiteShape {
@@ -36,7 +46,7 @@ export interface SiteShape {
 }
 
 export type DecisionEvent =
-  | { kind: "heartbeat"; uplink: string; path?: PathQuality | null }
+  | { kind: "heartbeat"; uplink: string; path?: PathQuality | null; witness?: Testimony | null }
   | { kind: "tick" }
   | { kind: "override-set"; override: Override }
   | { kind: "override-cleared" };
@@ -45,7 +55,8 @@ export type SwitchReason = "initial" | "failover" | "failback" | "degraded" | "o
 
 export type Effect =
   | { kind: "switch"; from: string | null; to: string; generation: number; reason: SwitchReason }
-  | { kind: "uplink-state"; uplink: string; from: UplinkState; to: UplinkState }
+  /** `witnesses`: down before downAfterMs, on these server agents' reports. */
+  | { kind: "uplink-state"; uplink: string; from: UplinkState; to: UplinkState; witnesses?: string[] }
   /** `path` null: no probe has renewed the verdict for PATH_REPORT_STALE_MS, so it lapsed. */
   | { kind: "uplink-quality"; uplink: string; degraded: boolean; path: PathQuality | null }
   | { kind: "override-ended"; uplink: string; expired: boolean };
@@ -81,7 +92,7 @@ export function restoredState(saved: DecisionState, shape: SiteShape, now: numbe
       ? { ...s, lastHeardAt: s.state === "up" ? now : s.lastHeardAt, ...(s.degraded ? { pathAt: now } : {}) }
       : { lastHeardAt: null, state: "unknown", stateSince: now, upSince: null };
   }
-  return { ...saved, observedSince: now, uplinks };
+  return { ...saved, observedSince: now, uplinks, witnesses: undefined };
 }
 
 /** Keeps runtime of uplinks that stay, adds new ones as never heard, drops removed ones. */
@@ -95,7 +106,8 @@ export function reshapedState(state: DecisionState, shape: SiteShape, now: numbe
       upSince: null,
     };
   const override = state.override && runtimeOf(uplinks, state.override.uplink) ? state.override : null;
-  return { ...state, uplinks, override, observedSince: Math.min(state.observedSince, now) };
+  const witnesses = state.witnesses && prunedWitnesses(state.witnesses, new Set(shape.uplinks.map((u) => u.id)));
+  return { ...state, uplinks, override, witnesses, observedSince: Math.min(state.observedSince, now) };
 }
 
 /** Judgements on fewer handshakes than this keep the previous verdict: a probe just started. */
@@ -162,11 +174,20 @@ function confirmed(u: UplinkRuntime, s: DecisionState, now: number, policy: Poli
 function judge(s: DecisionState, shape: SiteShape, now: number, effects: Effect[]): DecisionState {
   const { policy } = shape;
   const anyFresh = shape.uplinks.some((u) => isFresh(s.uplinks[u.id]!, now, policy));
+  const healthyNow = (id: string) => {
+    const v = runtimeOf(s.uplinks, id);
+    return !!v && healthy(v) && answering(v, now, policy);
+  };
   const uplinks: Record<string, UplinkRuntime> = {};
   for (const { id } of shape.uplinks) {
     const u = s.uplinks[id]!;
+    const silent = u.lastHeardAt === null || now - u.lastHeardAt >= witnessSilenceMs(policy);
+    const witnesses = u.state === "up" && silent ? witnessesAgainst(s.witnesses, id, healthyNow, policy, now) : null;
+    // Taken down by witnesses while still within downAfterMs: down until heard again.
+    const heardSinceDown = u.state !== "down" || (u.lastHeardAt ?? -Infinity) >= u.stateSince;
     let next: UplinkState;
-    if (isFresh(u, now, policy)) next = "up";
+    if (witnesses) next = "down";
+    else if (isFresh(u, now, policy) && heardSinceDown) next = "up";
     else if (isPending(u, s, now, policy)) next = u.state;
     // Silent while another uplink speaks: this one is broken. Everyone silent: we cannot tell.
     else next = anyFresh ? "down" : "unknown";
@@ -174,7 +195,7 @@ function judge(s: DecisionState, shape: SiteShape, now: number, effects: Effect[
       uplinks[id] = u;
       continue;
     }
-    effects.push({ kind: "uplink-state", uplink: id, from: u.state, to: next });
+    effects.push({ kind: "uplink-state", uplink: id, from: u.state, to: next, ...(witnesses ? { witnesses } : {}) });
     uplinks[id] = {
       ...u,
       state: next,
@@ -253,6 +274,10 @@ export function step(state: DecisionState, event: DecisionEvent, now: number, sh
       // A return to a recovered uplink waits out the same hold-down as a return to one that came back up.
       const upSince = was && !degraded && u.upSince !== null ? now : u.upSince;
       s = { ...s, uplinks: { ...s.uplinks, [event.uplink]: { ...u, lastHeardAt: now, degraded, upSince, pathAt } } };
+      if (event.witness) {
+        const ids = new Set(shape.uplinks.map((x) => x.id));
+        s = { ...s, witnesses: testify(s.witnesses ?? {}, event.witness, event.uplink, ids, now) };
+      }
       break;
     }
     case "override-set":

@@ -17,7 +17,7 @@ export type EventData = {
   "override-ended": { uplink: string; expired: boolean };
   switch: { from: string | null; to: string; generation: number; reason: SwitchReason };
   /** An uplink's state changed (the engine's `uplink-state` effect). */
-  uplink: { uplink: string; from: UplinkState; to: UplinkState };
+  uplink: { uplink: string; from: UplinkState; to: UplinkState; witnesses?: string[] };
   "uplink-quality": { uplink: string; degraded: boolean } & Partial<PathQuality>;
   "uplink-address": { uplink: string; from: string; to: string | null };
   "site-offline": Record<string, never>;

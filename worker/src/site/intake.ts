@@ -65,8 +65,14 @@ export class Intake {
     );
     this.registry.heard(agent, absorbed.runtime, absorbed.persist);
     // Only a probe's view of its path judges the uplink's quality: it sits behind that uplink alone.
+    // Only a server can witness: a probe has one uplink to speak through.
     const event: DecisionEvent = evidenceFor
-      ? { kind: "heartbeat", uplink: evidenceFor, path: probe ? hb.path : null }
+      ? {
+          kind: "heartbeat",
+          uplink: evidenceFor,
+          path: probe ? hb.path : null,
+          witness: probe ? null : { agent: agent.row.id, unanswered: hb.unanswered ?? [] },
+        }
       : { kind: "tick" };
     return ok({ ...auth.value, seq: hb.seq, event, events: absorbed.events });
   }

@@ -32,8 +32,8 @@ export function describeEffect(e: Effect, at: number): NewEvent {
       return {
         at,
         kind: "uplink",
-        message: `${e.uplink}: ${e.from} → ${e.to}`,
-        data: { uplink: e.uplink, from: e.from, to: e.to },
+        message: `${e.uplink}: ${e.from} → ${e.to}${e.witnesses ? ` (unanswered for ${e.witnesses.join(", ")} while another uplink answers)` : ""}`,
+        data: { uplink: e.uplink, from: e.from, to: e.to, ...(e.witnesses ? { witnesses: e.witnesses } : {}) },
       };
     case "override-ended":
       return {

@@ -1,0 +1,58 @@
+// Whether one channel's heartbeats are being answered: a heartbeat with no answer within
+// max(300 ms, 3 × the slowest answer of the last minute) is unanswered, until any answer comes.
+// The slowest answer, not the last: a lossy or slow path that has been late before is late again,
+// not cut, so it must not be reported as cut (TCP resends one lost segment after ≥ 200 ms).
+
+export const MIN_BOUND_MS = 300;
+const RTT_WINDOW_MS = 60_000;
+/** Heartbeats kept waiting for an answer: a few intervals' worth. */
+const MAX_PENDING = 16;
+
+export interface Unanswered {
+  /** Local time the first unanswered heartbeat was sent. */
+  sentAt: number;
+  /** The same moment in edge time: what a witness report says. */
+  edgeAt: number;
+}
+
+export class AnswerWatch {
+  private readonly pending = new Map<number, Unanswered>();
+  private rtts: { at: number; ms: number }[] = [];
+  private first: Unanswered | null = null;
+  /** Local time of the latest answer. */
+  lastAnswerAt: number | null = null;
+
+  get unanswered(): Unanswered | null {
+    return this.first;
+  }
+
+  /** How long a heartbeat sent now may wait for its answer. */
+  boundMs(now: number): number {
+    this.rtts = this.rtts.filter((r) => now - r.at <= RTT_WINDOW_MS);
+    return Math.max(MIN_BOUND_MS, 3 * Math.max(0, ...this.rtts.map((r) => r.ms)));
+  }
+
+  sent(seq: number, at: number, edgeAt: number): void {
+    this.pending.set(seq, { sentAt: at, edgeAt });
+    if (this.pending.size > MAX_PENDING) this.pending.delete(this.pending.keys().next().value!);
+  }
+
+  /** An answer (to `seq`, or pushed unasked: null): the channel answers again. */
+  answered(seq: number | null, at: number): void {
+    const sent = seq === null ? undefined : this.pending.get(seq);
+    if (sent) this.rtts.push({ at, ms: at - sent.sentAt });
+    // Older heartbeats will not be answered any more (an answer is in order): forget them too.
+    if (seq !== null) for (const s of this.pending.keys()) if (s <= seq) this.pending.delete(s);
+    this.lastAnswerAt = at;
+    this.first = null;
+  }
+
+  /** Judges heartbeat `seq` at its bound; true when the channel has just become unanswered. */
+  overdue(seq: number): boolean {
+    const sent = this.pending.get(seq);
+    if (!sent || this.first !== null) return false;
+    if (this.lastAnswerAt !== null && this.lastAnswerAt >= sent.sentAt) return false;
+    this.first = sent;
+    return true;
+  }
+}
