@@ -80,7 +80,15 @@ describe("pinned tunnel replicas", () => {
       { kind: "restart", uplink: "isp1", silentMs: 6_000, attempt: 0 },
       { kind: "restart", uplink: "isp1", silentMs: 6_000, attempt: 1 },
     ]);
-    expect(state.uplinks.isp1).toMatchObject({ running: false, owedAfterMs: null, failures: 0, retryAt: null });
+    expect(state.uplinks.isp1).toMatchObject({
+      running: false,
+      owedAfterMs: null,
+      failures: 0,
+      retryAt: null,
+      restartedAt: 13_200,
+      lastError: null,
+    });
+    expect(run(failed).state.uplinks.isp1).toMatchObject({ lastError: "docker: command not found", retryAt: 12_500 });
   });
 
   it("owe one more restart when the uplink comes back again while one runs", () => {

@@ -11,6 +11,7 @@ import { Agent, type UplinkPart } from "./agent.ts";
 import { edgeAddressResolver } from "./edge-address.ts";
 import type { UplinkRoute } from "./host-port.ts";
 import type { AgentConfig } from "../config/schema.ts";
+import type { StatusFile } from "../state/files.ts";
 
 /** How often the host's routes are read even when the watch reports nothing. */
 const ROUTES_BACKSTOP_MS = 5_000;
@@ -77,6 +78,7 @@ export class ServerAgent extends Agent {
       replicas: new Map(Object.entries(replicas).map(([id, r]) => [id, this.o.host.createTunnelRestarter(r)])),
       log: this.o.log,
       now: this.now,
+      onChange: () => this.status?.changed(),
       retryDelay: (n) => backoffDelay(n, { baseMs: 1_000, maxMs: 60_000, jitter: 0.3 }, this.o.random),
     });
     // What each replica must bind to (cloudflared --edge-bind-address): the per-uplink routing
@@ -84,6 +86,10 @@ export class ServerAgent extends Agent {
     this.o.log.info("pinned tunnel replicas", {
       bindAddresses: Object.fromEntries([...routes].map(([id, r]) => [id, r.sourceAddress])),
     });
+  }
+
+  protected replicaView(): StatusFile["replicas"] {
+    return this.replicas?.view();
   }
 
   protected reconcilerState(): ReconcilerState {

@@ -3,6 +3,7 @@
 // through that uplink (one per heartbeat), so no timer is needed.
 import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
+import type { ReplicaView } from "../state/files.ts";
 import type { TunnelRestarter } from "./applier.ts";
 import { initialReplicas, stepReplicas, type ReplicaEvent, type ReplicasState } from "./replicas.ts";
 
@@ -11,6 +12,8 @@ export interface ReplicaRestartsOptions {
   replicas: ReadonlyMap<string, TunnelRestarter>;
   log: Logger;
   retryDelay: (failures: number) => number;
+  /** A restart began or ended (for the status file). */
+  onChange?: () => void;
   now?: () => number;
 }
 
@@ -30,6 +33,16 @@ export class ReplicaRestarts {
 
   get state(): ReplicasState {
     return this.s;
+  }
+
+  /** Each replica as the status file shows it. */
+  view(): Record<string, ReplicaView> {
+    return Object.fromEntries(
+      Object.entries(this.s.uplinks).map(([id, r]) => [
+        id,
+        { restarting: r.running, restartedAt: r.restartedAt, lastError: r.lastError, retryAt: r.retryAt },
+      ]),
+    );
   }
 
   /** The edge answered through `uplink` at `at` (local clock). */
@@ -57,6 +70,7 @@ export class ReplicaRestarts {
     const r = stepReplicas(this.s, e, this.o.retryDelay);
     this.s = r.state;
     for (const x of r.effects) this.restart(x.uplink, x.silentMs, x.attempt);
+    if (r.effects.length || e.kind === "restarted") this.o.onChange?.();
   }
 
   private restart(uplink: string, silentMs: number, attempt: number): void {

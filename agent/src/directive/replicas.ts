@@ -14,6 +14,9 @@ export interface ReplicaState {
   failures: number;
   /** A failed restart is retried on the first answer through the uplink from then on. */
   retryAt: number | null;
+  /** When the last restart succeeded, and the last failure's error (cleared by a success). */
+  restartedAt: number | null;
+  lastError: string | null;
 }
 
 export interface ReplicasState {
@@ -43,6 +46,8 @@ export function initialReplicas(uplinks: readonly string[], startedAt: number): 
     again: null,
     failures: 0,
     retryAt: null,
+    restartedAt: null,
+    lastError: null,
   };
   return { startedAt, uplinks: Object.fromEntries(uplinks.map((u) => [u, fresh])) };
 }
@@ -61,9 +66,18 @@ export function stepReplicas(
 
   if (e.kind === "restarted") {
     if (e.error === null)
-      return put({ ...r, running: false, owedAfterMs: r.again, again: null, failures: 0, retryAt: null });
+      return put({
+        ...r,
+        running: false,
+        owedAfterMs: r.again,
+        again: null,
+        failures: 0,
+        retryAt: null,
+        restartedAt: e.at,
+        lastError: null,
+      });
     const failures = r.failures + 1;
-    return put({ ...r, running: false, failures, retryAt: e.at + retryDelay(failures) });
+    return put({ ...r, running: false, failures, retryAt: e.at + retryDelay(failures), lastError: e.error });
   }
 
   // Came back: another uplink answered while this one had been silent longer than the site's
