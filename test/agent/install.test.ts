@@ -118,6 +118,18 @@ describe("agent install --dry-run", () => {
       "--dry-run",
     ]);
     expect(section(k8s.stdout, 2).split("\n")).toContain("ProtectHome=read-only");
+    // Pinned replicas: what their backends need (one of them on kubernetes here).
+    const pinned = await wanwatch([
+      ...server(mkdir()),
+      "--tunnel",
+      "pinned",
+      "--tunnel-replica",
+      "isp1=kubernetes:cloudflared-isp1",
+      "--tunnel-replica",
+      "isp2=systemd:cloudflared-isp2",
+      "--dry-run",
+    ]);
+    expect(section(pinned.stdout, 2).split("\n")).toContain("ProtectHome=read-only");
   });
 
   it("every config field has a flag, and the config it writes is the one the agent loads", async () => {
