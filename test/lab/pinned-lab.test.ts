@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SiteStatus } from "#shared";
+import { readStatus } from "../../agent/src/state/files.ts";
 import { ROOT } from "../../lab/agent-process.ts";
 import { labUnavailable, waitUntil } from "../../lab/netns.ts";
 import { networkManagerUnavailable } from "../../lab/network-manager.ts";
@@ -100,6 +101,18 @@ describe.skipIf(why)(`pinned tunnel replicas in the lab${why ? ` — skipped: ${
     expect(site.tunnelTraffic().filter((t) => t.at >= cut && t.name.endsWith("/isp2") && t.event === "close")).toEqual(
       [],
     );
+    // `wanwatch agent status` reads the same: isp1's replica restarted since the restore, isp2's never.
+    const replicasOf = (srv: string) => {
+      const r = readStatus(join(site.lab.dir, srv, "state"));
+      return r.ok ? r.value.replicas : undefined;
+    };
+    for (const srv of SERVERS) {
+      await waitUntil(
+        () => (replicasOf(srv)?.isp1?.restartedAt ?? 0) >= restored,
+        `${srv}'s status: isp1's replica restarted`,
+      );
+      expect(replicasOf(srv)?.isp2).toEqual({ restarting: false, restartedAt: null, lastError: null, retryAt: null });
+    }
     // The failback restarts nothing either.
     await site.until(on("isp1"), "failback to isp1", 30_000);
     await new Promise((r) => setTimeout(r, 1_000));
