@@ -9,6 +9,7 @@ export default {
     "worker/src/engine/tunnels.ts",
     "worker/src/site/transition.ts",
     "agent/src/directive/reconciler.ts",
+    "agent/src/directive/replicas.ts",
     "shared/src/signing.ts",
   ],
   // The sandbox is a copy of the project: not the lab's and the tests' state (a systemd root

@@ -10,7 +10,15 @@ import type { SiteEvent, SiteStatus } from "#shared";
 import { freePort, startLocalEdge, type LocalEdge } from "../tools/local-edge.ts";
 import { BUNDLE, Daemon, NODE20, NODE22, ROOT, buildBundle } from "./agent-process.ts";
 import { waitUntil } from "./netns.ts";
-import { EDGE_ADDRESS, EDGE_ADDRESS6, createLab, labFile, type Lab, type LabServer } from "./topology.ts";
+import {
+  EDGE_ADDRESS,
+  EDGE_ADDRESS6,
+  createLab,
+  labFile,
+  serverAddress,
+  type Lab,
+  type LabServer,
+} from "./topology.ts";
 
 export const SITE = "office";
 export const TUNNEL_PORT = 7844;
@@ -32,7 +40,15 @@ export interface LabSiteOptions {
     minDwellMs: number;
     witnessQuorum?: number;
   };
-  tunnels?: "per-server" | "cluster";
+  tunnels?: TunnelMode;
+  /**
+   * Pinned replicas: each server runs one stand-in tunnel per uplink, bound to that uplink's
+   * source address (cloudflared's --edge-bind-address), and its agent restarts a replica only when
+   * its uplink comes back (`tunnels.backend: pinned`); the site's restart mode is `none`.
+   */
+  pinned?: boolean;
+  /** Every stand-in tunnel sends a keepalive this often, and the endpoint logs each one it receives. */
+  tunnelKeepaliveMs?: number;
   servers?: ServerPlan[];
   /** Loopback port for `hostUrl` (default: a free one). */
   hostPort?: number;
@@ -44,6 +60,8 @@ export interface LabSiteOptions {
    */
   serverTunnel?: (server: string) => { config: object; env: Record<string, string> };
 }
+
+export type TunnelMode = "per-server" | "cluster" | "none";
 
 /** One connection seen by the tunnel endpoint. */
 export interface TunnelConnect {
@@ -109,6 +127,7 @@ export class LabSite {
           ...hosts.flatMap((h) => ["--host", h]),
           "--port",
           String(TUNNEL_PORT),
+          ...(o.tunnelKeepaliveMs ? ["--log-data"] : []),
         ]),
       );
       await waitUntil(
@@ -128,7 +147,7 @@ export class LabSite {
 
   /** Applies the site config (through the admin CLI), with this tunnel mode and policy. */
   async applySite(
-    tunnels: "per-server" | "cluster" = this.options.tunnels ?? "per-server",
+    tunnels: TunnelMode = this.options.tunnels ?? (this.options.pinned ? "none" : "per-server"),
     policy: Record<string, number> = this.options.policy,
   ): Promise<void> {
     const site = labFile(
@@ -169,18 +188,22 @@ export class LabSite {
       const { secret } = await this.admin("enroll", "--id", s.name, "--role", "server", "--tunnel-restarter");
       const dir = join(this.lab.dir, s.name);
       mkdirSync(dir, { recursive: true });
-      const restart = [
-        join(ROOT, "test/fixtures/restart-tunnel.sh"),
-        join(dir, "tunnel.pid"),
-        ...this.tunnelClient(s.name),
-      ];
+      const restart = this.tunnelRestart(s.name);
+      const replicas = ([1, 2] as const).map((n) =>
+        this.tunnelRestart(s.name, { uplink: n, bind: serverAddress(k, n) }),
+      );
       const tunnel = this.options.serverTunnel?.(s.name) ?? {
-        config: {
-          backend: "command",
-          command: restart,
-          timeoutMs: 20_000,
-          readyUrl: `http://127.0.0.1:${TUNNEL_READY_PORT}/ready`,
-        },
+        config: this.options.pinned
+          ? {
+              backend: "pinned",
+              replicas: Object.fromEntries(
+                replicas.map((command, i) => [
+                  `isp${i + 1}`,
+                  { backend: "command", command, timeoutMs: 20_000, readyUrl: readyUrl(TUNNEL_READY_PORT + i + 1) },
+                ]),
+              ),
+            }
+          : { backend: "command", command: restart, timeoutMs: 20_000, readyUrl: readyUrl(TUNNEL_READY_PORT) },
         env: {},
       };
       this.plan(
@@ -205,24 +228,44 @@ export class LabSite {
         },
         { ...srv.env, ...tunnel.env },
       );
-      // The tunnel as it runs before wanwatch: started by hand, through whatever the default route is.
-      if (!this.options.serverTunnel) await srv.ns.exec(restart);
-      this.startAgent(s.name);
+      if (this.options.serverTunnel) this.startAgent(s.name);
+      else if (this.options.pinned) {
+        // Pinned replicas start once the agent's per-uplink routing is in (as a unit ordered after
+        // the agent's would): before it, a replica bound to isp2's address would leave through the
+        // default route, isp1.
+        await this.startAgent(s.name).waitFor((l) => l.msg === "per-uplink routing installed", `${s.name}'s routing`);
+        for (const r of replicas) await srv.ns.exec(r);
+      } else {
+        // The tunnel as it runs before wanwatch: started by hand, through whatever the default route is.
+        await srv.ns.exec(restart);
+        this.startAgent(s.name);
+      }
     }
   }
 
-  /** The stand-in tunnel of one server: a long-lived TCP connection to the endpoint. */
-  private tunnelClient(server: string): string[] {
+  /**
+   * What restarts one stand-in tunnel of a server (a long-lived TCP connection to the endpoint):
+   * its only one, or with `pinned` the replica of uplink N, bound to that uplink's source address.
+   */
+  private tunnelRestart(server: string, pinned?: { uplink: 1 | 2; bind: string }): string[] {
     const dir = join(this.lab.dir, server);
+    const pidFile = join(dir, pinned ? `tunnel-isp${pinned.uplink}.pid` : "tunnel.pid");
+    const keepalive = this.options.tunnelKeepaliveMs;
     return [
+      join(ROOT, "test/fixtures/restart-tunnel.sh"),
+      pidFile,
       NODE20,
       join(ROOT, "test/fixtures/tunnel-client.mjs"),
       "--connect",
       `${EDGE_ADDRESS}:${TUNNEL_PORT}`,
       "--ready-port",
-      String(TUNNEL_READY_PORT),
+      String(TUNNEL_READY_PORT + (pinned?.uplink ?? 0)),
       "--pid-file",
-      join(dir, "tunnel.pid"),
+      pidFile,
+      "--name",
+      pinned ? `${server}/isp${pinned.uplink}` : server,
+      ...(pinned ? ["--bind", pinned.bind] : []),
+      ...(keepalive ? ["--send-every", String(keepalive)] : []),
     ];
   }
 
@@ -352,6 +395,25 @@ export class LabSite {
       .remote as string;
   }
 
+  /** Each stand-in tunnel's introduction at the endpoint: which one (server, or server/uplink), which process, from where. */
+  tunnelHellos(): { name: string; pid: number; remote: string; at: number }[] {
+    return this.endpoint.lines
+      .filter((l) => l.event === "hello")
+      .map((l) => ({ name: l.name as string, pid: l.pid as number, remote: l.remote as string, at: l.at as number }));
+  }
+
+  /** Everything the endpoint received from a named tunnel (hello or keepalive), and when: proof it is live. */
+  tunnelTraffic(): { name: string; remote: string; at: number; event: string }[] {
+    return this.endpoint.lines
+      .filter((l) => (l.event === "hello" || l.event === "data" || l.event === "close") && l.name)
+      .map((l) => ({
+        name: l.name as string,
+        remote: l.remote as string,
+        at: l.at as number,
+        event: l.event as string,
+      }));
+  }
+
   tunnelConnects(): TunnelConnect[] {
     return this.endpoint.lines
       .filter((l) => l.event === "connect")
@@ -400,6 +462,8 @@ async function forwardToEdge(lab: Lab, port?: number): Promise<string> {
   });
   return `http://127.0.0.1:${p}`;
 }
+
+const readyUrl = (port: number) => `http://127.0.0.1:${port}/ready`;
 
 const agentOf = (s: SiteStatus, id: string) => s.agents.find((a) => a.id === id);
 

@@ -93,6 +93,8 @@ export interface Lab {
 /** The SBC behind each router is host 10 on its LAN; server k is host 21 + k on both. */
 const SBC_HOST = 10;
 const serverHost = (k: number) => 21 + k;
+/** Server k's (0-based) address on LAN N: the source address of its uplink N. */
+export const serverAddress = (k: number, n: 1 | 2) => `192.168.${n}.${serverHost(k)}`;
 
 export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: boolean }): Promise<Lab> {
   // Real address assignment where the tools are here; static addresses otherwise (same addresses).

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import { beforeAll, describe, expect, it } from "vitest";
 import { NODE20, NODE22, buildBundle, wanwatch } from "../../lab/agent-process.ts";
+import { writeStatus } from "../../agent/src/state/files.ts";
 import { agentFiles, tempDir } from "./support.ts";
 
 beforeAll(() => buildBundle());
@@ -195,6 +196,51 @@ describe("CLI usage", () => {
       `wanwatch: no agent state in ${f.stateDir}: has \`wanwatch agent run\` started on this host?`,
     );
   });
+});
+
+it("agent status shows each pinned tunnel replica: when it was restarted, or why its restart failed", async () => {
+  const replica = (service: string) => ({ backend: "systemd", service });
+  const f = agentFiles({
+    edge: "http://127.0.0.1:2",
+    site: "office",
+    agent: "srv1",
+    role: "server",
+    uplinks: [
+      { id: "isp1", interface: "lo" },
+      { id: "isp2", interface: "lo" },
+    ],
+    tunnels: { backend: "pinned", replicas: { isp1: replica("cloudflared-isp1"), isp2: replica("cloudflared-isp2") } },
+  });
+  const now = Date.now();
+  const uplink = { transport: "websocket" as const, lastContactAt: now, rttMs: 3, error: null, localAddress: null };
+  writeStatus(f.stateDir, {
+    pid: process.pid,
+    agent: "srv1",
+    site: "office",
+    role: "server",
+    edge: "http://127.0.0.1:2",
+    startedAt: now - 600_000,
+    updatedAt: now,
+    stoppedAt: null,
+    clockOffsetMs: 0,
+    directive: null,
+    appliedGeneration: null,
+    tunnelGeneration: null,
+    lastError: null,
+    routedUplink: "isp2",
+    uplinks: { isp1: uplink, isp2: uplink },
+    replicas: {
+      isp1: { restarting: false, restartedAt: null, lastError: "systemctl: exit 5", retryAt: now + 4_000 },
+      isp2: { restarting: false, restartedAt: now - 120_000, lastError: null, retryAt: null },
+    },
+  });
+  const r = await wanwatch(["agent", "status", "--config", f.configPath]);
+  expect(r.code, r.stderr).toBe(0);
+  const lines = r.stdout.trim().split("\n").slice(-2);
+  expect(lines[0]).toBe(
+    `pinned tunnel replica isp1: not restarted since the agent started; last restart failed: systemctl: exit 5 (retry on its next answer after ${new Date(now + 4_000).toISOString()})`,
+  );
+  expect(lines[1]).toMatch(/^pinned tunnel replica isp2: restarted 2m ago$/);
 });
 
 describe("agent install", () => {

@@ -96,6 +96,31 @@ tunnels: { restart: swarm, service: cloudflared_tunnel, readyUrl: "http://127.0.
     ]);
   });
 
+  it("pinned tunnel replicas: one per uplink, each with its own restart, refused by field otherwise", () => {
+    const pinned = (replicas: object) => ({ ...valid, tunnels: { backend: "pinned", replicas } });
+    const unit = (service: string) => ({ backend: "systemd", service });
+    expect(
+      parseConfig("x", pinned({ isp1: unit("cloudflared-isp1"), isp2: { restart: "command", command: ["/x"] } }))
+        .tunnels,
+    ).toEqual({
+      backend: "pinned",
+      replicas: {
+        isp1: { backend: "systemd", service: "cloudflared-isp1", timeoutMs: 120_000 },
+        isp2: { backend: "command", command: ["/x"], timeoutMs: 120_000 },
+      },
+    });
+    expect(lines(() => parseConfig("x", pinned({ isp1: unit("a"), isp3: unit("c") })))).toEqual([
+      'tunnels.replicas.isp3: "isp3" is none of this agent\'s uplinks (isp1, isp2)',
+      "tunnels.replicas.isp2: pinned tunnels need a replica on every uplink (each bound to that uplink's source address)",
+    ]);
+    expect(lines(() => parseConfig("x", pinned({ isp1: unit("a"), isp2: { backend: "systemd" } })))).toEqual([
+      expect.stringMatching(/^tunnels\.replicas\.isp2\.service: /),
+    ]);
+    expect(lines(() => parseConfig("x", pinned({ isp1: unit("a"), isp2: { backend: "pinned" } })))).toEqual([
+      expect.stringMatching(/^tunnels\.replicas\.isp2\.backend: /),
+    ]);
+  });
+
   it("host checks: missing interfaces and an unreadable secret, each on its own line", () => {
     const host: HostFacts = {
       interfaceExists: (n) => n === "eth0",

@@ -118,6 +118,18 @@ describe("agent install --dry-run", () => {
       "--dry-run",
     ]);
     expect(section(k8s.stdout, 2).split("\n")).toContain("ProtectHome=read-only");
+    // Pinned replicas: what their backends need (one of them on kubernetes here).
+    const pinned = await wanwatch([
+      ...server(mkdir()),
+      "--tunnel",
+      "pinned",
+      "--tunnel-replica",
+      "isp1=kubernetes:cloudflared-isp1",
+      "--tunnel-replica",
+      "isp2=systemd:cloudflared-isp2",
+      "--dry-run",
+    ]);
+    expect(section(pinned.stdout, 2).split("\n")).toContain("ProtectHome=read-only");
   });
 
   it("every config field has a flag, and the config it writes is the one the agent loads", async () => {
@@ -172,7 +184,46 @@ describe("agent install --dry-run", () => {
     expect(section(r.stdout, 2)).toContain(`ReadWritePaths=${join(dir, "state")}`);
   });
 
+  it("--tunnel pinned: a replica per uplink from --tunnel-replica, with its readiness URL", async () => {
+    const r = await wanwatch([
+      ...server(mkdir()),
+      "--tunnel",
+      "pinned",
+      "--tunnel-replica",
+      "isp1=systemd:cloudflared-isp1",
+      "--tunnel-replica",
+      "isp2=command:/usr/local/bin/restart-replica isp2",
+      "--replica-ready-url",
+      "isp1=http://127.0.0.1:2001/ready",
+      "--tunnel-timeout",
+      "30s",
+      "--dry-run",
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(AgentConfig.parse(parse(section(r.stdout, 1))).tunnels).toEqual({
+      backend: "pinned",
+      replicas: {
+        isp1: {
+          backend: "systemd",
+          service: "cloudflared-isp1",
+          timeoutMs: 30_000,
+          readyUrl: "http://127.0.0.1:2001/ready",
+        },
+        isp2: { backend: "command", command: ["/usr/local/bin/restart-replica", "isp2"], timeoutMs: 30_000 },
+      },
+    });
+  });
+
   it.each([
+    [
+      ["--tunnel", "pinned", "--tunnel-replica", "isp1=systemd:a"],
+      "tunnels.replicas.isp2: pinned tunnels need a replica on every uplink (each bound to that uplink's source address) (--tunnel-replica)",
+    ],
+    [
+      ["--tunnel", "pinned", "--tunnel-replica", "isp1=cloudflared"],
+      "--tunnel-replica isp1=cloudflared: write it as UPLINK=BACKEND:TARGET",
+    ],
+    [["--tunnel-replica", "isp1=systemd:a"], "--tunnel-replica goes with --tunnel pinned"],
     [
       ["--switch", "nmcli"],
       "uplinks[0].connection: the nmcli backend needs the uplink's NetworkManager connection name (--connection)",

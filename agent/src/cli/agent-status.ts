@@ -1,7 +1,7 @@
 // `wanwatch agent status`: this host's view, from the files the daemon keeps in stateDir.
 import { DEFAULT_CONFIG_PATH, loadConfig } from "../config/load.ts";
 import { UserError } from "../lib/errors.ts";
-import { readState, readStatus } from "../state/files.ts";
+import { readState, readStatus, type ReplicaView } from "../state/files.ts";
 import { parseCommand, type CommandSpec } from "./command.ts";
 import { ago, table } from "./tables.ts";
 
@@ -82,7 +82,21 @@ export function agentStatus(args: string[], out: (s: string) => void, now = Date
         ]),
       ),
     );
+    for (const [id, r] of Object.entries(s.replicas ?? {})) lines.push(replicaLine(id, r, now));
   }
   out(lines.join("\n"));
   return 0;
+}
+
+/** One pinned tunnel replica: restarted when its uplink last came back, or why not. */
+function replicaLine(uplink: string, r: ReplicaView, now: number): string {
+  const last = r.restarting
+    ? "restarting now"
+    : r.restartedAt === null
+      ? "not restarted since the agent started"
+      : `restarted ${ago(r.restartedAt, now)}`;
+  const failed = r.lastError
+    ? `; last restart failed: ${r.lastError}${r.retryAt === null ? "" : ` (retry on its next answer after ${new Date(r.retryAt).toISOString()})`}`
+    : "";
+  return `pinned tunnel replica ${uplink}: ${last}${failed}`;
 }

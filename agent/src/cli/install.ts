@@ -61,7 +61,10 @@ export function defaultRouteInterface(routeTable = "/proc/net/route"): string | 
 
 /** A schema problem, with the flag that sets the field. */
 function withFlag(line: string): string {
-  const field = line.slice(0, line.indexOf(":")).replace(/\[\d+\]/g, "[]");
+  const field = line
+    .slice(0, line.indexOf(":"))
+    .replace(/\[\d+\]/g, "[]")
+    .replace(/^tunnels\.replicas\..*/, "tunnels.replicas");
   const flag = FIELD_FLAGS[field];
   return flag ? `${line} (--${flag})` : line;
 }

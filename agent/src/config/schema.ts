@@ -36,23 +36,41 @@ const renameRestart = (v: unknown) => {
   return { backend: restart, ...rest };
 };
 
+/** The ways to restart a tunnel: a Swarm service, a Kubernetes deployment, a systemd unit, a command. */
+const RESTART_BACKENDS = [
+  z.strictObject({ backend: z.literal("swarm"), service: z.string().min(1).max(128), ...TunnelBase }),
+  z.strictObject({
+    backend: z.literal("kubernetes"),
+    service: z.string().min(1).max(253),
+    namespace: z.string().min(1).max(63).default("default"),
+    ...TunnelBase,
+  }),
+  z.strictObject({ backend: z.literal("systemd"), service: z.string().min(1).max(256), ...TunnelBase }),
+  z.strictObject({
+    backend: z.literal("command"),
+    command: z.array(z.string().min(1)).min(1).max(64),
+    ...TunnelBase,
+  }),
+] as const;
+
+const TunnelRestart = z.preprocess(renameRestart, z.discriminatedUnion("backend", RESTART_BACKENDS));
+
+/**
+ * `pinned`: one tunnel replica per uplink, each bound to that uplink's source address (cloudflared
+ * `--edge-bind-address`), so the replica on a live uplink stays connected through a switch. Each
+ * replica is restarted only when its own uplink comes back.
+ */
+const PinnedReplicas = z.strictObject({
+  backend: z.literal("pinned"),
+  replicas: z.record(UplinkId, TunnelRestart),
+});
+
 export const TunnelConfig = z.preprocess(
   renameRestart,
   z.discriminatedUnion("backend", [
     z.strictObject({ backend: z.literal("none") }),
-    z.strictObject({ backend: z.literal("swarm"), service: z.string().min(1).max(128), ...TunnelBase }),
-    z.strictObject({
-      backend: z.literal("kubernetes"),
-      service: z.string().min(1).max(253),
-      namespace: z.string().min(1).max(63).default("default"),
-      ...TunnelBase,
-    }),
-    z.strictObject({ backend: z.literal("systemd"), service: z.string().min(1).max(256), ...TunnelBase }),
-    z.strictObject({
-      backend: z.literal("command"),
-      command: z.array(z.string().min(1)).min(1).max(64),
-      ...TunnelBase,
-    }),
+    PinnedReplicas,
+    ...RESTART_BACKENDS,
   ]),
 );
 
@@ -90,8 +108,26 @@ export const AgentConfig = z
             message: "the nmcli backend needs the uplink's NetworkManager connection name",
           });
       });
+    if (c.tunnels.backend === "pinned") {
+      const replicas = Object.keys(c.tunnels.replicas);
+      for (const id of replicas.filter((r) => !ids.has(r)))
+        ctx.addIssue({
+          code: "custom",
+          path: ["tunnels", "replicas", id],
+          message: `"${id}" is none of this agent's uplinks (${[...ids].join(", ")})`,
+        });
+      c.uplinks.forEach((u) => {
+        if (!replicas.includes(u.id))
+          ctx.addIssue({
+            code: "custom",
+            path: ["tunnels", "replicas", u.id],
+            message: "pinned tunnels need a replica on every uplink (each bound to that uplink's source address)",
+          });
+      });
+    }
   });
 
 export type UplinkConfig = z.infer<typeof UplinkConfig>;
 export type TunnelConfig = z.infer<typeof TunnelConfig>;
+export type TunnelRestart = z.infer<typeof TunnelRestart>;
 export type AgentConfig = z.infer<typeof AgentConfig>;

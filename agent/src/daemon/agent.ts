@@ -11,7 +11,7 @@ import { isRevocation, refusalFix, withoutHttpAdvice, type Refusal } from "../ed
 import { EdgeSigner } from "../edge/signer.ts";
 import { GatewayRtt } from "../host/gateway-rtt.ts";
 import type { Logger } from "../lib/log.ts";
-import { readState, writeState } from "../state/files.ts";
+import { readState, writeState, type StatusFile } from "../state/files.ts";
 import { VERSION } from "../version.ts";
 import type { HostPort } from "./host-port.ts";
 import { StatusWriter } from "./status-writer.ts";
@@ -73,6 +73,10 @@ export abstract class Agent {
   protected abstract reconcilerState(): ReconcilerState;
   protected abstract onDirective(directive: NonNullable<DirectiveMessage["directive"]>): void;
   protected abstract uplinkPart(uplink: AgentConfig["uplinks"][number]): UplinkPart;
+  /** Pinned tunnel replicas, for the status file (a server with `tunnels.backend: pinned`). */
+  protected replicaView(): StatusFile["replicas"] {
+    return undefined;
+  }
   /** Once the status file is being written: the role's own readings of the host. */
   protected async started(): Promise<void> {}
   /** Undoes `setUpHost`, letting an operation in flight finish within `graceMs`. */
@@ -108,7 +112,11 @@ export abstract class Agent {
     await this.setUpHost(resumed);
     this.status = new StatusWriter(
       config,
-      { reconciler: () => this.reconcilerState(), clockOffsetMs: () => this.clock.offset },
+      {
+        reconciler: () => this.reconcilerState(),
+        clockOffsetMs: () => this.clock.offset,
+        replicas: () => this.replicaView(),
+      },
       log,
       this.now,
     );

@@ -3,6 +3,7 @@
 // triggered: the host's routes are compared with the directive whenever they change.
 import { backoffDelay } from "#shared";
 import { DirectiveApplier, type Switcher } from "../directive/applier.ts";
+import { ReplicaRestarts } from "../directive/replica-restarts.ts";
 import { initialState, type ReconcilerState } from "../directive/reconciler.ts";
 import type { DirectiveMessage } from "../edge/channel.ts";
 import { describeError } from "../lib/errors.ts";
@@ -10,6 +11,7 @@ import { Agent, type UplinkPart } from "./agent.ts";
 import { edgeAddressResolver } from "./edge-address.ts";
 import type { UplinkRoute } from "./host-port.ts";
 import type { AgentConfig } from "../config/schema.ts";
+import type { StatusFile } from "../state/files.ts";
 
 /** How often the host's routes are read even when the watch reports nothing. */
 const ROUTES_BACKSTOP_MS = 5_000;
@@ -24,6 +26,8 @@ export class ServerAgent extends Agent {
   /** Kept as soon as installed, so that a start failing after it still removes it. */
   private routes: Map<string, UplinkRoute> | null = null;
   private mover: Mover | null = null;
+  /** `tunnels.backend: pinned`: each uplink's replica, restarted when that uplink comes back. */
+  private replicas: ReplicaRestarts | null = null;
   private resumed: ReconcilerState = initialState();
   private routedUplink: string | null = null;
   private routedTimer: NodeJS.Timeout | null = null;
@@ -63,6 +67,29 @@ export class ServerAgent extends Agent {
       retryDelay: (attempt) => backoffDelay(attempt, { baseMs: 1_000, maxMs: 60_000, jitter: 0.3 }, this.o.random),
     });
     this.mover = { switcher, applier };
+    if (config.tunnels.backend === "pinned") this.pinReplicas(config.tunnels.replicas, routes);
+  }
+
+  private pinReplicas(
+    replicas: Extract<AgentConfig["tunnels"], { backend: "pinned" }>["replicas"],
+    routes: Map<string, UplinkRoute>,
+  ): void {
+    this.replicas = new ReplicaRestarts({
+      replicas: new Map(Object.entries(replicas).map(([id, r]) => [id, this.o.host.createTunnelRestarter(r)])),
+      log: this.o.log,
+      now: this.now,
+      onChange: () => this.status?.changed(),
+      retryDelay: (n) => backoffDelay(n, { baseMs: 1_000, maxMs: 60_000, jitter: 0.3 }, this.o.random),
+    });
+    // What each replica must bind to (cloudflared --edge-bind-address): the per-uplink routing
+    // above sends that source address out through its own uplink, whatever the default route.
+    this.o.log.info("pinned tunnel replicas", {
+      bindAddresses: Object.fromEntries([...routes].map(([id, r]) => [id, r.sourceAddress])),
+    });
+  }
+
+  protected replicaView(): StatusFile["replicas"] {
+    return this.replicas?.view();
   }
 
   protected reconcilerState(): ReconcilerState {
@@ -74,6 +101,7 @@ export class ServerAgent extends Agent {
     return {
       localAddress: route?.sourceAddress,
       gateway: route?.gateway,
+      onContact: (at, downAfterMs) => this.replicas?.contact(uplink.id, at, downAfterMs ?? 3 * this.config.heartbeatMs),
       report: () => {
         const s = this.reconcilerState();
         return {
@@ -122,6 +150,7 @@ export class ServerAgent extends Agent {
     this.stopWatchingRoutes?.();
     if (this.mover && !(await this.mover.applier.stop(graceMs)))
       log.warn("an operation was still running at shutdown; the next start resumes it");
+    await this.replicas?.stop(graceMs);
     if (!this.routes) return;
     try {
       await this.o.host.removeUplinkRouting(this.routes);

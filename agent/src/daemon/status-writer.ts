@@ -6,6 +6,14 @@ import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { writeStatus, type StatusFile, type UplinkView } from "../state/files.ts";
 
+/** What the status file reports besides the channels. */
+export interface StatusSource {
+  reconciler: () => ReconcilerState;
+  clockOffsetMs: () => number;
+  /** Pinned tunnel replicas, on a server with `tunnels.backend: pinned`. */
+  replicas?: () => StatusFile["replicas"];
+}
+
 export class StatusWriter {
   private readonly uplinks: Record<string, UplinkView> = {};
   private dirty = true;
@@ -15,18 +23,12 @@ export class StatusWriter {
   private refused: StatusFile["refusal"] = null;
 
   private readonly config: AgentConfig;
-  private readonly source: { reconciler: () => ReconcilerState; clockOffsetMs: () => number };
+  private readonly source: StatusSource;
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly everyMs: number;
 
-  constructor(
-    config: AgentConfig,
-    source: { reconciler: () => ReconcilerState; clockOffsetMs: () => number },
-    log: Logger,
-    now: () => number = Date.now,
-    everyMs = 5_000,
-  ) {
+  constructor(config: AgentConfig, source: StatusSource, log: Logger, now: () => number = Date.now, everyMs = 5_000) {
     this.config = config;
     this.source = source;
     this.log = log;
@@ -94,6 +96,7 @@ export class StatusWriter {
         routedUplink: this.routedUplink,
         uplinks: this.uplinks,
         refusal: this.refused,
+        ...(this.source.replicas ? { replicas: this.source.replicas() } : {}),
       });
       this.dirty = false;
     } catch (err) {

@@ -1,16 +1,14 @@
 // Restarts the site's tunnel after a switch, so it reconnects through the live uplink (a
 // connection in flight keeps its old source address and dies with the old uplink). With
 // `readyUrl` (cloudflared's metrics /ready), the restart counts only once the tunnel is back.
-import type { TunnelConfig } from "../config/schema.ts";
+import type { TunnelConfig, TunnelRestart } from "../config/schema.ts";
 import type { TunnelRestarter } from "../directive/applier.ts";
 import { httpCall } from "../edge/http.ts";
 import { run } from "./exec.ts";
 import { explainSwarmFailure } from "./swarm-role.ts";
 
-type Active = Exclude<TunnelConfig, { backend: "none" }>;
-
 /** The commands for one restart, in order; the last may wait for the rollout. */
-export function restartCommands(t: Active, seconds: number): string[][] {
+export function restartCommands(t: TunnelRestart, seconds: number): string[][] {
   switch (t.backend) {
     case "swarm":
       return [["docker", "service", "update", "--force", t.service]];
@@ -29,7 +27,9 @@ export function restartCommands(t: Active, seconds: number): string[][] {
 }
 
 export function createTunnelRestarter(t: TunnelConfig, now: () => number = Date.now): TunnelRestarter {
-  if (t.backend === "none") return { restart: async () => undefined };
+  // Pinned replicas need no restart on a switch: the one on the live uplink is connected already
+  // (each is restarted when its own uplink comes back: directive/replica-restarts.ts).
+  if (t.backend === "none" || t.backend === "pinned") return { restart: async () => undefined };
   return {
     async restart(signal) {
       const deadline = now() + t.timeoutMs;

@@ -23,6 +23,7 @@ export const FIELD_FLAGS: Record<string, string> = {
   "tunnels.command": "tunnel-command",
   "tunnels.timeoutMs": "tunnel-timeout",
   "tunnels.readyUrl": "ready-url",
+  "tunnels.replicas": "tunnel-replica",
 };
 
 export const CONFIG_FLAGS = {
@@ -59,8 +60,20 @@ export const CONFIG_FLAGS = {
   },
   tunnel: {
     type: "string",
-    value: "swarm|kubernetes|systemd|command|none",
-    help: "how this server restarts the tunnel after a switch (default none)",
+    value: "swarm|kubernetes|systemd|command|pinned|none",
+    help: "how this server restarts the tunnel after a switch (default none); pinned: one replica per uplink, see --tunnel-replica",
+  },
+  "tunnel-replica": {
+    type: "string",
+    multiple: true,
+    value: "ID=BACKEND:TARGET",
+    help: "--tunnel pinned: the uplink's replica and how to restart it, e.g. isp1=systemd:cloudflared-isp1 (swarm:SERVICE, kubernetes:DEPLOYMENT, command:'CMD ARG…'); one per uplink",
+  },
+  "replica-ready-url": {
+    type: "string",
+    multiple: true,
+    value: "ID=URL",
+    help: "--tunnel pinned: the uplink's replica's readiness URL (its cloudflared --metrics address + /ready)",
   },
   "tunnel-service": {
     type: "string",
@@ -110,6 +123,29 @@ function pairs(flag: string, values: string[], ids: string[], spec: CommandSpec)
     if (!ids.includes(id))
       throw new UsageError(`--${flag} ${v}: "${id}" is none of this agent's uplinks (${ids.join(", ")})`);
     out.set(id, v.slice(eq + 1));
+  }
+  return out;
+}
+
+const words = (cmd: string) => cmd.split(/\s+/).filter(Boolean);
+
+/** `--tunnel-replica ID=BACKEND:TARGET` (and `--replica-ready-url ID=URL`): each uplink's replica. */
+function replicasFromFlags(v: Values, ids: string[], spec: CommandSpec, common: object): Record<string, object> {
+  const ready = pairs("replica-ready-url", list(v["replica-ready-url"]), ids, spec);
+  const out: Record<string, object> = {};
+  for (const [id, value] of pairs("tunnel-replica", list(v["tunnel-replica"]), ids, spec)) {
+    const colon = value.indexOf(":");
+    if (colon < 1 || colon === value.length - 1)
+      throw new UsageError(
+        `--tunnel-replica ${id}=${value}: write it as UPLINK=BACKEND:TARGET, e.g. --tunnel-replica ${id}=systemd:cloudflared-${id}`,
+      );
+    const [backend, target] = [value.slice(0, colon), value.slice(colon + 1)];
+    out[id] = {
+      backend,
+      ...(backend === "command" ? { command: words(target) } : { service: target }),
+      ...common,
+      ...(ready.has(id) ? { readyUrl: ready.get(id) } : {}),
+    };
   }
   return out;
 }
@@ -164,18 +200,27 @@ export function configFromFlags(
   ).filter((f) => v[f] !== undefined);
   if (!backend && tunnelFlags.length)
     throw new UsageError(`--${tunnelFlags[0]} goes with --tunnel swarm|kubernetes|systemd|command`);
+  const replicaFlags = (["tunnel-replica", "replica-ready-url"] as const).filter((f) => v[f] !== undefined);
+  if (backend !== "pinned" && replicaFlags.length)
+    throw new UsageError(`--${replicaFlags[0]} goes with --tunnel pinned`);
   if (role === "probe" && (backend || v.switch))
     throw new UsageError(`--${backend ? "tunnel" : "switch"} is for server agents: a probe moves nothing`);
-  const tunnels = backend
-    ? {
-        backend,
-        ...(v["tunnel-service"] ? { service: str(v["tunnel-service"]) } : {}),
-        ...(v["tunnel-namespace"] ? { namespace: str(v["tunnel-namespace"]) } : {}),
-        ...(v["tunnel-command"] ? { command: str(v["tunnel-command"])!.split(/\s+/).filter(Boolean) } : {}),
-        ...(v["tunnel-timeout"] ? { timeoutMs: duration("tunnel-timeout", str(v["tunnel-timeout"])) } : {}),
-        ...(v["ready-url"] ? { readyUrl: str(v["ready-url"]) } : {}),
-      }
-    : undefined;
+  const common = {
+    ...(v["tunnel-namespace"] ? { namespace: str(v["tunnel-namespace"]) } : {}),
+    ...(v["tunnel-timeout"] ? { timeoutMs: duration("tunnel-timeout", str(v["tunnel-timeout"])) } : {}),
+  };
+  const tunnels =
+    backend === "pinned"
+      ? { backend, replicas: replicasFromFlags(v, ids, spec, common) }
+      : backend
+        ? {
+            backend,
+            ...(v["tunnel-service"] ? { service: str(v["tunnel-service"]) } : {}),
+            ...(v["tunnel-command"] ? { command: words(str(v["tunnel-command"])!) } : {}),
+            ...common,
+            ...(v["ready-url"] ? { readyUrl: str(v["ready-url"]) } : {}),
+          }
+        : undefined;
   const heartbeatMs = duration("heartbeat", str(v.heartbeat));
   return {
     edge: str(v.edge),

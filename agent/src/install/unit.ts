@@ -24,14 +24,16 @@ function serverLines(config: UnitInput["config"]): string[] {
     "AmbientCapabilities=CAP_NET_ADMIN",
   ];
   // Each tunnel backend reaches its service manager as root: docker's socket, PID 1's socket, a kubeconfig.
-  if (config.tunnels.backend === "kubernetes")
+  const t = config.tunnels;
+  const backends = new Set(t.backend === "pinned" ? Object.values(t.replicas).map((r) => r.backend) : [t.backend]);
+  if (backends.has("kubernetes"))
     lines.push(
       "# kubectl reads root's ~/.kube/config and writes its cache there.",
       "ProtectHome=read-only",
       "ReadWritePaths=-/root/.kube",
     );
   else lines.push("ProtectHome=yes");
-  if (config.tunnels.backend === "command")
+  if (backends.has("command"))
     lines.push(
       "# A tunnel command that needs more (files to write, capabilities) gets it in a drop-in: systemctl edit wanwatch",
     );

@@ -36,6 +36,15 @@ export const UplinkView = z.object({
 });
 export type UplinkView = z.infer<typeof UplinkView>;
 
+/** A pinned tunnel replica (`tunnels.backend: pinned`), per uplink. */
+export const ReplicaView = z.object({
+  restarting: z.boolean(),
+  restartedAt: z.int().nullable(),
+  lastError: z.string().nullable(),
+  retryAt: z.int().nullable(),
+});
+export type ReplicaView = z.infer<typeof ReplicaView>;
+
 export const StatusFile = z.object({
   version: z.literal(1),
   pid: z.int(),
@@ -55,6 +64,7 @@ export const StatusFile = z.object({
   uplinks: z.record(z.string(), UplinkView),
   // The edge refusing this agent for a reason of its setup, with the fix; cleared by an answer.
   refusal: z.object({ code: z.string(), message: z.string(), fix: z.string(), at: z.int() }).nullable().optional(),
+  replicas: z.record(z.string(), ReplicaView).optional(),
 });
 export type StatusFile = z.infer<typeof StatusFile>;
 
