@@ -7,6 +7,7 @@ export default {
   mutate: [
     "worker/src/engine/decision.ts",
     "worker/src/engine/tunnels.ts",
+    "worker/src/engine/witness.ts",
     "worker/src/site/transition.ts",
     "agent/src/directive/reconciler.ts",
     "agent/src/directive/replicas.ts",
@@ -15,6 +16,9 @@ export default {
   // The sandbox is a copy of the project: not the lab's and the tests' state (a systemd root
   // filesystem with dangling links lives there), nor the built bundle.
   ignorePatterns: ["/.state", "/dist"],
+  // Stryker rewrites tsconfig.json's paths in its sandbox with TypeScript's JS API, which
+  // TypeScript 7 (native) no longer has; our tsconfigs need no rewrite (no extends, no references).
+  tsconfigFile: "",
   coverageAnalysis: "perTest",
   concurrency: 1,
   reporters: ["clear-text", "progress", "html"],
