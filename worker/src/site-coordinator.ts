@@ -4,6 +4,10 @@
 import { DurableObject } from "cloudflare:workers";
 import { CLOSE_REVOKED, EdgeMessage, type EnrollRequest, type OverrideRequest, type RotateRequest } from "#shared";
 import type {
+  EnrolmentGrant,
+  EnrolmentTokenRequest,
+  EnrolmentTokenResponse,
+  RedeemResponse,
   NotifyTestResponse,
   OverrideCleared,
   RotateResponse,
@@ -24,6 +28,7 @@ import { Authenticator, type SignedMessage } from "./site/auth.ts";
 import { FORWARDED, acceptChannel, frameError, parseFrame } from "./site/channel.ts";
 import { Checkpoint } from "./site/checkpoint.ts";
 import { configured, loadSite, siteDeadlines, type ConfiguredSite } from "./site/configured.ts";
+import { EnrolmentDesk } from "./site/enrolment.ts";
 import { pushDirectives, signedDirective, type SignedReply } from "./site/directives.ts";
 import type { NewEvent } from "./site/events.ts";
 import { Intake, type HeartbeatRequest, type Received } from "./site/intake.ts";
@@ -43,6 +48,7 @@ export class SiteCoordinator extends DurableObject<Env> {
   private readonly store = new SiteStore(this.ctx.storage);
   private readonly sockets = new Sockets(this.ctx);
   private readonly registry = new AgentRegistry(this.store, this.sockets);
+  private readonly enrolment = new EnrolmentDesk(this.store, this.registry);
   private readonly auth = new Authenticator(this.registry, Number(this.env.AGENT_RATE_FACTOR ?? 1) || 1);
   private readonly observations = new Observations(this.store);
   private readonly intake = new Intake(this.auth, this.registry, this.observations);
@@ -124,6 +130,26 @@ export class SiteCoordinator extends DurableObject<Env> {
     const now = Date.now();
     const r = await this.registry.enroll(found.value, req, now);
     if (r.ok) this.pushViewers(found.value, now);
+    return r;
+  }
+
+  async createEnrolmentToken(id: string, req: EnrolmentTokenRequest): Promise<Result<EnrolmentTokenResponse>> {
+    const found = this.requireSite(id);
+    if (!found.ok) return found;
+    const r = await this.enrolment.create(found.value, req, Date.now());
+    if (r.ok) this.pushViewers(found.value, Date.now());
+    return r;
+  }
+
+  /** Public (the token is the credential): what it enrols, or the agent enrolled and its secret. */
+  async redeemEnrolment(
+    id: string,
+    req: { token: string; check: boolean; ip: string | null },
+  ): Promise<Result<EnrolmentGrant | RedeemResponse>> {
+    const found = this.requireSite(id);
+    const site = found.ok ? found.value : null;
+    const r = await this.enrolment.redeem(site, req.token, req.check, req.ip, Date.now());
+    if (site) this.pushViewers(site, Date.now());
     return r;
   }
 
