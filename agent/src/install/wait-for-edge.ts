@@ -9,20 +9,27 @@ export async function waitForEdge(
   since: number,
   timeoutMs = 20_000,
   now = Date.now,
-): Promise<string> {
+): Promise<{ heard: boolean; line: string }> {
   const deadline = now() + timeoutMs;
   for (;;) {
     const s = readStatus(config.stateDir);
     if (s.ok && s.value.startedAt >= since) {
-      if (s.value.refusal) return `the edge refuses this agent (${s.value.refusal.code}): ${s.value.refusal.fix}`;
+      if (s.value.refusal)
+        return { heard: false, line: `the edge refuses this agent (${s.value.refusal.code}): ${s.value.refusal.fix}` };
       const heard = Object.entries(s.value.uplinks)
         .filter(([, u]) => u.lastContactAt !== null)
         .map(([id]) => id);
       if (heard.length)
-        return `the edge answers agent ${config.agent} through ${heard.join(", ")}: see \`wanwatch agent status\``;
+        return {
+          heard: true,
+          line: `the edge answers agent ${config.agent} through ${heard.join(", ")}: see \`wanwatch agent status\``,
+        };
     }
     if (now() > deadline)
-      return `no answer from the edge within ${timeoutMs / 1000} s: see \`wanwatch agent status\` and \`wanwatch doctor\``;
+      return {
+        heard: false,
+        line: `no answer from the edge within ${timeoutMs / 1000} s: see \`wanwatch agent status\` and \`wanwatch doctor\``,
+      };
     await new Promise((r) => setTimeout(r, 250));
   }
 }
