@@ -39,7 +39,9 @@ if command -v curl >/dev/null 2>&1; then
 elif command -v wget >/dev/null 2>&1; then
   wget -q -O "$TMP/wanwatch.mjs" "$EDGE/agent/wanwatch.mjs" || die "cannot download the agent from $EDGE/agent/wanwatch.mjs"
 else
-  die "neither curl nor wget is installed: sudo apt-get install -y curl"
+  # Node's own fetch (a minimal Debian has neither curl nor wget; this script came through a pipe).
+  "$NODE" --no-warnings -e 'fetch(process.argv[1]).then(async (r) => { if (!r.ok) process.exit(1); require("fs").writeFileSync(process.argv[2], Buffer.from(await r.arrayBuffer())); }, () => process.exit(1))' \
+    "$EDGE/agent/wanwatch.mjs" "$TMP/wanwatch.mjs" || die "cannot download the agent from $EDGE/agent/wanwatch.mjs"
 fi
 GOT=$("$NODE" -e 'process.stdout.write(require("crypto").createHash("sha256").update(require("fs").readFileSync(process.argv[1])).digest("hex"))' "$TMP/wanwatch.mjs")
 [ "$GOT" = "$BUNDLE_SHA256" ] ||

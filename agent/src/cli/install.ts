@@ -1,11 +1,12 @@
 // `wanwatch agent install`: the config (0600), the secret (0600: from an enrolment token redeemed
 // here, or from stdin; never a flag), the bundle in one fixed place, and a systemd unit that is
 // enabled and started where systemd runs. A step that fails undoes the ones before it.
-import { chmodSync, existsSync, readdirSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, writeFileSync } from "node:fs";
+import { networkInterfaces } from "node:os";
 import { dirname, resolve } from "node:path";
 import { stringify } from "yaml";
 import { issueLines, tokenSite, type EnrolmentGrant } from "#shared";
-import { DEFAULT_CONFIG_PATH } from "../config/load.ts";
+import { DEFAULT_CONFIG_PATH, realHost } from "../config/load.ts";
 import { AgentConfig } from "../config/schema.ts";
 import { CONFIG_REFERENCE } from "../config/reference.ts";
 import { CONFIG_FLAGS, FIELD_FLAGS, configFromFlags } from "../install/config-flags.ts";
@@ -256,9 +257,9 @@ async function enrolledFlags(g: EnrolmentGrant, v: Values): Promise<{ flags: Val
   }
   for (const u of given) {
     const iface = u.slice(u.indexOf("=") + 1);
-    if (u.includes("=") && !existsSync(`/sys/class/net/${iface}`))
+    if (u.includes("=") && !realHost.interfaceExists(iface))
       throw new UsageError(
-        `--uplink ${u}: this host has no interface "${iface}" (it has ${readdirSync("/sys/class/net").join(", ")})`,
+        `--uplink ${u}: this host has no interface "${iface}" (it has ${Object.keys(networkInterfaces()).join(", ")})`,
       );
   }
   const uplinks = given.length ? given : [g.uplink!];
