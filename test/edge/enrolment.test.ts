@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it, vi } from "vitest";
 import { TestAgent, call, createSite, edgeClock, events, send, status, storedRows } from "./support.ts";
 import { BASE } from "./support.ts";
@@ -148,6 +149,41 @@ describe("enrolment tokens", () => {
     expect((await redeem({ token: t.token })).status).toBe(201);
     const refused = (await events("tok-rate")).filter((e) => e.kind === "enrolment-refused");
     expect(refused.map((e) => e.data.code)).toEqual(["too_many_attempts"]);
+  });
+
+  it("any body sent to the public endpoint: a 4xx envelope naming the problem, never an enrolment", async () => {
+    await createSite("tok-fuzz");
+    const real = await token("tok-fuzz", { id: "sbc1", role: "probe", uplink: "isp1" });
+    const tail = real.token.split(".")[2]!;
+    const tokenish = fc.oneof(
+      fc.string(),
+      fc.stringMatching(/^[A-Za-z0-9_-]{43}$/).map((t) => `wwe1.tok-fuzz.${t}`),
+      fc.constantFrom("tok-a", "nowhere").map((site) => `wwe1.${site}.${tail}`),
+      fc.constant(`${real.token}x`),
+      fc.constant(real.token.toUpperCase()),
+    );
+    const body = fc.oneof(
+      fc.json(),
+      fc.record({ token: tokenish, check: fc.option(fc.boolean(), { nil: undefined }) }),
+      fc.record({ token: fc.constant(real.token), site: fc.constantFrom("tok-a", "x", "") }),
+      fc.record({ token: tokenish, extra: fc.string() }),
+    );
+    let tries = 0;
+    await fc.assert(
+      fc.asyncProperty(body, async (b) => {
+        tries++;
+        const r = await redeem(typeof b === "string" ? b : JSON.stringify(b));
+        expect(r.status).toBeGreaterThanOrEqual(400);
+        expect(r.status).toBeLessThan(500);
+        expect(typeof r.json.error.code).toBe("string");
+        if (r.json.error.code === "validation_failed") expect(r.json.error.issues.length).toBeGreaterThan(0);
+      }),
+      { numRuns: 150 },
+    );
+    expect(tries).toBe(150);
+    expect((await status("tok-fuzz")).agents).toEqual([]);
+    at(60_000);
+    expect((await redeem({ token: real.token })).status).toBe(201);
   });
 
   it("the edge serves the install script, told its own address and the bundle's SHA-256, and the bundle with that hash", async () => {
