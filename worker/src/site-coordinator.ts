@@ -1,13 +1,14 @@
-// One Durable Object per site: judges the uplinks from the heartbeats, decides the active one,
-// and tells every agent. A shell that wires the rooms in site/: SQLite holds what must survive,
-// memory holds liveness (rebuilt on wake).
+// One Durable Object per site, deciding its active uplink and telling every agent: a shell that wires
+// the rooms in site/. SQLite holds what must survive, memory holds liveness (rebuilt on wake).
 import { DurableObject } from "cloudflare:workers";
-import { CLOSE_REVOKED, EdgeMessage, type EnrollRequest, type OverrideRequest, type RotateRequest } from "#shared";
 import type {
   EnrolmentGrant,
   EnrolmentTokenRequest,
   EnrolmentTokenResponse,
+  EnrollRequest,
+  OverrideRequest,
   RedeemResponse,
+  RotateRequest,
   NotifyTestResponse,
   OverrideCleared,
   RotateResponse,
@@ -16,7 +17,6 @@ import type {
   SiteStatus,
   SiteSummary,
 } from "#shared";
-import type { Observed } from "./attribution.ts";
 import type { DecisionEvent } from "./engine/decision.ts";
 import type { Env } from "./env.ts";
 import { fail, failureResponse, ok, type Result } from "./failure.ts";
@@ -24,14 +24,14 @@ import { renderMetrics } from "./metrics.ts";
 import { notificationsFor } from "./notify/notification.ts";
 import { notifyStatus } from "./notify/standing.ts";
 import { AlarmClock } from "./site/alarm.ts";
-import { Authenticator, type SignedMessage } from "./site/auth.ts";
-import { FORWARDED, acceptChannel, frameError, parseFrame } from "./site/channel.ts";
+import { Authenticator } from "./site/auth.ts";
+import { FORWARDED, acceptChannel, answerFrame, type Ingest } from "./site/channel.ts";
 import { Checkpoint } from "./site/checkpoint.ts";
-import { configured, loadSite, siteDeadlines, type ConfiguredSite } from "./site/configured.ts";
+import { loadSite, saveConfigured, siteDeadlines, type ConfiguredSite } from "./site/configured.ts";
 import { EnrolmentDesk } from "./site/enrolment.ts";
 import { pushDirectives, signedDirective, type SignedReply } from "./site/directives.ts";
 import type { NewEvent } from "./site/events.ts";
-import { Intake, type HeartbeatRequest, type Received } from "./site/intake.ts";
+import { Intake, type HeartbeatRequest } from "./site/intake.ts";
 import { describeOverride, describeReturn } from "./site/narrate.ts";
 import { NotifyTester } from "./site/notify-test.ts";
 import { Observations } from "./site/observations.ts";
@@ -92,53 +92,33 @@ export class SiteCoordinator extends DurableObject<Env> {
     return ok(this.site);
   }
 
+  /** Runs `fn` on the configured site `id`, or answers 404. */
+  private async on<T>(id: string, fn: (site: ConfiguredSite, now: number) => Promise<Result<T>>): Promise<Result<T>> {
+    const found = this.requireSite(id);
+    return found.ok ? fn(found.value, Date.now()) : found;
+  }
+
   // ---- admin RPC ------------------------------------------------------------------------------
 
   async putConfig(id: string, config: SiteConfig): Promise<Result<SiteConfig>> {
     const now = Date.now();
-    const ids = new Set(config.uplinks.map((u) => u.id));
-    const inUse = this.registry.probeBehindAny(ids);
+    const inUse = this.registry.probeBehindAny(new Set(config.uplinks.map((u) => u.id)));
     if (inUse) return inUse;
-    const replaced = this.site !== null;
-    if (!replaced) this.store.migrate();
-    const site = configured(this.site, id, config, now);
-    this.site = site;
-    this.store.transaction(() => {
-      this.store.saveSite(id, config);
-      this.store.saveDecision(site.decision);
-      this.store.appendEvents([
-        {
-          at: now,
-          kind: "config",
-          message: replaced ? "site config replaced" : "site created",
-          data: { uplinks: [...ids] },
-        },
-      ]);
-    });
-    await this.advance(site, { kind: "tick" }, now);
+    this.site = saveConfigured(this.store, this.site, id, config, now);
+    await this.advance(this.site, { kind: "tick" }, now);
     return ok(config);
   }
 
   async getConfig(id: string): Promise<Result<SiteConfig>> {
-    const found = this.requireSite(id);
-    return found.ok ? ok(found.value.config) : found;
+    return this.on(id, async (site) => ok(site.config));
   }
 
   async enroll(id: string, req: EnrollRequest): Promise<Result<{ id: string; secret: string }>> {
-    const found = this.requireSite(id);
-    if (!found.ok) return found;
-    const now = Date.now();
-    const r = await this.registry.enroll(found.value, req, now);
-    if (r.ok) this.pushViewers(found.value, now);
-    return r;
+    return this.on(id, async (site, now) => this.viewed(site, await this.registry.enroll(site, req, now)));
   }
 
   async createEnrolmentToken(id: string, req: EnrolmentTokenRequest): Promise<Result<EnrolmentTokenResponse>> {
-    const found = this.requireSite(id);
-    if (!found.ok) return found;
-    const r = await this.enrolment.create(found.value, req, Date.now());
-    if (r.ok) this.pushViewers(found.value, Date.now());
-    return r;
+    return this.on(id, async (site, now) => this.viewed(site, await this.enrolment.create(site, req, now)));
   }
 
   /** Public (the token is the credential): what it enrols, or the agent enrolled and its secret. */
@@ -146,6 +126,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     id: string,
     req: { token: string; check: boolean; ip: string | null },
   ): Promise<Result<EnrolmentGrant | RedeemResponse>> {
+    // An unknown site answers as an unknown token: the desk counts the failure, and nothing is stored.
     const found = this.requireSite(id);
     const site = found.ok ? found.value : null;
     const r = await this.enrolment.redeem(site, req.token, req.check, req.ip, Date.now());
@@ -154,64 +135,55 @@ export class SiteCoordinator extends DurableObject<Env> {
   }
 
   async rotate(id: string, agentId: string, req: RotateRequest): Promise<Result<RotateResponse>> {
-    const found = this.requireSite(id);
-    if (!found.ok) return found;
-    const r = await this.registry.rotate(found.value, agentId, req, Date.now);
-    if (!r.ok) return r;
-    const now = Date.now();
-    await this.schedule(now);
-    this.pushViewers(found.value, now);
-    return r;
+    return this.on(id, async (site, now) => {
+      const r = await this.registry.rotate(site, agentId, req, Date.now);
+      if (r.ok) await this.schedule(now);
+      return this.viewed(site, r);
+    });
   }
 
   async revoke(id: string, agentId: string): Promise<Result<{ id: string; revoked: true }>> {
-    const found = this.requireSite(id);
-    if (!found.ok) return found;
-    const now = Date.now();
-    const r = this.registry.revoke(found.value, agentId, now);
-    if (r.ok) await this.advance(found.value, { kind: "tick" }, now);
-    return r;
+    return this.on(id, async (site, now) => {
+      const r = this.registry.revoke(site, agentId, now);
+      if (r.ok) await this.advance(site, { kind: "tick" }, now);
+      return r;
+    });
   }
 
   async setOverride(id: string, req: OverrideRequest): Promise<Result<SiteStatus>> {
-    const found = this.requireSite(id);
-    if (!found.ok) return found;
-    const site = found.value;
-    if (!site.config.uplinks.some((u) => u.id === req.uplink))
-      return fail(400, "validation_failed", "invalid override", [
-        { path: "uplink", message: `no uplink "${req.uplink}" in the site config` },
-      ]);
-    const now = Date.now();
-    const until = now + req.forSeconds * 1000;
-    const override = { uplink: req.uplink, until, reason: req.reason };
-    await this.advance(site, { kind: "override-set", override }, now, [
-      describeOverride(override, req.forSeconds, site.decision, now),
-    ]);
-    return ok(this.statusNow(site, now));
+    return this.on(id, async (site, now) => {
+      if (!site.config.uplinks.some((u) => u.id === req.uplink))
+        return fail(400, "validation_failed", "invalid override", [
+          { path: "uplink", message: `no uplink "${req.uplink}" in the site config` },
+        ]);
+      const override = { uplink: req.uplink, until: now + req.forSeconds * 1000, reason: req.reason };
+      const said = describeOverride(override, req.forSeconds, site.decision, now);
+      await this.advance(site, { kind: "override-set", override }, now, [said]);
+      return ok(this.statusNow(site, now));
+    });
   }
 
   /** Cleared, and when the site is back on the policy's choice. */
   async clearOverride(id: string): Promise<Result<OverrideCleared>> {
-    const r = await this.advanced(id, { kind: "override-cleared" });
-    return r.ok
-      ? ok({ ...r.value, normalChoice: describeReturn(this.site!.decision, this.site!.config, r.value.now) })
-      : r;
+    return this.on(id, async (site, now) => {
+      await this.advance(site, { kind: "override-cleared" }, now);
+      return ok({ ...this.statusNow(site, now), normalChoice: describeReturn(site.decision, site.config, now) });
+    });
   }
 
   async notifyTest(id: string): Promise<Result<NotifyTestResponse>> {
-    const found = this.requireSite(id);
-    const r = found.ok ? await this.tester.run(found.value, Date.now()) : found;
-    if (r.ok && found.ok) this.pushViewers(found.value, Date.now());
-    return r;
+    return this.on(id, async (site, now) => this.viewed(site, await this.tester.run(site, now)));
   }
 
   async status(id: string): Promise<Result<SiteStatus>> {
-    return this.advanced(id, { kind: "tick" });
+    return this.on(id, async (site, now) => {
+      await this.advance(site, { kind: "tick" }, now);
+      return ok(this.statusNow(site, now));
+    });
   }
 
   async events(id: string, limit: number): Promise<Result<SiteEvent[]>> {
-    const found = this.requireSite(id);
-    return found.ok ? ok(this.store.events(limit)) : found;
+    return this.on(id, async () => ok(this.store.events(limit)));
   }
 
   async metrics(id: string): Promise<Result<string>> {
@@ -229,11 +201,11 @@ export class SiteCoordinator extends DurableObject<Env> {
 
   /** The plain HTTPS heartbeat: same checks and effects as a WebSocket frame. */
   async heartbeat(id: string, req: HeartbeatRequest): Promise<Result<SignedReply>> {
-    const found = this.requireSite(id);
-    if (!found.ok) return found;
-    const got = await this.ingest(found.value, req, req.seen, null, Date.now());
-    if (!got.ok) return got;
-    return ok(await signedDirective(found.value, got.value.agent.row, got.value.key, got.value.seq, Date.now()));
+    return this.on(id, async (site) => {
+      const got = await this.ingest(site, req, req.seen, null);
+      if (!got.ok) return got;
+      return ok(await signedDirective(site, got.value.agent.row, got.value.key, got.value.seq, Date.now()));
+    });
   }
 
   /**
@@ -255,28 +227,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     if (!tag) return closeQuietly(ws, 1011, "unknown socket");
     const site = this.site;
     if ("viewer" in tag) return this.viewers.refresh(ws, message, now, site && (() => this.statusNow(site, now)));
-    const sendError = (code: string, msg: string) =>
-      ws.send(JSON.stringify(EdgeMessage.parse({ type: "error", now, error: { code, message: msg } })));
-    if (!site) return sendError("site_not_found", "the site has no config");
-    const frame = parseFrame(message);
-    if (!frame.ok) return sendError(frame.failure.code, frameError(frame.failure));
-    const got = await this.ingest(
-      site,
-      { agent: tag.agent, ...frame.value },
-      { ip: tag.ip, asn: tag.asn },
-      tag.uplink,
-      now,
-    );
-    if (!got.ok)
-      return got.failure.code === "unknown_agent"
-        ? ws.close(CLOSE_REVOKED, "agent revoked")
-        : sendError(got.failure.code, frameError(got.failure));
-    const reply = await signedDirective(site, got.value.agent.row, got.value.key, got.value.seq, Date.now());
-    try {
-      ws.send(JSON.stringify(reply));
-    } catch {
-      // Closed while we worked (replaced, or its secret retired): nothing to answer.
-    }
+    return answerFrame(ws, tag, message, site, this.ingest, now);
   }
 
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
@@ -306,22 +257,9 @@ export class SiteCoordinator extends DurableObject<Env> {
 
   // ---- internals -------------------------------------------------------------------------------
 
-  private async advanced(id: string, event: DecisionEvent): Promise<Result<SiteStatus>> {
-    const found = this.requireSite(id);
-    if (!found.ok) return found;
-    const now = Date.now();
-    await this.advance(found.value, event, now);
-    return ok(this.statusNow(found.value, now));
-  }
-
   /** A heartbeat received and the site run on it; a refusal of an enrolled agent goes on the timeline. */
-  private async ingest(
-    site: ConfiguredSite,
-    m: SignedMessage,
-    seen: Observed,
-    channelUplink: string | null,
-    now: number,
-  ): Promise<Result<Received>> {
+  private readonly ingest: Ingest = async (site, m, seen, channelUplink) => {
+    const now = Date.now();
     const got = await this.intake.receive(site, m, seen, channelUplink, now);
     if (!got.ok) {
       if (this.registry.recordRejection(m.agent, got.failure, now)) this.pushViewers(site, now);
@@ -329,7 +267,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     }
     await this.advance(site, got.value.event, now, got.value.events);
     return got;
-  }
+  };
 
   /** Runs one transition, writes it and its events in one transaction, and only then tells the agents. */
   private async advance(
@@ -357,18 +295,17 @@ export class SiteCoordinator extends DurableObject<Env> {
     this.viewers.push(now, () => this.statusNow(site, now));
   }
 
+  /** A change the status pages show: pushed to them when it succeeded. */
+  private viewed<T>(site: ConfiguredSite, r: Result<T>): Result<T> {
+    if (r.ok) this.pushViewers(site, Date.now());
+    return r;
+  }
+
   /** One alarm, at the earliest deadline any room has. */
   private async schedule(now: number): Promise<void> {
     if (!this.site) return;
-    await this.alarmClock.arm(
-      [
-        ...siteDeadlines(this.site, now),
-        this.checkpoint.deadline(),
-        this.outbox.deadline(),
-        ...this.registry.rotationDeadlines(),
-      ],
-      now,
-    );
+    const rooms = [this.checkpoint.deadline(), this.outbox.deadline(), ...this.registry.rotationDeadlines()];
+    await this.alarmClock.arm([...siteDeadlines(this.site, now), ...rooms], now);
   }
 
   private statusNow(site: ConfiguredSite, now: number): SiteStatus {

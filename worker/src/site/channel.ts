@@ -1,5 +1,7 @@
 // Agents' channels: the WebSocket upgrade the Worker forwards, and the frames that follow.
 import {
+  CLOSE_REVOKED,
+  EdgeMessage,
   HEADER_NOW,
   HEADER_SIG,
   HEADER_TS,
@@ -10,9 +12,12 @@ import {
   issueLines,
 } from "#shared";
 import { fail, failureResponse, ok, parseJson, type Failure, type Result } from "../failure.ts";
-import type { Authenticator } from "./auth.ts";
+import type { Observed } from "../attribution.ts";
+import type { Authenticator, SignedMessage } from "./auth.ts";
 import type { ConfiguredSite } from "./configured.ts";
-import type { Sockets } from "./sockets.ts";
+import { signedDirective } from "./directives.ts";
+import type { Received } from "./intake.ts";
+import type { AgentAttachment, Sockets } from "./sockets.ts";
 
 /** Headers the Worker sets on an upgrade it forwards to the object: never taken from the client. */
 export const FORWARDED = {
@@ -74,3 +79,39 @@ export function parseFrame(message: string | ArrayBuffer): Result<SignedFrame> {
 /** Error frames carry no issues field (agents parse them strictly): the message names the field. */
 export const frameError = (f: Failure) =>
   [f.message, ...(f.issues ?? []).map((i) => `${i.path}: ${i.message}`)].join("; ");
+
+/** How a frame is taken in: authenticated, folded into the site, the site run on it. */
+export type Ingest = (
+  site: ConfiguredSite,
+  m: SignedMessage,
+  seen: Observed,
+  /** The uplink of the channel it came on; null over HTTP. */
+  channelUplink: string | null,
+) => Promise<Result<Received>>;
+
+/** One agent frame: parsed, ingested, answered on its socket. A revoked agent's socket is closed. */
+export async function answerFrame(
+  ws: WebSocket,
+  tag: AgentAttachment,
+  message: string | ArrayBuffer,
+  site: ConfiguredSite | null,
+  ingest: Ingest,
+  now: number,
+): Promise<void> {
+  const sendError = (code: string, msg: string) =>
+    ws.send(JSON.stringify(EdgeMessage.parse({ type: "error", now, error: { code, message: msg } })));
+  if (!site) return sendError("site_not_found", "the site has no config");
+  const frame = parseFrame(message);
+  if (!frame.ok) return sendError(frame.failure.code, frameError(frame.failure));
+  const got = await ingest(site, { agent: tag.agent, ...frame.value }, { ip: tag.ip, asn: tag.asn }, tag.uplink);
+  if (!got.ok)
+    return got.failure.code === "unknown_agent"
+      ? ws.close(CLOSE_REVOKED, "agent revoked")
+      : sendError(got.failure.code, frameError(got.failure));
+  const reply = await signedDirective(site, got.value.agent.row, got.value.key, got.value.seq, Date.now());
+  try {
+    ws.send(JSON.stringify(reply));
+  } catch {
+    // Closed while we worked (replaced, or its secret retired): nothing to answer.
+  }
+}

@@ -32,6 +32,25 @@ export function configured(before: ConfiguredSite | null, id: string, config: Si
   return { id, config, decision, plan: before?.plan ?? null };
 }
 
+/** The site configured (anew): its config, its decision and a `config` event written together. */
+export function saveConfigured(
+  store: SiteStore,
+  before: ConfiguredSite | null,
+  id: string,
+  config: SiteConfig,
+  now: number,
+): ConfiguredSite {
+  if (!before) store.migrate();
+  const site = configured(before, id, config, now);
+  const message = before ? "site config replaced" : "site created";
+  store.transaction(() => {
+    store.saveSite(id, config);
+    store.saveDecision(site.decision);
+    store.appendEvents([{ at: now, kind: "config", message, data: { uplinks: config.uplinks.map((u) => u.id) } }]);
+  });
+  return site;
+}
+
 /** How late the backstop alarm may judge a site silent on every uplink: 4 × downAfterMs, at most a minute. */
 export const silenceBackstopMs = (downAfterMs: number) => Math.min(4 * downAfterMs, 60_000);
 
