@@ -171,7 +171,7 @@ describe("the one-line install", () => {
     }
   });
 
-  it("the script checks its argument and Node before anything else", async () => {
+  it("the script checks its argument and Node before anything else, and a download cut short runs none of it", async () => {
     const script = await (await fetch(`${edge.url}/install.sh`)).text();
     const dir = tempDir();
     const sh = (args: string[], path = "/usr/bin:/bin") => {
@@ -196,5 +196,13 @@ describe("the one-line install", () => {
       /^wanwatch install: Node\.js 18\.19 or newer is needed and this host has none: sudo apt-get install -y nodejs/,
     );
     expect(existsSync(join(dir, "lib"))).toBe(false);
+    // A download cut short anywhere runs none of it (the body is one function, called last).
+    // (Run whole, this argument gets a line at once: see above.)
+    for (const cut of [script.indexOf("NODE=$(command"), script.lastIndexOf('main "$@"')]) {
+      const r = await promisify(execFile)("/bin/sh", ["-c", 'printf %s "$SCRIPT" | sh -s -- not-a-token'], {
+        env: { PATH: "/usr/bin:/bin", WANWATCH_PREFIX: dir, SCRIPT: script.slice(0, cut) },
+      }).catch((err: { stdout: string; stderr: string }) => err);
+      expect(r.stdout + r.stderr).not.toContain("wanwatch install:");
+    }
   });
 });

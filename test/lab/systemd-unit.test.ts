@@ -233,7 +233,11 @@ describe.skipIf(skip !== null)(`wanwatch.service under a real systemd${skip ? ` 
     // `curl -fsSL EDGE/install.sh | sudo sh -s -- TOKEN`, with curl on this side of the pipe.
     const script = await (await fetch(`${edgeUrl}/install.sh`)).text();
     expect(await box.exec(["sh", "-c", "command -v curl wget || echo none"])).toBe("none\n");
+    const started = performance.now();
     const out = await box.exec(["sh", "-s", "--", token, "--uplink", "isp1=up1"], { input: script, timeoutMs: 90_000 });
+    console.log(
+      `one-line install: ${((performance.now() - started) / 1000).toFixed(1)} s from the script's start to the edge hearing the agent`,
+    );
     expect(out).toMatch(/^wanwatch install: agent \S+ downloaded from http:\/\/\S+, SHA-256 verified$/m);
     expect(out).toContain("enrolled agent sbc2 (probe behind isp1) in site boxed: the edge gave this host its secret");
     expect(out).toContain("started wanwatch.service (enabled at boot)");
