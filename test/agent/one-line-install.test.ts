@@ -111,7 +111,7 @@ describe("the one-line install", () => {
     expect(readdirSync(again)).toEqual([]);
   });
 
-  it("a server: a line with a placeholder left in is refused before the token is spent; named, the same line installs", async () => {
+  it("a server: a line with a placeholder left in is refused before the token is spent, --dry-run spends nothing; named, the same line installs", async () => {
     const line = await installLine("--id", "srv1", "--role", "server");
     expect(line).toMatch(/ -- wwe1\.office\.[\w-]{43} --uplink isp1=IFACE --uplink isp2=IFACE$/);
     const dir = tempDir();
@@ -119,6 +119,13 @@ describe("the one-line install", () => {
     expect(placeholder.code).toBe(2);
     expect(placeholder.stderr).toMatch(
       /^wanwatch: --uplink isp1=IFACE: this host has no interface "IFACE" \(it has .*lo.*\)\n$/,
+    );
+    expect(readdirSync(dir)).toEqual([]);
+    expect(await enrolled()).not.toContain("srv1");
+    const dry = await run(line.replace(/=IFACE/g, "=lo"), dir, ["--switch", "iproute2", "--dry-run"]);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain(
+      "# would redeem the enrolment token for agent srv1 (server) in site office (it stays unused)",
     );
     expect(readdirSync(dir)).toEqual([]);
     expect(await enrolled()).not.toContain("srv1");
