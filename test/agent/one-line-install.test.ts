@@ -140,6 +140,13 @@ describe("the one-line install", () => {
       ],
       switch: { backend: "iproute2" },
     });
+    // Another line on the same host: the agent it was is named, so its enrolment can be revoked.
+    const other = await installLine("--id", "srv2", "--role", "server");
+    const again = await run(other.replace(/=IFACE/g, "=lo"), dir);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain(
+      "this host was agent srv1 of site office: replaced (if nothing else runs it, `wanwatch site revoke --id srv1 --site office`)",
+    );
   });
 
   it("a failure after the token is spent undoes every step and says what to do about the token", async () => {

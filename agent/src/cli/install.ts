@@ -4,8 +4,8 @@
 import { chmodSync, existsSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { stringify } from "yaml";
-import { issueLines, tokenSite } from "#shared";
-import { DEFAULT_CONFIG_PATH } from "../config/load.ts";
+import { issueLines, tokenSite, type EnrolmentGrant } from "#shared";
+import { DEFAULT_CONFIG_PATH, loadConfig } from "../config/load.ts";
 import { AgentConfig } from "../config/schema.ts";
 import { CONFIG_REFERENCE } from "../config/reference.ts";
 import { CONFIG_FLAGS, FIELD_FLAGS, configFromFlags } from "../install/config-flags.ts";
@@ -230,6 +230,21 @@ async function apply(
   }
 }
 
+/** A host that already runs another agent gives it up: said, so its enrolment can be revoked. */
+function previousAgent(configPath: string, g: EnrolmentGrant): string[] {
+  if (!existsSync(configPath)) return [];
+  try {
+    const old = loadConfig(configPath, { host: false });
+    return old.agent === g.agent && old.site === g.site
+      ? []
+      : [
+          `this host was agent ${old.agent} of site ${old.site}: replaced (if nothing else runs it, \`wanwatch site revoke --id ${old.agent} --site ${old.site}\`)`,
+        ];
+  } catch {
+    return [`replacing the config at ${configPath}, which did not load`];
+  }
+}
+
 /** `--enroll TOKEN`: checked and planned before the token is spent; after, a failure undoes the install and says what to do. */
 async function installEnrolled(v: Values, out: (s: string) => void): Promise<number> {
   for (const f of ["site", "agent", "role", "secret-stdin"])
@@ -250,8 +265,9 @@ async function installEnrolled(v: Values, out: (s: string) => void): Promise<num
     out(dryRun(p, [`# would redeem the enrolment token for ${who} (it stays unused)`, ...found.map((l) => `# ${l}`)]));
     return 0;
   }
+  const replaced = previousAgent(p.configPath, grant);
   const redeemed = await redeemToken(edge, token);
-  out([`enrolled ${who}: the edge gave this host its secret`, ...found].join("\n"));
+  out([`enrolled ${who}: the edge gave this host its secret`, ...found, ...replaced].join("\n"));
   try {
     const r = await apply(p, redeemed.secret, out);
     out(r.lines.join("\n"));
