@@ -3,6 +3,9 @@
 import type { AgentConfig } from "../config/schema.ts";
 import { readStatus } from "../state/files.ts";
 
+/** After the first uplink is heard, how long the others get to be heard too before the line is printed. */
+const OTHERS_GRACE_MS = 3_000;
+
 /** `since`: when the service was (re)started; an older status file is the previous run's. */
 export async function waitForEdge(
   config: AgentConfig,
@@ -11,6 +14,7 @@ export async function waitForEdge(
   now = Date.now,
 ): Promise<{ heard: boolean; line: string }> {
   const deadline = now() + timeoutMs;
+  let firstHeardAt: number | null = null;
   for (;;) {
     const s = readStatus(config.stateDir);
     if (s.ok && s.value.startedAt >= since) {
@@ -19,10 +23,13 @@ export async function waitForEdge(
       const heard = Object.entries(s.value.uplinks)
         .filter(([, u]) => u.lastContactAt !== null)
         .map(([id]) => id);
-      if (heard.length)
+      const silent = config.uplinks.map((u) => u.id).filter((id) => !heard.includes(id));
+      if (heard.length) firstHeardAt ??= now();
+      // Each uplink's channel opens on its own: give the others a moment, so the line names them all.
+      if (heard.length && (!silent.length || now() - firstHeardAt! >= OTHERS_GRACE_MS))
         return {
           heard: true,
-          line: `the edge answers agent ${config.agent} through ${heard.join(", ")}: see \`wanwatch agent status\``,
+          line: `the edge answers agent ${config.agent} through ${heard.join(", ")}${silent.length ? ` (not yet through ${silent.join(", ")})` : ""}: see \`wanwatch agent status\``,
         };
     }
     if (now() > deadline)
