@@ -17,7 +17,8 @@ export default defineConfig({
             },
           }),
         ],
-        test: { name: "edge", include: ["test/edge/**/*.test.ts"] },
+        // The plugin does not run wrangler's [build]: the Worker imports the agent bundle it makes.
+        test: { name: "edge", include: ["test/edge/**/*.test.ts"], globalSetup: ["./test/setup/build-agent.ts"] },
       },
       { test: { name: "unit", environment: "node", include: ["test/unit/**/*.test.ts"] } },
       {

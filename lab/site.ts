@@ -169,7 +169,16 @@ export class LabSite {
     const { policy } = this.options;
     await this.applySite();
     for (const n of [1, 2] as const) {
-      const { secret } = await this.admin("enroll", "--id", `sbc${n}`, "--role", "probe", "--uplink", `isp${n}`);
+      const { secret } = await this.admin(
+        "enroll",
+        "--id",
+        `sbc${n}`,
+        "--role",
+        "probe",
+        "--uplink",
+        `isp${n}`,
+        "--secret",
+      );
       this.plan(`sbc${n}`, this.lab.sbcs[n - 1].name, NODE20, {
         edge: this.edge.url,
         site: SITE,
@@ -185,7 +194,15 @@ export class LabSite {
     for (const [k, s] of servers.entries()) {
       const srv = this.lab.servers[k]!;
       // Every server may restart the tunnels: in cluster mode the edge elects one of them.
-      const { secret } = await this.admin("enroll", "--id", s.name, "--role", "server", "--tunnel-restarter");
+      const { secret } = await this.admin(
+        "enroll",
+        "--id",
+        s.name,
+        "--role",
+        "server",
+        "--tunnel-restarter",
+        "--secret",
+      );
       const dir = join(this.lab.dir, s.name);
       mkdirSync(dir, { recursive: true });
       const restart = this.tunnelRestart(s.name);

@@ -1,6 +1,7 @@
 // The edge in workerd through Miniflare's API directly, for benchmarks: no wrangler proxy or
 // request logging in the way (they cost 3–5× in throughput), the same Worker and Durable Objects.
 import { build } from "esbuild";
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
@@ -10,8 +11,10 @@ import { adminApi } from "./local-edge.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
-/** The Worker bundled as `wrangler deploy` would: ES module, `cloudflare:` imports left to workerd, HTML as text. */
+/** The Worker bundled as `wrangler deploy` would: ES module, `cloudflare:` imports left to workerd, HTML and the agent build as text. */
 export async function bundleWorker(): Promise<string> {
+  // What wrangler's [build] does first: the agent bundle and install script the Worker serves.
+  execFileSync(process.execPath, [resolve(root, "agent/build.mjs")], { stdio: "pipe" });
   const out = await build({
     entryPoints: [resolve(root, "worker/src/index.ts")],
     bundle: true,
@@ -21,7 +24,7 @@ export async function bundleWorker(): Promise<string> {
     conditions: ["workerd", "worker", "browser"],
     mainFields: ["module", "main"],
     external: ["cloudflare:*"],
-    loader: { ".html": "text" },
+    loader: { ".html": "text", ".txt": "text" },
     write: false,
   });
   return out.outputFiles[0]!.text;

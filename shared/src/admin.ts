@@ -4,25 +4,32 @@ import { AgentId, UplinkId } from "./ids.ts";
 export const AgentRole = z.enum(["probe", "server"]);
 export type AgentRole = z.infer<typeof AgentRole>;
 
-export const EnrollRequest = z
-  .strictObject({
-    id: AgentId,
-    role: AgentRole,
-    uplink: UplinkId.optional(),
-    tunnelRestarter: z.boolean().optional(),
-  })
-  .superRefine((a, ctx) => {
-    if (a.role === "probe" && !a.uplink)
-      ctx.addIssue({
-        code: "custom",
-        path: ["uplink"],
-        message: "a probe sits behind exactly one uplink: uplink is required",
-      });
-    if (a.role === "server" && a.uplink)
-      ctx.addIssue({ code: "custom", path: ["uplink"], message: "a server agent uses every uplink: omit uplink" });
-    if (a.role === "probe" && a.tunnelRestarter)
-      ctx.addIssue({ code: "custom", path: ["tunnelRestarter"], message: "only a server agent can restart tunnels" });
-  });
+/** Who an agent is and where it sits; the same for a direct enrolment and an enrolment token. */
+export const agentPlacement = {
+  id: AgentId,
+  role: AgentRole,
+  uplink: UplinkId.optional(),
+  tunnelRestarter: z.boolean().optional(),
+};
+
+/** A probe sits behind one uplink; a server uses every uplink and alone may restart tunnels. */
+export function checkPlacement(
+  a: { role: AgentRole; uplink?: string | undefined; tunnelRestarter?: boolean | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  if (a.role === "probe" && !a.uplink)
+    ctx.addIssue({
+      code: "custom",
+      path: ["uplink"],
+      message: "a probe sits behind exactly one uplink: uplink is required",
+    });
+  if (a.role === "server" && a.uplink)
+    ctx.addIssue({ code: "custom", path: ["uplink"], message: "a server agent uses every uplink: omit uplink" });
+  if (a.role === "probe" && a.tunnelRestarter)
+    ctx.addIssue({ code: "custom", path: ["tunnelRestarter"], message: "only a server agent can restart tunnels" });
+}
+
+export const EnrollRequest = z.strictObject(agentPlacement).superRefine(checkPlacement);
 export type EnrollRequest = z.infer<typeof EnrollRequest>;
 
 export const EnrollResponse = z.object({ id: AgentId, secret: z.string() });

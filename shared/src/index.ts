@@ -8,3 +8,4 @@ export * from "./signing.ts";
 export * from "./protocol.ts";
 export * from "./zod-issues.ts";
 export * from "./backoff.ts";
+export * from "./enrolment.ts";

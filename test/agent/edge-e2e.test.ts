@@ -31,7 +31,18 @@ afterAll(async () => {
 
 async function enroll(id: string, role: "probe" | "server", uplink?: string): Promise<string> {
   const r = await wanwatch(
-    ["site", "enroll", "--id", id, "--role", role, ...(uplink ? ["--uplink", uplink] : []), ...at(), "--json"],
+    [
+      "site",
+      "enroll",
+      "--id",
+      id,
+      "--role",
+      role,
+      ...(uplink ? ["--uplink", uplink] : []),
+      ...at(),
+      "--secret",
+      "--json",
+    ],
     admin(),
   );
   expect(r.code, r.stderr).toBe(0);

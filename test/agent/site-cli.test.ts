@@ -1,5 +1,5 @@
 // The operator's CLI against the real local edge: errors that say what to do in CLI commands, and
-// the host command `site enroll` prints, which must work as printed (the secret through stdin).
+// the host command `site enroll --secret` prints, which must work as printed (the secret through stdin).
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -34,7 +34,12 @@ it("a misspelled site: what the edge says, and the CLI command that fixes it (no
 
 it("enrolling an id that exists suggests --rotate", async () => {
   expect(
-    (await wanwatch(["site", "enroll", "--id", "sbc9", "--role", "probe", "--uplink", "isp1", ...at()], admin())).code,
+    (
+      await wanwatch(
+        ["site", "enroll", "--id", "sbc9", "--role", "probe", "--uplink", "isp1", "--secret", ...at()],
+        admin(),
+      )
+    ).code,
   ).toBe(0);
   const r = await wanwatch(["site", "enroll", "--id", "sbc9", "--role", "probe", "--uplink", "isp1", ...at()], admin());
   expect(r.code).toBe(1);
@@ -74,12 +79,12 @@ async function runHostCommand(stdout: string, secret: string, dir: string) {
   return wanwatch([...args, ...paths], { input: `${secret}\n` });
 }
 
-it("site enroll prints a host command that works for a probe and for a server, the secret never on it", async () => {
+it("site enroll --secret prints a host command that works for a probe and for a server, the secret never on it", async () => {
   for (const [id, role, extra] of [
     ["sbc1", "probe", ["--uplink", "isp1"]],
     ["srv1", "server", []],
   ] as const) {
-    const r = await wanwatch(["site", "enroll", "--id", id, "--role", role, ...extra, ...at()], admin());
+    const r = await wanwatch(["site", "enroll", "--id", id, "--role", role, ...extra, "--secret", ...at()], admin());
     expect(r.code, r.stderr).toBe(0);
     const secret = r.stdout.split("\n")[2]!;
     expect(secret).toMatch(/^[A-Za-z0-9_-]{43}$/);

@@ -1468,6 +1468,7 @@ const SITE_ROUTES = [
   ["DELETE", "/v1/sites/:site/override", "DELETE /v1/sites/:site/override"],
   ["POST", "/v1/sites/:site/agents/srv1/rotate", "POST /v1/sites/:site/agents/:agent/rotate"],
   ["POST", "/v1/sites/:site/notify/test", "POST /v1/sites/:site/notify/test"],
+  ["POST", "/v1/sites/:site/enrolment-tokens", "POST /v1/sites/:site/enrolment-tokens"],
   ["GET", "/v1/sites/:site/status", "GET /v1/sites/:site/status"],
   ["GET", "/v1/sites/:site/events", "GET /v1/sites/:site/events"],
   ["GET", "/v1/sites/:site/metrics", "GET /v1/sites/:site/metrics"],
@@ -1476,8 +1477,8 @@ const SITE_ROUTES = [
   ["GET", "/v1/sites/:site/agents/srv1/connect", "GET /v1/sites/:site/agents/:agent/connect"],
   ["GET", "/sites/:site", "GET /sites/:site"],
 ] as const;
-const ADMIN_ROUTES = SITE_ROUTES.slice(0, 8);
-const VIEWER_ROUTES = [...SITE_ROUTES.slice(8, 12), ["GET", "/v1/sites", "GET /v1/sites"]] as const;
+const ADMIN_ROUTES = SITE_ROUTES.slice(0, 9);
+const VIEWER_ROUTES = [...SITE_ROUTES.slice(9, 13), ["GET", "/v1/sites", "GET /v1/sites"]] as const;
 
 /** One path segment: percent-encoded, or (for invalid UTF-8) the raw escapes a client might send. */
 function segment(s: string): string {
@@ -1527,6 +1528,7 @@ describe("fuzz: auth and path parameters", () => {
         "/v1/sites/:site/override": fc.constant(toJson({ uplink: "isp2", forSeconds: 60, reason: "fuzz" })),
         "/v1/sites/:site/agents/srv1/rotate": fc.constant(toJson({ graceSeconds: 60 })),
         "/v1/sites/:site/notify/test": fc.constant(undefined),
+        "/v1/sites/:site/enrolment-tokens": fc.constant(toJson({ id: "new", role: "server" })),
       };
       const route = fc.constantFrom(...ADMIN_ROUTES, ...VIEWER_ROUTES).chain(([method, path, endpoint]) =>
         fc.record({

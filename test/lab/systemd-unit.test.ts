@@ -1,6 +1,7 @@
 // The unit `wanwatch agent install` writes, under a real systemd as PID 1 (a Debian 12 rootfs in
 // systemd-nspawn, with Node 18 as Debian's apt installs it): started, restarted after SIGKILL,
-// stopped with its policy routing removed, not restarted on a config error, uninstalled.
+// stopped with its policy routing removed, not restarted on a config error, uninstalled; and the
+// one-line install from the edge's own script, redeeming an enrolment token.
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLocalEdge, type LocalEdge } from "../../tools/local-edge.ts";
@@ -219,5 +220,30 @@ describe.skipIf(skip !== null)(`wanwatch.service under a real systemd${skip ? ` 
     expect(again, await journal()).toContain("the edge answers agent sbc1 through isp1");
     expect(await show("MainPID")).not.toBe(pid);
     expect(await box.exec(["cat", "/etc/wanwatch/agent.yaml"])).toContain("heartbeatMs: 2000");
+  });
+
+  it("the one-line install: the edge's script on Node 18 with no curl, a token redeemed, the unit started and heard", async () => {
+    await wanwatchInside(["agent", "uninstall"]);
+    const edgeUrl = `http://${NET}.1.1:${new URL(edge.url).port}`;
+    const { token } = await edge.api("POST", `/v1/sites/${SITE}/enrolment-tokens`, {
+      id: "sbc2",
+      role: "probe",
+      uplink: "isp1",
+    });
+    // `curl -fsSL EDGE/install.sh | sudo sh -s -- TOKEN`, with curl on this side of the pipe.
+    const script = await (await fetch(`${edgeUrl}/install.sh`)).text();
+    expect(await box.exec(["sh", "-c", "command -v curl wget || echo none"])).toBe("none\n");
+    const started = performance.now();
+    const out = await box.exec(["sh", "-s", "--", token, "--uplink", "isp1=up1"], { input: script, timeoutMs: 90_000 });
+    console.log(
+      `one-line install: ${((performance.now() - started) / 1000).toFixed(1)} s from the script's start to the edge hearing the agent`,
+    );
+    expect(out).toMatch(/^wanwatch install: agent \S+ downloaded from http:\/\/\S+, SHA-256 verified$/m);
+    expect(out).toContain("enrolled agent sbc2 (probe behind isp1) in site boxed: the edge gave this host its secret");
+    expect(out).toContain("started wanwatch.service (enabled at boot)");
+    expect(out, await journal()).toContain("the edge answers agent sbc2 through isp1");
+    expect(await show("ExecStart")).toContain("/usr/bin/node /usr/local/lib/wanwatch/wanwatch.mjs agent run");
+    expect((await box.exec(["readlink", "/usr/local/bin/wanwatch"])).trim()).toBe("../lib/wanwatch/wanwatch.mjs");
+    expect((await box.exec(["stat", "-c", "%a %U", "/etc/wanwatch/secret"])).trim()).toBe("600 wanwatch");
   });
 });

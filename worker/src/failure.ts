@@ -2,7 +2,7 @@ import type { FieldIssue } from "#shared";
 
 /** An API error as data: crosses the RPC boundary intact, becomes the JSON error envelope. */
 export interface Failure {
-  status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 426 | 429 | 503;
+  status: 400 | 401 | 403 | 404 | 409 | 410 | 413 | 415 | 426 | 429 | 503;
   code: string;
   message: string;
   issues?: FieldIssue[];

@@ -2,8 +2,12 @@
 // the rooms in site/. SQLite holds what must survive, memory holds liveness (rebuilt on wake).
 import { DurableObject } from "cloudflare:workers";
 import type {
+  EnrolmentGrant,
+  EnrolmentTokenRequest,
+  EnrolmentTokenResponse,
   EnrollRequest,
   OverrideRequest,
+  RedeemResponse,
   RotateRequest,
   NotifyTestResponse,
   OverrideCleared,
@@ -24,6 +28,7 @@ import { Authenticator } from "./site/auth.ts";
 import { FORWARDED, acceptChannel, answerFrame, type Ingest } from "./site/channel.ts";
 import { Checkpoint } from "./site/checkpoint.ts";
 import { loadSite, saveConfigured, siteDeadlines, type ConfiguredSite } from "./site/configured.ts";
+import { EnrolmentDesk } from "./site/enrolment.ts";
 import { pushDirectives, signedDirective, type SignedReply } from "./site/directives.ts";
 import type { NewEvent } from "./site/events.ts";
 import { Intake, type HeartbeatRequest } from "./site/intake.ts";
@@ -43,6 +48,7 @@ export class SiteCoordinator extends DurableObject<Env> {
   private readonly store = new SiteStore(this.ctx.storage);
   private readonly sockets = new Sockets(this.ctx);
   private readonly registry = new AgentRegistry(this.store, this.sockets);
+  private readonly enrolment = new EnrolmentDesk(this.store, this.registry);
   private readonly auth = new Authenticator(this.registry, Number(this.env.AGENT_RATE_FACTOR ?? 1) || 1);
   private readonly observations = new Observations(this.store);
   private readonly intake = new Intake(this.auth, this.registry, this.observations);
@@ -109,6 +115,23 @@ export class SiteCoordinator extends DurableObject<Env> {
 
   async enroll(id: string, req: EnrollRequest): Promise<Result<{ id: string; secret: string }>> {
     return this.on(id, async (site, now) => this.viewed(site, await this.registry.enroll(site, req, now)));
+  }
+
+  async createEnrolmentToken(id: string, req: EnrolmentTokenRequest): Promise<Result<EnrolmentTokenResponse>> {
+    return this.on(id, async (site, now) => this.viewed(site, await this.enrolment.create(site, req, now)));
+  }
+
+  /** Public (the token is the credential): what it enrols, or the agent enrolled and its secret. */
+  async redeemEnrolment(
+    id: string,
+    req: { token: string; check: boolean; ip: string | null },
+  ): Promise<Result<EnrolmentGrant | RedeemResponse>> {
+    // An unknown site answers as an unknown token: the desk counts the failure, and nothing is stored.
+    const found = this.requireSite(id);
+    const site = found.ok ? found.value : null;
+    const r = await this.enrolment.redeem(site, req.token, req.check, req.ip, Date.now());
+    if (site) this.pushViewers(site, Date.now());
+    return r;
   }
 
   async rotate(id: string, agentId: string, req: RotateRequest): Promise<Result<RotateResponse>> {

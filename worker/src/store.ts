@@ -7,7 +7,7 @@ import type { DecisionState } from "./engine/decision.ts";
 import type { TunnelPlan } from "./engine/tunnels.ts";
 import type { EventData, NewEvent } from "./site/events.ts";
 
-export const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 7;
 /** Newest events kept per site. */
 export const EVENT_RETENTION = 2_000;
 
@@ -37,6 +37,12 @@ const MIGRATIONS: string[][] = [
   [
     `CREATE TABLE notify_targets (target TEXT PRIMARY KEY, delivered INTEGER NOT NULL, failed INTEGER NOT NULL,
        failed_attempts INTEGER NOT NULL, last_error TEXT, last_error_at INTEGER, last_delivered_at INTEGER)`,
+  ],
+  // Enrolment tokens, by hash only (the token itself is never stored); a redeemed row stays a while so
+  // a second use is told "already used", not "unknown".
+  [
+    `CREATE TABLE enrolment_tokens (hash TEXT PRIMARY KEY, agent TEXT NOT NULL, role TEXT NOT NULL, uplink TEXT,
+       tunnel_restarter INTEGER NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, redeemed_at INTEGER)`,
   ],
 ];
 
@@ -94,6 +100,18 @@ export const emptyRuntime = (): AgentRuntime => ({
   misrouted: {},
   stale: false,
 });
+
+/** An enrolment token as stored: its hash and what it enrols. */
+export interface EnrolmentTokenRow {
+  hash: string;
+  agent: string;
+  role: AgentRole;
+  uplink: string | null;
+  tunnelRestarter: boolean;
+  createdAt: number;
+  expiresAt: number;
+  redeemedAt: number | null;
+}
 
 /** A notification waiting to be sent (or sent again) to one target. */
 export interface OutboxRow {
@@ -255,6 +273,69 @@ export class SiteStore {
 
   deleteAgent(id: string): void {
     this.exec(`DELETE FROM agents WHERE id = ?`, id);
+  }
+
+  enrolmentToken(hash: string): EnrolmentTokenRow | null {
+    const r = this.exec<{
+      hash: string;
+      agent: string;
+      role: string;
+      uplink: string | null;
+      tunnel_restarter: number;
+      created_at: number;
+      expires_at: number;
+      redeemed_at: number | null;
+    }>(`SELECT * FROM enrolment_tokens WHERE hash = ?`, hash)[0];
+    return r
+      ? {
+          hash: r.hash,
+          agent: r.agent,
+          role: r.role as AgentRole,
+          uplink: r.uplink,
+          tunnelRestarter: r.tunnel_restarter === 1,
+          createdAt: r.created_at,
+          expiresAt: r.expires_at,
+          redeemedAt: r.redeemed_at,
+        }
+      : null;
+  }
+
+  /** Stores a new token; earlier unredeemed tokens for the same agent are dropped (the newest line is the one that works). Returns how many were dropped. */
+  saveEnrolmentToken(t: EnrolmentTokenRow): number {
+    const dropped = this.exec<{ n: number }>(
+      `SELECT COUNT(*) AS n FROM enrolment_tokens WHERE agent = ? AND redeemed_at IS NULL AND expires_at > ?`,
+      t.agent,
+      t.createdAt,
+    )[0]!.n;
+    this.exec(`DELETE FROM enrolment_tokens WHERE agent = ? AND redeemed_at IS NULL`, t.agent);
+    this.exec(
+      `INSERT INTO enrolment_tokens (hash, agent, role, uplink, tunnel_restarter, created_at, expires_at, redeemed_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)`,
+      t.hash,
+      t.agent,
+      t.role,
+      t.uplink,
+      t.tunnelRestarter ? 1 : 0,
+      t.createdAt,
+      t.expiresAt,
+    );
+    return dropped;
+  }
+
+  markEnrolmentTokenRedeemed(hash: string, at: number): void {
+    this.exec(`UPDATE enrolment_tokens SET redeemed_at = ? WHERE hash = ?`, at, hash);
+  }
+
+  /** Tokens still waiting to be redeemed (bounds how many a site may hold). */
+  pendingEnrolmentTokens(now: number): number {
+    return this.exec<{ n: number }>(
+      `SELECT COUNT(*) AS n FROM enrolment_tokens WHERE redeemed_at IS NULL AND expires_at > ?`,
+      now,
+    )[0]!.n;
+  }
+
+  /** Forgets tokens that expired or were redeemed before `before`. */
+  pruneEnrolmentTokens(before: number): void {
+    this.exec(`DELETE FROM enrolment_tokens WHERE expires_at < ? OR redeemed_at < ?`, before, before);
   }
 
   observations(): UplinkObservation[] {

@@ -5,6 +5,8 @@ import { parse as parseYaml } from "yaml";
 import {
   AgentId,
   ApiError,
+  EnrolmentTokenRequest,
+  EnrolmentTokenResponse,
   EnrollRequest,
   NotifyTestResponse,
   OverrideCleared,
@@ -46,7 +48,8 @@ export const SITE_COMMANDS = {
   }),
   enroll: spec({
     name: "site enroll",
-    summary: "enrol an agent and print its secret (once), or give an enrolled agent a new secret with --rotate",
+    summary:
+      "print the one-line install for an agent (a single-use token, valid 1 h); --secret enrols at once and prints its secret; --rotate gives an enrolled agent a new secret",
     flags: {
       id: { type: "string", value: "ID", help: "the agent's id, e.g. sbc1 or srv1" },
       role: {
@@ -56,6 +59,15 @@ export const SITE_COMMANDS = {
       },
       uplink: { type: "string", value: "UPLINK", help: "the uplink a probe sits behind" },
       "tunnel-restarter": { type: "boolean", help: "this server restarts the site's tunnel (cluster mode)" },
+      valid: {
+        type: "string",
+        value: "DURATION",
+        help: "how long the install line's token works, 1m to 7d (default 1h); it works once",
+      },
+      secret: {
+        type: "boolean",
+        help: "for scripts: enrol now and print the agent's secret (once) instead of an install line",
+      },
       rotate: { type: "boolean", help: "a new secret for an enrolled agent; the old one works through --grace" },
       grace: {
         type: "string",
@@ -65,7 +77,8 @@ export const SITE_COMMANDS = {
     },
     examples: [
       `wanwatch site enroll --id sbc1 --role probe --uplink isp1 ${AT}`,
-      `wanwatch site enroll --id srv1 --role server --tunnel-restarter ${AT}`,
+      `wanwatch site enroll --id srv1 --role server --tunnel-restarter --valid 4h ${AT}`,
+      `wanwatch site enroll --id sbc2 --role probe --uplink isp2 --secret --json ${AT}`,
       `wanwatch site enroll --id sbc1 --rotate --grace 1h ${AT}`,
     ],
   }),
@@ -254,22 +267,13 @@ function hostCommand(t: Target, id: string, role: string, uplink: string | undef
   return `wanwatch agent install --edge ${t.edge.origin} --site ${t.site} --agent ${id} --role ${role} ${uplinks.join(" ")} --secret-stdin`;
 }
 
-async function enroll(values: Values, env: NodeJS.ProcessEnv, out: (s: string) => void): Promise<number> {
-  const cmd = SITE_COMMANDS.enroll;
-  if (values.rotate) return rotate(values, env, out);
-  if (values.grace !== undefined) throw new UsageError(`--grace goes with --rotate: ${seeHelp(cmd)}`);
-  const req = validated(EnrollRequest, {
-    id: required(values, "id", cmd),
-    role: required(values, "role", cmd),
-    ...(values.uplink ? { uplink: values.uplink } : {}),
-    ...(values["tunnel-restarter"] ? { tunnelRestarter: true } : {}),
-  });
-  const t = target(values, env, cmd);
+const SERVER_NOTE =
+  "  add --switch nmcli|iproute2 and --tunnel … as that server needs: `wanwatch agent install --help`";
+
+/** `site enroll --secret`: enrolled now; the secret is printed once, for scripts that place it themselves. */
+async function enrollWithSecret(t: Target, req: EnrollRequest, json: boolean, out: (s: string) => void) {
   const r = (await call(t, "POST", "/agents", req)) as { id: string; secret: string };
-  if (values.json) {
-    out(JSON.stringify(r, null, 2));
-    return 0;
-  }
+  if (json) return out(JSON.stringify(r, null, 2));
   const site = req.role === "server" ? validated(SiteConfig, await call(t, "GET", "")) : null;
   out(
     [
@@ -278,9 +282,53 @@ async function enroll(values: Values, env: NodeJS.ProcessEnv, out: (s: string) =
       r.secret,
       `on that host, as root${req.role === "server" ? ", naming each uplink's interface" : ""} (the secret is read from standard input: paste it, then Enter and Ctrl-D):`,
       `  ${hostCommand(t, r.id, req.role, req.uplink, site?.uplinks.map((u) => u.id) ?? [])}`,
-      ...(req.role === "server"
-        ? ["  add --switch nmcli|iproute2 and --tunnel … as that server needs: `wanwatch agent install --help`"]
-        : []),
+      ...(req.role === "server" ? [SERVER_NOTE] : []),
+    ].join("\n"),
+  );
+}
+
+/** The one-line install: a single-use token, redeemed by the agent's host for its secret. */
+function installLine(r: EnrolmentTokenResponse, t: Target): string {
+  const uplinks = r.role === "server" ? r.uplinks.map((u) => ` --uplink ${u}=IFACE`).join("") : "";
+  return `curl -fsSL ${t.edge.origin}/install.sh | sudo sh -s -- ${r.token}${uplinks}`;
+}
+
+async function enroll(values: Values, env: NodeJS.ProcessEnv, out: (s: string) => void): Promise<number> {
+  const cmd = SITE_COMMANDS.enroll;
+  if (values.rotate) return rotate(values, env, out);
+  if (values.grace !== undefined) throw new UsageError(`--grace goes with --rotate: ${seeHelp(cmd)}`);
+  if (values.secret && values.valid !== undefined)
+    throw new UsageError("--valid is the install line's: --secret prints no line (omit one of them)");
+  const placement = {
+    id: required(values, "id", cmd),
+    role: required(values, "role", cmd),
+    ...(values.uplink ? { uplink: values.uplink } : {}),
+    ...(values["tunnel-restarter"] ? { tunnelRestarter: true } : {}),
+  };
+  if (values.secret) {
+    const req = validated(EnrollRequest, placement);
+    await enrollWithSecret(target(values, env, cmd), req, Boolean(values.json), out);
+    return 0;
+  }
+  const req = validated(
+    EnrolmentTokenRequest,
+    { ...placement, ...(values.valid === undefined ? {} : { ttlSeconds: seconds("valid", values.valid as string) }) },
+    values.valid === undefined ? "" : "--valid: ",
+  );
+  const t = target(values, env, cmd);
+  const r = validated(EnrolmentTokenResponse, await call(t, "POST", "/enrolment-tokens", req));
+  if (values.json) {
+    out(JSON.stringify(r, null, 2));
+    return 0;
+  }
+  const minutes = Math.round((r.expiresAt - Date.now()) / 60_000);
+  out(
+    [
+      `install line for agent ${r.agent} (${r.role}${r.uplink ? ` behind ${r.uplink}` : ""}) in site ${t.site}: works once, until ${new Date(r.expiresAt).toISOString()} (${minutes % 60 ? `${minutes} min` : `${minutes / 60} h`}).`,
+      `on that host${r.role === "server" ? ", naming each uplink's interface" : ""}:`,
+      `  ${installLine(r, t)}`,
+      ...(r.role === "server" ? [SERVER_NOTE] : []),
+      "the agent is enrolled when that host redeems the token; a new line for the same agent replaces this one.",
     ].join("\n"),
   );
   return 0;

@@ -4,6 +4,7 @@ import { Hono, type MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import {
   AgentId,
+  EnrolmentTokenRequest,
   EnrollRequest,
   EventsQuery,
   HEADER_AGENT,
@@ -12,15 +13,18 @@ import {
   HEADER_TS,
   MAX_HEARTBEAT_BYTES,
   OverrideRequest,
+  RedeemRequest,
   RotateRequest,
   SiteConfig,
+  tokenSite,
 } from "#shared";
 import type { Env } from "../env.ts";
 import { fail, failureResponse, type Failure } from "../failure.ts";
 import { authorizeAdmin, authorizeViewer } from "./auth.ts";
 import { siteIndex } from "../site-index.ts";
 import { FORWARDED } from "../site/channel.ts";
-import { parseWith, readText } from "./body.ts";
+import { parseWith, readJson, readText } from "./body.ts";
+import { install } from "./install.ts";
 import { pages } from "./pages.ts";
 import { Refused, body, crossOrigin, isWebSocketUpgrade, naming, param, site, siteStub, type C } from "./request.ts";
 import { siteResponse } from "./missing-site.ts";
@@ -62,6 +66,12 @@ app.get("/v1/sites/:site", admin, async (c) => {
 app.post("/v1/sites/:site/agents", admin, async (c) => {
   const s = site(c);
   return siteResponse(c, s.id, await s.stub.enroll(s.id, await body(c, EnrollRequest, "agent")), 201);
+});
+// A single-use token that enrols the agent when its host redeems it (the one-line install).
+app.post("/v1/sites/:site/enrolment-tokens", admin, async (c) => {
+  const s = site(c);
+  const req = await body(c, EnrolmentTokenRequest, "enrolment token");
+  return siteResponse(c, s.id, await s.stub.createEnrolmentToken(s.id, req), 201);
 });
 app.post("/v1/sites/:site/agents/:agent/rotate", admin, async (c) => {
   const s = site(c);
@@ -158,6 +168,29 @@ app.post("/v1/sites/:site/heartbeat", async (c) => {
   });
 });
 
+// Public: the token is the credential, and it travels in the body, never in a URL.
+app.post("/v1/enroll", async (c) => {
+  const req = await readJson(c.req.raw, RedeemRequest, "enrolment", 1024);
+  if (!req.ok) return failureResponse(req.failure);
+  const { token, check, site: expected } = req.value;
+  const tokenOf = tokenSite(token);
+  if (!tokenOf)
+    return failureResponse({
+      status: 400,
+      code: "token_malformed",
+      message: "token: not an enrolment token (one reads wwe1.SITE.… as `wanwatch site enroll` printed it)",
+      issues: [{ path: "token", message: "expected wwe1.SITE.<43 characters>" }],
+    });
+  if (expected && expected !== tokenOf)
+    return failureResponse({
+      status: 409,
+      code: "token_other_site",
+      message: `this enrolment token is for site "${tokenOf}", not "${expected}": nothing enrolled`,
+    });
+  const r = await siteStub(c.env, tokenOf).redeemEnrolment(tokenOf, { token, check: check ?? false, ip: seenBy(c).ip });
+  return resultResponse(r, check ? 200 : 201);
+});
+
 app.get("/v1/sites/:site/agents/:agent/connect", async (c) => {
   const s = site(c);
   const agent = param(c, "agent");
@@ -173,6 +206,7 @@ app.get("/v1/sites/:site/agents/:agent/connect", async (c) => {
 });
 
 app.route("/", pages);
+app.route("/", install);
 
 app.notFound(() => failureResponse({ status: 404, code: "not_found", message: "no such endpoint" }));
 

@@ -1,6 +1,6 @@
 // Every kind of event a site records, with the data it carries: one typed map, so the narration,
 // the store and the notifications spell each fact alike.
-import type { PathQuality, UplinkState } from "#shared";
+import type { AgentRole, PathQuality, UplinkState } from "#shared";
 import type { SwitchReason } from "../engine/decision.ts";
 
 type Agent = { agent: string };
@@ -13,6 +13,16 @@ export type EventData = {
   "agent-rotated": { agent: string; previousValidUntil: number | null };
   "agent-rotation-done": { agent: string; why: "used" | "expired" };
   "agent-revoked": Agent;
+  "enrolment-token-created": {
+    agent: string;
+    role: AgentRole;
+    uplink: string | null;
+    expiresAt: number;
+    replaced: number;
+  };
+  "enrolment-token-redeemed": { agent: string; ip: string | null };
+  /** A known token refused (used again, expired), or the redemption rate limit tripping (agent null). */
+  "enrolment-refused": { agent: string | null; code: string; ip: string | null };
   "override-set": { uplink: string; until: number; reason: string };
   "override-ended": { uplink: string; expired: boolean };
   switch: { from: string | null; to: string; generation: number; reason: SwitchReason };

@@ -13,6 +13,7 @@ import {
 import { fail, ok, type Failure, type Result } from "../failure.ts";
 import { emptyRuntime, type AgentRow, type AgentRuntime, type SiteStore } from "../store.ts";
 import type { ConfiguredSite } from "./configured.ts";
+import type { NewEvent } from "./events.ts";
 import type { Sockets } from "./sockets.ts";
 
 /** Agents one site may enrol: bounds the memory and rows every agent costs. */
@@ -71,7 +72,8 @@ export class AgentRegistry {
     return this.all().map((a) => a.row);
   }
 
-  async enroll(site: ConfiguredSite, req: EnrollRequest, now: number): Promise<Result<{ id: string; secret: string }>> {
+  /** Why this agent cannot be enrolled in the site now, if it cannot. */
+  refusal(site: ConfiguredSite, req: EnrollRequest): { ok: false; failure: Failure } | null {
     if (req.uplink && !site.config.uplinks.some((u) => u.id === req.uplink))
       return fail(400, "validation_failed", "invalid agent", [
         { path: "uplink", message: `no uplink "${req.uplink}" in the site config` },
@@ -88,6 +90,22 @@ export class AgentRegistry {
         "too_many_agents",
         `site "${site.id}" already has ${MAX_AGENTS} agents, the most a site may have: revoke one first`,
       );
+    return null;
+  }
+
+  /**
+   * Enrols an agent with a fresh secret. `claim`, when given, runs in the same transaction just
+   * before the agent is saved (an enrolment token marked used): it may refuse, and then nothing is
+   * written. Everything after the key derivation is synchronous, so no other request interleaves.
+   */
+  async enroll(
+    site: ConfiguredSite,
+    req: EnrollRequest,
+    now: number,
+    claim: () => Result<NewEvent[]> = () => ok([]),
+  ): Promise<Result<{ id: string; secret: string }>> {
+    const early = this.refusal(site, req);
+    if (early) return early;
     const secret = newSecret();
     const row: AgentRow = {
       id: req.id,
@@ -100,8 +118,14 @@ export class AgentRegistry {
       createdAt: now,
       runtime: emptyRuntime(),
     };
+    const entry = await entryFor(row);
+    // After the awaits: another request may have enrolled it, or consumed the claim, meanwhile.
+    const late = this.refusal(site, req);
+    if (late) return late;
     const placement = `${req.role}${req.uplink ? ` behind ${req.uplink}` : ""}`;
-    this.store.transaction(() => {
+    const done = this.store.transaction((): Result<null> => {
+      const claimed = claim();
+      if (!claimed.ok) return claimed;
       this.store.saveAgent(row);
       this.store.appendEvents([
         {
@@ -110,9 +134,12 @@ export class AgentRegistry {
           message: `agent ${req.id} enrolled (${placement})`,
           data: { agent: req.id },
         },
+        ...claimed.value,
       ]);
+      return ok(null);
     });
-    this.entries.set(row.id, await entryFor(row));
+    if (!done.ok) return done;
+    this.entries.set(row.id, entry);
     return ok({ id: req.id, secret });
   }
 
