@@ -335,6 +335,7 @@ describe("storage upgrades", () => {
       state.storage.sql.exec("DROP TABLE notify_targets");
       state.storage.sql.exec("ALTER TABLE agents DROP COLUMN previous_key");
       state.storage.sql.exec("ALTER TABLE agents DROP COLUMN previous_until");
+      state.storage.sql.exec("DROP TABLE enrolment_tokens");
       state.storage.sql.exec("UPDATE schema_version SET version = 1");
     });
     await evictDurableObject(stubFor("old"));
