@@ -1,11 +1,18 @@
 import { z } from "zod";
 import { UplinkId } from "./ids.ts";
 
+/** A metered uplink's data plan: this month's use is shown against `capMB`, counted from `resetDay`. */
+export const MeteredPlan = z.strictObject({
+  capMB: z.int().min(1).max(100_000_000).optional(),
+  resetDay: z.int().min(1).max(28).default(1),
+});
+
 export const Uplink = z.strictObject({
   id: UplinkId,
   priority: z.int().min(1).max(99),
   name: z.string().min(1).max(64).optional(),
-  metered: z.boolean().optional(),
+  // Paid by the byte (an LTE backup, say): while it stands by, only its probe watches it closely.
+  metered: z.union([z.boolean(), MeteredPlan]).optional(),
 });
 
 export const Policy = z
@@ -18,6 +25,11 @@ export const Policy = z
     // (median), over the probe's last minute, hands over to a healthy backup (1: only total loss).
     degradedLossRatio: z.number().min(0.01).max(1).default(0.2),
     degradedRttMs: z.int().min(10).max(60_000).default(500),
+    // A metered uplink standing by: its probe heartbeats through it this often, and every server
+    // checks its own path through it this often (never faster than heartbeatMs); at full rate again
+    // the moment it is active.
+    meteredHeartbeatMs: z.int().min(1_000).max(600_000).default(30_000),
+    meteredCheckMs: z.int().min(1_000).max(3_600_000).default(600_000),
   })
   // One lost heartbeat must never look like an outage.
   .refine((p) => p.downAfterMs >= 2 * p.heartbeatMs, {
@@ -61,6 +73,7 @@ export const SiteConfig = z
   });
 
 export type Uplink = z.infer<typeof Uplink>;
+export type MeteredPlan = z.infer<typeof MeteredPlan>;
 export type Policy = z.infer<typeof Policy>;
 export type SiteConfig = z.infer<typeof SiteConfig>;
 export type SiteConfigInput = z.input<typeof SiteConfig>;

@@ -12,6 +12,8 @@ describe("site config", () => {
       minDwellMs: 10_000,
       degradedLossRatio: 0.2,
       degradedRttMs: 500,
+      meteredHeartbeatMs: 30_000,
+      meteredCheckMs: 600_000,
     });
     expect(put.json.tunnels).toEqual({ restart: "cluster", maxWaitMs: 30_000 });
     const get = await call("GET", "/v1/sites/office");

@@ -28,6 +28,8 @@ export const shape = (policy: Partial<Policy> = {}, n = 2): SiteShape => ({
     minDwellMs: 10_000,
     degradedLossRatio: 0.2,
     degradedRttMs: 500,
+    meteredHeartbeatMs: 30_000,
+    meteredCheckMs: 600_000,
     ...policy,
   },
 });
@@ -128,6 +130,8 @@ export interface Run {
   state: DecisionState;
   shape: SiteShape;
   switches: Switch[];
+  /** Every uplink-state change, when the engine made it. */
+  states: { at: number; uplink: string; to: string }[];
   /** Every moment the engine judged the site (a heartbeat, an alarm, a call), and its downAfterMs then. */
   steps: { at: number; downAfterMs: number }[];
   restarts: number[];
@@ -145,14 +149,16 @@ export function run(sh: SiteShape, acts: readonly Act[], until?: number): Run {
   let shape = sh;
   let s = initialState(shape, T0);
   let now = T0;
-  const r: Run = { state: s, shape, switches: [], steps: [], restarts: [], acts: [...acts], now };
+  const r: Run = { state: s, shape, switches: [], states: [], steps: [], restarts: [], acts: [...acts], now };
   let seen = 0;
   const apply = (e: DecisionEvent) => {
     const before = s;
     const out = step(s, e, now, shape);
     r.steps.push({ at: now, downAfterMs: shape.policy.downAfterMs });
-    for (const eff of out.effects)
+    for (const eff of out.effects) {
       if (eff.kind === "switch") r.switches.push({ at: now, seen, effect: eff, before, after: out.state });
+      if (eff.kind === "uplink-state") r.states.push({ at: now, uplink: eff.uplink, to: eff.to });
+    }
     s = out.state;
   };
   const alarmsUntil = (t: number) => {

@@ -18,6 +18,8 @@ const policy = {
   minDwellMs: 10_000,
   degradedLossRatio: 0.2,
   degradedRttMs: 500,
+  meteredHeartbeatMs: 30_000,
+  meteredCheckMs: 600_000,
 };
 const shape: SiteShape = {
   uplinks: [

@@ -83,7 +83,7 @@ export class EdgePath {
   /** The edge's address, looked up once (and again after a miss): a lookup is no part of the path's round trip. */
   private address: string | null = null;
   private readonly port: number;
-  private readonly everyMs: number;
+  private everyMs: number;
   private readonly localAddress: string | undefined;
   private readonly now: () => number;
 
@@ -116,6 +116,15 @@ export class EdgePath {
   stop(): void {
     this.stopSampling?.();
     this.stopSampling = null;
+  }
+
+  /** Samples every `ms` from now on. */
+  setEvery(ms: number): void {
+    if (ms === this.everyMs) return;
+    this.everyMs = ms;
+    if (!this.stopSampling) return;
+    this.stop();
+    this.start();
   }
 
   report(): PathQuality | null {

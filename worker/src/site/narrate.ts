@@ -111,13 +111,13 @@ export function describePaths(
   row: AgentRow,
   cutOff: string[],
   decision: DecisionState,
-  staleAfterMs: number,
+  silenceMs: (uplink: string) => number,
   at: number,
 ): NewEvent[] {
   const before = row.runtime.cutOff ?? [];
   const lost = cutOff.filter((u) => !before.includes(u));
   // Heard through it again; an uplink that just went down for everyone leaves the set silently.
-  const back = before.filter((u) => !cutOff.includes(u) && heardWithin(row, u, at, staleAfterMs));
+  const back = before.filter((u) => !cutOff.includes(u) && heardWithin(row, u, at, silenceMs(u)));
   const broken = (u: string) =>
     `${row.id} is not heard through ${u}, which is up for the rest of the site: its own path through ${u} is broken (LAN port, cable or policy routing)` +
     (decision.active === u ? `; the site stays on ${u}, and ${row.id} has no internet through it` : "");
