@@ -17,6 +17,8 @@ const { values } = parseArgs({
     "heartbeat-ms": { type: "string", default: "500" },
     "down-after-ms": { type: "string", default: "1500" },
     "failback-after-ms": { type: "string", default: "4000" },
+    // isp2 metered: a standby heartbeated slowly, made active (and watched at full rate) by the cut.
+    metered: { type: "boolean", default: false },
   },
 });
 const cuts = Number(values.cuts);
@@ -138,7 +140,7 @@ async function drifts(s: LabSite, n: number): Promise<string[]> {
 
 async function main() {
   console.log(
-    `bench:failover — ${cuts} cuts; policy heartbeat ${policy.heartbeatMs} ms, downAfter ${policy.downAfterMs} ms, failbackAfter ${policy.failbackAfterMs} ms`,
+    `bench:failover — ${cuts} cuts${values.metered ? ", isp2 metered" : ""}; policy heartbeat ${policy.heartbeatMs} ms, downAfter ${policy.downAfterMs} ms, failbackAfter ${policy.failbackAfterMs} ms`,
   );
   console.log(
     "servers: srv1 (iproute2, Node 20), srv2 (nmcli, Node 22); per-server tunnel restarts; times in seconds from the cut / the restore\n",
@@ -146,6 +148,14 @@ async function main() {
   site = await LabSite.start({
     dir: join(resolve(import.meta.dirname, ".."), ".state", `bench-failover-${process.pid}`),
     policy,
+    ...(values.metered
+      ? {
+          uplinks: [
+            { id: "isp1", priority: 1, name: "Fiber" },
+            { id: "isp2", priority: 2, name: "LTE", metered: true },
+          ],
+        }
+      : {}),
   });
   const s = site;
   await s.until((st) => st.activeUplink === "isp1" && settled(st, SERVERS), "start on isp1", 60_000);

@@ -3,7 +3,7 @@
 // so that `wanwatch agent status` shows what the site does.
 import { initialState, newer, type ReconcilerState } from "../directive/reconciler.ts";
 import type { DirectiveMessage } from "../edge/channel.ts";
-import { EdgePath, SAMPLE_EVERY_MS } from "../host/edge-path.ts";
+import { EdgePath } from "../host/edge-path.ts";
 import { describeError } from "../lib/errors.ts";
 import { Agent, type UplinkPart } from "./agent.ts";
 
@@ -23,8 +23,10 @@ export class ProbeAgent extends Agent {
     return {
       report: () => ({ path: path.report() }),
       onContact: (at, downAfterMs) => path.contact(at, downAfterMs),
-      // A slowed uplink (metered, standing by) is sampled once a heartbeat, not once a second.
-      onInterval: (ms, siteMs) => path.setEvery(ms > siteMs ? ms : SAMPLE_EVERY_MS),
+      // A slowed uplink (metered, standing by) is not sampled: a verdict needs 20 handshakes a
+      // minute, which would cost it more than its heartbeats. Its verdict lapses; it is judged
+      // again within 20 s of becoming active.
+      onInterval: (ms, siteMs) => path.pause(ms > siteMs),
       start: () => path.start(),
       stop: () => path.stop(),
     };

@@ -83,7 +83,9 @@ export class EdgePath {
   /** The edge's address, looked up once (and again after a miss): a lookup is no part of the path's round trip. */
   private address: string | null = null;
   private readonly port: number;
-  private everyMs: number;
+  private readonly everyMs: number;
+  /** Sampling paused (a metered uplink standing by): the window empties, the report becomes null. */
+  private paused = false;
   private readonly localAddress: string | undefined;
   private readonly now: () => number;
 
@@ -110,7 +112,7 @@ export class EdgePath {
   }
 
   start(): void {
-    this.stopSampling = repeat(() => this.sample(), this.everyMs);
+    if (!this.paused) this.stopSampling = repeat(() => this.sample(), this.everyMs);
   }
 
   stop(): void {
@@ -118,13 +120,13 @@ export class EdgePath {
     this.stopSampling = null;
   }
 
-  /** Samples every `ms` from now on. */
-  setEvery(ms: number): void {
-    if (ms === this.everyMs) return;
-    this.everyMs = ms;
-    if (!this.stopSampling) return;
+  /** Pauses or resumes sampling; a sampler not yet started starts as this says. */
+  pause(paused: boolean): void {
+    if (paused === this.paused) return;
+    const running = this.stopSampling !== null || this.paused;
     this.stop();
-    this.start();
+    this.paused = paused;
+    if (running) this.start();
   }
 
   report(): PathQuality | null {
