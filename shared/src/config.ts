@@ -1,18 +1,12 @@
 import { z } from "zod";
 import { UplinkId } from "./ids.ts";
 
-/** A metered uplink's data plan: this month's use is shown against `capMB`, counted from `resetDay`. */
-export const MeteredPlan = z.strictObject({
-  capMB: z.int().min(1).max(100_000_000).optional(),
-  resetDay: z.int().min(1).max(28).default(1),
-});
-
 export const Uplink = z.strictObject({
   id: UplinkId,
   priority: z.int().min(1).max(99),
   name: z.string().min(1).max(64).optional(),
   // Paid by the byte (an LTE backup, say): while it stands by, only its probe watches it closely.
-  metered: z.union([z.boolean(), MeteredPlan]).optional(),
+  metered: z.boolean().optional(),
 });
 
 export const Policy = z
@@ -73,7 +67,6 @@ export const SiteConfig = z
   });
 
 export type Uplink = z.infer<typeof Uplink>;
-export type MeteredPlan = z.infer<typeof MeteredPlan>;
 export type Policy = z.infer<typeof Policy>;
 export type SiteConfig = z.infer<typeof SiteConfig>;
 export type SiteConfigInput = z.input<typeof SiteConfig>;

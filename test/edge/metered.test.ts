@@ -9,7 +9,7 @@ const meteredSite = (extra = {}) =>
     {
       uplinks: [
         { id: "isp1", priority: 1, name: "Fiber" },
-        { id: "isp2", priority: 2, name: "LTE", metered: { capMB: 5_000, resetDay: 1 } },
+        { id: "isp2", priority: 2, name: "LTE", metered: true },
       ],
       ...extra,
     },
