@@ -201,7 +201,7 @@ export class LoadAgent {
 
   /** Takes a newer directive as applied at once: the benchmarks measure the edge, not the host. */
   private follow(m: EdgeMessage): void {
-    if (m.type === "directive" && m.uplinkHeartbeatMs) this.assigned = m.uplinkHeartbeatMs;
+    if (m.type === "directive") this.assigned = m.uplinkHeartbeatMs ?? {};
     if (m.type === "directive" && m.directive && (this.directive?.generation ?? -1) <= m.directive.generation)
       this.directive = m.directive;
   }

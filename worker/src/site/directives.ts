@@ -50,14 +50,20 @@ export function restartingTunnels(site: DirectiveSource, row: AgentRow): number 
   return (appliedGeneration ?? -1) >= d.generation && (tunnelGeneration ?? -1) < d.generation ? d.generation : null;
 }
 
-/** This agent's interval per uplink, when they differ (a site with a metered uplink); null otherwise. */
+/**
+ * This agent's intervals that are not the site's heartbeatMs (a metered uplink standing by); null
+ * when there are none. Every answer carries them: the fewer bytes the better.
+ */
 function uplinkHeartbeats(
   site: DirectiveSource,
   row: AgentRow,
   agents: readonly AgentRow[],
 ): Record<string, number> | null {
-  if (!site.config.uplinks.some((u) => u.metered)) return null;
-  return agentHeartbeats(site.config, site.decision.active, row, agents);
+  const { heartbeatMs } = site.config.policy;
+  const slow = Object.entries(agentHeartbeats(site.config, site.decision.active, row, agents)).filter(
+    ([, ms]) => ms !== heartbeatMs,
+  );
+  return slow.length ? Object.fromEntries(slow) : null;
 }
 
 /** The directive message, as sent to one agent: the one place it is built. */
