@@ -24,6 +24,9 @@ export const Policy = z
     // the moment it is active.
     meteredHeartbeatMs: z.int().min(1_000).max(600_000).default(30_000),
     meteredCheckMs: z.int().min(1_000).max(3_600_000).default(600_000),
+    // A return from a metered uplink to a better one waits this long instead of failbackAfterMs
+    // (when shorter): less time spent on the metered plan.
+    meteredFailbackAfterMs: z.int().min(0).max(86_400_000).optional(),
   })
   // One lost heartbeat must never look like an outage.
   .refine((p) => p.downAfterMs >= 2 * p.heartbeatMs, {

@@ -137,6 +137,42 @@ describe("a metered standby watched slowly", () => {
     );
   });
 
+  it("returns from it to the primary after meteredFailbackAfterMs, when shorter than failbackAfterMs", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 60_000 }),
+        fc.integer({ min: 0, max: 60_000 }),
+        fc.integer({ min: 5, max: 30 }),
+        (meteredFailback, longer, outageS) => {
+          const sh = meteredSite(3_000, 30_000);
+          const site = {
+            ...sh,
+            policy: {
+              ...sh.policy,
+              minDwellMs: 0,
+              failbackAfterMs: meteredFailback + longer,
+              meteredFailbackAfterMs: meteredFailback,
+            },
+          };
+          // isp1 beats, is cut for `outageS` seconds, then beats again; isp2 beats every second throughout.
+          const back = T0 + 10_000 + outageS * 1_000;
+          const end = back + meteredFailback + longer + 5_000;
+          const acts: Act[] = [];
+          for (let t = T0 + 1_000; t <= end; t += 1_000) {
+            acts.push({ at: t, kind: "beat", uplink: "isp2" });
+            if (t <= T0 + 10_000 || t >= back) acts.push({ at: t + 1, kind: "beat", uplink: "isp1" });
+          }
+          const r = run(site, sorted(acts));
+          expect(r.switches.map((x) => x.effect.reason)).toEqual(["initial", "failover", "failback"]);
+          // Up again from its first heartbeat back; returned to at the first heartbeat the hold-down after.
+          const due = acts.find((a) => a.at >= back + 1 + meteredFailback)!.at;
+          expect(r.switches[2]!.at).toBe(due);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it("once active it is judged at full rate: silent downAfterMs after the switch or its last heartbeat since, it is down", () => {
     fc.assert(
       fc.property(

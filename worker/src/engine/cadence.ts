@@ -60,6 +60,14 @@ export function heardUntil(
   return Math.min(slow, s.lastSwitchAt! + policy.downAfterMs);
 }
 
+/** The hold-down before a return from `active` to a better uplink: shorter from a metered one, if the policy says so. */
+export function failbackAfterMs(shape: Shape, active: string | null): number {
+  const { failbackAfterMs, meteredFailbackAfterMs } = shape.policy;
+  return active !== null && isMetered(shape, active) && meteredFailbackAfterMs !== undefined
+    ? Math.min(failbackAfterMs, meteredFailbackAfterMs)
+    : failbackAfterMs;
+}
+
 /** Whether `agent` is the one that watches metered `uplink` closely while it stands by. */
 function watches(agent: AgentRole, uplink: string, agents: readonly AgentRole[]): boolean {
   if (agent.role === "probe") return true;

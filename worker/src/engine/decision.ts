@@ -1,6 +1,6 @@
 // The site's decision policy, pure: (state, event, now) → (state, effects). No I/O, no clock.
 import type { PathQuality, Policy, Uplink, UplinkState } from "#shared";
-import { cadenceOf, heardUntil } from "./cadence.ts";
+import { cadenceOf, failbackAfterMs, heardUntil } from "./cadence.ts";
 
 export interface UplinkRuntime {
   /** Last valid heartbeat that travelled through this uplink (or the grace start after a restart). */
@@ -213,7 +213,7 @@ function target(s: DecisionState, shape: SiteShape, now: number): { to: string; 
   const activePriority = shape.uplinks.find((u) => u.id === s.active)!.priority;
   const dwelt = s.lastSwitchAt === null || now - s.lastSwitchAt >= policy.minDwellMs;
   const held = (id: string) =>
-    now - s.uplinks[id]!.upSince! >= policy.failbackAfterMs &&
+    now - s.uplinks[id]!.upSince! >= failbackAfterMs(shape, s.active) &&
     confirmed(judged(id, s, shape), now) &&
     answering(judged(id, s, shape), now);
   if (active.degraded && !s.uplinks[best.id]!.degraded) {
@@ -304,7 +304,7 @@ function returnAt(s: DecisionState, id: string, shape: SiteShape, now: number): 
   const j = judged(id, s, shape);
   const u = j.u;
   const graceEnd = confirmed(j, now) ? 0 : s.observedSince + cadence(j).downAfterMs;
-  return Math.max(u.upSince! + policy.failbackAfterMs, (s.lastSwitchAt ?? 0) + policy.minDwellMs, graceEnd);
+  return Math.max(u.upSince! + failbackAfterMs(shape, s.active), (s.lastSwitchAt ?? 0) + policy.minDwellMs, graceEnd);
 }
 
 /**

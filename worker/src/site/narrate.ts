@@ -9,6 +9,7 @@ import {
   type Effect,
   type Override,
 } from "../engine/decision.ts";
+import { failbackAfterMs } from "../engine/cadence.ts";
 import type { TunnelEffect } from "../engine/tunnels.ts";
 import { heardWithin } from "../status.ts";
 import type { AgentRow } from "../store.ts";
@@ -82,7 +83,7 @@ export function describeReturn(
         ? `back on ${uplink}, the normal choice, at once`
         : `already on ${uplink}, the normal choice`;
   else if (at !== null && at > now)
-    message = `stays on ${on} until ${uplink} has been up for the failback hold-down (${shape.policy.failbackAfterMs / 1000} s): back on ${uplink} at ${new Date(at).toISOString()}, in ${Math.ceil((at - now) / 1000)} s`;
+    message = `stays on ${on} until ${uplink} has been up for the failback hold-down (${failbackAfterMs(shape, d.active) / 1000} s): back on ${uplink} at ${new Date(at).toISOString()}, in ${Math.ceil((at - now) / 1000)} s`;
   else
     message = `stays on ${on}; ${uplink} is the normal choice, and the site returns to it once it is heard through steadily`;
   return { uplink, at, message };
