@@ -1,6 +1,8 @@
-// `npm run bench:cost`: what a day of the reference site (2 uplinks, 2 probes, 5 servers, 1 s
-// heartbeats over WebSocket, a failover and a failback) costs on Cloudflare, counted from the
-// real Worker in workerd (Miniflare) and priced with bench/rates.json.
+// `npm run bench:cost`: what a day of the reference site (2 uplinks, isp2 metered unless
+// --unmetered, 2 probes, 5 servers, 1 s heartbeats over WebSocket, a failover and a failback)
+// costs on Cloudflare, counted from the real Worker in workerd (Miniflare) and priced with
+// bench/rates.json. The agents heartbeat each uplink at the interval the edge gives them (a
+// metered standby slowly), as the real agent does.
 //
 // workerd's clock cannot be sped up from outside, so the day is composed from measured parts, at
 // real pace: a steady stretch (at least one 5-minute checkpoint of liveness to SQLite) gives the
@@ -21,6 +23,7 @@ const { values } = parseArgs({
     "steady-seconds": { type: "string", default: "320" },
     "outage-seconds": { type: "string", default: "20" },
     "switch-pairs-per-day": { type: "string", default: "2" },
+    unmetered: { type: "boolean", default: false },
   },
 });
 const steadySeconds = Number(values["steady-seconds"]);
@@ -41,13 +44,14 @@ const scale = (a: ObjectUsage, f: number): ObjectUsage =>
 const edge = await startMiniflareEdge();
 let exitCode = 0;
 try {
-  const agents = await enrolSite(edge, SITE, { servers: 5, policy, tunnels: { restart: "cluster" } });
+  const metered = !values.unmetered;
+  const agents = await enrolSite(edge, SITE, { servers: 5, policy, tunnels: { restart: "cluster" }, metered });
   const streamCount = streams(agents).length;
   const connects = streamCount;
   const pacer = new Pacer([{ site: SITE, agents }], policy.heartbeatMs);
   pacer.start();
   console.log(
-    `reference site: 2 probes, 5 servers, ${streamCount} heartbeat streams at ${policy.heartbeatMs} ms; ${steadySeconds} s steady, then a ${outageSeconds} s outage of isp1 and its failback`,
+    `reference site: 2 probes, 5 servers, ${streamCount} heartbeat streams at ${policy.heartbeatMs} ms${metered ? " (isp2 metered: its probe every 30 s, the servers every 600 s while it stands by)" : ""}; ${steadySeconds} s steady, then a ${outageSeconds} s outage of isp1 and its failback`,
   );
   // The first choice of uplink waits out the primary's first downAfterMs.
   await sleep(policy.downAfterMs + 2_000);

@@ -19,6 +19,8 @@ const { values } = parseArgs({
     "failback-after-ms": { type: "string", default: "4000" },
     // Server witnesses needed to take an uplink down before downAfterMs (0: silence alone).
     "witness-quorum": { type: "string", default: "2" },
+    // isp2 metered: a standby heartbeated slowly, made active (and watched at full rate) by the cut.
+    metered: { type: "boolean", default: false },
   },
 });
 const cuts = Number(values.cuts);
@@ -147,7 +149,7 @@ async function drifts(s: LabSite, n: number): Promise<string[]> {
 
 async function main() {
   console.log(
-    `bench:failover — ${cuts} cuts; policy heartbeat ${policy.heartbeatMs} ms, downAfter ${policy.downAfterMs} ms, failbackAfter ${policy.failbackAfterMs} ms, witnessQuorum ${policy.witnessQuorum}${policy.witnessQuorum ? "" : " (silence alone)"}`,
+    `bench:failover — ${cuts} cuts${values.metered ? ", isp2 metered" : ""}; policy heartbeat ${policy.heartbeatMs} ms, downAfter ${policy.downAfterMs} ms, failbackAfter ${policy.failbackAfterMs} ms, witnessQuorum ${policy.witnessQuorum}${policy.witnessQuorum ? "" : " (silence alone)"}`,
   );
   console.log(
     "servers: srv1 (iproute2, Node 20), srv2 (nmcli, Node 22); per-server tunnel restarts; times in seconds from the cut / the restore\n",
@@ -155,6 +157,14 @@ async function main() {
   site = await LabSite.start({
     dir: join(resolve(import.meta.dirname, ".."), ".state", `bench-failover-${process.pid}`),
     policy,
+    ...(values.metered
+      ? {
+          uplinks: [
+            { id: "isp1", priority: 1, name: "Fiber" },
+            { id: "isp2", priority: 2, name: "LTE", metered: true },
+          ],
+        }
+      : {}),
   });
   const s = site;
   await s.until((st) => st.activeUplink === "isp1" && settled(st, SERVERS), "start on isp1", 60_000);

@@ -6,7 +6,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect, createServer, type Socket } from "node:net";
-import type { SiteEvent, SiteStatus } from "#shared";
+import type { SiteConfigInput, SiteEvent, SiteStatus } from "#shared";
 import { freePort, startLocalEdge, type LocalEdge } from "../tools/local-edge.ts";
 import { BUNDLE, Daemon, NODE20, NODE22, ROOT, buildBundle } from "./agent-process.ts";
 import { waitUntil } from "./netns.ts";
@@ -40,6 +40,8 @@ export interface LabSiteOptions {
     minDwellMs: number;
     witnessQuorum?: number;
   };
+  /** The site's uplinks (default: isp1 "Fiber", isp2 "LTE", neither metered). */
+  uplinks?: readonly SiteConfigInput["uplinks"][number][];
   tunnels?: TunnelMode;
   /**
    * Pinned replicas: each server runs one stand-in tunnel per uplink, bound to that uplink's
@@ -154,7 +156,7 @@ export class LabSite {
       this.lab,
       `site-${tunnels}.json`,
       JSON.stringify({
-        uplinks: [
+        uplinks: this.options.uplinks ?? [
           { id: "isp1", priority: 1, name: "Fiber" },
           { id: "isp2", priority: 2, name: "LTE" },
         ],

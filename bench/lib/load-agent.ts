@@ -12,6 +12,7 @@ import {
   type Directive,
   type Heartbeat,
 } from "#shared";
+import { channelInterval } from "../../agent/src/edge/cadence.ts";
 import { httpCall } from "../../agent/src/edge/http.ts";
 import { EdgeSigner } from "../../agent/src/edge/signer.ts";
 
@@ -20,6 +21,8 @@ export const publicIp = (uplink: string) => `198.51.100.${uplink.endsWith("2") ?
 
 export class LoadAgent {
   directive: Directive | null = null;
+  /** The per-uplink intervals the edge last sent (a metered standby is heartbeated slowly). */
+  private assigned: Record<string, number> = {};
   private seq = 0;
   private readonly sockets = new Map<string, WebSocket>();
   private readonly waiting = new Map<
@@ -102,7 +105,8 @@ export class LoadAgent {
       type: "heartbeat",
       seq,
       uplink,
-      version: "bench",
+      // A development version: the edge sends it the fields newer agents take (per-uplink intervals).
+      version: "0.0.0-bench",
       lastError: null,
       rttEdgeMs: 12,
       rttGatewayMs: 1,
@@ -178,8 +182,26 @@ export class LoadAgent {
     w.done(performance.now() - w.sentAt);
   }
 
+  /**
+   * The interval this stream heartbeats at now, as the real agent picks it (edge/cadence.ts): the
+   * edge's, except that with the active uplink cut every channel beats at the site's rate.
+   */
+  intervalFor(uplink: string, siteMs: number, cut: (uplink: string) => boolean): number {
+    const active = this.directive?.activeUplink ?? null;
+    const lastContact = new Map(active !== null && !cut(active) ? [[active, Number.POSITIVE_INFINITY]] : []);
+    return channelInterval(uplink, {
+      siteMs,
+      assigned: this.assigned,
+      active,
+      channels: this.uplinks,
+      lastContact,
+      now: 0,
+    });
+  }
+
   /** Takes a newer directive as applied at once: the benchmarks measure the edge, not the host. */
   private follow(m: EdgeMessage): void {
+    if (m.type === "directive") this.assigned = m.uplinkHeartbeatMs ?? {};
     if (m.type === "directive" && m.directive && (this.directive?.generation ?? -1) <= m.directive.generation)
       this.directive = m.directive;
   }
@@ -199,13 +221,20 @@ export class LoadAgent {
 export async function enrolSite(
   edge: { url: string; api: (m: string, p: string, b?: unknown) => Promise<any> },
   site: string,
-  o: { servers: number; policy?: Record<string, number>; tunnels?: Record<string, unknown>; connect?: boolean },
+  o: {
+    servers: number;
+    policy?: Record<string, number>;
+    tunnels?: Record<string, unknown>;
+    connect?: boolean;
+    /** isp2 metered: a standby heartbeated slowly. */
+    metered?: boolean;
+  },
 ): Promise<LoadAgent[]> {
   const uplinks = ["isp1", "isp2"];
   await edge.api("PUT", `/v1/sites/${site}`, {
     uplinks: [
       { id: "isp1", priority: 1, name: "Fiber" },
-      { id: "isp2", priority: 2, name: "LTE" },
+      { id: "isp2", priority: 2, name: "LTE", ...(o.metered ? { metered: true } : {}) },
     ],
     ...(o.policy ? { policy: o.policy } : {}),
     ...(o.tunnels ? { tunnels: o.tunnels } : {}),

@@ -28,8 +28,9 @@ export class Pacer {
       const now = performance.now();
       all.forEach((s, i) => {
         if (next[i]! > now) return;
-        next[i]! += this.heartbeatMs;
-        if (this.cut.has(`${s.site}/${s.uplink}`)) return;
+        const cut = (uplink: string) => this.cut.has(`${s.site}/${uplink}`);
+        next[i]! += s.agent.intervalFor(s.uplink, this.heartbeatMs, cut);
+        if (cut(s.uplink)) return;
         this.sent++;
         s.agent.heartbeat(s.uplink).catch((err: Error) => {
           this.refused++;

@@ -5,6 +5,7 @@ export const Uplink = z.strictObject({
   id: UplinkId,
   priority: z.int().min(1).max(99),
   name: z.string().min(1).max(64).optional(),
+  // Paid by the byte (an LTE backup, say): while it stands by, only its probe watches it closely.
   metered: z.boolean().optional(),
 });
 
@@ -22,6 +23,14 @@ export const Policy = z
     // while another uplink answers them, take it down after one heartbeat of silence instead of
     // downAfterMs. 0: silence alone.
     witnessQuorum: z.int().min(0).max(100).default(2),
+    // A metered uplink standing by: its probe heartbeats through it this often, and every server
+    // checks its own path through it this often (never faster than heartbeatMs); at full rate again
+    // the moment it is active.
+    meteredHeartbeatMs: z.int().min(1_000).max(600_000).default(30_000),
+    meteredCheckMs: z.int().min(1_000).max(3_600_000).default(600_000),
+    // A return from a metered uplink to a better one waits this long instead of failbackAfterMs
+    // (when shorter): less time spent on the metered plan.
+    meteredFailbackAfterMs: z.int().min(0).max(86_400_000).optional(),
   })
   // One lost heartbeat must never look like an outage.
   .refine((p) => p.downAfterMs >= 2 * p.heartbeatMs, {

@@ -94,6 +94,10 @@ export const EdgeMessage = z.discriminatedUnion("type", [
     // The site's policy.heartbeatMs: the one source of the agents' interval (their own config's is
     // only used until the first answer). Only to agents that accept fields they do not know.
     heartbeatMs: z.int().min(250).max(60_000).optional(),
+    // This agent's interval through the uplinks where it is not heartbeatMs (a metered one standing
+    // by is heartbeated slowly); absent: heartbeatMs through every uplink. Only to agents that
+    // accept fields they do not know.
+    uplinkHeartbeatMs: z.record(UplinkId, z.int().min(250).max(3_600_000)).optional(),
     // The heartbeat fields beyond BASE_HEARTBEAT_FIELDS this edge accepts. Only to agents that
     // accept fields they do not know, and only when there are any.
     accepts: z.array(z.string().min(1).max(64)).max(64).optional(),

@@ -76,4 +76,32 @@ describe("path to the edge", () => {
     expect(reachable.report()!.samples).toBeGreaterThan(5);
     expect(cut.report()).toMatchObject({ lossRatio: 1, rttMs: null });
   });
+
+  it("sends no handshake while paused (a metered uplink standing by), and samples again once resumed", async () => {
+    let handshakes = 0;
+    const srv = createServer((s) => (handshakes++, s.destroy()));
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    const path = new EdgePath(
+      `http://127.0.0.1:${(srv.address() as { port: number }).port}`,
+      20,
+      "127.0.0.1",
+      Date.now,
+      20,
+    );
+    path.pause(true);
+    path.start();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(handshakes).toBe(0);
+    path.pause(false);
+    const t0 = Date.now();
+    while (handshakes < 3 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
+    path.pause(true);
+    const paused = handshakes;
+    await new Promise((r) => setTimeout(r, 300));
+    path.stop();
+    srv.close();
+    expect(paused).toBeGreaterThanOrEqual(3);
+    // One handshake may have been in flight when it paused.
+    expect(handshakes - paused).toBeLessThanOrEqual(1);
+  });
 });

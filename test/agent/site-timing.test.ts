@@ -11,15 +11,18 @@ import { agentFiles, httpOnlyProxy, tempDir } from "./support.ts";
 const SITE = "timing";
 let edge: LocalEdge;
 let proxy: Awaited<ReturnType<typeof httpOnlyProxy>>;
-/** When each heartbeat of probe p1 passed the proxy. */
+/** When each heartbeat of each agent passed the proxy. */
+const beatsOf = new Map<string, number[]>();
 const beats: number[] = [];
+beatsOf.set("p1", beats);
 
 beforeAll(async () => {
   buildBundle();
   edge = await startLocalEdge({ stateDir: tempDir("wanwatch-edge-") });
   // HTTP heartbeats only (the proxy refuses WebSockets), so each one can be seen and timed.
   proxy = await httpOnlyProxy(edge.url, (req) => {
-    if (req.url?.endsWith("/heartbeat") && req.headers["x-wanwatch-agent"] === "p1") beats.push(Date.now());
+    const agent = String(req.headers["x-wanwatch-agent"]);
+    if (req.url?.endsWith("/heartbeat")) beatsOf.get(agent)?.push(Date.now()) ?? beatsOf.set(agent, [Date.now()]);
   });
 }, 90_000);
 
@@ -28,23 +31,23 @@ afterAll(async () => {
   await edge?.stop();
 });
 
-async function applyPolicy(heartbeatMs: number): Promise<void> {
+async function applyPolicy(heartbeatMs: number, site = SITE, metered = ""): Promise<void> {
   const file = join(tempDir(), "site.yaml");
   writeFileSync(
     file,
-    `uplinks:\n  - { id: isp1, priority: 1 }\n  - { id: isp2, priority: 2 }\npolicy: { heartbeatMs: ${heartbeatMs}, downAfterMs: 3000, failbackAfterMs: 0, minDwellMs: 0 }\n`,
+    `uplinks:\n  - { id: isp1, priority: 1 }\n  - { id: isp2, priority: 2${metered ? ", metered: true" : ""} }\npolicy: { heartbeatMs: ${heartbeatMs}, downAfterMs: 3000, failbackAfterMs: 0, minDwellMs: 0${metered} }\n`,
   );
-  const r = await wanwatch(["site", "apply", file, "--edge", edge.url, "--site", SITE], {
+  const r = await wanwatch(["site", "apply", file, "--edge", edge.url, "--site", site], {
     env: { WANWATCH_ADMIN_TOKEN: edge.adminToken },
   });
   expect(r.code, r.stderr).toBe(0);
 }
 
-/** The median gap between p1's heartbeats over the next `ms`. */
-async function interval(ms: number): Promise<number> {
+/** The median gap between an agent's heartbeats over the next `ms`. */
+async function interval(ms: number, agent = "p1"): Promise<number> {
   const from = Date.now();
   await new Promise((r) => setTimeout(r, ms));
-  const seen = beats.filter((t) => t >= from);
+  const seen = (beatsOf.get(agent) ?? []).filter((t) => t >= from);
   const gaps = seen
     .slice(1)
     .map((t, i) => t - seen[i]!)
@@ -113,6 +116,57 @@ it("the site's heartbeatMs 1000 → 500 → 1000 ms: running agents follow withi
     expect(after.uplinks.map((u: { state: string }) => u.state)).toEqual(["up", "up"]);
     expect(after.generation).toBe(settled.generation);
     for (const a of agents) expect(a.child.exitCode).toBeNull();
+  } finally {
+    for (const a of agents) a.child.kill("SIGTERM");
+  }
+  for (const a of agents) expect((await a.exit).code).toBe(0);
+}, 60_000);
+
+it("a metered standby: its probe heartbeats at meteredHeartbeatMs, at the site's rate while it is active, slowly again after", async () => {
+  const site = "timing-metered";
+  await applyPolicy(1000, site, ", meteredHeartbeatMs: 3000");
+  const agents: Daemon[] = [];
+  try {
+    for (const [id, uplink] of [
+      ["m1", "isp1"],
+      ["m2", "isp2"],
+    ] as const) {
+      const { secret } = await edge.api("POST", `/v1/sites/${site}/agents`, { id, role: "probe", uplink });
+      const f = agentFiles(
+        {
+          edge: proxy.url,
+          site,
+          agent: id,
+          role: "probe",
+          heartbeatMs: 1000,
+          uplinks: [{ id: uplink, interface: "lo" }],
+        },
+        secret,
+      );
+      agents.push(Daemon.start(["agent", "run", "--config", f.configPath]));
+    }
+    const m2 = agents[1]!;
+    await m2.waitFor((l) => l.msg === "heartbeat interval" && l.toMs === 3000, "the standby slowed");
+    const slow = await interval(10_000, "m2");
+    expect(slow).toBeGreaterThan(2_700);
+    expect(slow).toBeLessThan(3_300);
+    expect(await interval(3_000, "m1")).toBeLessThan(1_100);
+    expect((await edge.api("GET", `/v1/sites/${site}/status`)).uplinks.map((u: { state: string }) => u.state)).toEqual([
+      "up",
+      "up",
+    ]);
+
+    // Made active (an override): the next answer puts it at the site's rate.
+    await edge.api("POST", `/v1/sites/${site}/override`, { uplink: "isp2", forSeconds: 60, reason: "test" });
+    await m2.waitFor((l) => l.msg === "heartbeat interval" && l.toMs === 1000, "the active uplink at full rate", 5_000);
+    const fast = await interval(3_000, "m2");
+    expect(fast).toBeLessThan(1_100);
+    await edge.api("DELETE", `/v1/sites/${site}/override`);
+    await m2.waitFor(
+      (l) => l.msg === "heartbeat interval" && l.toMs === 3000 && l.fromMs === 1000,
+      "slow again on standby",
+      5_000,
+    );
   } finally {
     for (const a of agents) a.child.kill("SIGTERM");
   }

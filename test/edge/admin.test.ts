@@ -13,6 +13,8 @@ describe("site config", () => {
       degradedLossRatio: 0.2,
       degradedRttMs: 500,
       witnessQuorum: 2,
+      meteredHeartbeatMs: 30_000,
+      meteredCheckMs: 600_000,
     });
     expect(put.json.tunnels).toEqual({ restart: "cluster", maxWaitMs: 30_000 });
     const get = await call("GET", "/v1/sites/office");

@@ -77,7 +77,7 @@ export const twoUplinks = (
 ): SiteConfigInput => ({
   uplinks: [
     { id: "isp1", priority: 1, name: "Fiber" },
-    { id: "isp2", priority: 2, name: "LTE", metered: true },
+    { id: "isp2", priority: 2, name: "LTE" },
   ],
   policy: { heartbeatMs: 1_000, downAfterMs: 3_000, failbackAfterMs: 60_000, minDwellMs: 10_000, ...policy },
   ...extra,

@@ -30,6 +30,8 @@ export const shape = (policy: Partial<Policy> = {}, n = 2): SiteShape => ({
     degradedLossRatio: 0.2,
     degradedRttMs: 500,
     witnessQuorum: 2,
+    meteredHeartbeatMs: 30_000,
+    meteredCheckMs: 600_000,
     ...policy,
   },
 });
@@ -132,6 +134,8 @@ export interface Run {
   switches: Switch[];
   /** Every effect, with when. */
   effects: { at: number; effect: Effect }[];
+  /** Every uplink-state change, when the engine made it. */
+  states: { at: number; uplink: string; to: string }[];
   /** Every moment the engine judged the site (a heartbeat, an alarm, a call), and its downAfterMs then. */
   steps: { at: number; downAfterMs: number }[];
   restarts: number[];
@@ -149,15 +153,27 @@ export function run(sh: SiteShape, acts: readonly Act[], until?: number): Run {
   let shape = sh;
   let s = initialState(shape, T0);
   let now = T0;
-  const r: Run = { state: s, shape, switches: [], effects: [], steps: [], restarts: [], acts: [...acts], now };
+  const r: Run = {
+    state: s,
+    shape,
+    switches: [],
+    effects: [],
+    states: [],
+    steps: [],
+    restarts: [],
+    acts: [...acts],
+    now,
+  };
   let seen = 0;
   const apply = (e: DecisionEvent) => {
     const before = s;
     const out = step(s, e, now, shape);
     r.steps.push({ at: now, downAfterMs: shape.policy.downAfterMs });
-    for (const eff of out.effects) r.effects.push({ at: now, effect: eff });
-    for (const eff of out.effects)
+    for (const eff of out.effects) {
+      r.effects.push({ at: now, effect: eff });
       if (eff.kind === "switch") r.switches.push({ at: now, seen, effect: eff, before, after: out.state });
+      if (eff.kind === "uplink-state") r.states.push({ at: now, uplink: eff.uplink, to: eff.to });
+    }
     s = out.state;
   };
   const alarmsUntil = (t: number) => {

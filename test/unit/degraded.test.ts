@@ -19,6 +19,8 @@ const policy = {
   degradedLossRatio: 0.2,
   degradedRttMs: 500,
   witnessQuorum: 2,
+  meteredHeartbeatMs: 30_000,
+  meteredCheckMs: 600_000,
 };
 const shape: SiteShape = {
   uplinks: [

@@ -204,7 +204,8 @@ export class SiteCoordinator extends DurableObject<Env> {
     return this.on(id, async (site) => {
       const got = await this.ingest(site, req, req.seen, null);
       if (!got.ok) return got;
-      return ok(await signedDirective(site, got.value.agent.row, got.value.key, got.value.seq, Date.now()));
+      const { agent, key, seq, agents } = got.value;
+      return ok(await signedDirective(site, agent.row, key, seq, Date.now(), agents));
     });
   }
 

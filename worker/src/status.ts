@@ -1,6 +1,7 @@
 // The live picture of a site, built from the coordinator's memory: pure, shared by the status API,
 // the metrics and (later) the status page.
 import type { NotifyStatus, SiteConfig, SiteStatus, SiteSummary } from "#shared";
+import { agentSilenceMs } from "./engine/cadence.ts";
 import { runtimeOf, siteMode, type DecisionState } from "./engine/decision.ts";
 import type { TunnelPlan } from "./engine/tunnels.ts";
 import type { AgentRow, UplinkObservation } from "./store.ts";
@@ -16,13 +17,17 @@ export interface StatusInput {
   now: number;
 }
 
-/** An agent is stale when it has not been heard through any uplink for twice the down threshold. */
-export function agentStaleAfterMs(config: SiteConfig): number {
-  return 2 * config.policy.downAfterMs;
+/**
+ * An agent is stale when it has not been heard through any uplink for twice the down threshold,
+ * at the slowest interval it may be told (a probe behind a metered standby heartbeats slowly).
+ */
+export function agentStaleAfterMs(config: SiteConfig, a: Pick<AgentRow, "role" | "uplink">): number {
+  const uplinks = a.uplink === null ? config.uplinks.map((u) => u.id) : [a.uplink];
+  return Math.min(...uplinks.map((u) => agentSilenceMs(config, a, u)));
 }
 
 export function isLive(a: AgentRow, config: SiteConfig, now: number): boolean {
-  return a.runtime.lastSeenAt !== null && now - a.runtime.lastSeenAt < agentStaleAfterMs(config);
+  return a.runtime.lastSeenAt !== null && now - a.runtime.lastSeenAt < agentStaleAfterMs(config, a);
 }
 
 /**
@@ -30,14 +35,23 @@ export function isLive(a: AgentRow, config: SiteConfig, now: number): boolean {
  * stale threshold: its own path through them is broken (a LAN port, a cable, its policy routing),
  * though the uplink works for the others.
  */
-export function cutOffUplinks(a: AgentRow, decision: DecisionState, config: SiteConfig, now: number): string[] {
-  if (a.role !== "server" || !isLive(a, config, now) || now - a.createdAt < agentStaleAfterMs(config)) return [];
-  const staleMs = agentStaleAfterMs(config);
+export function cutOffUplinks(
+  a: AgentRow,
+  decision: DecisionState,
+  config: SiteConfig,
+  now: number,
+  wokeAt = Number.NEGATIVE_INFINITY,
+): string[] {
+  if (a.role !== "server" || !isLive(a, config, now)) return [];
   return config.uplinks
     .filter((u) => {
       const rt = runtimeOf(decision.uplinks, u.id);
-      // Up for long enough that the server would have been heard through it since it came back.
-      return rt?.state === "up" && now - rt.stateSince >= staleMs && !heardWithin(a, u.id, now, staleMs);
+      const staleMs = agentSilenceMs(config, a, u.id);
+      // Just after a wake, last-seen times are checkpoints: the verdict stands until they are real.
+      if (now - wokeAt < staleMs) return (a.runtime.cutOff ?? []).includes(u.id);
+      // Enrolled and up for long enough that the server would have been heard through it.
+      const since = Math.max(rt?.stateSince ?? now, a.createdAt);
+      return rt?.state === "up" && now - since >= staleMs && !heardWithin(a, u.id, now, staleMs);
     })
     .map((u) => u.id);
 }
@@ -88,7 +102,7 @@ export function buildStatus(i: StatusInput): SiteStatus {
       lastSeenAt: a.runtime.lastSeenAt,
       stale: !isLive(a, config, i.now),
       uplinksSeen: Object.entries(a.runtime.uplinksSeen)
-        .filter(([, at]) => i.now - at < agentStaleAfterMs(config))
+        .filter(([u, at]) => i.now - at < agentSilenceMs(config, a, u))
         .map(([u]) => u)
         .sort(),
       misroutedUplinks: Object.keys(a.runtime.misrouted).sort(),

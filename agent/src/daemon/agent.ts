@@ -5,6 +5,7 @@
 import type { AgentConfig } from "../config/schema.ts";
 import { readSecret } from "../config/load.ts";
 import { initialState, type ReconcilerState } from "../directive/reconciler.ts";
+import { channelInterval } from "../edge/cadence.ts";
 import { UplinkChannel, type DirectiveMessage, type HeartbeatState } from "../edge/channel.ts";
 import { EdgeClock } from "../edge/clock.ts";
 import { isRevocation, refusalFix, withoutHttpAdvice, type Refusal } from "../edge/refusal.ts";
@@ -36,6 +37,8 @@ export interface UplinkPart {
   /** The role's fields of each heartbeat through this uplink. */
   report: () => Partial<HeartbeatState>;
   onContact?: (at: number, downAfterMs?: number) => void;
+  /** This uplink's heartbeat interval changed (`siteMs`: the site's own). */
+  onInterval?: (ms: number, siteMs: number) => void;
   start?: () => void;
   stop?: () => void;
 }
@@ -53,8 +56,13 @@ export abstract class Agent {
   /** The edge has accepted this agent since it started: an unknown_agent refusal after that means revoked. */
   private accepted = false;
   private readonly refusalsLogged = new Set<string>();
-  /** The heartbeat interval in use: the config's until the edge sends the site's. */
+  /** The site's heartbeat interval: the config's until the edge sends the site's. */
   private heartbeatMs: number;
+  /** Per-uplink intervals the edge sent (a metered uplink standing by is heartbeated slowly). */
+  private assigned: Record<string, number> = {};
+  private readonly intervals = new Map<string, number>();
+  private readonly lastContact = new Map<string, number>();
+  private retimer: NodeJS.Timeout | null = null;
 
   constructor(o: AgentOptions) {
     this.o = o;
@@ -165,7 +173,8 @@ export abstract class Agent {
           },
           onContact: (uplink, c) => {
             this.accepted = true;
-            if (c.heartbeatMs !== undefined) this.adoptHeartbeat(c.heartbeatMs);
+            this.lastContact.set(uplink, c.at);
+            if (c.heartbeatMs !== undefined) this.adoptHeartbeat(c.heartbeatMs, c.uplinkHeartbeatMs ?? {});
             this.status?.contact(uplink, c);
             part.onContact?.(c.at, c.downAfterMs);
           },
@@ -183,6 +192,9 @@ export abstract class Agent {
     for (const g of this.gatewayRtts) g.start();
     for (const p of this.parts) p.start?.();
     for (const ch of this.channels) ch.start();
+    // The active uplink's channel going unanswered speeds the others up: checked twice a second.
+    this.retimer = setInterval(() => this.retime(), 500);
+    this.retimer.unref();
     log.info("running", { heartbeatMs: config.heartbeatMs });
   }
 
@@ -199,11 +211,34 @@ export abstract class Agent {
   }
 
   /** The site's policy sets the interval of every channel: one source of timing for edge and agents. */
-  private adoptHeartbeat(ms: number): void {
-    if (ms === this.heartbeatMs) return;
-    this.o.log.info("heartbeat interval from the site's policy", { fromMs: this.heartbeatMs, toMs: ms });
+  private adoptHeartbeat(ms: number, perUplink: Record<string, number>): void {
+    if (ms !== this.heartbeatMs)
+      this.o.log.info("heartbeat interval from the site's policy", { fromMs: this.heartbeatMs, toMs: ms });
     this.heartbeatMs = ms;
-    for (const ch of this.channels) ch.setHeartbeat(ms);
+    this.assigned = perUplink;
+    this.retime();
+  }
+
+  /** Each channel at its interval now (edge/cadence.ts). */
+  private retime(): void {
+    const uplinks = this.config.uplinks.map((u) => u.id);
+    const input = {
+      siteMs: this.heartbeatMs,
+      assigned: this.assigned,
+      active: this.reconcilerState().directive?.activeUplink ?? null,
+      channels: uplinks,
+      lastContact: this.lastContact,
+      now: this.now(),
+    };
+    for (const [i, uplink] of uplinks.entries()) {
+      const ms = channelInterval(uplink, input);
+      const was = this.intervals.get(uplink) ?? this.config.heartbeatMs;
+      if (ms === was) continue;
+      this.intervals.set(uplink, ms);
+      this.o.log.info("heartbeat interval", { uplink, fromMs: was, toMs: ms });
+      this.channels[i]?.setHeartbeat(ms);
+      this.parts[i]?.onInterval?.(ms, this.heartbeatMs);
+    }
   }
 
   /** A refusal caused by this agent's setup: said once per reason at error level, with the fix. */
@@ -225,6 +260,7 @@ export abstract class Agent {
 
   /** Close channels, let an operation in flight finish (briefly), undo the host set-up. */
   async stop(graceMs = 5_000): Promise<void> {
+    if (this.retimer) clearInterval(this.retimer);
     for (const g of this.gatewayRtts) g.stop();
     for (const p of this.parts) p.stop?.();
     this.witness?.stop();

@@ -23,6 +23,10 @@ export class ProbeAgent extends Agent {
     return {
       report: () => ({ path: path.report() }),
       onContact: (at, downAfterMs) => path.contact(at, downAfterMs),
+      // A slowed uplink (metered, standing by) is not sampled: a verdict needs 20 handshakes a
+      // minute, which would cost it more than its heartbeats. Its verdict lapses; it is judged
+      // again within 20 s of becoming active.
+      onInterval: (ms, siteMs) => path.pause(ms > siteMs),
       start: () => path.start(),
       stop: () => path.stop(),
     };

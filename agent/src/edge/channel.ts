@@ -53,7 +53,14 @@ export interface ChannelOptions {
   /** The edge answered through this uplink. */
   onContact: (
     uplink: string,
-    c: { transport: Transport; rttMs: number | null; at: number; downAfterMs?: number; heartbeatMs?: number },
+    c: {
+      transport: Transport;
+      rttMs: number | null;
+      at: number;
+      downAfterMs?: number;
+      heartbeatMs?: number;
+      uplinkHeartbeatMs?: Record<string, number>;
+    },
   ) => void;
   /** This uplink's connection state changed (for the status file). */
   onState?: (uplink: string, s: { transport: Transport | null; error: string | null }) => void;
@@ -292,6 +299,7 @@ export class UplinkChannel {
       at: receivedAt,
       downAfterMs: msg.downAfterMs,
       heartbeatMs: msg.heartbeatMs,
+      uplinkHeartbeatMs: msg.uplinkHeartbeatMs,
     });
     this.o.onDirective(msg, this.o.uplink);
   }
@@ -300,13 +308,15 @@ export class UplinkChannel {
     this.beatTimer = setInterval(() => void this.beat(), this.heartbeatMs);
   }
 
-  /** A new interval takes effect from the next beat on. */
+  /** A new interval takes effect from the next beat on; a shorter one beats at once (the edge is waiting to hear). */
   setHeartbeat(ms: number): void {
     if (ms === this.heartbeatMs) return;
+    const sooner = ms < this.heartbeatMs;
     this.heartbeatMs = ms;
     if (this.beatTimer === null || this.stopped) return;
     clearInterval(this.beatTimer);
     this.startBeats();
+    if (sooner) void this.beat();
   }
 
   /** A heartbeat now, out of turn: a witness report that should not wait for the next interval. */

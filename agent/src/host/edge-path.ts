@@ -84,6 +84,8 @@ export class EdgePath {
   private address: string | null = null;
   private readonly port: number;
   private readonly everyMs: number;
+  /** Sampling paused (a metered uplink standing by): the window empties, the report becomes null. */
+  private paused = false;
   private readonly localAddress: string | undefined;
   private readonly now: () => number;
 
@@ -110,12 +112,21 @@ export class EdgePath {
   }
 
   start(): void {
-    this.stopSampling = repeat(() => this.sample(), this.everyMs);
+    if (!this.paused) this.stopSampling = repeat(() => this.sample(), this.everyMs);
   }
 
   stop(): void {
     this.stopSampling?.();
     this.stopSampling = null;
+  }
+
+  /** Pauses or resumes sampling; a sampler not yet started starts as this says. */
+  pause(paused: boolean): void {
+    if (paused === this.paused) return;
+    const running = this.stopSampling !== null || this.paused;
+    this.stop();
+    this.paused = paused;
+    if (running) this.start();
   }
 
   report(): PathQuality | null {

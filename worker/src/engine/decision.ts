@@ -1,5 +1,6 @@
 // The site's decision policy, pure: (state, event, now) → (state, effects). No I/O, no clock.
 import type { PathQuality, Policy, Uplink, UplinkState } from "#shared";
+import { cadenceOf, failbackAfterMs, heardUntil } from "./cadence.ts";
 import {
   prunedWitnesses,
   testify,
@@ -133,8 +134,13 @@ function byPriority(shape: SiteShape): Uplink[] {
   return [...shape.uplinks].sort((a, b) => a.priority - b.priority);
 }
 
-function isFresh(u: UplinkRuntime, now: number, policy: Policy): boolean {
-  return u.lastHeardAt !== null && now - u.lastHeardAt < policy.downAfterMs;
+/** The uplink's own timings: a metered standby is heard slowly (cadence.ts). */
+type Judged = { id: string; u: UplinkRuntime; s: DecisionState; shape: SiteShape };
+const judged = (id: string, s: DecisionState, shape: SiteShape): Judged => ({ id, u: s.uplinks[id]!, s, shape });
+const cadence = (j: Judged) => cadenceOf(j.shape, j.id, j.s.active);
+
+function isFresh({ id, u, s, shape }: Judged, now: number): boolean {
+  return u.lastHeardAt !== null && now < heardUntil(shape, id, u.lastHeardAt, s);
 }
 
 /**
@@ -142,11 +148,9 @@ function isFresh(u: UplinkRuntime, now: number, policy: Policy): boolean {
  * heartbeat). When every uplink dies at once, the first to be judged down finds the others a
  * heartbeat behind it but already silent for that long: no failover into a dead uplink.
  */
-function isLive(u: UplinkRuntime, now: number, policy: Policy): boolean {
-  return (
-    u.lastHeardAt !== null &&
-    now - u.lastHeardAt < Math.max(policy.heartbeatMs, policy.downAfterMs - policy.heartbeatMs)
-  );
+function isLive(j: Judged, now: number): boolean {
+  const { heartbeatMs, downAfterMs } = cadence(j);
+  return j.u.lastHeardAt !== null && now - j.u.lastHeardAt < Math.max(heartbeatMs, downAfterMs - heartbeatMs);
 }
 
 /**
@@ -154,41 +158,44 @@ function isLive(u: UplinkRuntime, now: number, policy: Policy): boolean {
  * died again is still "up" for downAfterMs; a return into that silence is a switch owed back at
  * once (found by the soak: a primary flapping 5 s down, 3 s up).
  */
-function answering(u: UplinkRuntime, now: number, policy: Policy): boolean {
-  return u.lastHeardAt !== null && now - u.lastHeardAt < 2 * policy.heartbeatMs;
+function answering(j: Judged, now: number): boolean {
+  return j.u.lastHeardAt !== null && now - j.u.lastHeardAt < 2 * cadence(j).heartbeatMs;
 }
 
 /** Never heard since judging started, and judging has not run a full downAfterMs yet. */
-function isPending(u: UplinkRuntime, s: DecisionState, now: number, policy: Policy): boolean {
-  return u.lastHeardAt === null && now < s.observedSince + policy.downAfterMs;
+function isPending(j: Judged, now: number): boolean {
+  return j.u.lastHeardAt === null && now < j.s.observedSince + cadence(j).downAfterMs;
 }
 
 /**
  * Heard since judging (re)started, or judging has run a full downAfterMs: after a restart the
  * stored "up" is only a grace assumption, and a failback must not act on it alone.
  */
-function confirmed(u: UplinkRuntime, s: DecisionState, now: number, policy: Policy): boolean {
-  return (u.lastHeardAt ?? 0) > s.observedSince || now >= s.observedSince + policy.downAfterMs;
+function confirmed(j: Judged, now: number): boolean {
+  return (j.u.lastHeardAt ?? 0) > j.s.observedSince || now >= j.s.observedSince + cadence(j).downAfterMs;
 }
 
 function judge(s: DecisionState, shape: SiteShape, now: number, effects: Effect[]): DecisionState {
   const { policy } = shape;
-  const anyFresh = shape.uplinks.some((u) => isFresh(s.uplinks[u.id]!, now, policy));
+  const anyFresh = shape.uplinks.some((u) => isFresh(judged(u.id, s, shape), now));
   const healthyNow = (id: string) => {
     const v = runtimeOf(s.uplinks, id);
-    return !!v && healthy(v) && answering(v, now, policy);
+    return !!v && healthy(v) && answering(judged(id, s, shape), now);
   };
   const uplinks: Record<string, UplinkRuntime> = {};
   for (const { id } of shape.uplinks) {
     const u = s.uplinks[id]!;
-    const silent = u.lastHeardAt === null || now - u.lastHeardAt >= witnessSilenceMs(policy);
+    const j = judged(id, s, shape);
+    // Silent for one of its own heartbeats and a margin: a metered standby is heard slowly.
+    const silence = witnessSilenceMs({ ...policy, heartbeatMs: cadence(j).heartbeatMs });
+    const silent = u.lastHeardAt === null || now - u.lastHeardAt >= silence;
     const witnesses = u.state === "up" && silent ? witnessesAgainst(s.witnesses, id, healthyNow, policy, now) : null;
     // Taken down by witnesses while still within downAfterMs: down until heard again.
     const heardSinceDown = u.state !== "down" || (u.lastHeardAt ?? -Infinity) >= u.stateSince;
     let next: UplinkState;
     if (witnesses) next = "down";
-    else if (isFresh(u, now, policy) && heardSinceDown) next = "up";
-    else if (isPending(u, s, now, policy)) next = u.state;
+    else if (isFresh(j, now) && heardSinceDown) next = "up";
+    else if (isPending(j, now)) next = u.state;
     // Silent while another uplink speaks: this one is broken. Everyone silent: we cannot tell.
     else next = anyFresh ? "down" : "unknown";
     if (next === u.state) {
@@ -215,17 +222,15 @@ function target(s: DecisionState, shape: SiteShape, now: number): { to: string; 
   if (!best) return null;
   if (s.active === null || !runtimeOf(s.uplinks, s.active)) {
     // First choice: wait while a better uplink is still within its first grace period.
-    const betterPending = ranked
-      .slice(0, ranked.indexOf(best))
-      .some((u) => isPending(s.uplinks[u.id]!, s, now, policy));
+    const betterPending = ranked.slice(0, ranked.indexOf(best)).some((u) => isPending(judged(u.id, s, shape), now));
     return betterPending ? null : { to: best.id, reason: s.active === null ? "initial" : "failover" };
   }
   const active = s.uplinks[s.active]!;
   // Really heard lately, not just granted grace by a restart: a restart must not conjure a live backup.
-  const fitToTakeOver = (u: UplinkRuntime) =>
-    u.state === "up" && isLive(u, now, policy) && confirmed(u, s, now, policy);
+  const fitToTakeOver = (id: string) =>
+    s.uplinks[id]!.state === "up" && isLive(judged(id, s, shape), now) && confirmed(judged(id, s, shape), now);
   if (active.state === "down") {
-    const candidates = ranked.filter((u) => u.id !== s.active && fitToTakeOver(s.uplinks[u.id]!));
+    const candidates = ranked.filter((u) => u.id !== s.active && fitToTakeOver(u.id));
     const live = candidates.find((u) => !s.uplinks[u.id]!.degraded) ?? candidates[0];
     return live ? { to: live.id, reason: "failover" } : null;
   }
@@ -233,16 +238,16 @@ function target(s: DecisionState, shape: SiteShape, now: number): { to: string; 
   const activePriority = shape.uplinks.find((u) => u.id === s.active)!.priority;
   const dwelt = s.lastSwitchAt === null || now - s.lastSwitchAt >= policy.minDwellMs;
   const held = (id: string) =>
-    now - s.uplinks[id]!.upSince! >= policy.failbackAfterMs &&
-    confirmed(s.uplinks[id]!, s, now, policy) &&
-    answering(s.uplinks[id]!, now, policy);
+    now - s.uplinks[id]!.upSince! >= failbackAfterMs(shape, s.active) &&
+    confirmed(judged(id, s, shape), now) &&
+    answering(judged(id, s, shape), now);
   if (active.degraded && !s.uplinks[best.id]!.degraded) {
     // Away from a degraded uplink: to a lower-priority healthy one at once (after the dwell), to a
     // better one only once it has been healthy for the hold-down, like any return.
     const to = ranked.find(
       (u) =>
         u.id !== s.active &&
-        fitToTakeOver(s.uplinks[u.id]!) &&
+        fitToTakeOver(u.id) &&
         !s.uplinks[u.id]!.degraded &&
         (u.priority > activePriority || held(u.id)),
     );
@@ -306,28 +311,29 @@ export function step(state: DecisionState, event: DecisionEvent, now: number, sh
 
 /** The earliest time at which, with no new message at all, the decision could change. */
 export function nextDeadline(s: DecisionState, shape: SiteShape, now: number): number | null {
-  const { policy } = shape;
   const times: number[] = [];
   for (const { id } of shape.uplinks) {
-    const u = s.uplinks[id]!;
-    if (u.lastHeardAt !== null && u.state === "up") times.push(u.lastHeardAt + policy.downAfterMs);
-    if (isPending(u, s, now, policy)) times.push(s.observedSince + policy.downAfterMs);
+    const j = judged(id, s, shape);
+    if (j.u.lastHeardAt !== null && j.u.state === "up") times.push(heardUntil(shape, id, j.u.lastHeardAt, s));
+    if (isPending(j, now)) times.push(s.observedSince + cadence(j).downAfterMs);
   }
   if (s.override) times.push(s.override.until);
   else if (s.active !== null && runtimeOf(s.uplinks, s.active)?.state === "up") {
     const activePriority = shape.uplinks.find((u) => u.id === s.active)!.priority;
     const better = byPriority(shape).find((u) => u.priority < activePriority && s.uplinks[u.id]!.state === "up");
-    if (better) times.push(returnAt(s, better.id, policy, now));
+    if (better) times.push(returnAt(s, better.id, shape, now));
   }
   const future = times.filter((t) => t > now);
   return future.length ? Math.min(...future) : null;
 }
 
 /** When a return to `id` (up, better than the active uplink) is due: its hold-down, the dwell, a restart's grace. */
-function returnAt(s: DecisionState, id: string, policy: Policy, now: number): number {
-  const u = s.uplinks[id]!;
-  const graceEnd = confirmed(u, s, now, policy) ? 0 : s.observedSince + policy.downAfterMs;
-  return Math.max(u.upSince! + policy.failbackAfterMs, (s.lastSwitchAt ?? 0) + policy.minDwellMs, graceEnd);
+function returnAt(s: DecisionState, id: string, shape: SiteShape, now: number): number {
+  const { policy } = shape;
+  const j = judged(id, s, shape);
+  const u = j.u;
+  const graceEnd = confirmed(j, now) ? 0 : s.observedSince + cadence(j).downAfterMs;
+  return Math.max(u.upSince! + failbackAfterMs(shape, s.active), (s.lastSwitchAt ?? 0) + policy.minDwellMs, graceEnd);
 }
 
 /**
@@ -347,7 +353,7 @@ export function normalChoice(
   const active = s.active === null ? undefined : runtimeOf(s.uplinks, s.active);
   const activePriority = shape.uplinks.find((u) => u.id === s.active)?.priority ?? Infinity;
   const failback = active?.state === "up" && best.priority < activePriority && healthy(s.uplinks[best.id]!);
-  return { uplink: best.id, at: failback ? returnAt(s, best.id, shape.policy, now) : null };
+  return { uplink: best.id, at: failback ? returnAt(s, best.id, shape, now) : null };
 }
 
 export function siteMode(s: DecisionState): "auto" | "override" | "offline" {

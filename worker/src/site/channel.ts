@@ -108,7 +108,8 @@ export async function answerFrame(
     return got.failure.code === "unknown_agent"
       ? ws.close(CLOSE_REVOKED, "agent revoked")
       : sendError(got.failure.code, frameError(got.failure));
-  const reply = await signedDirective(site, got.value.agent.row, got.value.key, got.value.seq, Date.now());
+  const { agent, key, seq, agents } = got.value;
+  const reply = await signedDirective(site, agent.row, key, seq, Date.now(), agents);
   try {
     ws.send(JSON.stringify(reply));
   } catch {

@@ -9,6 +9,7 @@ import { restartingTunnels } from "./directives.ts";
 import type { NewEvent } from "./events.ts";
 import { absorb, parseHeartbeat } from "./ingest.ts";
 import type { Observations } from "./observations.ts";
+import type { AgentRow } from "../store.ts";
 import type { AgentRegistry } from "./registry.ts";
 
 /** A heartbeat as the Worker received it over HTTP: the signed parts plus what the edge saw. */
@@ -20,6 +21,8 @@ export interface Received extends Authenticated {
   seq: number;
   event: DecisionEvent;
   events: NewEvent[];
+  /** The site's agents: who watches a metered standby sets each one's interval in the answer. */
+  agents: readonly AgentRow[];
 }
 
 export class Intake {
@@ -74,6 +77,6 @@ export class Intake {
           witness: probe ? null : { agent: agent.row.id, unanswered: hb.unanswered ?? [] },
         }
       : { kind: "tick" };
-    return ok({ ...auth.value, seq: hb.seq, event, events: absorbed.events });
+    return ok({ ...auth.value, seq: hb.seq, event, events: absorbed.events, agents: this.registry.rows() });
   }
 }

@@ -9,6 +9,7 @@ import {
   type Effect,
   type Override,
 } from "../engine/decision.ts";
+import { failbackAfterMs } from "../engine/cadence.ts";
 import type { TunnelEffect } from "../engine/tunnels.ts";
 import { heardWithin } from "../status.ts";
 import type { AgentRow } from "../store.ts";
@@ -82,7 +83,7 @@ export function describeReturn(
         ? `back on ${uplink}, the normal choice, at once`
         : `already on ${uplink}, the normal choice`;
   else if (at !== null && at > now)
-    message = `stays on ${on} until ${uplink} has been up for the failback hold-down (${shape.policy.failbackAfterMs / 1000} s): back on ${uplink} at ${new Date(at).toISOString()}, in ${Math.ceil((at - now) / 1000)} s`;
+    message = `stays on ${on} until ${uplink} has been up for the failback hold-down (${failbackAfterMs(shape, d.active) / 1000} s): back on ${uplink} at ${new Date(at).toISOString()}, in ${Math.ceil((at - now) / 1000)} s`;
   else
     message = `stays on ${on}; ${uplink} is the normal choice, and the site returns to it once it is heard through steadily`;
   return { uplink, at, message };
@@ -111,13 +112,13 @@ export function describePaths(
   row: AgentRow,
   cutOff: string[],
   decision: DecisionState,
-  staleAfterMs: number,
+  silenceMs: (uplink: string) => number,
   at: number,
 ): NewEvent[] {
   const before = row.runtime.cutOff ?? [];
   const lost = cutOff.filter((u) => !before.includes(u));
   // Heard through it again; an uplink that just went down for everyone leaves the set silently.
-  const back = before.filter((u) => !cutOff.includes(u) && heardWithin(row, u, at, staleAfterMs));
+  const back = before.filter((u) => !cutOff.includes(u) && heardWithin(row, u, at, silenceMs(u)));
   const broken = (u: string) =>
     `${row.id} is not heard through ${u}, which is up for the rest of the site: its own path through ${u} is broken (LAN port, cable or policy routing)` +
     (decision.active === u ? `; the site stays on ${u}, and ${row.id} has no internet through it` : "");

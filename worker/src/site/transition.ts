@@ -4,6 +4,7 @@
 import type { SiteConfig } from "#shared";
 import { step, type DecisionEvent, type DecisionState } from "../engine/decision.ts";
 import { planTunnels, type TunnelPlan } from "../engine/tunnels.ts";
+import { agentSilenceMs } from "../engine/cadence.ts";
 import { agentStaleAfterMs, cutOffUplinks, isLive } from "../status.ts";
 import type { AgentRow, AgentRuntime } from "../store.ts";
 import { restartingTunnels } from "./directives.ts";
@@ -55,21 +56,19 @@ export function transition(i: TransitionInput): Transition {
     tunnelFailed: restartingTunnels(i, row) !== null && row.runtime.lastError !== null,
   }));
   const tunnels = planTunnels(plan, config.tunnels.restart, servers, config.tunnels.maxWaitMs, now);
-  const staleAfterMs = agentStaleAfterMs(config);
   // Just after a wake, last-seen times are checkpoints: judging them would call live agents stale.
-  const settled = now - i.wokeAt >= staleAfterMs;
-  const stale = settled
-    ? i.agents.flatMap((row) => {
-        const { stale, lastSeenAt } = row.runtime;
-        return !stale && lastSeenAt !== null && !isLive(row, config, now) ? [{ row, lastSeenAt }] : [];
-      })
-    : [];
-  const paths = settled
-    ? i.agents.flatMap((row) => {
-        const cutOff = cutOffUplinks(row, state, config, now);
-        return cutOff.join() === (row.runtime.cutOff ?? []).join() ? [] : [{ row, cutOff }];
-      })
-    : [];
+  const stale = i.agents.flatMap((row) => {
+    const { stale, lastSeenAt } = row.runtime;
+    const settled = now - i.wokeAt >= agentStaleAfterMs(config, row);
+    return settled && !stale && lastSeenAt !== null && !isLive(row, config, now) ? [{ row, lastSeenAt }] : [];
+  });
+  const paths =
+    now - i.wokeAt >= 2 * config.policy.downAfterMs
+      ? i.agents.flatMap((row) => {
+          const cutOff = cutOffUplinks(row, state, config, now, i.wokeAt);
+          return cutOff.join() === (row.runtime.cutOff ?? []).join() ? [] : [{ row, cutOff }];
+        })
+      : [];
   const runtimes = new Map<string, AgentRuntime>();
   for (const { row } of stale) runtimes.set(row.id, { ...row.runtime, stale: true });
   for (const { row, cutOff } of paths) runtimes.set(row.id, { ...(runtimes.get(row.id) ?? row.runtime), cutOff });
@@ -79,7 +78,7 @@ export function transition(i: TransitionInput): Transition {
     ...describeReach(i.decision, state, now),
     ...tunnels.effects.map((e) => describeTunnel(e, now)),
     ...stale.map(({ row, lastSeenAt }) => describeStale(row, lastSeenAt, now)),
-    ...paths.flatMap((p) => describePaths(p.row, p.cutOff, state, staleAfterMs, now)),
+    ...paths.flatMap((p) => describePaths(p.row, p.cutOff, state, (u) => agentSilenceMs(config, p.row, u), now)),
   ];
   const planChanged = tunnels.plan !== i.plan;
   return {
