@@ -47,6 +47,9 @@ const tunnelRestarts = (agent: string, generation?: number) =>
 const tunnelsVia = (n: 1 | 2, since: number) =>
   site.tunnelConnects().filter((c) => c.at >= since && c.remote === publicAddress(n)).length;
 const switches = async (after: number) => (await site.events()).filter((e) => e.kind === "switch" && e.at > after);
+/** The route-drift events the edge recorded since `after`, per server that reported one. */
+const driftEvents = async (after: number) =>
+  (await site.events()).filter((e) => e.kind === "route-drift" && e.at > after).map((e) => e.data?.agent);
 
 /** Both uplinks up, no override, everyone on isp1: where every scenario starts and ends. */
 async function baseline(): Promise<SiteStatus> {
@@ -511,6 +514,15 @@ describe.skipIf(why)(
         drifts.push({ agent: "srv2", ms: repairs("srv2")[0]!.repairedInMs });
       }
       expect(await routes()).toEqual(["lan1", "lan1"]);
+      // Each repair is one event at the edge (its heartbeats repeat it through both uplinks).
+      const reported = drifts.map((d) => d.agent).sort();
+      await waitUntil(
+        async () => (await driftEvents(t)).length >= reported.length,
+        "the edge's route-drift events",
+        5_000,
+      );
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect((await driftEvents(t)).sort()).toEqual(reported);
       expect(await switches(t)).toEqual([]);
       console.log(`[lab] route drift repaired in ${drifts.map((d) => `${d.ms} ms (${d.agent})`).join(", ")}`);
       await baseline();
@@ -536,6 +548,9 @@ describe.skipIf(why)(
           await site.server("srv2").nm!.nmcli("connection", "up", "up1");
           expect(await routes()).toEqual(["lan2", "lan2"]);
         }
+        await waitUntil(async () => (await driftEvents(t)).includes("srv1"), "srv1's route-drift event", 5_000);
+        await new Promise((r) => setTimeout(r, 1_500));
+        expect((await driftEvents(t)).filter((a) => a === "srv1")).toEqual(["srv1"]);
         expect((await switches(t)).length).toBe(0);
         console.log(
           `[lab] DHCP renewal on lan1 after failover: srv1 back on lan2 in ${repairs("srv1")[0]!.repairedInMs} ms; srv2 (NetworkManager) drifted ${repairs("srv2").length} times`,

@@ -54,6 +54,8 @@ export interface AgentRuntime {
   misrouted: Record<string, string>;
   /** Uplinks up for the site that this server is not heard through, as last announced (see cutOffUplinks). */
   cutOff?: string[];
+  /** The newest route drift recorded, by the agent's own `at` (its heartbeats repeat each for a while). */
+  lastDriftAt?: number;
   /** Announced as stale (not heard for the stale threshold); cleared when heard again. */
   stale: boolean;
 }

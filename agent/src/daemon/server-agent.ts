@@ -1,7 +1,7 @@
 // A server agent: per-uplink policy routing so it can heartbeat through every uplink, and the
 // applier that moves the default routes and restarts the tunnels when the edge says so. Level-
 // triggered: the host's routes are compared with the directive whenever they change.
-import { backoffDelay } from "#shared";
+import { backoffDelay, type RouteDrift } from "#shared";
 import { DirectiveApplier, type Switcher } from "../directive/applier.ts";
 import { initialState, type ReconcilerState } from "../directive/reconciler.ts";
 import type { DirectiveMessage } from "../edge/channel.ts";
@@ -13,6 +13,9 @@ import type { AgentConfig } from "../config/schema.ts";
 
 /** How often the host's routes are read even when the watch reports nothing. */
 const ROUTES_BACKSTOP_MS = 5_000;
+/** Repairs reported in every heartbeat for this long (the edge records each once), at most this many. */
+const DRIFT_REPORTED_MS = 5 * 60_000;
+const DRIFTS_REPORTED = 4;
 
 /** What moves the routes: set up once the per-uplink routing is in place. */
 interface Mover {
@@ -28,6 +31,8 @@ export class ServerAgent extends Agent {
   private routedUplink: string | null = null;
   private routedTimer: NodeJS.Timeout | null = null;
   private stopWatchingRoutes: (() => void) | null = null;
+  /** The route drifts repaired lately, oldest first: told to the edge until they age out. */
+  private drifts: RouteDrift[] = [];
 
   protected async setUpHost(saved: ReconcilerState): Promise<void> {
     const { config, log } = this.o;
@@ -59,6 +64,14 @@ export class ServerAgent extends Agent {
       },
       log,
       now: this.now,
+      onDriftRepaired: (d) =>
+        this.drifts.push({
+          at: d.at,
+          routedUplink: d.routed.ipv4,
+          routedUplink6: d.routed.ipv6,
+          activeUplink: d.activeUplink,
+          repairedInMs: Math.max(0, Math.round(d.repairedInMs)),
+        }),
       initial: saved,
       retryDelay: (attempt) => backoffDelay(attempt, { baseMs: 1_000, maxMs: 60_000, jitter: 0.3 }, this.o.random),
     });
@@ -76,13 +89,21 @@ export class ServerAgent extends Agent {
       gateway: route?.gateway,
       report: () => {
         const s = this.reconcilerState();
+        const drifts = this.recentDrifts();
         return {
           appliedGeneration: s.appliedGeneration,
           tunnelGeneration: s.tunnelGeneration,
           routedUplink: this.routedUplink,
+          ...(drifts.length ? { routeDrifts: drifts } : {}),
         };
       },
     };
+  }
+
+  private recentDrifts(): RouteDrift[] {
+    const since = this.now() - DRIFT_REPORTED_MS;
+    this.drifts = this.drifts.filter((d) => d.at >= since).slice(-DRIFTS_REPORTED);
+    return this.drifts;
   }
 
   protected async started(): Promise<void> {

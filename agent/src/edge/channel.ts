@@ -25,7 +25,14 @@ export type Transport = "websocket" | "http";
 /** What the rest of the agent reports in every heartbeat. */
 export type HeartbeatState = Pick<
   Heartbeat,
-  "appliedGeneration" | "tunnelGeneration" | "lastError" | "routedUplink" | "rttGatewayMs" | "path" | "clockOffsetMs"
+  | "appliedGeneration"
+  | "tunnelGeneration"
+  | "lastError"
+  | "routedUplink"
+  | "rttGatewayMs"
+  | "path"
+  | "clockOffsetMs"
+  | "routeDrifts"
 >;
 
 export interface ChannelOptions {

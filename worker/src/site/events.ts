@@ -32,6 +32,18 @@ export type EventData = {
   misrouted: { agent: string; claimed: string; via: string; ip: string | null };
   "misrouted-cleared": { agent: string; uplink: string };
   applied: AgentGeneration;
+  /**
+   * A server's default routes left the directive and its agent put them back (not a switch).
+   * `driftAt`: when the agent saw it, in edge time when its clock offset is known.
+   */
+  "route-drift": {
+    agent: string;
+    activeUplink: string;
+    routedUplink: string | null;
+    routedUplink6: string | null;
+    driftAt: number;
+    repairedInMs: number;
+  };
   /** An agent reports its tunnels restarted (its heartbeat's `tunnelGeneration` moved). */
   "tunnels-restarted": AgentGeneration;
   "tunnel-restart-failed": AgentGeneration;
