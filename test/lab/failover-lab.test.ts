@@ -131,6 +131,7 @@ describe.skipIf(why)(
         /^✓ heartbeat through isp2 \(from 192\.168\.2\.21\): accepted by the edge in \d+ ms$/m,
       );
       expect(doc.stdout).toMatch(/^✓ clock skew vs edge: /m);
+      if (!noDhcp) expect(doc.stdout).toContain("\n✓ IPv6 on isp1 and isp2: it moves with IPv4\n");
     });
 
     it("an override moves both servers' default routes, and their tunnels reconnect through it", async () => {
