@@ -20,6 +20,8 @@ export type EventData = {
   uplink: { uplink: string; from: UplinkState; to: UplinkState };
   "uplink-quality": { uplink: string; degraded: boolean } & Partial<PathQuality>;
   "uplink-address": { uplink: string; from: string; to: string | null };
+  /** The IPv6 /64 an uplink's probe heartbeats from changed (a new delegated prefix). */
+  "uplink-prefix": { uplink: string; from: string; to: string };
   "site-offline": Record<string, never>;
   "site-online": Record<string, never>;
   "agent-cut-off": { agent: string; uplink: string };
