@@ -1,8 +1,9 @@
 // nmcli backend (the white paper's tool): sets `ipv4.route-metric` on each uplink's connection
-// profile so the active one is lowest, then `nmcli device reapply` so the running device takes it
-// without a reconnect. The profile is persistent: a reboot keeps the last directive's order.
-// IPv6 moves by a default route of the agent's own (planOwnIpv6): a reapply that changes IPv6
-// settings would take the device's SLAAC address away until the next advertisement.
+// profile so the active one is lowest (persistent: a reboot keeps the last directive's order), and
+// the same on the running device with `nmcli device modify`, which changes that one property. A
+// reapply of the whole profile, or any change of IPv6 settings, makes NetworkManager restart the
+// device's IPv6 and take its SLAAC address away until the next advertisement; IPv6 moves by a
+// default route of the agent's own instead (planOwnIpv6).
 import type { UplinkConfig } from "../config/schema.ts";
 import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
@@ -36,11 +37,11 @@ export async function applyWithNmcli(
     await nmcli("connection", "modify", connection, ...metrics);
     changed = true;
     try {
-      await nmcli("device", "reapply", u.interface);
+      await nmcli("device", "modify", u.interface, ...metrics);
     } catch (err) {
       // A dead backup device cannot take it now; its profile has the metric for when it returns.
       if (u.id === activeId) throw err;
-      log.warn("cannot reapply a backup uplink's connection; its profile is updated", {
+      log.warn("cannot change a backup uplink's running device; its profile is updated", {
         uplink: u.id,
         error: describeError(err),
       });
