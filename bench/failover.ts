@@ -147,6 +147,32 @@ async function drifts(s: LabSite, n: number): Promise<string[]> {
   return out;
 }
 
+/** Reboots each server `n` times during an outage of isp1: agent start → both families routed through isp2. */
+async function reboots(s: LabSite, n: number): Promise<string[]> {
+  await s.lab.cut(1);
+  try {
+    await s.until((st) => st.activeUplink === "isp2" && settled(st, SERVERS), "everyone on isp2", 30_000);
+    const out: string[] = [];
+    for (const id of SERVERS) {
+      const times: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const started = await s.reboot(id);
+        await s.routedThrough(id, "lan2");
+        times.push(Date.now() - started);
+        await s.until(
+          (st) => settled(st, SERVERS) && (st.agents.find((a) => a.id === id)?.lastSeenAt ?? 0) > started,
+          `${id} heard again`,
+          30_000,
+        );
+      }
+      out.push(`${id} median ${median(times)} ms (max ${Math.max(...times)} ms)`);
+    }
+    return out;
+  } finally {
+    await s.lab.restore(1);
+  }
+}
+
 async function main() {
   console.log(
     `bench:failover — ${cuts} cuts${values.metered ? ", isp2 metered" : ""}; policy heartbeat ${policy.heartbeatMs} ms, downAfter ${policy.downAfterMs} ms, failbackAfter ${policy.failbackAfterMs} ms, witnessQuorum ${policy.witnessQuorum}${policy.witnessQuorum ? "" : " (silence alone)"}`,
@@ -200,6 +226,9 @@ async function main() {
   row("failback", ups, policy.failbackAfterMs + policy.heartbeatMs);
   console.log(
     `\nroute drift (the backup's default route given the better metric, ${cuts} times per server): ${(await drifts(s, cuts)).join("; ")}`,
+  );
+  console.log(
+    `reboot during an outage (agent started → both families through the backup, ${cuts} times per server): ${(await reboots(s, cuts)).join("; ")}`,
   );
   await s.destroy();
 }

@@ -15,6 +15,7 @@ import {
   EDGE_ADDRESS6,
   createLab,
   labFile,
+  routeToEdge,
   serverAddress,
   type Lab,
   type LabServer,
@@ -321,6 +322,31 @@ export class LabSite {
       this.plans.set(name, p);
       this.startAgent(name);
     };
+  }
+
+  /**
+   * A server rebooted: its agent stopped, its network brought up as a boot does, its agent
+   * started; resolves with when the agent started.
+   */
+  async reboot(name: string): Promise<number> {
+    await this.stopAgent(name);
+    await this.lab.rebootNetwork(name);
+    const startedAt = Date.now();
+    this.startAgent(name);
+    return startedAt;
+  }
+
+  /** Until `name`'s new connections to the internet leave through `dev`, IPv6 ones too where the lab has IPv6. */
+  async routedThrough(name: string, dev: string, ms = 10_000): Promise<void> {
+    const { ns } = this.server(name);
+    await waitUntil(
+      async () =>
+        (await routeToEdge(ns)) === dev &&
+        (!this.lab.dhcp || (await routeToEdge(ns, 6).catch(() => undefined)) === dev),
+      `${name}'s routes through ${dev}`,
+      ms,
+      20,
+    );
   }
 
   /** (Re)starts an agent as a new process; its log starts afresh. */

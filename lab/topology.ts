@@ -87,6 +87,11 @@ export interface Lab {
    * back: NAT then sends from it, and connections made through the old one are dead.
    */
   renumber(n: 1 | 2, renumbered: boolean): Promise<void>;
+  /**
+   * A server's network as a reboot leaves it (the agent is the caller's): its addresses and routes
+   * flushed, its DHCP clients or NetworkManager restarted; resolves once it has its addresses again.
+   */
+  rebootNetwork(name: string): Promise<void>;
   destroy(): Promise<void>;
 }
 
@@ -210,6 +215,24 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: 
       }
     }
 
+    /** A server's LANs up with their addresses and default routes, where NetworkManager does not do it. */
+    const addressLans = async (server: LabServer) => {
+      const { ns, address } = server;
+      for (const n of [1, 2] as const) {
+        await ns.ip("link", "set", `lan${n}`, "up");
+        if (dhcp) server.dhcp.set(n, await startDhcpClient(ns, `lan${n}`, 99 + n, o.dir, address(n)));
+        else {
+          await ns.ip("addr", "add", `${address(n)}/24`, "dev", `lan${n}`);
+          await ns.ip("route", "add", "default", "via", gateway(n), "dev", `lan${n}`, "metric", String(99 + n));
+        }
+      }
+    };
+    /** Both routers heard and an address of each prefix usable (past duplicate detection). */
+    const networkReady = async ({ ns, name }: LabServer) => {
+      if (dhcp)
+        await waitUntil(async () => (await ipv6Ready(ns)).length === 2, `${name}: IPv6 from both routers`, 20_000, 100);
+    };
+
     const servers: LabServer[] = [];
     for (const [k, spec] of o.servers.entries()) {
       const ns = serverNs[k]!;
@@ -243,25 +266,10 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: 
           await nm.nmcli("connection", "up", `up${n}`);
         }
       }
-      const clients = new Map<1 | 2, DhcpClient>();
-      if (!nm)
-        for (const n of [1, 2] as const) {
-          await ns.ip("link", "set", `lan${n}`, "up");
-          if (dhcp) clients.set(n, await startDhcpClient(ns, `lan${n}`, 99 + n, o.dir, address(n)));
-          else {
-            await ns.ip("addr", "add", `${address(n)}/24`, "dev", `lan${n}`);
-            await ns.ip("route", "add", "default", "via", gateway(n), "dev", `lan${n}`, "metric", String(99 + n));
-          }
-        }
-      if (dhcp)
-        // Both routers heard and an address of each prefix usable (past duplicate detection).
-        await waitUntil(
-          async () => (await ipv6Ready(ns)).length === 2,
-          `${spec.name}: IPv6 from both routers`,
-          20_000,
-          100,
-        );
-      servers.push({ name: spec.name, ns, address, nm, env: nm ? nm.env : {}, dhcp: clients });
+      const server: LabServer = { name: spec.name, ns, address, nm, env: nm ? nm.env : {}, dhcp: new Map() };
+      if (!nm) await addressLans(server);
+      await networkReady(server);
+      servers.push(server);
     }
 
     const wanLink = async (n: 1 | 2, state: "up" | "down") => {
@@ -335,6 +343,32 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: 
       },
       routerDown: async (n) => (await lanPorts(n, "down"), await wanLink(n, "down")),
       routerUp: async (n) => (await lanPorts(n, "up"), await wanLink(n, "up")),
+      rebootNetwork: async (name) => {
+        const server = servers.find((x) => x.name === name);
+        if (!server) throw new Error(`no server ${name} in the lab`);
+        const { ns } = server;
+        // Down as a shutdown leaves it: no DHCP client, no NetworkManager, no address or route.
+        for (const c of server.dhcp.values()) c.child.kill("SIGKILL");
+        server.dhcp.clear();
+        await server.nm?.stop();
+        for (const n of [1, 2] as const) {
+          await ns.ip("link", "set", `lan${n}`, "down");
+          await ns.ip("addr", "flush", "dev", `lan${n}`);
+        }
+        for (const family of ["-4", "-6"]) await ns.ip(family, "route", "flush", "table", "main");
+        // Sysctls start over too: the metric the kernel gives advertised routes (an agent sets it).
+        await ns.exec(["sysctl", "-qw", ...[1, 2].map((n) => `net.ipv6.conf.lan${n}.ra_defrtr_metric=1024`)]).catch(
+          () => undefined, // a kernel older than 5.16 has none
+        );
+        // Up as a boot brings it: NetworkManager from its stored profiles, or the links and DHCP clients.
+        if (server.nm) {
+          for (const n of [1, 2] as const) await ns.ip("link", "set", `lan${n}`, "up");
+          const nm = await startNetworkManager(ns, join(o.dir, `nm-${name}`));
+          sets.onDestroy(() => nm.stop());
+          server.nm = nm;
+        } else await addressLans(server);
+        await networkReady(server);
+      },
       renumber: async (n, renumbered) => {
         const r = routers[n - 1];
         const [from, to] = [!renumbered, renumbered];

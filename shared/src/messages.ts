@@ -11,6 +11,21 @@ export const PathQuality = z.strictObject({
 });
 export type PathQuality = z.infer<typeof PathQuality>;
 
+/**
+ * The host's default routes left the directive and the server agent put them back. `at` is when it
+ * saw the drift, on the agent's own clock: with the agent, the repair's identity (a repair travels
+ * in several heartbeats; the edge records each once).
+ */
+export const RouteDrift = z.strictObject({
+  at: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+  // Where the default routes led instead (null: nowhere): IPv4's uplink, and IPv6's.
+  routedUplink: UplinkId.nullable(),
+  routedUplink6: UplinkId.nullable(),
+  activeUplink: UplinkId,
+  repairedInMs: z.int().min(0).max(86_400_000),
+});
+export type RouteDrift = z.infer<typeof RouteDrift>;
+
 /** What an agent sends, once per heartbeat interval, through one uplink. */
 export const Heartbeat = z.strictObject({
   type: z.literal("heartbeat"),
@@ -36,6 +51,8 @@ export const Heartbeat = z.strictObject({
     .array(z.strictObject({ uplink: UplinkId, since: z.int().min(0).max(Number.MAX_SAFE_INTEGER) }))
     .max(8)
     .optional(),
+  // The route drifts a server agent repaired lately, oldest first (only to an edge that accepts it).
+  routeDrifts: z.array(RouteDrift).max(8).optional(),
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
 export type Unanswered = NonNullable<Heartbeat["unanswered"]>[number];

@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { UplinkConfig } from "../../agent/src/config/schema.ts";
 import type { Route } from "../../agent/src/host/ip.ts";
+import { OWN_IPV6_METRIC, planOwnIpv6 } from "../../agent/src/host/ipv6-routes.ts";
 import { ACTIVE_METRIC, desiredMetric, planDefaultRoutes, type RouteTarget } from "../../agent/src/host/metrics.ts";
 
 const uplinks: UplinkConfig[] = [1, 2, 3].map((n) => ({
@@ -80,5 +81,52 @@ describe("default route plan (iproute2 backend)", () => {
     const plan = planDefaultRoutes(start, targetsFor("isp2"));
     expect(plan[0]).toEqual(["route", "replace", "default", "via", "192.168.2.1", "dev", "lan2", "metric", "100"]);
     expect(plan.findIndex((a) => a[1] === "del")).toBeGreaterThan(plan.findIndex((a) => a[1] === "replace"));
+  });
+});
+
+describe("the agent's own IPv6 default route (nmcli backend)", () => {
+  const gw = (dev: string) => `fe80::${dev.slice(3)}`;
+  // What NetworkManager installs from advertisements: at most one route per uplink, at its profile's metric.
+  const learned = fc
+    .subarray(["lan1", "lan2", "lan3"])
+    .chain((devs) =>
+      fc.tuple(
+        ...devs.map((dev) =>
+          fc.constantFrom(100, 101, 102, 1024).map((metric) => ({ dst: "default", dev, gateway: gw(dev), metric })),
+        ),
+      ),
+    );
+  const own = fc.option(
+    fc
+      .constantFrom("lan1", "lan2", "lan3")
+      .map((dev) => ({ dst: "default", dev, gateway: gw(dev), metric: OWN_IPV6_METRIC })),
+    { nil: undefined },
+  );
+
+  it("leads IPv6 through the active uplink when it has IPv6, else leaves NetworkManager's order; then idempotent", () => {
+    fc.assert(
+      fc.property(learned, own, fc.constantFrom("isp1", "isp2", "isp3"), (nm, mine, active) => {
+        const start: Route[] = [...(mine ? [mine] : []), ...nm].filter(
+          (r, i, all) => all.findIndex((x) => x.metric === r.metric) === i,
+        );
+        const plan = planOwnIpv6(start, uplinks, active);
+        const after = applyPlan(
+          start.length ? start : [],
+          plan.map((argv) => argv.slice(1)),
+        );
+        const dev = uplinks.find((u) => u.id === active)!.interface;
+        const best = [...after].sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0))[0];
+        if (start.some((r) => r.dev === dev && r.metric !== OWN_IPV6_METRIC))
+          expect(best).toEqual({ dst: "default", dev, gateway: gw(dev), metric: OWN_IPV6_METRIC });
+        else if (nm.length) expect(after.filter((r) => r.metric === OWN_IPV6_METRIC && r.dev !== dev)).toEqual([]);
+        else expect(after).toEqual(start);
+        // NetworkManager's own routes are never touched.
+        expect(after.filter((r) => r.metric !== OWN_IPV6_METRIC)).toEqual(
+          start.filter((r) => r.metric !== OWN_IPV6_METRIC),
+        );
+        expect(planOwnIpv6(after, uplinks, active)).toEqual([]);
+      }),
+      { numRuns: 500 },
+    );
   });
 });

@@ -330,6 +330,7 @@ describe("storage upgrades", () => {
     // Put the storage back the way schema 1 left it.
     await runInDurableObject(stubFor("old"), (_i, state) => {
       state.storage.sql.exec("ALTER TABLE uplink_observations DROP COLUMN gateway_rtt_ms");
+      state.storage.sql.exec("ALTER TABLE uplink_observations DROP COLUMN ip6");
       state.storage.sql.exec("DROP INDEX events_kind_at");
       state.storage.sql.exec("DROP TABLE outbox");
       state.storage.sql.exec("DROP TABLE notify_targets");

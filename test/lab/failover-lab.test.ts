@@ -10,8 +10,16 @@ import type { SiteStatus } from "#shared";
 import { labUnavailable, waitUntil, whereIs } from "../../lab/netns.ts";
 import { networkManagerUnavailable, startNetworkManager } from "../../lab/network-manager.ts";
 import { dhcpUnavailable } from "../../lab/dhcp.ts";
-import { DEFAULT_SERVERS, LabSite, SITE, appliedBy, settled } from "../../lab/site.ts";
-import { delayLineUnavailable, gateway, publicAddress, routeToEdge } from "../../lab/topology.ts";
+import { DEFAULT_SERVERS, LabSite, SITE, TUNNEL_PORT, appliedBy, settled } from "../../lab/site.ts";
+import {
+  EDGE_ADDRESS,
+  EDGE_ADDRESS6,
+  delayLineUnavailable,
+  gateway,
+  ipv6Ready,
+  publicAddress,
+  routeToEdge,
+} from "../../lab/topology.ts";
 import { BUNDLE, NODE20, NODE22, ROOT, wanwatch } from "../../lab/agent-process.ts";
 
 const why = labUnavailable();
@@ -47,6 +55,9 @@ const tunnelRestarts = (agent: string, generation?: number) =>
 const tunnelsVia = (n: 1 | 2, since: number) =>
   site.tunnelConnects().filter((c) => c.at >= since && c.remote === publicAddress(n)).length;
 const switches = async (after: number) => (await site.events()).filter((e) => e.kind === "switch" && e.at > after);
+/** The route-drift events the edge recorded since `after`, per server that reported one. */
+const driftEvents = async (after: number) =>
+  (await site.events()).filter((e) => e.kind === "route-drift" && e.at > after).map((e) => e.data?.agent);
 
 /** Both uplinks up, no override, everyone on isp1: where every scenario starts and ends. */
 async function baseline(): Promise<SiteStatus> {
@@ -128,6 +139,20 @@ describe.skipIf(why)(
         /^✓ heartbeat through isp2 \(from 192\.168\.2\.21\): accepted by the edge in \d+ ms$/m,
       );
       expect(doc.stdout).toMatch(/^✓ clock skew vs edge: /m);
+      if (noDhcp) return;
+      expect(doc.stdout).toContain("\n✓ IPv6 on isp1 and isp2: it moves with IPv4\n");
+      // With IPv6 on one uplink only, doctor says so (and passes).
+      const srv1 = site.server("srv1").ns;
+      await srv1.exec(["sysctl", "-qw", "net.ipv6.conf.lan2.disable_ipv6=1"]);
+      try {
+        const one = await wanwatch(["doctor", "--config", site.configPath("srv1")], { netns: srv1.name, node: NODE20 });
+        expect(one.stdout).toContain(
+          "\n✓ IPv6 on isp1 only (isp2 has no global IPv6 address and default route): while isp2 is active, IPv6 keeps leaving through isp1\n",
+        );
+      } finally {
+        await srv1.exec(["sysctl", "-qw", "net.ipv6.conf.lan2.disable_ipv6=0"]);
+      }
+      await waitUntil(async () => (await ipv6Ready(srv1)).length === 2, "srv1's IPv6 on lan2 again", 20_000);
     });
 
     it("an override moves both servers' default routes, and their tunnels reconnect through it", async () => {
@@ -511,6 +536,15 @@ describe.skipIf(why)(
         drifts.push({ agent: "srv2", ms: repairs("srv2")[0]!.repairedInMs });
       }
       expect(await routes()).toEqual(["lan1", "lan1"]);
+      // Each repair is one event at the edge (its heartbeats repeat it through both uplinks).
+      const reported = drifts.map((d) => d.agent).sort();
+      await waitUntil(
+        async () => (await driftEvents(t)).length >= reported.length,
+        "the edge's route-drift events",
+        5_000,
+      );
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect((await driftEvents(t)).sort()).toEqual(reported);
       expect(await switches(t)).toEqual([]);
       console.log(`[lab] route drift repaired in ${drifts.map((d) => `${d.ms} ms (${d.agent})`).join(", ")}`);
       await baseline();
@@ -536,6 +570,9 @@ describe.skipIf(why)(
           await site.server("srv2").nm!.nmcli("connection", "up", "up1");
           expect(await routes()).toEqual(["lan2", "lan2"]);
         }
+        await waitUntil(async () => (await driftEvents(t)).includes("srv1"), "srv1's route-drift event", 5_000);
+        await new Promise((r) => setTimeout(r, 1_500));
+        expect((await driftEvents(t)).filter((a) => a === "srv1")).toEqual(["srv1"]);
         expect((await switches(t)).length).toBe(0);
         console.log(
           `[lab] DHCP renewal on lan1 after failover: srv1 back on lan2 in ${repairs("srv1")[0]!.repairedInMs} ms; srv2 (NetworkManager) drifted ${repairs("srv2").length} times`,
@@ -608,6 +645,88 @@ describe.skipIf(why)(
         await site.lab.renumber(1, false);
       }
       await site.until((s) => s.uplinks[0]!.observedIp === publicAddress(1), "the first address back", 60_000);
+      await baseline();
+    }, 150_000);
+
+    it("17. servers rebooted during an outage are back on the current directive before they hear the edge, then reconcile; nothing of theirs leaves through the dead router meanwhile", async () => {
+      await baseline();
+      await site.lab.cut(1);
+      try {
+        const down = await site.until(on("isp2"), "everyone on isp2", 30_000);
+        // Per router, the servers' own traffic to the internet (connections to the far end's port,
+        // below) entering it from each server's LAN port, one counter per server. Router 2 also
+        // keeps the servers from the edge until they are back on isp2 by themselves.
+        const macs = await Promise.all(
+          site.lab.servers.map((x) =>
+            Promise.all(
+              ["lan1", "lan2"].map(async (dev) => JSON.parse(await x.ns.ip("-j", "link", "show", dev))[0].address),
+            ),
+          ),
+        );
+        const nft = (r: 1 | 2, script: string) => site.lab.routers[r - 1].exec(["nft", "-f", "-"], { input: script });
+        const drop = (r: 1 | 2) => nft(r, "table inet reboot {}\ndelete table inet reboot\n");
+        const blockEdge = `  ip daddr ${EDGE_ADDRESS} tcp dport 80 drop\n  ip6 daddr ${EDGE_ADDRESS6} tcp dport 80 drop\n`;
+        const count = (r: 1 | 2) =>
+          nft(
+            r,
+            `table inet reboot {\n chain pre {\n  type filter hook prerouting priority -300;\n${macs
+              .map((m) => `  iifname "br-lan" ether saddr ${m[r - 1]} tcp dport ${TUNNEL_PORT} counter\n`)
+              .join("")}${r === 2 ? blockEdge : ""} }\n}\n`,
+          );
+        const counted = async (r: 1 | 2) =>
+          [
+            ...(await site.lab.routers[r - 1].exec(["nft", "list", "table", "inet", "reboot"])).matchAll(
+              /packets (\d+)/g,
+            ),
+          ].map((m) => Number(m[1]));
+        await count(1);
+        await count(2);
+        // The servers' own traffic meanwhile: a new connection to the internet, each family, every 100 ms.
+        const traffic = site.lab.servers.map((x) =>
+          x.ns.spawn([
+            "bash",
+            "-c",
+            `while :; do for a in ${EDGE_ADDRESS} ${noDhcp ? "" : EDGE_ADDRESS6}; do timeout 0.3 bash -c "exec 3<>/dev/tcp/$a/${TUNNEL_PORT}" 2>/dev/null; done; sleep 0.1; done`,
+          ]),
+        );
+        try {
+          const applied = new Map<string, { ms: number; dead: number }>();
+          await Promise.all(
+            SERVERS.map(async (id, i) => {
+              const started = await site.reboot(id);
+              await site.routedThrough(id, "lan2");
+              applied.set(id, { ms: Date.now() - started, dead: (await counted(1))[i]! });
+            }),
+          );
+          for (const id of SERVERS) expect(site.log(id).filter((l) => l.msg === "edge answering")).toEqual([]);
+          const through2 = await counted(2);
+          // Router 2 lets the edge through again: each server reconciles with it.
+          const heard = Date.now();
+          await drop(2);
+          await site.until(
+            (s) =>
+              s.generation === down.generation &&
+              allSettled(s) &&
+              SERVERS.every((id) => (agentOf(s, id).lastSeenAt ?? 0) > heard),
+            "the rebooted servers heard again, on the same generation",
+            30_000,
+          );
+          await new Promise((r) => setTimeout(r, 1_000));
+          // Nothing more through the dead router from the moment each was back on isp2.
+          expect(await counted(1)).toEqual(SERVERS.map((id) => applied.get(id)!.dead));
+          expect(through2.every((n) => n > 0)).toBe(true);
+          expect(await routes()).toEqual(["lan2", "lan2"]);
+          expect(await switches(down.since ?? 0)).toEqual([]);
+          console.log(
+            `[lab] reboot → directive applied (both families on isp2, the edge out of reach): ${SERVERS.map((id) => `${id} ${applied.get(id)!.ms} ms after its agent started (${applied.get(id)!.dead} packets through the dead router before)`).join(", ")}`,
+          );
+        } finally {
+          for (const t of traffic) t.kill("SIGKILL");
+          await Promise.all([drop(1), drop(2)]);
+        }
+      } finally {
+        await site.lab.restore(1);
+      }
       await baseline();
     }, 150_000);
 

@@ -1,13 +1,14 @@
 // Which uplink a heartbeat really travelled through, judged by the public address (and ASN) the
-// edge saw. Probes sit behind exactly one uplink, so their addresses are the reference.
+// edge saw. Probes sit behind exactly one uplink, so their addresses are the reference: over IPv4
+// the router's NAT address, over IPv6 (no NAT) the uplink's prefix.
 
 export interface Observed {
   ip: string | null;
   asn: number | null;
 }
 
-/** Per uplink: the public address and ASN last seen from its probes. */
-export type Learned = ReadonlyMap<string, Observed>;
+/** Per uplink: the public IPv4 address, the IPv6 address and the ASN last seen from its probes. */
+export type Learned = ReadonlyMap<string, Observed & { ip6?: string | null }>;
 
 export interface Attribution {
   /** The uplink this heartbeat is evidence for, or null when it proves nothing. */
@@ -16,10 +17,39 @@ export interface Attribution {
   misroutedVia: string | null;
 }
 
+/**
+ * The /64 an IPv6 address belongs to, spelt one way ("2001:db8:1::/64"), or null for an IPv4
+ * address or something unreadable. A /64 is what a router advertises on its LAN, whatever size
+ * the ISP delegated.
+ */
+export function prefix64(address: string): string | null {
+  if (!address.includes(":")) return null;
+  const [head = "", tail, ...more] = address.toLowerCase().split("::");
+  if (more.length) return null;
+  const split = (s: string) => (s === "" ? [] : s.split(":"));
+  const h = split(head);
+  const t = tail === undefined ? [] : split(tail);
+  // An embedded IPv4 tail (::ffff:1.2.3.4) takes two groups; only the first four matter here.
+  const width = h.length + t.length + t.filter((g) => g.includes(".")).length;
+  const groups = tail === undefined ? h : [...h, ...Array(Math.max(0, 8 - width)).fill("0"), ...t];
+  const first = groups.slice(0, 4);
+  if (first.length < 4 || !first.every((g) => /^[0-9a-f]{1,4}$/.test(g))) return null;
+  const net = first.map((g) => g.replace(/^0+(?=.)/, ""));
+  while (net.length && net.at(-1) === "0") net.pop();
+  return `${net.join(":")}::/64`;
+}
+
+/** The same network: the same IPv4 address, or an IPv6 address of the same /64. */
+function sameNetwork(seen: string, ref: Observed & { ip6?: string | null }): boolean {
+  const p = prefix64(seen);
+  if (p === null) return ref.ip === seen;
+  return !!ref.ip6 && prefix64(ref.ip6) === p;
+}
+
 export function attribute(claimed: string, seen: Observed, learned: Learned): Attribution {
   for (const [uplink, ref] of learned) {
     if (uplink === claimed) continue;
-    const sameIp = seen.ip !== null && ref.ip === seen.ip;
+    const sameIp = seen.ip !== null && sameNetwork(seen.ip, ref);
     // ASN only speaks when both uplinks' ASNs are known and differ (two ISPs, two networks).
     const claimedAsn = learned.get(claimed)?.asn ?? null;
     const sameAsn = seen.asn !== null && ref.asn === seen.asn && claimedAsn !== null && claimedAsn !== seen.asn;

@@ -7,7 +7,7 @@ import type { DecisionState } from "./engine/decision.ts";
 import type { TunnelPlan } from "./engine/tunnels.ts";
 import type { EventData, NewEvent } from "./site/events.ts";
 
-export const SCHEMA_VERSION = 7;
+export const SCHEMA_VERSION = 8;
 /** Newest events kept per site. */
 export const EVENT_RETENTION = 2_000;
 
@@ -44,6 +44,8 @@ const MIGRATIONS: string[][] = [
     `CREATE TABLE enrolment_tokens (hash TEXT PRIMARY KEY, agent TEXT NOT NULL, role TEXT NOT NULL, uplink TEXT,
        tunnel_restarter INTEGER NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, redeemed_at INTEGER)`,
   ],
+  // The IPv6 address each uplink's probe last heartbeated from: its prefix attributes servers' IPv6.
+  [`ALTER TABLE uplink_observations ADD COLUMN ip6 TEXT`],
 ];
 
 /** What an agent last told us; persisted on change of the fields that matter, checkpointed otherwise. */
@@ -60,6 +62,8 @@ export interface AgentRuntime {
   misrouted: Record<string, string>;
   /** Uplinks up for the site that this server is not heard through, as last announced (see cutOffUplinks). */
   cutOff?: string[];
+  /** The newest route drift recorded, by the agent's own `at` (its heartbeats repeat each for a while). */
+  lastDriftAt?: number;
   /** Announced as stale (not heard for the stale threshold); cleared when heard again. */
   stale: boolean;
 }
@@ -79,7 +83,10 @@ export interface AgentRow {
 
 export interface UplinkObservation {
   id: string;
+  /** The public IPv4 address its probes heartbeat from (behind the router's NAT). */
   ip: string | null;
+  /** The IPv6 address its probes heartbeat from (no NAT: of the uplink's prefix), if they have IPv6. */
+  ip6?: string | null;
   asn: number | null;
   rttMs: number | null;
   /** The probe's own round trip to its router: tells a dead router from a dead uplink. */
@@ -342,6 +349,7 @@ export class SiteStore {
     return this.exec<{
       id: string;
       ip: string | null;
+      ip6: string | null;
       asn: number | null;
       rtt_ms: number | null;
       gateway_rtt_ms: number | null;
@@ -349,6 +357,7 @@ export class SiteStore {
     }>(`SELECT * FROM uplink_observations`).map((r) => ({
       id: r.id,
       ip: r.ip,
+      ip6: r.ip6,
       asn: r.asn,
       rttMs: r.rtt_ms,
       gatewayRttMs: r.gateway_rtt_ms,
@@ -358,9 +367,10 @@ export class SiteStore {
 
   saveObservation(o: UplinkObservation): void {
     this.exec(
-      `INSERT OR REPLACE INTO uplink_observations (id, ip, asn, rtt_ms, gateway_rtt_ms, at) VALUES (?, ?, ?, ?, ?, ?)`,
+      `INSERT OR REPLACE INTO uplink_observations (id, ip, ip6, asn, rtt_ms, gateway_rtt_ms, at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
       o.id,
       o.ip,
+      o.ip6 ?? null,
       o.asn,
       o.rttMs,
       o.gatewayRttMs,

@@ -8,7 +8,7 @@ import type { AgentConfig } from "../config/schema.ts";
 import { edgeAddressResolver } from "../daemon/edge-address.ts";
 import { EdgeClock } from "../edge/clock.ts";
 import { EdgeSigner } from "../edge/signer.ts";
-import { routeGet } from "../host/ip.ts";
+import { defaultRoutes, ipv6Address, routeGet } from "../host/ip.ts";
 import { describeError } from "../lib/errors.ts";
 import { parseCommand, type CommandSpec } from "./command.ts";
 import { clockCheck, heartbeatCheck, type Check } from "./doctor-edge.ts";
@@ -84,6 +84,41 @@ function sharedInterfaces(config: AgentConfig): Check[] {
     }));
 }
 
+/**
+ * Which uplinks carry IPv6 (a usable global address and a default route on the interface): the
+ * agent moves IPv6 with IPv4 among those, and leaves IPv6 on the others' alone. Never a ✗: a host
+ * with no IPv6, or with IPv6 on one uplink only, works; it is said so the owner knows what moves.
+ */
+export function ipv6Coverage(uplinks: readonly string[], withIpv6: readonly string[]): Check {
+  const without = uplinks.filter((u) => !withIpv6.includes(u));
+  if (!withIpv6.length) return { ok: true, text: "IPv6: on no uplink (IPv4 only)" };
+  if (!without.length) return { ok: true, text: `IPv6 on ${withIpv6.join(" and ")}: it moves with IPv4` };
+  return {
+    ok: true,
+    text: `IPv6 on ${withIpv6.join(" and ")} only (${without.join(" and ")} ${without.length > 1 ? "have" : "has"} no global IPv6 address and default route): while ${without.join(" or ")} is active, IPv6 keeps leaving through ${withIpv6.join(" or ")}`,
+  };
+}
+
+async function ipv6Check(config: AgentConfig): Promise<Check> {
+  try {
+    const routes = await defaultRoutes("main", 6);
+    const withIpv6: string[] = [];
+    for (const u of config.uplinks)
+      if (
+        realHost.interfaceExists(u.interface) &&
+        routes.some((r) => r.dev === u.interface) &&
+        (await ipv6Address(u.interface))
+      )
+        withIpv6.push(u.id);
+    return ipv6Coverage(
+      config.uplinks.map((u) => u.id),
+      withIpv6,
+    );
+  } catch (err) {
+    return { ok: false, text: `IPv6: cannot read the host's addresses and routes: ${describeError(err)}` };
+  }
+}
+
 async function edgeChecks(config: AgentConfig): Promise<Check[]> {
   const checks: Check[] = [];
   const sources: { uplink: string; source: string | null }[] = [];
@@ -136,6 +171,7 @@ export async function runChecks(config: AgentConfig): Promise<Check[]> {
     }
   }
   checks.push(...sharedInterfaces(config));
+  if (config.role === "server" && onPath("ip")) checks.push(await ipv6Check(config));
   for (const u of config.uplinks) {
     checks.push(
       realHost.interfaceExists(u.interface)

@@ -1,7 +1,7 @@
 // A server agent: per-uplink policy routing so it can heartbeat through every uplink, and the
 // applier that moves the default routes and restarts the tunnels when the edge says so. Level-
 // triggered: the host's routes are compared with the directive whenever they change.
-import { backoffDelay } from "#shared";
+import { backoffDelay, type RouteDrift } from "#shared";
 import { DirectiveApplier, type Switcher } from "../directive/applier.ts";
 import { ReplicaRestarts } from "../directive/replica-restarts.ts";
 import { initialState, type ReconcilerState } from "../directive/reconciler.ts";
@@ -15,6 +15,9 @@ import type { StatusFile } from "../state/files.ts";
 
 /** How often the host's routes are read even when the watch reports nothing. */
 const ROUTES_BACKSTOP_MS = 5_000;
+/** Repairs reported in every heartbeat for this long (the edge records each once), at most this many. */
+const DRIFT_REPORTED_MS = 5 * 60_000;
+const DRIFTS_REPORTED = 4;
 
 /** What moves the routes: set up once the per-uplink routing is in place. */
 interface Mover {
@@ -32,6 +35,8 @@ export class ServerAgent extends Agent {
   private routedUplink: string | null = null;
   private routedTimer: NodeJS.Timeout | null = null;
   private stopWatchingRoutes: (() => void) | null = null;
+  /** The route drifts repaired lately, oldest first: told to the edge until they age out. */
+  private drifts: RouteDrift[] = [];
 
   protected async setUpHost(saved: ReconcilerState): Promise<void> {
     const { config, log } = this.o;
@@ -63,6 +68,14 @@ export class ServerAgent extends Agent {
       },
       log,
       now: this.now,
+      onDriftRepaired: (d) =>
+        this.drifts.push({
+          at: d.at,
+          routedUplink: d.routed.ipv4,
+          routedUplink6: d.routed.ipv6,
+          activeUplink: d.activeUplink,
+          repairedInMs: Math.max(0, Math.round(d.repairedInMs)),
+        }),
       initial: saved,
       retryDelay: (attempt) => backoffDelay(attempt, { baseMs: 1_000, maxMs: 60_000, jitter: 0.3 }, this.o.random),
     });
@@ -104,13 +117,21 @@ export class ServerAgent extends Agent {
       onContact: (at, downAfterMs) => this.replicas?.contact(uplink.id, at, downAfterMs ?? 3 * this.config.heartbeatMs),
       report: () => {
         const s = this.reconcilerState();
+        const drifts = this.recentDrifts();
         return {
           appliedGeneration: s.appliedGeneration,
           tunnelGeneration: s.tunnelGeneration,
           routedUplink: this.routedUplink,
+          ...(drifts.length ? { routeDrifts: drifts } : {}),
         };
       },
     };
+  }
+
+  private recentDrifts(): RouteDrift[] {
+    const since = this.now() - DRIFT_REPORTED_MS;
+    this.drifts = this.drifts.filter((d) => d.at >= since).slice(-DRIFTS_REPORTED);
+    return this.drifts;
   }
 
   protected async started(): Promise<void> {

@@ -34,6 +34,7 @@ export type HeartbeatState = Pick<
   | "path"
   | "clockOffsetMs"
   | "unanswered"
+  | "routeDrifts"
 >;
 
 export interface ChannelOptions {

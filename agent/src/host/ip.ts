@@ -30,7 +30,15 @@ const Link = z.looseObject({
   ifname: z.string(),
   addr_info: z
     .array(
-      z.looseObject({ family: z.string(), local: z.string(), prefixlen: z.number(), scope: z.string().optional() }),
+      z.looseObject({
+        family: z.string(),
+        local: z.string(),
+        prefixlen: z.number(),
+        scope: z.string().optional(),
+        tentative: z.boolean().optional(),
+        dadfailed: z.boolean().optional(),
+        preferred_life_time: z.number().optional(),
+      }),
     )
     .default([]),
 });
@@ -59,18 +67,37 @@ export function rules(): Promise<Rule[]> {
   return json(["ip", "-j", "-4", "rule", "show"], z.array(Rule));
 }
 
-/** The interface's first global IPv4 address with its prefix length, or null. */
-export async function ipv4Address(dev: string): Promise<{ address: string; prefixlen: number } | null> {
-  let links: z.infer<typeof Link>[];
+async function addresses(dev: string, family: Family): Promise<z.infer<typeof Link>["addr_info"]> {
   try {
-    links = await json(["ip", "-j", "-4", "addr", "show", "dev", dev], z.array(Link));
+    return (await json(["ip", "-j", `-${family}`, "addr", "show", "dev", dev], z.array(Link)))[0]?.addr_info ?? [];
   } catch (err) {
     if (/does not exist|Cannot find device/i.test(String((err as Error).message)))
       throw new Error(`interface ${dev} does not exist`);
     throw err;
   }
-  const a = links[0]?.addr_info.find((i) => i.family === "inet" && (i.scope ?? "global") === "global");
+}
+
+/** The interface's first global IPv4 address with its prefix length, or null. */
+export async function ipv4Address(dev: string): Promise<{ address: string; prefixlen: number } | null> {
+  const a = (await addresses(dev, 4)).find((i) => i.family === "inet" && (i.scope ?? "global") === "global");
   return a ? { address: a.local, prefixlen: a.prefixlen } : null;
+}
+
+/**
+ * The interface's first usable global IPv6 address (past duplicate detection, still preferred; not
+ * a unique local fc00::/7 one, which reaches no internet), or null.
+ */
+export async function ipv6Address(dev: string): Promise<string | null> {
+  const a = (await addresses(dev, 6)).find(
+    (i) =>
+      i.family === "inet6" &&
+      i.scope === "global" &&
+      !/^f[cd]/i.test(i.local) &&
+      !i.tentative &&
+      !i.dadfailed &&
+      (i.preferred_life_time ?? 1) > 0,
+  );
+  return a?.local ?? null;
 }
 
 /** The interface a new connection to `dst` would leave through (what `ip route get` says). */

@@ -30,6 +30,8 @@ export type EventData = {
   uplink: { uplink: string; from: UplinkState; to: UplinkState; witnesses?: string[] };
   "uplink-quality": { uplink: string; degraded: boolean } & Partial<PathQuality>;
   "uplink-address": { uplink: string; from: string; to: string | null };
+  /** The IPv6 /64 an uplink's probe heartbeats from changed (a new delegated prefix). */
+  "uplink-prefix": { uplink: string; from: string; to: string };
   "site-offline": Record<string, never>;
   "site-online": Record<string, never>;
   "agent-cut-off": { agent: string; uplink: string };
@@ -42,6 +44,18 @@ export type EventData = {
   misrouted: { agent: string; claimed: string; via: string; ip: string | null };
   "misrouted-cleared": { agent: string; uplink: string };
   applied: AgentGeneration;
+  /**
+   * A server's default routes left the directive and its agent put them back (not a switch).
+   * `driftAt`: when the agent saw it, in edge time when its clock offset is known.
+   */
+  "route-drift": {
+    agent: string;
+    activeUplink: string;
+    routedUplink: string | null;
+    routedUplink6: string | null;
+    driftAt: number;
+    repairedInMs: number;
+  };
   /** An agent reports its tunnels restarted (its heartbeat's `tunnelGeneration` moved). */
   "tunnels-restarted": AgentGeneration;
   "tunnel-restart-failed": AgentGeneration;

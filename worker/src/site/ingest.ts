@@ -1,6 +1,6 @@
 // A heartbeat, once its signature holds: parsed, checked against the site, and folded into what
 // the edge knows of its agent. Pure: the caller writes what it returns.
-import { Heartbeat, fieldIssues, type SiteConfig } from "#shared";
+import { Heartbeat, fieldIssues, type RouteDrift, type SiteConfig } from "#shared";
 import type { Observed } from "../attribution.ts";
 import { fail, ok, parseJson, type Result } from "../failure.ts";
 import type { AgentRow, AgentRuntime } from "../store.ts";
@@ -63,6 +63,8 @@ export function absorb(
     clockOffsetMs: hb.clockOffsetMs ?? null,
     stale: false,
   };
+  const drifts = (hb.routeDrifts ?? []).filter((d) => d.at > (before.lastDriftAt ?? -1));
+  if (drifts.length) after.lastDriftAt = Math.max(...drifts.map((d) => d.at));
   const id = row.id;
   const events: NewEvent[] = [];
   // Own keys only: "constructor" is a valid uplink id, and a member of every object.
@@ -89,6 +91,7 @@ export function absorb(
       message: `${id} applied generation ${after.appliedGeneration}${after.routedUplink ? ` (routes via ${after.routedUplink})` : ""}`,
       data: { agent: id, generation: after.appliedGeneration },
     });
+  for (const d of drifts) events.push(driftEvent(id, d, hb.clockOffsetMs ?? null, now));
   if (after.tunnelGeneration !== null && after.tunnelGeneration !== before.tunnelGeneration)
     events.push({
       at: now,
@@ -122,4 +125,27 @@ export function absorb(
   const persist =
     events.length > 0 || after.routedUplink !== before.routedUplink || after.version !== before.version || before.stale;
   return { runtime: after, events, persist };
+}
+
+/** One repaired drift, said in what changed: which family's default route led where instead. */
+function driftEvent(agent: string, d: RouteDrift, clockOffsetMs: number | null, now: number): NewEvent {
+  const led = [
+    d.routedUplink !== d.activeUplink ? `IPv4 through ${d.routedUplink ?? "no uplink"}` : null,
+    d.routedUplink6 !== d.activeUplink && (d.routedUplink6 !== null || d.routedUplink === d.activeUplink)
+      ? `IPv6 through ${d.routedUplink6 ?? "no uplink"}`
+      : null,
+  ].filter((x) => x !== null);
+  return {
+    at: now,
+    kind: "route-drift",
+    message: `${agent}'s default route left ${d.activeUplink} (${led.join(", ") || "changed"}); the agent put it back in ${d.repairedInMs} ms`,
+    data: {
+      agent,
+      activeUplink: d.activeUplink,
+      routedUplink: d.routedUplink,
+      routedUplink6: d.routedUplink6,
+      driftAt: d.at + (clockOffsetMs ?? 0),
+      repairedInMs: d.repairedInMs,
+    },
+  };
 }
