@@ -1,22 +1,7 @@
 // One Durable Object per site, deciding its active uplink and telling every agent: a shell that wires
 // the rooms in site/. SQLite holds what must survive, memory holds liveness (rebuilt on wake).
 import { DurableObject } from "cloudflare:workers";
-import type {
-  EnrolmentGrant,
-  EnrolmentTokenRequest,
-  EnrolmentTokenResponse,
-  EnrollRequest,
-  OverrideRequest,
-  RedeemResponse,
-  RotateRequest,
-  NotifyTestResponse,
-  OverrideCleared,
-  RotateResponse,
-  SiteConfig,
-  SiteEvent,
-  SiteStatus,
-  SiteSummary,
-} from "#shared";
+import type * as wire from "#shared";
 import type { DecisionEvent } from "./engine/decision.ts";
 import type { Env } from "./env.ts";
 import { fail, failureResponse, ok, type Result } from "./failure.ts";
@@ -100,7 +85,7 @@ export class SiteCoordinator extends DurableObject<Env> {
 
   // ---- admin RPC ------------------------------------------------------------------------------
 
-  async putConfig(id: string, config: SiteConfig): Promise<Result<SiteConfig>> {
+  async putConfig(id: string, config: wire.SiteConfig): Promise<Result<wire.SiteConfig>> {
     const now = Date.now();
     const inUse = this.registry.probeBehindAny(new Set(config.uplinks.map((u) => u.id)));
     if (inUse) return inUse;
@@ -109,15 +94,18 @@ export class SiteCoordinator extends DurableObject<Env> {
     return ok(config);
   }
 
-  async getConfig(id: string): Promise<Result<SiteConfig>> {
+  async getConfig(id: string): Promise<Result<wire.SiteConfig>> {
     return this.on(id, async (site) => ok(site.config));
   }
 
-  async enroll(id: string, req: EnrollRequest): Promise<Result<{ id: string; secret: string }>> {
+  async enroll(id: string, req: wire.EnrollRequest): Promise<Result<{ id: string; secret: string }>> {
     return this.on(id, async (site, now) => this.viewed(site, await this.registry.enroll(site, req, now)));
   }
 
-  async createEnrolmentToken(id: string, req: EnrolmentTokenRequest): Promise<Result<EnrolmentTokenResponse>> {
+  async createEnrolmentToken(
+    id: string,
+    req: wire.EnrolmentTokenRequest,
+  ): Promise<Result<wire.EnrolmentTokenResponse>> {
     return this.on(id, async (site, now) => this.viewed(site, await this.enrolment.create(site, req, now)));
   }
 
@@ -125,16 +113,15 @@ export class SiteCoordinator extends DurableObject<Env> {
   async redeemEnrolment(
     id: string,
     req: { token: string; check: boolean; ip: string | null },
-  ): Promise<Result<EnrolmentGrant | RedeemResponse>> {
+  ): Promise<Result<wire.EnrolmentGrant | wire.RedeemResponse>> {
     // An unknown site answers as an unknown token: the desk counts the failure, and nothing is stored.
-    const found = this.requireSite(id);
-    const site = found.ok ? found.value : null;
+    const site = this.site?.id === id ? this.site : null;
     const r = await this.enrolment.redeem(site, req.token, req.check, req.ip, Date.now());
     if (site) this.pushViewers(site, Date.now());
     return r;
   }
 
-  async rotate(id: string, agentId: string, req: RotateRequest): Promise<Result<RotateResponse>> {
+  async rotate(id: string, agentId: string, req: wire.RotateRequest): Promise<Result<wire.RotateResponse>> {
     return this.on(id, async (site, now) => {
       const r = await this.registry.rotate(site, agentId, req, Date.now);
       if (r.ok) await this.schedule(now);
@@ -150,7 +137,7 @@ export class SiteCoordinator extends DurableObject<Env> {
     });
   }
 
-  async setOverride(id: string, req: OverrideRequest): Promise<Result<SiteStatus>> {
+  async setOverride(id: string, req: wire.OverrideRequest): Promise<Result<wire.SiteStatus>> {
     return this.on(id, async (site, now) => {
       if (!site.config.uplinks.some((u) => u.id === req.uplink))
         return fail(400, "validation_failed", "invalid override", [
@@ -164,25 +151,25 @@ export class SiteCoordinator extends DurableObject<Env> {
   }
 
   /** Cleared, and when the site is back on the policy's choice. */
-  async clearOverride(id: string): Promise<Result<OverrideCleared>> {
+  async clearOverride(id: string): Promise<Result<wire.OverrideCleared>> {
     return this.on(id, async (site, now) => {
       await this.advance(site, { kind: "override-cleared" }, now);
       return ok({ ...this.statusNow(site, now), normalChoice: describeReturn(site.decision, site.config, now) });
     });
   }
 
-  async notifyTest(id: string): Promise<Result<NotifyTestResponse>> {
+  async notifyTest(id: string): Promise<Result<wire.NotifyTestResponse>> {
     return this.on(id, async (site, now) => this.viewed(site, await this.tester.run(site, now)));
   }
 
-  async status(id: string): Promise<Result<SiteStatus>> {
+  async status(id: string): Promise<Result<wire.SiteStatus>> {
     return this.on(id, async (site, now) => {
       await this.advance(site, { kind: "tick" }, now);
       return ok(this.statusNow(site, now));
     });
   }
 
-  async events(id: string, limit: number): Promise<Result<SiteEvent[]>> {
+  async events(id: string, limit: number): Promise<Result<wire.SiteEvent[]>> {
     return this.on(id, async () => ok(this.store.events(limit)));
   }
 
@@ -192,7 +179,7 @@ export class SiteCoordinator extends DurableObject<Env> {
   }
 
   /** The site's line in the list of sites. */
-  async summary(id: string): Promise<Result<SiteSummary>> {
+  async summary(id: string): Promise<Result<wire.SiteSummary>> {
     const s = await this.status(id);
     return s.ok ? ok(summaryOf(s.value)) : s;
   }
@@ -271,12 +258,7 @@ export class SiteCoordinator extends DurableObject<Env> {
   };
 
   /** Runs one transition, writes it and its events in one transaction, and only then tells the agents. */
-  private async advance(
-    site: ConfiguredSite,
-    event: DecisionEvent,
-    now: number,
-    extra: readonly NewEvent[] = [],
-  ): Promise<void> {
+  private async advance(site: ConfiguredSite, event: DecisionEvent, now: number, extra: readonly NewEvent[] = []) {
     const t = transition({ ...site, agents: this.registry.rows(), wokeAt: this.wokeAt, event, extra, now });
     if (t.saveDecision || t.savePlan || t.events.length)
       this.store.transaction(() => {
@@ -309,16 +291,10 @@ export class SiteCoordinator extends DurableObject<Env> {
     await this.alarmClock.arm([...siteDeadlines(this.site, now), ...rooms], now);
   }
 
-  private statusNow(site: ConfiguredSite, now: number): SiteStatus {
-    return buildStatus({
-      site: site.id,
-      config: site.config,
-      decision: site.decision,
-      plan: site.plan,
-      agents: this.registry.rows(),
-      observations: this.observations.forStatus(now),
-      notify: notifyStatus(site.config.notify, this.outbox.standing()),
-      now,
-    });
+  private statusNow(site: ConfiguredSite, now: number): wire.SiteStatus {
+    const { id, config, decision, plan } = site;
+    const [agents, observations] = [this.registry.rows(), this.observations.forStatus(now)];
+    const notify = notifyStatus(config.notify, this.outbox.standing());
+    return buildStatus({ site: id, config, decision, plan, agents, observations, notify, now });
   }
 }
