@@ -67,9 +67,13 @@ async function using<T extends { destroy(): Promise<void> }, R>(thing: T, body: 
   }
 }
 
-/** Cuts and restores uplink 1 `cuts` times, timing when `server`'s traffic moves each way. */
-async function probedCuts(lab: Lab, server: Netns, r: Result): Promise<Result> {
+/**
+ * Cuts and restores uplink 1 `cuts` times, timing when `server`'s traffic moves each way; `ready`
+ * waits for the peer to settle once the edge answers.
+ */
+async function probedCuts(lab: Lab, server: Netns, r: Result, ready?: () => Promise<void>): Promise<Result> {
   const probe = await PathProbe.start(lab.inet, server);
+  await ready?.();
   await probe.movedTo(publicAddress(1), Date.now(), 1_000, 30_000);
   for (let i = 1; i <= cuts; i++) {
     const t0 = Date.now();
@@ -116,20 +120,13 @@ async function networkManager(): Promise<Result> {
   return using(lab, async () => {
     const nm = lab.servers[0]!.nm!;
     // Both devices checked and found online before the first cut.
-    await waitUntil(
-      async () =>
-        (await nm.nmcli("-t", "-f", "DEVICE,IP4-CONNECTIVITY", "device", "status"))
-          .split("\n")
-          .filter((l) => /^lan[12]:4/.test(l)).length === 2,
-      "NetworkManager to find both uplinks online",
-      30_000,
-      200,
-    ).catch(async (err) => {
-      throw new Error(
-        `${(err as Error).message}: ${await nm.nmcli("-t", "-f", "DEVICE,IP4-CONNECTIVITY", "device", "status")}`,
-      );
-    });
-    return probedCuts(lab, lab.servers[0]!.ns, r);
+    const online = async () =>
+      (await nm.nmcli("-t", "-f", "DEVICE,IP4-CONNECTIVITY", "device", "status"))
+        .split("\n")
+        .filter((l) => /^lan[12]:full$/.test(l)).length === 2;
+    return probedCuts(lab, lab.servers[0]!.ns, r, () =>
+      waitUntil(online, "NetworkManager to find both uplinks online", 30_000, 200),
+    );
   });
 }
 
