@@ -145,10 +145,11 @@ async function wanwatch(witnessQuorum: number): Promise<Result> {
     for (let i = 1; i <= cuts; i++) {
       // Let heartbeats settle on the primary between cuts, as in the field.
       await sleep(2 * POLICY.heartbeatMs);
-      r.over.push((await phase(s, servers, () => s.lab.cut(1), "isp2", "failover")).routes);
+      const over = await phase(s, servers, () => s.lab.cut(1), "isp2", "failover");
+      r.over.push(over.routes);
       r.back.push((await phase(s, servers, () => s.lab.restore(1), "isp1", "failback")).routes);
       console.log(
-        `  ${r.name}, cut ${i}: routes on the backup after ${sec(r.over.at(-1)!)} s, on the primary again ${sec(r.back.at(-1)!)} s`,
+        `  ${r.name}, cut ${i}: routes on the backup after ${sec(r.over.at(-1)!)} s (${over.witnessed ? "on witnesses" : "by silence"}), on the primary again ${sec(r.back.at(-1)!)} s`,
       );
     }
     return r;
@@ -170,7 +171,7 @@ async function main() {
   for (const x of results) {
     const [over, back] = [median(x.over), median(x.back)];
     console.log(
-      `${x.name.padEnd(40)} │ ${sec(over)} s${ratio(over, d && median(d.over)).padEnd(10)}  │ ${sec(back)} s${ratio(back, d && median(d.back))}`,
+      `${x.name.padEnd(40)} │ ${sec(over)} s${ratio(over, d && median(d.over)).padEnd(11)}  │ ${sec(back)} s${ratio(back, d && median(d.back))}`,
     );
   }
   console.log("\nsettings:");
