@@ -5,11 +5,11 @@
 // agents' logs and the tunnel endpoint, all on this machine's clock.
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import type { SiteStatus } from "#shared";
 import { labUnavailable } from "../lab/netns.ts";
 import { networkManagerUnavailable } from "../lab/network-manager.ts";
 import { LabSite, settled } from "../lab/site.ts";
-import { gateway, prefix6, publicAddress } from "../lab/topology.ts";
+import { gateway } from "../lab/topology.ts";
+import { median, type Phase, phase, sec } from "./lib/failover-phase.ts";
 
 const { values } = parseArgs({
   options: {
@@ -39,82 +39,10 @@ if (why) {
   process.exit(2);
 }
 
-interface Phase {
-  detect: number;
-  routes: number;
-  tunnels: number;
-  /** Until every server's new IPv6 connections leave with the new uplink's prefix (null: no IPv6 in the lab). */
-  ipv6: number | null;
-  /** The uplink was taken down on servers' witness reports, before downAfterMs. */
-  witnessed: boolean;
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-const sec = (ms: number) => (ms / 1000).toFixed(2).padStart(6);
-
 let site: LabSite | null = null;
 let cleaning: Promise<void> | null = null;
 // Once, however many times Ctrl-C arrives: a second signal must not cut the cleanup short.
 process.on("SIGINT", () => void (cleaning ??= (site?.destroy() ?? Promise.resolve()).then(() => process.exit(130))));
-
-/** One direction: `act` breaks or mends the primary; measures until every server and tunnel follows. */
-async function phase(act: () => Promise<void>, to: "isp1" | "isp2", reason: "failover" | "failback"): Promise<Phase> {
-  const s = site!;
-  const t0 = Date.now();
-  await act();
-  const done: SiteStatus = await s.until(
-    (st) => st.activeUplink === to && settled(st, SERVERS),
-    `${reason} to ${to}`,
-    60_000,
-    50,
-  );
-  const sw = (await s.events()).find(
-    (e) => e.kind === "switch" && e.at >= t0 && (e.data as { reason?: string }).reason === reason,
-  );
-  if (!sw) throw new Error(`no ${reason} event after the cut`);
-  const routed = SERVERS.map((id) =>
-    s
-      .log(id)
-      .find(
-        (l) => (l.msg === "routes switched" || l.msg === "routes already right") && l.generation === done.generation,
-      ),
-  );
-  if (routed.some((l) => !l))
-    throw new Error(`a server did not log its route switch for generation ${done.generation}`);
-  // Each server's tunnel reconnects once; the endpoint sees it from the new uplink's public address.
-  const via = publicAddress(to === "isp1" ? 1 : 2);
-  const deadline = Date.now() + 20_000;
-  let conns = s.tunnelConnects().filter((c) => c.at >= t0 && c.remote === via);
-  while (conns.length < SERVERS.length && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    conns = s.tunnelConnects().filter((c) => c.at >= t0 && c.remote === via);
-  }
-  if (conns.length < SERVERS.length) throw new Error(`only ${conns.length} tunnels reconnected through ${to}`);
-  const prefix = `${prefix6(to === "isp1" ? 1 : 2)}:`;
-  // Short attempts: one sent from the dead uplink's address hangs, and would hide when the next one works.
-  const ipv6Done = async () =>
-    (await Promise.all(SERVERS.map((id) => s.ipv6Source(id, 1_000).catch(() => "")))).every((a) =>
-      a.startsWith(prefix),
-    );
-  let ipv6: number | null = null;
-  if (s.lab.dhcp) {
-    while (!(await ipv6Done())) if (Date.now() - t0 > 60_000) throw new Error(`IPv6 did not follow to ${to}`);
-    ipv6 = Date.now() - t0;
-  }
-  const witnessed = (await s.events()).some(
-    (e) => e.kind === "uplink" && e.at >= t0 && !!(e.data as { witnesses?: string[] }).witnesses,
-  );
-  return {
-    ipv6,
-    witnessed,
-    detect: sw.at - t0,
-    routes: Math.max(...routed.map((l) => Date.parse(l!.time))) - t0,
-    tunnels: Math.max(...conns.slice(0, SERVERS.length).map((c) => c.at)) - t0,
-  };
-}
 
 /** Median time each server's agent took to put its default route back after it was moved by hand. */
 async function drifts(s: LabSite, n: number): Promise<string[]> {
@@ -200,8 +128,8 @@ async function main() {
   for (let i = 1; i <= cuts; i++) {
     // Let heartbeats settle on the primary between cuts, as in the field.
     await new Promise((r) => setTimeout(r, 2 * policy.heartbeatMs));
-    const d = await phase(() => s.lab.cut(1), "isp2", "failover");
-    const u = await phase(() => s.lab.restore(1), "isp1", "failback");
+    const d = await phase(s, SERVERS, () => s.lab.cut(1), "isp2", "failover");
+    const u = await phase(s, SERVERS, () => s.lab.restore(1), "isp1", "failback");
     downs.push(d);
     ups.push(u);
     const v6 = (p: Phase) => (p.ipv6 === null ? "     –" : sec(p.ipv6));

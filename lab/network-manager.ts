@@ -21,8 +21,10 @@ export function networkManagerUnavailable(): string | null {
   return null;
 }
 
-export async function startNetworkManager(ns: Netns, dir: string): Promise<NetworkManagerInNs> {
+/** `extraConfig`: more of NetworkManager.conf (e.g. a [connectivity] section), read at start as a conf.d file would be. */
+export async function startNetworkManager(ns: Netns, dir: string, extraConfig = ""): Promise<NetworkManagerInNs> {
   for (const d of ["system-connections", "conf.d", "run", "lib"]) mkdirSync(join(dir, d), { recursive: true });
+  if (extraConfig) writeFileSync(join(dir, "conf.d", "90-extra.conf"), extraConfig);
   const sock = join(dir, "dbus.sock");
   rmSync(sock, { force: true });
   writeFileSync(

@@ -43,6 +43,8 @@ export interface ServerSpec {
   name: string;
   /** nmcli: NetworkManager runs in the namespace and owns the LAN addresses and default routes. */
   networkManager?: boolean;
+  /** More NetworkManager configuration for it (NetworkManager.conf syntax). */
+  networkManagerConfig?: string;
 }
 
 export interface LabServer {
@@ -241,7 +243,7 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: 
       await ns.exec(["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=2", "net.ipv4.conf.default.rp_filter=2"]);
       let nm: NetworkManagerInNs | null = null;
       if (spec.networkManager) {
-        nm = await startNetworkManager(ns, join(o.dir, `nm-${spec.name}`));
+        nm = await startNetworkManager(ns, join(o.dir, `nm-${spec.name}`), spec.networkManagerConfig);
         sets.onDestroy(() => nm!.stop());
         for (const n of [1, 2] as const) {
           const ipv4 = dhcp

@@ -21,6 +21,8 @@ export const PACKAGES = {
   "docker.io": "the Docker Swarm lab",
   "busybox-static": "the Docker Swarm lab (the tunnel image)",
   conntrack: "the Docker Swarm lab (container flows after a switch)",
+  keepalived: "bench:peers (VRRP between the lab's routers)",
+  "iputils-ping": "bench:peers (keepalived's track_script)",
 };
 
 const onPath = (cmd) => (process.env.PATH ?? "").split(":").some((d) => d && existsSync(`${d}/${cmd}`));

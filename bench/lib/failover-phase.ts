@@ -1,0 +1,83 @@
+// One direction of a failover on a lab site (lab/site.ts): break or mend the primary, then time
+// detection at the edge, routes on every server (agents' logs), tunnels through the new uplink and
+// IPv6. Shared by bench:failover and bench:peers.
+import type { SiteStatus } from "#shared";
+import { type LabSite, settled } from "../../lab/site.ts";
+import { prefix6, publicAddress } from "../../lab/topology.ts";
+
+export interface Phase {
+  detect: number;
+  routes: number;
+  tunnels: number;
+  /** Until every server's new IPv6 connections leave with the new uplink's prefix (null: no IPv6 in the lab). */
+  ipv6: number | null;
+  /** The uplink was taken down on servers' witness reports, before downAfterMs. */
+  witnessed: boolean;
+}
+
+export const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+export const sec = (ms: number) => (ms / 1000).toFixed(2).padStart(6);
+
+/** One direction: `act` breaks or mends the primary; measures until every server and tunnel follows. */
+export async function phase(
+  s: LabSite,
+  servers: string[],
+  act: () => Promise<void>,
+  to: "isp1" | "isp2",
+  reason: "failover" | "failback",
+): Promise<Phase> {
+  const t0 = Date.now();
+  await act();
+  const done: SiteStatus = await s.until(
+    (st) => st.activeUplink === to && settled(st, servers),
+    `${reason} to ${to}`,
+    60_000,
+    50,
+  );
+  const sw = (await s.events()).find(
+    (e) => e.kind === "switch" && e.at >= t0 && (e.data as { reason?: string }).reason === reason,
+  );
+  if (!sw) throw new Error(`no ${reason} event after the cut`);
+  const routed = servers.map((id) =>
+    s
+      .log(id)
+      .find(
+        (l) => (l.msg === "routes switched" || l.msg === "routes already right") && l.generation === done.generation,
+      ),
+  );
+  if (routed.some((l) => !l))
+    throw new Error(`a server did not log its route switch for generation ${done.generation}`);
+  // Each server's tunnel reconnects once; the endpoint sees it from the new uplink's public address.
+  const via = publicAddress(to === "isp1" ? 1 : 2);
+  const deadline = Date.now() + 20_000;
+  let conns = s.tunnelConnects().filter((c) => c.at >= t0 && c.remote === via);
+  while (conns.length < servers.length && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    conns = s.tunnelConnects().filter((c) => c.at >= t0 && c.remote === via);
+  }
+  if (conns.length < servers.length) throw new Error(`only ${conns.length} tunnels reconnected through ${to}`);
+  const prefix = `${prefix6(to === "isp1" ? 1 : 2)}:`;
+  // Short attempts: one sent from the dead uplink's address hangs, and would hide when the next one works.
+  const ipv6Done = async () =>
+    (await Promise.all(servers.map((id) => s.ipv6Source(id, 1_000).catch(() => "")))).every((a) =>
+      a.startsWith(prefix),
+    );
+  let ipv6: number | null = null;
+  if (s.lab.dhcp) {
+    while (!(await ipv6Done())) if (Date.now() - t0 > 60_000) throw new Error(`IPv6 did not follow to ${to}`);
+    ipv6 = Date.now() - t0;
+  }
+  const witnessed = (await s.events()).some(
+    (e) => e.kind === "uplink" && e.at >= t0 && !!(e.data as { witnesses?: string[] }).witnesses,
+  );
+  return {
+    ipv6,
+    witnessed,
+    detect: sw.at - t0,
+    routes: Math.max(...routed.map((l) => Date.parse(l!.time))) - t0,
+    tunnels: Math.max(...conns.slice(0, servers.length).map((c) => c.at)) - t0,
+  };
+}
