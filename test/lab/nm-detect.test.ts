@@ -14,8 +14,8 @@ import { startLocalEdge, type LocalEdge } from "../../tools/local-edge.ts";
 
 const why = labUnavailable() ?? networkManagerUnavailable();
 const SITE = "nmsite";
-// Profile names with spaces and unlike their interfaces: only the real connection name will do.
-const PROFILES = { lan1: "Fiber uplink", lan2: "LTE backup" } as const;
+// Profile names unlike their interfaces, with a space and a colon (which nmcli's terse output escapes).
+const PROFILES = { lan1: "Fiber uplink", lan2: "LTE: backup" } as const;
 const gateway = (n: 1 | 2) => `10.0.${n}.1`;
 
 const dir = join(ROOT, ".state", `nm-detect-${process.pid}`);
@@ -119,14 +119,14 @@ describe.skipIf(why)(
         `# isp1: interface lan1, router ${gateway(1)}, NetworkManager connection "Fiber uplink"`,
       );
       expect(r.stdout).toContain(
-        `# isp2: interface lan2, router ${gateway(2)}, NetworkManager connection "LTE backup"`,
+        `# isp2: interface lan2, router ${gateway(2)}, NetworkManager connection "LTE: backup"`,
       );
       const yaml = r.stdout.split(/^==> .* <==$/m)[1]!; // the config, between its header and the unit's
       expect(AgentConfig.parse(parse(yaml))).toMatchObject({
         role: "server",
         uplinks: [
           { id: "isp1", interface: "lan1", connection: "Fiber uplink" },
-          { id: "isp2", interface: "lan2", connection: "LTE backup" },
+          { id: "isp2", interface: "lan2", connection: "LTE: backup" },
         ],
         switch: { backend: "nmcli" },
       });
