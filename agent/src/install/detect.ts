@@ -38,8 +38,9 @@ export const defaultRouteInterface = (routeTable?: string): string | null =>
 /** The NetworkManager connection active on `iface`, or null (no nmcli, not managed, no connection). */
 export async function nmConnection(iface: string): Promise<string | null> {
   try {
+    // -e no: terse output escapes ':' by default, and a profile may be named "ISP: fiber".
     const name = (
-      await run(["nmcli", "-g", "GENERAL.CONNECTION", "device", "show", iface], { timeoutMs: 5_000 })
+      await run(["nmcli", "-e", "no", "-g", "GENERAL.CONNECTION", "device", "show", iface], { timeoutMs: 5_000 })
     ).trim();
     return name || null;
   } catch {
