@@ -9,14 +9,12 @@ import { labUnavailable } from "../lab/netns.ts";
 import { networkManagerUnavailable } from "../lab/network-manager.ts";
 import { LabSite, settled } from "../lab/site.ts";
 import { gateway } from "../lab/topology.ts";
-import { median, type Phase, phase, sec } from "./lib/failover-phase.ts";
+import { POLICY_FLAGS, median, type Phase, phase, policyOf, sec } from "./lib/failover-phase.ts";
 
 const { values } = parseArgs({
   options: {
     cuts: { type: "string", default: "10" },
-    "heartbeat-ms": { type: "string", default: "500" },
-    "down-after-ms": { type: "string", default: "1500" },
-    "failback-after-ms": { type: "string", default: "4000" },
+    ...POLICY_FLAGS,
     // Server witnesses needed to take an uplink down before downAfterMs (0: silence alone).
     "witness-quorum": { type: "string", default: "2" },
     // isp2 metered: a standby heartbeated slowly, made active (and watched at full rate) by the cut.
@@ -24,13 +22,7 @@ const { values } = parseArgs({
   },
 });
 const cuts = Number(values.cuts);
-const policy = {
-  heartbeatMs: Number(values["heartbeat-ms"]),
-  downAfterMs: Number(values["down-after-ms"]),
-  failbackAfterMs: Number(values["failback-after-ms"]),
-  minDwellMs: 0,
-  witnessQuorum: Number(values["witness-quorum"]),
-};
+const policy = { ...policyOf(values), witnessQuorum: Number(values["witness-quorum"]) };
 const SERVERS = ["srv1", "srv2"];
 
 const why = labUnavailable() ?? networkManagerUnavailable();

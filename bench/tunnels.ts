@@ -12,22 +12,16 @@ import { labUnavailable, waitUntil } from "../lab/netns.ts";
 import { networkManagerUnavailable } from "../lab/network-manager.ts";
 import { DEFAULT_SERVERS, LabSite, settled } from "../lab/site.ts";
 import { publicAddress } from "../lab/topology.ts";
+import { POLICY_FLAGS, policyOf } from "./lib/failover-phase.ts";
 
 const { values } = parseArgs({
   options: {
     cuts: { type: "string", default: "5" },
-    "heartbeat-ms": { type: "string", default: "500" },
-    "down-after-ms": { type: "string", default: "1500" },
-    "failback-after-ms": { type: "string", default: "4000" },
+    ...POLICY_FLAGS,
   },
 });
 const cuts = Number(values.cuts);
-const policy = {
-  heartbeatMs: Number(values["heartbeat-ms"]),
-  downAfterMs: Number(values["down-after-ms"]),
-  failbackAfterMs: Number(values["failback-after-ms"]),
-  minDwellMs: 0,
-};
+const policy = policyOf(values);
 const KEEPALIVE_MS = 100;
 const SERVERS = ["srv1", "srv2"];
 

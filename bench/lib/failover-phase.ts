@@ -15,6 +15,21 @@ export interface Phase {
   witnessed: boolean;
 }
 
+/** The policy flags of the lab benchmarks, with the lab's fast defaults. */
+export const POLICY_FLAGS = {
+  "heartbeat-ms": { type: "string", default: "500" },
+  "down-after-ms": { type: "string", default: "1500" },
+  "failback-after-ms": { type: "string", default: "4000" },
+} as const;
+
+/** The site policy those flags give (no minimum dwell: each cut is measured on its own). */
+export const policyOf = (v: { "heartbeat-ms": string; "down-after-ms": string; "failback-after-ms": string }) => ({
+  heartbeatMs: Number(v["heartbeat-ms"]),
+  downAfterMs: Number(v["down-after-ms"]),
+  failbackAfterMs: Number(v["failback-after-ms"]),
+  minDwellMs: 0,
+});
+
 export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;

@@ -134,8 +134,6 @@ export interface Run {
   switches: Switch[];
   /** Every effect, with when. */
   effects: { at: number; effect: Effect }[];
-  /** Every uplink-state change, when the engine made it. */
-  states: { at: number; uplink: string; to: string }[];
   /** Every moment the engine judged the site (a heartbeat, an alarm, a call), and its downAfterMs then. */
   steps: { at: number; downAfterMs: number }[];
   restarts: number[];
@@ -158,7 +156,6 @@ export function run(sh: SiteShape, acts: readonly Act[], until?: number): Run {
     shape,
     switches: [],
     effects: [],
-    states: [],
     steps: [],
     restarts: [],
     acts: [...acts],
@@ -172,7 +169,6 @@ export function run(sh: SiteShape, acts: readonly Act[], until?: number): Run {
     for (const eff of out.effects) {
       r.effects.push({ at: now, effect: eff });
       if (eff.kind === "switch") r.switches.push({ at: now, seen, effect: eff, before, after: out.state });
-      if (eff.kind === "uplink-state") r.states.push({ at: now, uplink: eff.uplink, to: eff.to });
     }
     s = out.state;
   };
@@ -260,3 +256,7 @@ export function policyAt(sh: SiteShape, acts: readonly Act[], t: number): Policy
   for (const a of acts) if (a.kind === "policy" && a.at <= t) p = { ...p, ...a.policy };
   return p;
 }
+
+/** Every uplink-state change of a run, when the engine made it (read from its effects). */
+export const statesOf = (r: Run): { at: number; uplink: string; to: string }[] =>
+  r.effects.flatMap(({ at, effect: e }) => (e.kind === "uplink-state" ? [{ at, uplink: e.uplink, to: e.to }] : []));

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { T0, backstopMs, run, shape, type Act } from "./decision-harness.ts";
+import { T0, backstopMs, run, shape, statesOf, type Act } from "./decision-harness.ts";
 import type { SiteShape } from "../../worker/src/engine/decision.ts";
 
 /** isp1 unmetered (primary), isp2 metered, watched every `meteredMs` while it stands by. */
@@ -58,7 +58,7 @@ describe("a metered standby watched slowly", () => {
         const end = T0 + fast.reduce((a, b) => a + b, 0) - 1_200;
         const acts = sorted([...beats("isp1", T0, fast), ...beats("isp2", T0, slow)]).filter((a) => a.at <= end);
         const r = run(meteredSite(downAfterMs, meteredMs), acts);
-        expect(r.states.filter((s) => s.to === "down")).toEqual([]);
+        expect(statesOf(r).filter((s) => s.to === "down")).toEqual([]);
         expect(r.switches.map((s) => s.effect.reason)).toEqual(
           acts.some((a) => a.kind === "beat" && a.uplink === "isp1") ? ["initial"] : [],
         );
@@ -80,7 +80,7 @@ describe("a metered standby watched slowly", () => {
           fastAll.push({ at: (t += 1_000), kind: "beat", uplink: "isp1" });
         const acts = sorted([...fastAll, ...slowAll]);
         const r = run(meteredSite(downAfterMs, meteredMs), acts);
-        const down = r.states.filter((s) => s.uplink === "isp2" && s.to === "down");
+        const down = statesOf(r).filter((s) => s.uplink === "isp2" && s.to === "down");
         expect(down).toHaveLength(1);
         // The first step at or after the deadline: isp1's beats judge every uplink.
         const judged = acts.find((a) => a.at >= last + window)!.at;
@@ -193,7 +193,7 @@ describe("a metered standby watched slowly", () => {
           const r = run(meteredSite(downAfterMs, meteredMs), sorted(acts));
           expect(r.switches.find((s) => s.effect.reason === "failover")?.at).toBe(switchAt);
           const last = switchAt + after * 1_000;
-          const down = r.states.find((s) => s.uplink === "isp2" && s.to === "down" && s.at > switchAt);
+          const down = statesOf(r).find((s) => s.uplink === "isp2" && s.to === "down" && s.at > switchAt);
           expect(down?.at).toBe(sorted(acts).find((a) => a.at >= last + downAfterMs)!.at);
         },
       ),
@@ -218,7 +218,7 @@ describe("a metered standby watched slowly", () => {
           ]);
           const r = run(meteredSite(downAfterMs, meteredMs), acts);
           const deadline = Math.min(lastSlow + slowDownMs(downAfterMs, meteredMs), pinAt + downAfterMs);
-          const down = r.states.find((s) => s.uplink === "isp2" && s.to === "down");
+          const down = statesOf(r).find((s) => s.uplink === "isp2" && s.to === "down");
           expect(down?.at).toBe(acts.find((a) => a.at >= deadline)!.at);
         },
       ),
