@@ -145,6 +145,15 @@ try {
   console.log(`\nWorkers Paid, per month (${rates.daysPerMonth} days), 1 s heartbeats:`);
   for (const n of [1, 10, 100])
     console.log(`  ${String(n).padStart(3)} site${n > 1 ? "s" : " "}  $${paidMonthlyUsd(day, n).toFixed(2)}`);
+  // What the $5 plan holds: sites at this policy, and the heartbeat at which 10 sites fit (the
+  // cost goal), searched in 100 ms steps: incoming WebSocket messages are billed 20 to a request.
+  let held = 0;
+  while (paidMonthlyUsd(day, held + 1) <= rates.workers.paid.baseUsdPerMonth) held++;
+  let tenFit = policy.heartbeatMs;
+  while (paidMonthlyUsd(dayAt(tenFit), 10) > rates.workers.paid.baseUsdPerMonth && tenFit < 60_000) tenFit += 100;
+  console.log(
+    `  the $${rates.workers.paid.baseUsdPerMonth} plan alone holds ${held} site${held === 1 ? "" : "s"} at this policy; 10 sites fit it at a heartbeat of ${tenFit} ms (downAfterMs 3 × heartbeat)`,
+  );
   console.log(`\nrates: ${rates.checked} (${rates.workers.source}, ${rates.durableObjects.source})`);
   for (const a of agents) a.close();
 } finally {
