@@ -1,7 +1,7 @@
 // The metered uplinks' use this period: the accounting (engine/data-use.ts) held in memory and
 // written with the checkpoint, use and counters together, so an object evicted in between measures
 // the next reports from the counters it wrote and loses nothing. A threshold passed is written at
-// once, with its event: a wake never announces it twice.
+// once, with its event: a wake never announces it twice; so is an agent's first baseline.
 import { dataPlanOf, type DataUse as UplinkDataUse, type SiteConfig, type UplinkBytes } from "#shared";
 import {
   MB,
@@ -29,7 +29,7 @@ const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 function describeCrossing(c: Crossing, config: SiteConfig, now: number): NewEvent {
   const name = config.uplinks.find((u) => u.id === c.uplink)?.name;
-  const usedMB = Math.round(c.bytes / MB);
+  const usedMB = round1(c.bytes / MB);
   return {
     at: now,
     kind: "data-cap",
@@ -58,13 +58,16 @@ export class DataUse {
     if (!reports?.length) return [];
     const metered = meteredOf(config);
     const { state, crossings } = record(this.state, agent, reports, metered, now);
+    const counted = reports.filter((r) => metered.some((m) => m.uplink === r.uplink));
+    // A first baseline is written at once (once per agent and uplink): lost to an eviction, the
+    // next report would be a first one again, and what moved in between would go uncounted.
+    const baseline = counted.some((r) => !Object.hasOwn(this.state.counters, counterKey(agent, r.uplink)));
     this.state = state;
-    for (const r of reports)
-      if (metered.some((m) => m.uplink === r.uplink)) {
-        this.dirtyUplinks.add(r.uplink);
-        this.dirtyCounters.add(counterKey(agent, r.uplink));
-      }
-    if (crossings.length) this.save();
+    for (const r of counted) {
+      this.dirtyUplinks.add(r.uplink);
+      this.dirtyCounters.add(counterKey(agent, r.uplink));
+    }
+    if (crossings.length || baseline) this.save();
     return crossings.map((c) => describeCrossing(c, config, now));
   }
 
