@@ -163,7 +163,8 @@ export abstract class Agent {
             const unanswered = this.witness?.reportFor(u.id) ?? [];
             return {
               ...(unanswered.length ? { unanswered } : {}),
-              ...uplinkBytes.for(u.id, s.directive?.activeUplink ?? null),
+              // Not before this channel heard the edge: a report it drops unasked would delay the baseline.
+              ...(this.lastContact.has(u.id) ? uplinkBytes.for(u.id, s.directive?.activeUplink ?? null) : {}),
               appliedGeneration: null,
               tunnelGeneration: null,
               lastError: s.lastError,
