@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import type { SiteStatus, UplinkStatus } from "#shared";
+import { statusTable } from "../../agent/src/cli/tables.ts";
 import {
   UPLINK_BYTES_EVERY_MS,
   UPLINK_BYTES_OWN_PATH_EVERY_MS,
@@ -55,5 +57,47 @@ describe("when heartbeats carry the interface counters", () => {
         .uplinkBytes?.map((b) => b.uplink),
     ).toEqual(["isp2"]);
     expect(reporter(uplinks, ["lan1", "lan2"]).r.for("isp1", "isp1")).toEqual({});
+  });
+});
+
+describe("wanwatch site status", () => {
+  it("shows a metered uplink's data this period against its cap", () => {
+    const uplink = (id: string, dataUse?: UplinkStatus["dataUse"]): UplinkStatus => ({
+      id,
+      name: null,
+      priority: id === "isp1" ? 1 : 2,
+      state: "up",
+      since: 0,
+      lastHeartbeatAt: 0,
+      observedIp: null,
+      observedAsn: null,
+      rttMs: null,
+      gatewayRttMs: null,
+      lossRatio: null,
+      pathRttMs: null,
+      degraded: false,
+      ...(dataUse ? { dataUse } : {}),
+    });
+    const s = {
+      site: "office",
+      now: 0,
+      activeUplink: "isp1",
+      generation: 1,
+      mode: "auto",
+      since: null,
+      override: null,
+      directive: null,
+      uplinks: [
+        uplink("isp1"),
+        uplink("isp2", { usedMB: 8123.4, capMB: 10_000, percent: 81.2, periodStart: 0, resetsAt: 1 }),
+      ],
+      agents: [],
+      tunnels: { mode: "none", generation: 1, restarter: null, requestedAt: null, done: true },
+      notify: { pending: 0, nextAttemptAt: null, targets: [] },
+    } satisfies SiteStatus;
+    const lines = statusTable(s).split("\n");
+    expect(lines.find((l) => l.startsWith("UPLINK"))).toMatch(/DATA THIS PERIOD$/);
+    expect(lines.find((l) => l.startsWith("isp2"))).toMatch(/ 8123\.4 \/ 10000 MB \(81\.2 %\)$/);
+    expect(lines.find((l) => l.startsWith("isp1"))).toMatch(/ -$/);
   });
 });
