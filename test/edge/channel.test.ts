@@ -272,6 +272,8 @@ describe("metrics", () => {
       "wanwatch_notifications_retrying",
       "wanwatch_switches_total",
       "wanwatch_uplink_active",
+      "wanwatch_uplink_data_cap_megabytes",
+      "wanwatch_uplink_data_used_megabytes",
       "wanwatch_uplink_degraded",
       "wanwatch_uplink_gateway_rtt_milliseconds",
       "wanwatch_uplink_loss_ratio",

@@ -98,6 +98,9 @@ describe("a data cap on a metered uplink", () => {
     expect(announced[1]!.message).toBe(
       "isp2 (LTE) has used 95 % of its 10 MB data cap: 9.5 MB this period, which ends 2027-01-01 00:00 UTC",
     );
+    const metrics = (await call("GET", "/v1/sites/cap-sum/metrics")).text.split("\n");
+    expect(metrics).toContain('wanwatch_uplink_data_used_megabytes{site="cap-sum",uplink="isp2"} 11.5');
+    expect(metrics).toContain('wanwatch_uplink_data_cap_megabytes{site="cap-sum",uplink="isp2"} 10');
     // Each went to the site's notification targets (one topic per uplink: the newer waits in place of the older).
     expect(s.notify.pending).toBe(1);
   });
