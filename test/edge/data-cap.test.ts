@@ -103,6 +103,11 @@ describe("a data cap on a metered uplink", () => {
     expect(metrics).toContain('wanwatch_uplink_data_cap_megabytes{site="cap-sum",uplink="isp2"} 10');
     // Each went to the site's notification targets (one topic per uplink: the newer waits in place of the older).
     expect(s.notify.pending).toBe(1);
+    // Written with their events: a wake announces neither again.
+    await evictDurableObject(stubFor("cap-sum"));
+    await report(sbc2, "isp2", "boot-b:2", 56);
+    expect(await isp2Use("cap-sum")).toMatchObject({ usedMB: 12.5 });
+    expect(await capEvents("cap-sum")).toHaveLength(2);
   });
 
   it("starts from zero on resetDay (00:00 UTC) and announces again in the new period", async () => {
