@@ -1,13 +1,27 @@
 import { z } from "zod";
 import { UplinkId } from "./ids.ts";
 
+/**
+ * A metered uplink's data plan: `capMB` (10⁶ bytes) a period, each period starting on `resetDay`
+ * of the month at 00:00 UTC (1–28, so every month has it).
+ */
+export const DataPlan = z.strictObject({
+  capMB: z.int().min(1).max(100_000_000),
+  resetDay: z.int().min(1).max(28).default(1),
+});
+export type DataPlan = z.infer<typeof DataPlan>;
+
 export const Uplink = z.strictObject({
   id: UplinkId,
   priority: z.int().min(1).max(99),
   name: z.string().min(1).max(64).optional(),
   // Paid by the byte (an LTE backup, say): while it stands by, only its probe watches it closely.
-  metered: z.boolean().optional(),
+  // A plan instead of `true` also counts its bytes against a monthly cap.
+  metered: z.union([z.boolean(), DataPlan], { error: "must be true, false or { capMB, resetDay }" }).optional(),
 });
+
+/** The uplink's data plan, if it is metered with a cap. */
+export const dataPlanOf = (u: Uplink): DataPlan | null => (typeof u.metered === "object" ? u.metered : null);
 
 export const Policy = z
   .strictObject({

@@ -26,6 +26,18 @@ export const RouteDrift = z.strictObject({
 });
 export type RouteDrift = z.infer<typeof RouteDrift>;
 
+/**
+ * One interface's cumulative counters, both directions. `counter` names the counting (the host's
+ * boot and the interface's index): when it changes, the counters started again from zero.
+ */
+export const UplinkBytes = z.strictObject({
+  uplink: UplinkId,
+  counter: z.string().min(1).max(64),
+  rx: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+  tx: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+});
+export type UplinkBytes = z.infer<typeof UplinkBytes>;
+
 /** What an agent sends, once per heartbeat interval, through one uplink. */
 export const Heartbeat = z.strictObject({
   type: z.literal("heartbeat"),
@@ -53,6 +65,9 @@ export const Heartbeat = z.strictObject({
     .optional(),
   // The route drifts a server agent repaired lately, oldest first (only to an edge that accepts it).
   routeDrifts: z.array(RouteDrift).max(8).optional(),
+  // The kernel's byte counters of each uplink's interface on this host, now and then (only to an
+  // edge that accepts it): the edge counts metered uplinks' use against their data caps.
+  uplinkBytes: z.array(UplinkBytes).max(8).optional(),
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
 export type Unanswered = NonNullable<Heartbeat["unanswered"]>[number];

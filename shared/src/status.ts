@@ -10,6 +10,17 @@ export type UplinkState = z.infer<typeof UplinkState>;
 export const SiteMode = z.enum(["auto", "override", "offline"]);
 export type SiteMode = z.infer<typeof SiteMode>;
 
+/** A metered uplink's use this period, counted from its hosts' interface counters. */
+export const DataUse = z.object({
+  usedMB: z.number(),
+  /** Null: metered without a cap (counted, never announced). */
+  capMB: z.int().nullable(),
+  percent: z.number().nullable(),
+  periodStart: z.int(),
+  resetsAt: z.int(),
+});
+export type DataUse = z.infer<typeof DataUse>;
+
 export const UplinkStatus = z.object({
   id: z.string(),
   name: z.string().nullable(),
@@ -26,6 +37,8 @@ export const UplinkStatus = z.object({
   pathRttMs: z.number().nullable(),
   /** Up, but over the policy's loss or latency threshold: left for a healthy uplink. */
   degraded: z.boolean(),
+  /** Metered uplinks only. */
+  dataUse: DataUse.optional(),
 });
 
 export const AgentStatus = z.object({

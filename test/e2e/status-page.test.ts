@@ -202,6 +202,27 @@ describe.skipIf(why)(`status page in Chromium${why ? ` — skipped: ${why}` : ""
     }
   });
 
+  it("shows a metered uplink's data this period against its cap", async () => {
+    const config = await (await admin("GET", `/v1/sites/${world.site}`)).json();
+    const uplinks = config.uplinks.map((u: { id: string }) =>
+      u.id === "isp2" ? { ...u, metered: { capMB: 10_000, resetDay: 15 } } : u,
+    );
+    expect((await admin("PUT", `/v1/sites/${world.site}`, { ...config, uplinks })).status).toBe(200);
+    try {
+      const page = await newPage();
+      await signIn(page, `/sites/${world.site}`);
+      const isp2 = page.locator('[data-uplink="isp2"] dd.data-use');
+      await expect
+        .poll(() => isp2.textContent(), { timeout: 15_000 })
+        .toMatch(/^0 MB of 10,000 MB \(0 %\) · resets \d{4}-\d{2}-15 UTC$/);
+      expect(await isp2.locator("meter").getAttribute("max")).toBe("100");
+      expect(await page.locator('[data-uplink="isp1"] dd.data-use').count()).toBe(0);
+      await page.context().close();
+    } finally {
+      await admin("PUT", `/v1/sites/${world.site}`, config);
+    }
+  });
+
   it("raised no script errors and no CSP violations on any page", () => {
     expect(pageErrors).toEqual([]);
   });

@@ -2,7 +2,18 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { describe, expect, it } from "vitest";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { SCHEMA_VERSION } from "../../worker/src/store.ts";
-import { call, Channel, createSite, edgeClock, events, status, stubFor, TestAgent, twoUplinks } from "./support.ts";
+import {
+  call,
+  Channel,
+  createSite,
+  edgeClock,
+  events,
+  status,
+  storedRows,
+  stubFor,
+  TestAgent,
+  twoUplinks,
+} from "./support.ts";
 
 const at = edgeClock(Date.UTC(2026, 10, 23, 12, 0, 0));
 
@@ -261,6 +272,8 @@ describe("metrics", () => {
       "wanwatch_notifications_retrying",
       "wanwatch_switches_total",
       "wanwatch_uplink_active",
+      "wanwatch_uplink_data_cap_megabytes",
+      "wanwatch_uplink_data_used_megabytes",
       "wanwatch_uplink_degraded",
       "wanwatch_uplink_gateway_rtt_milliseconds",
       "wanwatch_uplink_loss_ratio",
@@ -337,6 +350,8 @@ describe("storage upgrades", () => {
       state.storage.sql.exec("ALTER TABLE agents DROP COLUMN previous_key");
       state.storage.sql.exec("ALTER TABLE agents DROP COLUMN previous_until");
       state.storage.sql.exec("DROP TABLE enrolment_tokens");
+      state.storage.sql.exec("DROP TABLE data_use");
+      state.storage.sql.exec("DROP TABLE data_counters");
       state.storage.sql.exec("UPDATE schema_version SET version = 1");
     });
     await evictDurableObject(stubFor("old"));
@@ -353,6 +368,7 @@ describe("storage upgrades", () => {
         .toArray(),
     );
     expect(indexes.map((i) => i.name)).toContain("events_kind_at");
+    expect(Object.keys(await storedRows("old"))).toEqual(expect.arrayContaining(["data_use", "data_counters"]));
     await sbc1.beat("isp1", { ip: "198.51.100.1", extra: { rttGatewayMs: 1.5 } });
     expect((await status("old")).uplinks[0]!.gatewayRttMs).toBe(1.5);
   });

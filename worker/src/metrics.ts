@@ -161,6 +161,22 @@ export function renderMetrics(s: SiteStatus, usage: ObjectUsage): string {
       samples: s.uplinks.map((u) => ({ labels: { site, uplink: u.id }, value: u.degraded ? 1 : 0 })),
     },
     {
+      name: "wanwatch_uplink_data_used_megabytes",
+      help: "A metered uplink's use this period (10^6 bytes), from its hosts' interface counters.",
+      type: "gauge",
+      samples: s.uplinks.flatMap((u) =>
+        u.dataUse ? [{ labels: { site, uplink: u.id }, value: u.dataUse.usedMB }] : [],
+      ),
+    },
+    {
+      name: "wanwatch_uplink_data_cap_megabytes",
+      help: "A metered uplink's data cap a period (10^6 bytes).",
+      type: "gauge",
+      samples: s.uplinks.flatMap((u) =>
+        u.dataUse?.capMB ? [{ labels: { site, uplink: u.id }, value: u.dataUse.capMB }] : [],
+      ),
+    },
+    {
       name: "wanwatch_switches_total",
       help: "Choices of the active uplink since the site was created (the generation counts each one).",
       type: "counter",

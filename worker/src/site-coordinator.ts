@@ -13,6 +13,7 @@ import { Authenticator } from "./site/auth.ts";
 import { FORWARDED, acceptChannel, answerFrame, type Ingest } from "./site/channel.ts";
 import { Checkpoint } from "./site/checkpoint.ts";
 import { loadSite, saveConfigured, siteDeadlines, type ConfiguredSite } from "./site/configured.ts";
+import { DataUse } from "./site/data-use.ts";
 import { EnrolmentDesk } from "./site/enrolment.ts";
 import { pushDirectives, signedDirective, type SignedReply } from "./site/directives.ts";
 import type { NewEvent } from "./site/events.ts";
@@ -36,11 +37,12 @@ export class SiteCoordinator extends DurableObject<Env> {
   private readonly enrolment = new EnrolmentDesk(this.store, this.registry);
   private readonly auth = new Authenticator(this.registry, Number(this.env.AGENT_RATE_FACTOR ?? 1) || 1);
   private readonly observations = new Observations(this.store);
-  private readonly intake = new Intake(this.auth, this.registry, this.observations);
+  private readonly dataUse = new DataUse(this.store);
+  private readonly intake = new Intake(this.auth, this.registry, this.observations, this.dataUse);
   private readonly viewers = new ViewersHub(this.sockets, this.store);
   private readonly outbox = new Outbox(this.store, Number(this.env.NOTIFY_RETRY_BASE_MS) || 5_000);
   private readonly tester = new NotifyTester(this.store);
-  private readonly checkpoint = new Checkpoint(this.store, this.registry, this.observations);
+  private readonly checkpoint = new Checkpoint(this.store, this.registry, this.observations, this.dataUse);
   /** Billable work since the object woke, besides SQLite rows (the store counts those). */
   private readonly usage = { alarmsSet: 0, alarmRuns: 0, webSocketMessages: 0 };
   private readonly alarmClock = new AlarmClock(this.ctx.storage, this.usage);
@@ -64,17 +66,14 @@ export class SiteCoordinator extends DurableObject<Env> {
     if (!this.store.initialized()) return;
     this.store.migrate();
     await this.registry.load();
-    this.observations.load();
     this.store.loadNewestSeq();
-    this.viewers.load();
-    this.outbox.load();
+    for (const room of [this.observations, this.dataUse, this.viewers, this.outbox]) room.load();
     this.site = loadSite(this.store, now);
     await this.schedule(now);
   }
 
   private requireSite(site: string): Result<ConfiguredSite> {
-    if (!this.site || this.site.id !== site) return fail(404, "site_not_found", `no site "${site}" on this edge`);
-    return ok(this.site);
+    return this.site?.id === site ? ok(this.site) : fail(404, "site_not_found", `no site "${site}" on this edge`);
   }
 
   /** Runs `fn` on the configured site `id`, or answers 404. */
@@ -259,7 +258,8 @@ export class SiteCoordinator extends DurableObject<Env> {
 
   /** Runs one transition, writes it and its events in one transaction, and only then tells the agents. */
   private async advance(site: ConfiguredSite, event: DecisionEvent, now: number, extra: readonly NewEvent[] = []) {
-    const t = transition({ ...site, agents: this.registry.rows(), wokeAt: this.wokeAt, event, extra, now });
+    const config = this.dataUse.deciding(site.config, site.decision.active, now);
+    const t = transition({ ...site, config, agents: this.registry.rows(), wokeAt: this.wokeAt, event, extra, now });
     if (t.saveDecision || t.savePlan || t.events.length)
       this.store.transaction(() => {
         if (t.saveDecision) this.store.saveDecision(t.decision);
@@ -292,9 +292,9 @@ export class SiteCoordinator extends DurableObject<Env> {
   }
 
   private statusNow(site: ConfiguredSite, now: number): wire.SiteStatus {
-    const { id, config, decision, plan } = site;
     const [agents, observations] = [this.registry.rows(), this.observations.forStatus(now)];
-    const notify = notifyStatus(config.notify, this.outbox.standing());
-    return buildStatus({ site: id, config, decision, plan, agents, observations, notify, now });
+    const notify = notifyStatus(site.config.notify, this.outbox.standing());
+    const dataUse = this.dataUse.forStatus(site.config, now);
+    return buildStatus({ ...site, site: site.id, agents, observations, notify, dataUse, now });
   }
 }

@@ -1,6 +1,6 @@
 // The live picture of a site, built from the coordinator's memory: pure, shared by the status API,
 // the metrics and (later) the status page.
-import type { NotifyStatus, SiteConfig, SiteStatus, SiteSummary } from "#shared";
+import type { DataUse, NotifyStatus, SiteConfig, SiteStatus, SiteSummary } from "#shared";
 import { agentSilenceMs } from "./engine/cadence.ts";
 import { runtimeOf, siteMode, type DecisionState } from "./engine/decision.ts";
 import type { TunnelPlan } from "./engine/tunnels.ts";
@@ -14,6 +14,8 @@ export interface StatusInput {
   agents: readonly AgentRow[];
   observations: ReadonlyMap<string, UplinkObservation>;
   notify: NotifyStatus;
+  /** Per metered uplink. */
+  dataUse: ReadonlyMap<string, DataUse>;
   now: number;
 }
 
@@ -92,6 +94,7 @@ export function buildStatus(i: StatusInput): SiteStatus {
           lossRatio: obs?.path?.lossRatio ?? null,
           pathRttMs: obs?.path?.rttMs ?? null,
           degraded: !!rt.degraded,
+          ...(i.dataUse.has(u.id) ? { dataUse: i.dataUse.get(u.id)! } : {}),
         };
       }),
     agents: i.agents.map((a) => ({

@@ -3,11 +3,12 @@
 import { SiteConfig, type AgentRole, type NotifyTarget, type PathQuality, type SiteEvent } from "#shared";
 import type { UplinkChange } from "./availability.ts";
 import type { Queued } from "./notify/notification.ts";
+import { counterKey, type Counter, type DataUseState, type PeriodUse } from "./engine/data-use.ts";
 import type { DecisionState } from "./engine/decision.ts";
 import type { TunnelPlan } from "./engine/tunnels.ts";
 import type { EventData, NewEvent } from "./site/events.ts";
 
-export const SCHEMA_VERSION = 8;
+export const SCHEMA_VERSION = 9;
 /** Newest events kept per site. */
 export const EVENT_RETENTION = 2_000;
 
@@ -46,6 +47,13 @@ const MIGRATIONS: string[][] = [
   ],
   // The IPv6 address each uplink's probe last heartbeated from: its prefix attributes servers' IPv6.
   [`ALTER TABLE uplink_observations ADD COLUMN ip6 TEXT`],
+  // Metered uplinks' use this period, and each agent's last interface counters it is measured from.
+  [
+    `CREATE TABLE data_use (uplink TEXT PRIMARY KEY, period_start INTEGER NOT NULL, bytes INTEGER NOT NULL,
+       notified INTEGER NOT NULL)`,
+    `CREATE TABLE data_counters (agent TEXT NOT NULL, uplink TEXT NOT NULL, counter TEXT NOT NULL, rx INTEGER NOT NULL,
+       tx INTEGER NOT NULL, PRIMARY KEY (agent, uplink))`,
+  ],
 ];
 
 /** What an agent last told us; persisted on change of the fields that matter, checkpointed otherwise. */
@@ -375,6 +383,40 @@ export class SiteStore {
       o.rttMs,
       o.gatewayRttMs,
       o.at,
+    );
+  }
+
+  dataUse(): DataUseState {
+    const state: DataUseState = { uplinks: {}, counters: {} };
+    for (const r of this.exec<{ uplink: string; period_start: number; bytes: number; notified: number }>(
+      `SELECT * FROM data_use`,
+    ))
+      state.uplinks[r.uplink] = { periodStart: r.period_start, bytes: r.bytes, notified: r.notified };
+    for (const r of this.exec<{ agent: string; uplink: string; counter: string; rx: number; tx: number }>(
+      `SELECT * FROM data_counters`,
+    ))
+      state.counters[counterKey(r.agent, r.uplink)] = { counter: r.counter, rx: r.rx, tx: r.tx };
+    return state;
+  }
+
+  saveDataUse(uplink: string, u: PeriodUse): void {
+    this.exec(
+      `INSERT OR REPLACE INTO data_use (uplink, period_start, bytes, notified) VALUES (?, ?, ?, ?)`,
+      uplink,
+      u.periodStart,
+      u.bytes,
+      u.notified,
+    );
+  }
+
+  saveDataCounter(agent: string, uplink: string, c: Counter): void {
+    this.exec(
+      `INSERT OR REPLACE INTO data_counters (agent, uplink, counter, rx, tx) VALUES (?, ?, ?, ?, ?)`,
+      agent,
+      uplink,
+      c.counter,
+      c.rx,
+      c.tx,
     );
   }
 

@@ -1,5 +1,5 @@
 // Plain-text tables for the terminal.
-import type { SiteEvent, SiteStatus } from "#shared";
+import type { SiteEvent, SiteStatus, UplinkStatus } from "#shared";
 
 export function table(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
@@ -24,6 +24,12 @@ export function ago(at: number | null, now: number): string {
 const ms = (v: number | null) => (v === null ? "-" : `${v < 10 ? v.toFixed(1) : Math.round(v)} ms`);
 const dash = (v: unknown) => (v === null || v === undefined || v === "" ? "-" : String(v));
 
+/** A metered uplink's use this period, against its cap if it has one. */
+function dataUse(d: UplinkStatus["dataUse"]): string {
+  if (!d) return "-";
+  return d.capMB === null ? `${d.usedMB} MB` : `${d.usedMB} / ${d.capMB} MB (${d.percent} %)`;
+}
+
 export function statusTable(s: SiteStatus): string {
   const out = [
     `site ${s.site}: active uplink ${s.activeUplink ?? "none"}, generation ${s.generation}, mode ${s.mode}${s.since ? `, since ${new Date(s.since).toISOString()} (${ago(s.since, s.now)})` : ""}`,
@@ -33,7 +39,18 @@ export function statusTable(s: SiteStatus): string {
   out.push(
     "",
     table(
-      ["UPLINK", "PRIORITY", "STATE", "LAST HEARTBEAT", "PUBLIC IP", "ASN", "RTT EDGE", "RTT ROUTER", "LOSS (1 MIN)"],
+      [
+        "UPLINK",
+        "PRIORITY",
+        "STATE",
+        "LAST HEARTBEAT",
+        "PUBLIC IP",
+        "ASN",
+        "RTT EDGE",
+        "RTT ROUTER",
+        "LOSS (1 MIN)",
+        "DATA THIS PERIOD",
+      ],
       s.uplinks.map((u) => [
         u.name ? `${u.id} (${u.name})` : u.id,
         String(u.priority),
@@ -44,6 +61,7 @@ export function statusTable(s: SiteStatus): string {
         ms(u.rttMs),
         ms(u.gatewayRttMs),
         u.lossRatio === null ? "-" : `${Math.round(u.lossRatio * 100)} %`,
+        dataUse(u.dataUse),
       ]),
     ),
   );

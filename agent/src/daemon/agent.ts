@@ -11,11 +11,13 @@ import { EdgeClock } from "../edge/clock.ts";
 import { isRevocation, refusalFix, withoutHttpAdvice, type Refusal } from "../edge/refusal.ts";
 import { EdgeSigner } from "../edge/signer.ts";
 import { GatewayRtt } from "../host/gateway-rtt.ts";
+import { readInterfaceBytes } from "../host/interface-bytes.ts";
 import type { Logger } from "../lib/log.ts";
 import { readState, writeState, type StatusFile } from "../state/files.ts";
 import { VERSION } from "../version.ts";
 import type { HostPort } from "./host-port.ts";
 import { StatusWriter } from "./status-writer.ts";
+import { UplinkBytesReport } from "./uplink-bytes.ts";
 import { Witness } from "./witness.ts";
 
 export interface AgentOptions {
@@ -130,6 +132,7 @@ export abstract class Agent {
     );
     const parts = config.uplinks.map((u) => this.uplinkPart(u));
     for (const [i, u] of config.uplinks.entries()) this.status.setLocalAddress(u.id, parts[i]?.localAddress ?? null);
+    const uplinkBytes = new UplinkBytesReport(config.uplinks, (iface) => readInterfaceBytes(iface), this.now);
     this.status.start();
     await this.started();
 
@@ -160,6 +163,8 @@ export abstract class Agent {
             const unanswered = this.witness?.reportFor(u.id) ?? [];
             return {
               ...(unanswered.length ? { unanswered } : {}),
+              // Not before this channel heard the edge: a report it drops unasked would delay the baseline.
+              ...(this.lastContact.has(u.id) ? uplinkBytes.for(u.id, s.directive?.activeUplink ?? null) : {}),
               appliedGeneration: null,
               tunnelGeneration: null,
               lastError: s.lastError,

@@ -35,6 +35,7 @@ export type HeartbeatState = Pick<
   | "clockOffsetMs"
   | "unanswered"
   | "routeDrifts"
+  | "uplinkBytes"
 >;
 
 export interface ChannelOptions {

@@ -1,5 +1,6 @@
 // Which recorded events people hear about, and how each kind of target wants to hear it: pure.
 import type { NotifyTarget, SiteEvent } from "#shared";
+import { THRESHOLDS } from "../engine/data-use.ts";
 import type { EventData, EventKind } from "../site/events.ts";
 
 export type Trigger =
@@ -17,6 +18,7 @@ export type Trigger =
   | "agent-cut-off"
   | "agent-path-back"
   | "tunnel-restart-failed"
+  | "data-cap"
   /** `wanwatch site notify --test`: never from an event. */
   | "test";
 
@@ -78,6 +80,12 @@ export function subjectOf(e: SiteEvent): Subject | null {
     case "tunnel-restart-failed" satisfies EventKind:
     case "tunnel-no-restarter" satisfies EventKind:
       return { trigger: "tunnel-restart-failed", topic: "tunnels", severity: "bad" };
+    case "data-cap" satisfies EventKind:
+      return {
+        trigger: "data-cap",
+        topic: `data-cap:${d<"data-cap">(e, "uplink")}`,
+        severity: Number(d<"data-cap">(e, "percent")) >= THRESHOLDS[1] ? "bad" : "info",
+      };
     default:
       return null;
   }

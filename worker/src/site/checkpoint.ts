@@ -1,6 +1,7 @@
 // Liveness details (last seen, round trips) change with every heartbeat but are written only
 // every few minutes: rows written cost money, and a wake restores them with a grace anyway.
 import type { SiteStore } from "../store.ts";
+import type { DataUse } from "./data-use.ts";
 import type { Observations } from "./observations.ts";
 import type { AgentRegistry } from "./registry.ts";
 
@@ -14,6 +15,7 @@ export class Checkpoint {
     private readonly store: SiteStore,
     private readonly registry: AgentRegistry,
     private readonly observations: Observations,
+    private readonly dataUse: DataUse,
   ) {}
 
   /** Everything in memory was just read from SQLite. */
@@ -22,7 +24,7 @@ export class Checkpoint {
   }
 
   deadline(): number | null {
-    return this.registry.all().some((a) => a.dirty) ? this.lastAt + CHECKPOINT_MS : null;
+    return this.registry.all().some((a) => a.dirty) || this.dataUse.dirty ? this.lastAt + CHECKPOINT_MS : null;
   }
 
   /** Writes what changed, if a checkpoint is due. */
@@ -32,6 +34,7 @@ export class Checkpoint {
     this.store.transaction(() => {
       for (const a of dirty) this.store.saveAgentRuntime(a.row.id, a.row.runtime);
       this.observations.save();
+      this.dataUse.save();
     });
     for (const a of dirty) a.dirty = false;
     this.lastAt = now;

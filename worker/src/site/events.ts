@@ -67,6 +67,8 @@ export type EventData = {
   "notify-failed": Notified & { delivered: false; error: string };
   /** The first failed attempt of a send (once per send, not per retry): retries go on for hours. */
   "notify-retrying": Notified & { error: string; nextAttemptAt: number };
+  /** A metered uplink passed a share of its data cap this period (once per threshold and period). */
+  "data-cap": { uplink: string; percent: number; usedMB: number; capMB: number; resetsAt: number };
   /** `wanwatch site notify --test`: how many targets were tried, how many failed. */
   "notify-test": { targets: number; failed: number };
 };

@@ -5,6 +5,7 @@ import type { DecisionEvent } from "../engine/decision.ts";
 import { ok, type Result } from "../failure.ts";
 import type { Authenticated, Authenticator, SignedMessage } from "./auth.ts";
 import type { ConfiguredSite } from "./configured.ts";
+import type { DataUse } from "./data-use.ts";
 import { restartingTunnels } from "./directives.ts";
 import type { NewEvent } from "./events.ts";
 import { absorb, parseHeartbeat } from "./ingest.ts";
@@ -30,6 +31,7 @@ export class Intake {
     private readonly auth: Authenticator,
     private readonly registry: AgentRegistry,
     private readonly observations: Observations,
+    private readonly dataUse: DataUse,
   ) {}
 
   /** `channelUplink`: the uplink of the channel it came on (null over HTTP). */
@@ -67,6 +69,7 @@ export class Intake {
       now,
     );
     this.registry.heard(agent, absorbed.runtime, absorbed.persist);
+    const events = [...absorbed.events, ...this.dataUse.receive(site.config, agent.row.id, hb.uplinkBytes, now)];
     // Only a probe's view of its path judges the uplink's quality: it sits behind that uplink alone.
     // Only a server can witness: a probe has one uplink to speak through.
     const event: DecisionEvent = evidenceFor
@@ -77,6 +80,6 @@ export class Intake {
           witness: probe ? null : { agent: agent.row.id, unanswered: hb.unanswered ?? [] },
         }
       : { kind: "tick" };
-    return ok({ ...auth.value, seq: hb.seq, event, events: absorbed.events, agents: this.registry.rows() });
+    return ok({ ...auth.value, seq: hb.seq, event, events, agents: this.registry.rows() });
   }
 }
