@@ -13,7 +13,7 @@ export interface UplinkRoute {
 }
 
 export interface HostPort {
-  createSwitcher(config: AgentConfig, routes: Map<string, UplinkRoute>, log: Logger): Switcher;
+  createSwitcher(config: AgentConfig, routes: Map<string, UplinkRoute>): Switcher;
   /**
    * Per-uplink policy routing, so the agent's sockets bound to an uplink's source address leave
    * through it (`pin`: which of them); run again, it brings the rules up to date.

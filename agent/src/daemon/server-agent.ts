@@ -64,7 +64,7 @@ export class ServerAgent extends Agent {
         ]),
       ),
     });
-    const switcher = this.o.host.createSwitcher(config, routes, log);
+    const switcher = this.o.host.createSwitcher(config, routes);
     const applier = new DirectiveApplier({
       switcher,
       tunnels: this.o.host.createTunnelRestarter(config.tunnels),
