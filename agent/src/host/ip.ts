@@ -110,7 +110,7 @@ export async function ipv6Address(dev: string): Promise<string | null> {
  */
 export async function routeGet(dst: string, o: { from?: string; port?: number } = {}): Promise<Route> {
   const argv = ["ip", "-j", "-4", "route", "get", dst, ...(o.from ? ["from", o.from] : [])];
-  if (o.port !== undefined) argv.push("ipproto", "tcp", "dport", String(o.port));
+  if (o.port !== undefined) argv.push("ipproto", "6", "dport", String(o.port)); // TCP by number, as the rules
   const r = await json(argv, z.array(Route).min(1));
   return r[0]!;
 }

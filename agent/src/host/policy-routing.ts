@@ -27,12 +27,18 @@ export async function gatewayOf(u: UplinkConfig, table: number): Promise<string 
 /** What the rules send through each uplink: the edge's IPv4 addresses and port, or (`all`) everything from its address. */
 export type Pin = { edge: readonly string[]; port: number } | "all";
 
+/**
+ * TCP by number: `ip` reads protocol names from /etc/protocols, which a minimal system lacks
+ * (`Invalid "ipproto" value`), and lists them as `tcp` or `ipproto-6`.
+ */
+const TCP = "6";
+
 /** The selectors (argv after `ip rule add`, before `lookup`) of one uplink's rules; pure. */
 export function ruleSelectors(source: string, pin: Pin): string[][] {
   if (pin === "all") return [["from", `${source}/32`]];
   return [...new Set(pin.edge)]
     .sort()
-    .map((a) => ["from", `${source}/32`, "to", `${a}/32`, "ipproto", "tcp", "dport", String(pin.port)]);
+    .map((a) => ["from", `${source}/32`, "to", `${a}/32`, "ipproto", TCP, "dport", String(pin.port)]);
 }
 
 /** The selector of a rule the kernel lists, in the form `ruleSelectors` writes. */
@@ -40,7 +46,7 @@ export function selectorOf(r: Rule): string[] {
   return [
     ...(r.src && r.src !== "all" ? ["from", `${r.src}/${r.srclen ?? 32}`] : []),
     ...(r.dst && r.dst !== "all" ? ["to", `${r.dst}/${r.dstlen ?? 32}`] : []),
-    ...(r.ipproto ? ["ipproto", r.ipproto] : []),
+    ...(r.ipproto ? ["ipproto", r.ipproto === "tcp" ? TCP : r.ipproto.replace(/^ipproto-/, "")] : []),
     ...(r.dport !== undefined ? ["dport", String(r.dport)] : []),
   ];
 }
