@@ -139,7 +139,7 @@ async function main() {
   row("failover", downs, policy.downAfterMs + policy.heartbeatMs);
   row("failback", ups, policy.failbackAfterMs + policy.heartbeatMs);
   console.log(
-    `\nroute drift (the backup's default route given the better metric, ${cuts} times per server): ${(await drifts(s, cuts)).join("; ")}`,
+    `\nroute drift (the backup's default route given the better metric; under NetworkManager by its profile, the agent's own route flushed; ${cuts} times per server): ${(await drifts(s, cuts)).join("; ")}`,
   );
   console.log(
     `reboot during an outage (agent started → both families through the backup, ${cuts} times per server): ${(await reboots(s, cuts)).join("; ")}`,
