@@ -9,11 +9,13 @@ import { connect, createServer, type Socket } from "node:net";
 import type { SiteConfigInput, SiteEvent, SiteStatus } from "#shared";
 import { freePort, startLocalEdge, type LocalEdge } from "../tools/local-edge.ts";
 import { BUNDLE, Daemon, NODE20, NODE22, ROOT, buildBundle } from "./agent-process.ts";
+import { OWN_METRIC } from "../agent/src/host/own-route.ts";
 import { waitUntil } from "./netns.ts";
 import {
   EDGE_ADDRESS,
   EDGE_ADDRESS6,
   createLab,
+  gateway,
   labFile,
   routeToEdge,
   serverAddress,
@@ -336,6 +338,21 @@ export class LabSite {
     return startedAt;
   }
 
+  /**
+   * Moves a server's IPv4 default route to lan2 behind its agent's back, as the scenario of route
+   * drift does (scenario 13, bench:failover): on a plain host a route through lan2 at a better
+   * metric (what a DHCP client's hook does); under NetworkManager the backup's profile given the
+   * better metric and reapplied (which alone moves nothing: the agent's own route stays ahead), and
+   * the agent's own route deleted (an admin flushing routes).
+   */
+  async driftToLan2(name: string): Promise<void> {
+    const { ns, nm } = this.server(name);
+    if (!nm) return void (await ns.ip("route", "replace", "default", "via", gateway(2), "dev", "lan2", "metric", "50"));
+    await nm.nmcli("connection", "modify", "up2", "ipv4.route-metric", "50");
+    await nm.nmcli("device", "reapply", "lan2");
+    await ns.ip("route", "del", "default", "metric", String(OWN_METRIC));
+  }
+
   /** Until `name`'s new connections to the internet leave through `dev`, IPv6 ones too where the lab has IPv6. */
   async routedThrough(name: string, dev: string, ms = 10_000): Promise<void> {
     const { ns } = this.server(name);
@@ -425,19 +442,16 @@ export class LabSite {
 
   /**
    * Opens one TCP connection from a server to the endpoint's IPv6 address; the source address the
-   * endpoint saw (which router's prefix it left through).
+   * endpoint saw it come from (which router's prefix it left through). Servers may ask at once.
    */
   async ipv6Source(server: string, timeoutMs = 5_000): Promise<string> {
     const seen = this.endpoint.lines.length;
-    const script = `require("node:net").connect(${TUNNEL_PORT}, "${EDGE_ADDRESS6}", function () { this.end(); }).on("error", (e) => { console.error(e.message); process.exit(1); });`;
-    await this.server(server).ns.exec([NODE22, "-e", script], { timeoutMs });
-    await waitUntil(
-      () => this.endpoint.lines.slice(seen).some((l) => l.event === "connect" && String(l.remote).includes(":")),
-      `${server}'s IPv6 connection at the endpoint`,
-      5_000,
-    );
-    return this.endpoint.lines.slice(seen).find((l) => l.event === "connect" && String(l.remote).includes(":"))!
-      .remote as string;
+    const script = `require("node:net").connect(${TUNNEL_PORT}, "${EDGE_ADDRESS6}", function () { console.log(this.localAddress); this.end(); }).on("error", (e) => { console.error(e.message); process.exit(1); });`;
+    const source = (await this.server(server).ns.exec([NODE22, "-e", script], { timeoutMs })).trim();
+    const arrived = () =>
+      this.endpoint.lines.slice(seen).some((l) => l.event === "connect" && String(l.remote).endsWith(source));
+    await waitUntil(arrived, `${server}'s IPv6 connection from ${source} at the endpoint`, 5_000);
+    return source;
   }
 
   /** Each stand-in tunnel's introduction at the endpoint: which one (server, or server/uplink), which process, from where. */

@@ -62,11 +62,18 @@ describe.skipIf(noLab)(`server agent daemon (edge unreachable)${noLab ? ` — sk
       }),
     );
     expect(await routeDev("203.0.113.10")).toBe("lan1");
+    // What a killed run of an older agent left: everything from isp1's address pinned to lan1.
+    await host!.ns.ip("rule", "add", "from", "192.168.1.21/32", "lookup", "1101", "priority", "1101");
     const d = Daemon.start(["agent", "run", "--config", f.configPath], inHost());
     await d.waitFor((l) => l.msg === "resumed saved state" && l.appliedGeneration === 2, "resume");
     await d.waitFor((l) => l.msg === "per-uplink routing installed", "policy routing");
-    // Each uplink's source address routes through its own LAN, whatever the default route.
-    expect(await routeDev("203.0.113.10", "from", "192.168.2.21")).toBe("lan2");
+    // Each uplink's source address routes the agent's connections to the edge through its own
+    // LAN, whatever the default route; nothing else from it is pinned (the leftover is gone).
+    expect(await routeDev("203.0.113.10", "from", "192.168.2.21", "ipproto", "tcp", "dport", "2")).toBe("lan2");
+    expect((await host!.ns.ip("rule", "show")).split("\n").filter((l) => /lookup 110[12]/.test(l))).toEqual([
+      "1101:\tfrom 192.168.1.21 to 203.0.113.10 ipproto tcp dport 2 lookup 1101",
+      "1102:\tfrom 192.168.2.21 to 203.0.113.10 ipproto tcp dport 2 lookup 1102",
+    ]);
     await d.waitFor((l) => l.msg === "directive applied" && l.generation === 3, "apply of generation 3");
     expect(await routeDev("203.0.113.10")).toBe("lan2");
     await d.waitFor((l) => String(l.msg).startsWith("HTTP heartbeat failed (unreachable"), "heartbeat failure logged");

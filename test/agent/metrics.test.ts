@@ -3,8 +3,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { UplinkConfig } from "../../agent/src/config/schema.ts";
 import type { Route } from "../../agent/src/host/ip.ts";
-import { OWN_IPV6_METRIC, planOwnIpv6 } from "../../agent/src/host/ipv6-routes.ts";
 import { ACTIVE_METRIC, desiredMetric, planDefaultRoutes, type RouteTarget } from "../../agent/src/host/metrics.ts";
+import { OWN_METRIC, planOwnRoute } from "../../agent/src/host/own-route.ts";
 
 const uplinks: UplinkConfig[] = [1, 2, 3].map((n) => ({
   id: `isp${n}`,
@@ -84,9 +84,9 @@ describe("default route plan (iproute2 backend)", () => {
   });
 });
 
-describe("the agent's own IPv6 default route (nmcli backend)", () => {
-  const gw = (dev: string) => `fe80::${dev.slice(3)}`;
-  // What NetworkManager installs from advertisements: at most one route per uplink, at its profile's metric.
+describe.each([4, 6] as const)("the agent's own IPv%i default route (nmcli backend)", (family) => {
+  const gw = (dev: string) => (family === 6 ? `fe80::${dev.slice(3)}` : `192.168.${dev.slice(3)}.1`);
+  // What NetworkManager installs (from DHCP, from advertisements): at most one route per uplink, at its profile's metric.
   const learned = fc
     .subarray(["lan1", "lan2", "lan3"])
     .chain((devs) =>
@@ -99,7 +99,7 @@ describe("the agent's own IPv6 default route (nmcli backend)", () => {
   const own = fc.option(
     fc
       .constantFrom("lan1", "lan2", "lan3")
-      .map((dev) => ({ dst: "default", dev, gateway: gw(dev), metric: OWN_IPV6_METRIC })),
+      .map((dev) => ({ dst: "default", dev, gateway: gw(dev), metric: OWN_METRIC })),
     { nil: undefined },
   );
 
@@ -109,22 +109,20 @@ describe("the agent's own IPv6 default route (nmcli backend)", () => {
         const start: Route[] = [...(mine ? [mine] : []), ...nm].filter(
           (r, i, all) => all.findIndex((x) => x.metric === r.metric) === i,
         );
-        const plan = planOwnIpv6(start, uplinks, active);
+        const plan = planOwnRoute(start, uplinks, active, family);
         const after = applyPlan(
           start.length ? start : [],
-          plan.map((argv) => argv.slice(1)),
+          plan.map((argv) => (family === 6 ? argv.slice(1) : argv)),
         );
         const dev = uplinks.find((u) => u.id === active)!.interface;
         const best = [...after].sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0))[0];
-        if (start.some((r) => r.dev === dev && r.metric !== OWN_IPV6_METRIC))
-          expect(best).toEqual({ dst: "default", dev, gateway: gw(dev), metric: OWN_IPV6_METRIC });
-        else if (nm.length) expect(after.filter((r) => r.metric === OWN_IPV6_METRIC && r.dev !== dev)).toEqual([]);
+        if (start.some((r) => r.dev === dev && r.metric !== OWN_METRIC))
+          expect(best).toEqual({ dst: "default", dev, gateway: gw(dev), metric: OWN_METRIC });
+        else if (nm.length) expect(after.filter((r) => r.metric === OWN_METRIC && r.dev !== dev)).toEqual([]);
         else expect(after).toEqual(start);
         // NetworkManager's own routes are never touched.
-        expect(after.filter((r) => r.metric !== OWN_IPV6_METRIC)).toEqual(
-          start.filter((r) => r.metric !== OWN_IPV6_METRIC),
-        );
-        expect(planOwnIpv6(after, uplinks, active)).toEqual([]);
+        expect(after.filter((r) => r.metric !== OWN_METRIC)).toEqual(start.filter((r) => r.metric !== OWN_METRIC));
+        expect(planOwnRoute(after, uplinks, active, family)).toEqual([]);
       }),
       { numRuns: 500 },
     );

@@ -192,7 +192,7 @@ describe.skipIf(why)(
             `[lab] ${what}, after the route switch: a container's connection left alone reset and redialled through isp${to} in ${after(alone.via(to, t)!.at)}; with its old NAT entries flushed at the switch (${deleted} deleted), in ${after(flushed.via(to, t)!.at)}; the service's replicas, restarted, connected in ${after(tunnelsVia(to, t)[1]!.at)}`,
           );
           if (to === 2) {
-            // A host process's socket keeps its source address, which policy routing sends out the dead uplink.
+            // A host process's socket keeps its old source address, which no router answers any more.
             await new Promise((r) => setTimeout(r, switchedAt + STALL_MS - Date.now()));
             expect(host.seen(t)).toEqual([]);
             console.log(

@@ -120,7 +120,7 @@ describe.skipIf(skip !== null)(`wanwatch.service under a real systemd${skip ? ` 
     expect(await show("ExecStart")).toContain(
       "path=/usr/bin/node ; argv[]=/usr/bin/node /usr/local/lib/wanwatch/wanwatch.mjs agent run --config /etc/wanwatch/agent.yaml",
     );
-    expect(await rules()).toMatch(/from \S+ lookup 1101/);
+    expect(await rules()).toMatch(/from \S+ to \S+ ipproto \S+ dport \d+ lookup 1101/);
 
     // SIGKILL: no chance to clean up; systemd restarts it.
     const first = await show("MainPID");

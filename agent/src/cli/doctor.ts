@@ -5,7 +5,7 @@ import { delimiter, join } from "node:path";
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, readSecret, realHost } from "../config/load.ts";
 import { SEE_REFERENCE } from "../config/reference.ts";
 import type { AgentConfig } from "../config/schema.ts";
-import { edgeAddressResolver } from "../daemon/edge-address.ts";
+import { edgeAddressResolver, edgePort } from "../daemon/edge-address.ts";
 import { EdgeClock } from "../edge/clock.ts";
 import { EdgeSigner } from "../edge/signer.ts";
 import { defaultRoutes, ipv6Address, routeGet } from "../host/ip.ts";
@@ -49,7 +49,8 @@ async function leavesThrough(
   source: string,
 ): Promise<string | null> {
   try {
-    const dev = (await routeGet(await edgeAddressResolver(config.edge)(), source)).dev;
+    const edge = await edgeAddressResolver(config.edge)();
+    const dev = (await routeGet(edge, { from: source, port: edgePort(config.edge) })).dev;
     return dev === uplink.interface
       ? null
       : `traffic from ${source} to the edge leaves through ${dev ?? "nowhere"}, not ${uplink.interface}: per-uplink routing is not installed (the agent installs it while it runs)`;

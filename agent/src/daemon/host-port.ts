@@ -2,6 +2,7 @@
 // Declared here so the daemon can run against the real module or a smaller real one in tests.
 import type { AgentConfig, UplinkConfig } from "../config/schema.ts";
 import type { Switcher, TunnelRestarter } from "../directive/applier.ts";
+import type { Pin } from "../host/policy-routing.ts";
 import type { Logger } from "../lib/log.ts";
 
 export interface UplinkRoute {
@@ -12,9 +13,12 @@ export interface UplinkRoute {
 }
 
 export interface HostPort {
-  createSwitcher(config: AgentConfig, routes: Map<string, UplinkRoute>, log: Logger): Switcher;
-  /** Per-uplink policy routing, so a socket bound to an uplink's source address leaves through it. */
-  installUplinkRouting(uplinks: UplinkConfig[]): Promise<Map<string, UplinkRoute>> | Map<string, UplinkRoute>;
+  createSwitcher(config: AgentConfig, routes: Map<string, UplinkRoute>): Switcher;
+  /**
+   * Per-uplink policy routing, so the agent's sockets bound to an uplink's source address leave
+   * through it (`pin`: which of them); run again, it brings the rules up to date.
+   */
+  installUplinkRouting(uplinks: UplinkConfig[], pin: Pin): Promise<Map<string, UplinkRoute>> | Map<string, UplinkRoute>;
   removeUplinkRouting(routes: Map<string, UplinkRoute>): Promise<void> | void;
   createTunnelRestarter(tunnels: AgentConfig["tunnels"]): TunnelRestarter;
   /** Calls back soon after the kernel's routes change; returns the stop. */

@@ -8,7 +8,8 @@ import { initialState, type ReconcilerState } from "../directive/reconciler.ts";
 import type { DirectiveMessage } from "../edge/channel.ts";
 import { describeError } from "../lib/errors.ts";
 import { Agent, type UplinkPart } from "./agent.ts";
-import { edgeAddressResolver } from "./edge-address.ts";
+import type { Pin } from "../host/policy-routing.ts";
+import { type EdgeAddresses, edgeAddresses, edgePort } from "./edge-address.ts";
 import type { UplinkRoute } from "./host-port.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import type { StatusFile } from "../state/files.ts";
@@ -37,13 +38,20 @@ export class ServerAgent extends Agent {
   private stopWatchingRoutes: (() => void) | null = null;
   /** The route drifts repaired lately, oldest first: told to the edge until they age out. */
   private drifts: RouteDrift[] = [];
+  private edge: EdgeAddresses | null = null;
+  /** The edge's addresses the per-uplink rules pin, as installed. */
+  private pinnedEdge = "";
 
   protected async setUpHost(saved: ReconcilerState): Promise<void> {
     const { config, log } = this.o;
     this.resumed = saved;
+    const edge = edgeAddresses(config.edge);
+    this.edge = edge;
     let routes: Map<string, UplinkRoute>;
     try {
-      routes = await this.o.host.installUplinkRouting(config.uplinks);
+      // No lookup before the saved directive is applied (DNS may lead through the dead uplink): a
+      // name's addresses are pinned once known (keepPinCurrent).
+      routes = await this.o.host.installUplinkRouting(config.uplinks, this.pin(edge.known()));
       this.routes = routes;
     } catch (err) {
       throw new Error("cannot set up per-uplink routing", { cause: err });
@@ -56,11 +64,11 @@ export class ServerAgent extends Agent {
         ]),
       ),
     });
-    const switcher = this.o.host.createSwitcher(config, routes, log);
+    const switcher = this.o.host.createSwitcher(config, routes);
     const applier = new DirectiveApplier({
       switcher,
       tunnels: this.o.host.createTunnelRestarter(config.tunnels),
-      edgeAddress: edgeAddressResolver(config.edge),
+      edgeAddress: async () => (await edge())[0]!,
       save: (s) => {
         this.saveState(s);
         // The routes may have just moved: report what the host really does.
@@ -99,6 +107,26 @@ export class ServerAgent extends Agent {
     this.o.log.info("pinned tunnel replicas", {
       bindAddresses: Object.fromEntries([...routes].map(([id, r]) => [id, r.sourceAddress])),
     });
+  }
+
+  /** Pinned replicas are bound to their uplink's address: everything from it is theirs. */
+  private pin(edge: string[]): Pin {
+    if (this.config.tunnels.backend === "pinned") return "all";
+    this.pinnedEdge = edge.join(" ");
+    return { edge, port: edgePort(this.config.edge) };
+  }
+
+  /** The rules follow the edge's name to its current addresses. */
+  private async keepPinCurrent(): Promise<void> {
+    if (!this.edge || !this.routes || this.config.tunnels.backend === "pinned") return;
+    try {
+      const now = await this.edge();
+      if (now.join(" ") === this.pinnedEdge) return;
+      this.routes = await this.o.host.installUplinkRouting(this.config.uplinks, this.pin(now));
+      this.o.log.info("per-uplink routing follows the edge's addresses", { edge: now });
+    } catch (err) {
+      this.o.log.warn("cannot bring the per-uplink routing up to date", { error: describeError(err) });
+    }
   }
 
   protected replicaView(): StatusFile["replicas"] {
@@ -140,7 +168,11 @@ export class ServerAgent extends Agent {
     // once, and a periodic read catches whatever the watch misses.
     if (this.config.switch.backend !== "none")
       this.stopWatchingRoutes = this.o.host.watchRoutes(() => void this.refreshRoutedUplink(), this.o.log);
-    this.routedTimer = setInterval(() => void this.refreshRoutedUplink(), ROUTES_BACKSTOP_MS);
+    void this.keepPinCurrent();
+    this.routedTimer = setInterval(() => {
+      void this.refreshRoutedUplink();
+      void this.keepPinCurrent();
+    }, ROUTES_BACKSTOP_MS);
     this.routedTimer.unref();
     this.mover?.applier.start();
   }

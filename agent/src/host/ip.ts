@@ -22,6 +22,10 @@ const Rule = z.looseObject({
   priority: z.number(),
   src: z.string().optional(),
   srclen: z.number().optional(),
+  dst: z.string().optional(),
+  dstlen: z.number().optional(),
+  ipproto: z.string().optional(),
+  dport: z.number().optional(),
   table: z.string().optional(),
 });
 export type Rule = z.infer<typeof Rule>;
@@ -100,9 +104,14 @@ export async function ipv6Address(dev: string): Promise<string | null> {
   return a?.local ?? null;
 }
 
-/** The interface a new connection to `dst` would leave through (what `ip route get` says). */
-export async function routeGet(dst: string, from?: string): Promise<Route> {
-  const r = await json(["ip", "-j", "-4", "route", "get", dst, ...(from ? ["from", from] : [])], z.array(Route).min(1));
+/**
+ * The interface a new connection to `dst` would leave through (what `ip route get` says); from a
+ * source address, to a TCP port (which policy rules may select on).
+ */
+export async function routeGet(dst: string, o: { from?: string; port?: number } = {}): Promise<Route> {
+  const argv = ["ip", "-j", "-4", "route", "get", dst, ...(o.from ? ["from", o.from] : [])];
+  if (o.port !== undefined) argv.push("ipproto", "6", "dport", String(o.port)); // TCP by number, as the rules
+  const r = await json(argv, z.array(Route).min(1));
   return r[0]!;
 }
 

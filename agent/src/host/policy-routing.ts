@@ -1,10 +1,14 @@
-// Per-uplink policy routing: a socket bound to an uplink's source address leaves through that
-// uplink even while another uplink holds the default route. Node cannot bind to a device, so the
-// kernel has to route by source: one rule `from <source> lookup <table>` and one table per uplink
-// holding the uplink's connected subnet and its default route.
+// Per-uplink policy routing: the agent's sockets bound to an uplink's source address leave through
+// that uplink even while another uplink holds the default route. Node cannot bind to a device, so
+// the kernel has to route by source: rules `from <source> to <edge> ipproto tcp dport <port> lookup
+// <table>` and one table per uplink holding the uplink's connected subnet and its default route.
+// Only the agent's own connections to the edge are pinned: any other connection that carries a dead
+// uplink's address (begun before a switch or a reboot, or a closed one resending its FIN) follows
+// the default route instead of leaving through the dead uplink. Pinned tunnel replicas, bound to an
+// uplink's address on purpose, pin everything from it.
 import type { UplinkConfig } from "../config/schema.ts";
 import type { UplinkRoute } from "../daemon/host-port.ts";
-import { defaultRoutes, ip, ipv4Address, routes, rules } from "./ip.ts";
+import { defaultRoutes, ip, ipv4Address, type Rule, routes, rules } from "./ip.ts";
 
 /** Uplink i (config order) uses table and rule priority TABLE_BASE + i: documented in the README. */
 export const TABLE_BASE = 1101;
@@ -20,7 +24,37 @@ export async function gatewayOf(u: UplinkConfig, table: number): Promise<string 
   return null;
 }
 
-export async function installUplinkRouting(uplinks: readonly UplinkConfig[]): Promise<Map<string, UplinkRoute>> {
+/** What the rules send through each uplink: the edge's IPv4 addresses and port, or (`all`) everything from its address. */
+export type Pin = { edge: readonly string[]; port: number } | "all";
+
+/**
+ * TCP by number: `ip` reads protocol names from /etc/protocols, which a minimal system lacks
+ * (`Invalid "ipproto" value`), and lists them as `tcp` or `ipproto-6`.
+ */
+const TCP = "6";
+
+/** The selectors (argv after `ip rule add`, before `lookup`) of one uplink's rules; pure. */
+export function ruleSelectors(source: string, pin: Pin): string[][] {
+  if (pin === "all") return [["from", `${source}/32`]];
+  return [...new Set(pin.edge)]
+    .sort()
+    .map((a) => ["from", `${source}/32`, "to", `${a}/32`, "ipproto", TCP, "dport", String(pin.port)]);
+}
+
+/** The selector of a rule the kernel lists, in the form `ruleSelectors` writes. */
+export function selectorOf(r: Rule): string[] {
+  return [
+    ...(r.src && r.src !== "all" ? ["from", `${r.src}/${r.srclen ?? 32}`] : []),
+    ...(r.dst && r.dst !== "all" ? ["to", `${r.dst}/${r.dstlen ?? 32}`] : []),
+    ...(r.ipproto ? ["ipproto", r.ipproto === "tcp" ? TCP : r.ipproto.replace(/^ipproto-/, "")] : []),
+    ...(r.dport !== undefined ? ["dport", String(r.dport)] : []),
+  ];
+}
+
+export async function installUplinkRouting(
+  uplinks: readonly UplinkConfig[],
+  pin: Pin,
+): Promise<Map<string, UplinkRoute>> {
   const out = new Map<string, UplinkRoute>();
   const existing = await rules();
   for (const [i, u] of uplinks.entries()) {
@@ -52,14 +86,17 @@ export async function installUplinkRouting(uplinks: readonly UplinkConfig[]): Pr
       );
     await ip("route", "replace", "default", "via", gateway, "dev", u.interface, "table", String(table));
 
-    // Exactly one rule at our priority, for today's source address (a leftover from a killed run
-    // or an old DHCP lease is replaced).
+    // Exactly today's rules at our priority: the new ones first (the agent's heartbeats never lose
+    // their path), then whatever else is there (a killed run's, an old lease's, a moved edge's).
+    const want = ruleSelectors(addr.address, pin);
+    const key = (sel: readonly string[]) => sel.join(" ");
     const mine = existing.filter((r) => r.priority === table);
-    const right = mine.length === 1 && mine[0]!.src === addr.address && mine[0]!.table === String(table);
-    if (!right) {
-      for (let n = 0; n < mine.length; n++) await ip("rule", "del", "priority", String(table));
-      await ip("rule", "add", "from", `${addr.address}/32`, "lookup", String(table), "priority", String(table));
-    }
+    const have = new Set(mine.filter((r) => r.table === String(table)).map((r) => key(selectorOf(r))));
+    for (const sel of want.filter((s) => !have.has(key(s))))
+      await ip("rule", "add", ...sel, "lookup", String(table), "priority", String(table));
+    const wanted = new Set(want.map(key));
+    for (const r of mine.filter((r) => r.table !== String(table) || !wanted.has(key(selectorOf(r)))))
+      await ip("rule", "del", "priority", String(table), ...selectorOf(r), ...(r.table ? ["lookup", r.table] : []));
     out.set(u.id, { sourceAddress: addr.address, gateway, interface: u.interface, table });
   }
   return out;

@@ -3,7 +3,6 @@
 import type { AgentConfig } from "../config/schema.ts";
 import type { UplinkRoute } from "../daemon/host-port.ts";
 import type { Switcher } from "../directive/applier.ts";
-import type { Logger } from "../lib/log.ts";
 import { defaultRoutes, routeGet } from "./ip.ts";
 import { applyWithIproute2 } from "./switch-iproute2.ts";
 import { applyWithNmcli } from "./switch-nmcli.ts";
@@ -11,7 +10,7 @@ import { applyWithNmcli } from "./switch-nmcli.ts";
 const VERIFY_WITHIN_MS = 3_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export function createSwitcher(config: AgentConfig, learned: Map<string, UplinkRoute>, log: Logger): Switcher {
+export function createSwitcher(config: AgentConfig, learned: Map<string, UplinkRoute>): Switcher {
   const { uplinks } = config;
   const backend = config.switch.backend;
   return {
@@ -30,7 +29,7 @@ export function createSwitcher(config: AgentConfig, learned: Map<string, UplinkR
       if (backend === "none") return { changed: false }; // report only
       const changed =
         backend === "nmcli"
-          ? await applyWithNmcli(uplinks, activeId, log, signal)
+          ? await applyWithNmcli(uplinks, activeId, signal)
           : await applyWithIproute2(uplinks, learned, activeId, signal);
       await verifyRoute(edgeAddress, u.interface, activeId, signal);
       return { changed };
