@@ -10,6 +10,13 @@ export type UplinkState = z.infer<typeof UplinkState>;
 export const SiteMode = z.enum(["auto", "override", "offline"]);
 export type SiteMode = z.infer<typeof SiteMode>;
 
+/**
+ * Whether agents' IPv6 heartbeats come through an uplink: within the uplink's silence window
+ * (twice downAfterMs at its slowest cadence), heard before but not since, or not since the edge woke.
+ */
+export const Ipv6Heard = z.enum(["heard", "silent", "none"]);
+export type Ipv6Heard = z.infer<typeof Ipv6Heard>;
+
 export const UplinkStatus = z.object({
   id: z.string(),
   name: z.string().nullable(),
@@ -26,6 +33,9 @@ export const UplinkStatus = z.object({
   pathRttMs: z.number().nullable(),
   /** Up, but over the policy's loss or latency threshold: left for a healthy uplink. */
   degraded: z.boolean(),
+  /** Optional: edges before IPv6 channels do not send them. */
+  ipv6: Ipv6Heard.optional(),
+  lastIpv6HeartbeatAt: z.int().nullable().optional(),
 });
 
 export const AgentStatus = z.object({

@@ -4,6 +4,8 @@ import type { NotifyStatus, SiteConfig, SiteStatus, SiteSummary } from "#shared"
 import { agentSilenceMs } from "./engine/cadence.ts";
 import { runtimeOf, siteMode, type DecisionState } from "./engine/decision.ts";
 import type { TunnelPlan } from "./engine/tunnels.ts";
+import { misrouteUplink } from "./attribution.ts";
+import { ipv6State } from "./ipv6-heard.ts";
 import type { AgentRow, UplinkObservation } from "./store.ts";
 
 export interface StatusInput {
@@ -92,6 +94,8 @@ export function buildStatus(i: StatusInput): SiteStatus {
           lossRatio: obs?.path?.lossRatio ?? null,
           pathRttMs: obs?.path?.rttMs ?? null,
           degraded: !!rt.degraded,
+          ipv6: ipv6State(obs?.ipv6HeardAt ?? null, agentSilenceMs(config, { role: "server" }, u.id), i.now),
+          lastIpv6HeartbeatAt: obs?.ipv6HeardAt ?? null,
         };
       }),
     agents: i.agents.map((a) => ({
@@ -105,7 +109,7 @@ export function buildStatus(i: StatusInput): SiteStatus {
         .filter(([u, at]) => i.now - at < agentSilenceMs(config, a, u))
         .map(([u]) => u)
         .sort(),
-      misroutedUplinks: Object.keys(a.runtime.misrouted).sort(),
+      misroutedUplinks: [...new Set(Object.keys(a.runtime.misrouted).map(misrouteUplink))].sort(),
       appliedGeneration: a.runtime.appliedGeneration,
       tunnelGeneration: a.runtime.tunnelGeneration,
       routedUplink: a.runtime.routedUplink,

@@ -93,6 +93,8 @@ export interface UplinkObservation {
   gatewayRttMs: number | null;
   /** The probe's last minute of handshakes to the edge (memory only: the next heartbeat brings it back). */
   path?: PathQuality | null;
+  /** The last IPv6 heartbeat through the uplink from any agent (memory only, for the status). */
+  ipv6HeardAt?: number | null;
   at: number;
 }
 

@@ -1,6 +1,6 @@
 // A heartbeat's way in: authenticated, parsed, attributed to the uplink it travelled through, and
 // folded into its agent; the caller runs the site on the decision event it yields.
-import type { Observed } from "../attribution.ts";
+import { familyOf, type Observed } from "../attribution.ts";
 import type { DecisionEvent } from "../engine/decision.ts";
 import { ok, type Result } from "../failure.ts";
 import type { Authenticated, Authenticator, SignedMessage } from "./auth.ts";
@@ -40,7 +40,7 @@ export class Intake {
     channelUplink: string | null,
     now: number,
   ): Promise<Result<Received>> {
-    const auth = await this.auth.authenticate(site, m, now);
+    const auth = await this.auth.authenticate(site, m, familyOf(seen.ip), now);
     if (!auth.ok) return auth;
     const { agent } = auth.value;
     const parsed = parseHeartbeat(m.body, site.config, agent.row, channelUplink);
@@ -57,7 +57,7 @@ export class Intake {
         { rttMs: hb.rttEdgeMs ?? null, gatewayRttMs: hb.rttGatewayMs ?? null, path: hb.path ?? null },
         now,
       );
-    if (evidenceFor) this.observations.noteEvidence(evidenceFor, seen);
+    const heardOver = evidenceFor ? this.observations.noteEvidence(site.config, evidenceFor, seen, now) : [];
     const absorbed = absorb(
       agent.row,
       hb,
@@ -77,6 +77,7 @@ export class Intake {
           witness: probe ? null : { agent: agent.row.id, unanswered: hb.unanswered ?? [] },
         }
       : { kind: "tick" };
-    return ok({ ...auth.value, seq: hb.seq, event, events: absorbed.events, agents: this.registry.rows() });
+    const events = [...absorbed.events, ...heardOver];
+    return ok({ ...auth.value, seq: hb.seq, event, events, agents: this.registry.rows() });
   }
 }
