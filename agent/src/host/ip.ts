@@ -22,6 +22,8 @@ const Rule = z.looseObject({
   priority: z.number(),
   src: z.string().optional(),
   srclen: z.number().optional(),
+  dst: z.string().optional(),
+  dstlen: z.number().optional(),
   table: z.string().optional(),
 });
 export type Rule = z.infer<typeof Rule>;
@@ -63,8 +65,8 @@ export async function defaultRoutes(table: number | "main" = "main", family: Fam
   return all.filter((r) => r.dst === "default").sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0));
 }
 
-export function rules(): Promise<Rule[]> {
-  return json(["ip", "-j", "-4", "rule", "show"], z.array(Rule));
+export function rules(family: Family = 4): Promise<Rule[]> {
+  return json(["ip", "-j", `-${family}`, "rule", "show"], z.array(Rule));
 }
 
 async function addresses(dev: string, family: Family): Promise<z.infer<typeof Link>["addr_info"]> {
