@@ -46,6 +46,8 @@ export const AgentStatus = z.object({
   lastSeenAt: z.int().nullable(),
   stale: z.boolean(),
   uplinksSeen: z.array(z.string()),
+  /** Of those, the ones heard over IPv6 too (optional: edges before IPv6 channels do not send it). */
+  ipv6Uplinks: z.array(z.string()).optional(),
   misroutedUplinks: z.array(z.string()),
   appliedGeneration: z.int().nullable(),
   tunnelGeneration: z.int().nullable(),

@@ -105,6 +105,11 @@ describe("IPv6 channels", () => {
       ["isp1", "heard", Date.now()],
       ["isp2", "none", null],
     ]);
+    const v6Of = (st: typeof s) => st.agents.map((a) => [a.id, a.uplinksSeen, a.ipv6Uplinks]);
+    expect(v6Of(s)).toEqual([
+      ["sbc1", ["isp1"], ["isp1"]],
+      ["sbc2", ["isp2"], []],
+    ]);
 
     // isp1's IPv6 stops; its IPv4 goes on. The window is 2 × downAfterMs (6 s).
     for (let t = 9_000; t <= 14_000; t += 1_000) at(t), await beat(false);
@@ -116,6 +121,10 @@ describe("IPv6 channels", () => {
     expect(s.uplinks.map((u) => [u.id, u.state, u.ipv6])).toEqual([
       ["isp1", "up", "silent"],
       ["isp2", "up", "none"],
+    ]);
+    expect(v6Of(s)).toEqual([
+      ["sbc1", ["isp1"], []],
+      ["sbc2", ["isp2"], []],
     ]);
     let log = await events("fam-silent");
     const silent = log.filter((e) => e.kind === "ipv6-silent");

@@ -59,6 +59,8 @@ export interface AgentRuntime {
   /** Edge time minus the agent's clock (absent in rows stored before it was reported). */
   clockOffsetMs?: number | null;
   uplinksSeen: Record<string, number>;
+  /** The same over IPv6 only (absent before IPv6 channels, and for agents without IPv6). */
+  uplinksSeen6?: Record<string, number>;
   misrouted: Record<string, string>;
   /** Uplinks up for the site that this server is not heard through, as last announced (see cutOffUplinks). */
   cutOff?: string[];

@@ -57,6 +57,7 @@ export function absorb(
     misrouted,
     lastSeenAt: now,
     uplinksSeen: { ...before.uplinksSeen, [hb.uplink]: now },
+    ...(family === 6 ? { uplinksSeen6: { ...before.uplinksSeen6, [hb.uplink]: now } } : {}),
     appliedGeneration: hb.appliedGeneration,
     tunnelGeneration: hb.tunnelGeneration,
     lastError: hb.lastError,
