@@ -249,6 +249,7 @@ export abstract class Agent {
         return ch;
       },
       log,
+      now: this.now,
     });
     void this.refreshIpv6();
     this.ipv6Timer = setInterval(() => void this.refreshIpv6(), IPV6_BACKSTOP_MS);

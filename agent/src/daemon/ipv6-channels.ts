@@ -2,7 +2,9 @@
 // default route, and the edge has an IPv6 address, a second channel through that uplink bound to
 // that address. Level-triggered: every refresh reads the host, lets the role route what it found
 // (a server's per-uplink IPv6 rules), and opens, rebinds or closes each uplink's channel to match,
-// so SLAAC renumbering or a reboot's new address is followed within a refresh.
+// so SLAAC renumbering or a reboot's new address is followed within a refresh. A path that
+// vanishes is held for a moment first: NetworkManager takes a device's IPv6 address away briefly
+// when it applies a change there (an IPv4 metric included), and the channel should outlive that.
 import type { UplinkConfig } from "../config/schema.ts";
 import type { UplinkChannel } from "../edge/channel.ts";
 import type { Ipv6Path } from "../host/policy-routing6.ts";
@@ -20,10 +22,17 @@ export interface Ipv6ChannelsOptions {
   /** A started channel through uplink `index`, bound to `source`. */
   open: (index: number, source: string) => UplinkChannel;
   log: Logger;
+  now: () => number;
 }
+
+/** How long an uplink's IPv6 path must stay gone before its rule and channel go. */
+export const IPV6_GONE_AFTER_MS = 3_000;
 
 export class Ipv6Channels {
   private readonly open = new Map<string, { source: string; channel: UplinkChannel }>();
+  /** Per uplink, the path last read, and since when it has been missing (absent while it is there). */
+  private readonly held = new Map<string, { path: Ipv6Path; missingSince: number | null }>();
+  private recheck: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private again = false;
   private stopped = false;
@@ -59,7 +68,7 @@ export class Ipv6Channels {
     let paths: (Ipv6Path | null)[];
     let edge6: string | null;
     try {
-      paths = await Promise.all(uplinks.map((u) => this.o.read(u)));
+      paths = this.hold(await Promise.all(uplinks.map((u) => this.o.read(u))));
       edge6 = paths.some((p) => p !== null) ? await this.o.edge6() : null;
       await this.o.route(paths, edge6);
     } catch (err) {
@@ -86,9 +95,41 @@ export class Ipv6Channels {
     }
   }
 
+  /** The paths read, with a vanished one kept until it has been gone IPV6_GONE_AFTER_MS (then read again). */
+  private hold(read: (Ipv6Path | null)[]): (Ipv6Path | null)[] {
+    const now = this.o.now();
+    return this.o.uplinks.map((u, i) => {
+      const path = read[i] ?? null;
+      const was = this.held.get(u.id);
+      if (path) {
+        this.held.set(u.id, { path, missingSince: null });
+        return path;
+      }
+      if (!was) return null;
+      const missingSince = was.missingSince ?? now;
+      if (now - missingSince >= IPV6_GONE_AFTER_MS) {
+        this.held.delete(u.id);
+        return null;
+      }
+      this.held.set(u.id, { path: was.path, missingSince });
+      if (!this.recheck && !this.stopped) {
+        this.recheck = setTimeout(
+          () => {
+            this.recheck = null;
+            void this.refresh();
+          },
+          missingSince + IPV6_GONE_AFTER_MS - now,
+        );
+        this.recheck.unref();
+      }
+      return was.path;
+    });
+  }
+
   /** Closes every IPv6 channel (the role removes its routing afterwards). */
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.recheck) clearTimeout(this.recheck);
     await this.running;
     await Promise.all([...this.open.values()].map((c) => c.channel.stop()));
     this.open.clear();
