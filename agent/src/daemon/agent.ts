@@ -16,7 +16,7 @@ import type { Logger } from "../lib/log.ts";
 import { readState, writeState, type StatusFile } from "../state/files.ts";
 import { VERSION } from "../version.ts";
 import type { Ipv6Path } from "../host/policy-routing6.ts";
-import { edgeAddress6Resolver } from "./edge-address.ts";
+import { edgeAddress6Resolver, edgeMayHaveIpv6 } from "./edge-address.ts";
 import type { HostPort } from "./host-port.ts";
 import { Ipv6Channels } from "./ipv6-channels.ts";
 import { StatusWriter } from "./status-writer.ts";
@@ -234,6 +234,8 @@ export abstract class Agent {
    */
   private startIpv6(signer: EdgeSigner): void {
     const { config, log } = this.o;
+    // Nothing to read on the host, every 5 s, for an edge that cannot be reached over IPv6.
+    if (!edgeMayHaveIpv6(config.edge)) return;
     this.ipv6 = new Ipv6Channels({
       uplinks: config.uplinks,
       read: (u) => this.o.host.uplinkIpv6(u),

@@ -20,6 +20,9 @@ export function edgeAddressResolver(edge: string): () => Promise<string> {
   };
 }
 
+/** An edge given by its IPv4 address has no IPv6 one the agent could know. */
+export const edgeMayHaveIpv6 = (edge: string): boolean => isIP(hostOf(edge)) !== 4;
+
 /** How long an IPv6 address of the edge is used before it is looked up again. */
 const IPV6_TTL_MS = 60_000;
 
