@@ -3,7 +3,7 @@
 // behind each router, and servers on both LANs, each running a stand-in tunnel. Every agent is
 // the built bundle as its own process, enrolled through the admin CLI. Shared by the lab
 // scenarios, `npm run bench:failover` and `npm run demo` (as root).
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect, createServer, type Socket } from "node:net";
 import type { SiteConfigInput, SiteEvent, SiteStatus } from "#shared";
@@ -24,6 +24,17 @@ import {
 } from "./topology.ts";
 
 export const SITE = "office";
+
+/** Each agent namespace's hosts file names the edge (see LabSiteOptions.edgeName); removed with the lab. */
+function nameTheEdge(lab: Lab, name: string): void {
+  const records = [`${EDGE_ADDRESS} ${name}`, ...(lab.dhcp ? [`${EDGE_ADDRESS6} ${name}`] : [])];
+  for (const ns of [...lab.sbcs, ...lab.servers.map((s) => s.ns)]) {
+    const dir = join("/etc/netns", ns.name);
+    mkdirSync(dir, { recursive: true });
+    lab.sets.onDestroy(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, "hosts"), `127.0.0.1 localhost\n::1 localhost\n${records.join("\n")}\n`);
+  }
+}
 export const TUNNEL_PORT = 7844;
 const TUNNEL_READY_PORT = 2000;
 
@@ -55,6 +66,12 @@ export interface LabSiteOptions {
   /** Every stand-in tunnel sends a keepalive this often, and the endpoint logs each one it receives. */
   tunnelKeepaliveMs?: number;
   servers?: ServerPlan[];
+  /**
+   * Agents reach the edge by this name instead of its IPv4 address: its A record and, with IPv6 in
+   * the lab, its AAAA record (the edge then listens on both families), from each agent namespace's
+   * own hosts file (`ip netns exec` mounts /etc/netns/NS/hosts over /etc/hosts).
+   */
+  edgeName?: string;
   /** Loopback port for `hostUrl` (default: a free one). */
   hostPort?: number;
   /** The edge's own output (default: its log file in the lab folder). */
@@ -114,8 +131,10 @@ export class LabSite {
       dir: o.dir,
     });
     try {
+      if (o.edgeName) nameTheEdge(lab, o.edgeName);
       const edge = await startLocalEdge({
         host: EDGE_ADDRESS,
+        ...(o.edgeName && lab.dhcp ? { listen: "::" } : {}),
         port: 80,
         netns: lab.inet.name,
         stateDir: join(lab.dir, "edge"),
@@ -185,7 +204,7 @@ export class LabSite {
         "--secret",
       );
       this.plan(`sbc${n}`, this.lab.sbcs[n - 1].name, NODE20, {
-        edge: this.edge.url,
+        edge: this.agentEdge(),
         site: SITE,
         agent: `sbc${n}`,
         role: "probe",
@@ -233,7 +252,7 @@ export class LabSite {
         srv.ns.name,
         s.node,
         {
-          edge: this.edge.url,
+          edge: this.agentEdge(),
           site: SITE,
           agent: s.name,
           role: "server",
@@ -289,6 +308,14 @@ export class LabSite {
       ...(pinned ? ["--bind", pinned.bind] : []),
       ...(keepalive ? ["--send-every", String(keepalive)] : []),
     ];
+  }
+
+  /** The edge's URL as agents are configured with it: by name when the site was started with one. */
+  agentEdge(): string {
+    if (!this.options.edgeName) return this.edge.url;
+    const u = new URL(this.edge.url);
+    u.hostname = this.options.edgeName;
+    return u.toString().replace(/\/$/, "");
   }
 
   private plan(name: string, netns: string, node: string, config: object, env: Record<string, string> = {}): void {

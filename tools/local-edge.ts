@@ -10,8 +10,13 @@ import { fileURLToPath } from "node:url";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 export interface LocalEdgeOptions {
-  /** Address to listen on (default 127.0.0.1). */
+  /** Address the edge is reached at (default 127.0.0.1). */
   host?: string;
+  /**
+   * Address to listen on, when not `host`: "::" takes IPv4 and IPv6 clients alike (the Worker reads
+   * an IPv4 client's `::ffff:` address as IPv4).
+   */
+  listen?: string;
   /** Port (default: a free one). */
   port?: number;
   /** Folder for SQLite state and secrets; survives restarts of the edge. */
@@ -67,7 +72,7 @@ export async function startLocalEdge(o: LocalEdgeOptions): Promise<LocalEdge> {
     "--config",
     join(root, "wrangler.toml"),
     "--ip",
-    host,
+    o.listen ?? host,
     "--port",
     String(port),
     "--persist-to",

@@ -20,6 +20,12 @@ export const DataUse = z.object({
   resetsAt: z.int(),
 });
 export type DataUse = z.infer<typeof DataUse>;
+/**
+ * Whether agents' IPv6 heartbeats come through an uplink: within the uplink's silence window
+ * (twice downAfterMs at its slowest cadence), heard before but not since, or not since the edge woke.
+ */
+export const Ipv6Heard = z.enum(["heard", "silent", "none"]);
+export type Ipv6Heard = z.infer<typeof Ipv6Heard>;
 
 export const UplinkStatus = z.object({
   id: z.string(),
@@ -39,6 +45,9 @@ export const UplinkStatus = z.object({
   degraded: z.boolean(),
   /** Metered uplinks only. */
   dataUse: DataUse.optional(),
+  /** Optional: edges before IPv6 channels do not send them. */
+  ipv6: Ipv6Heard.optional(),
+  lastIpv6HeartbeatAt: z.int().nullable().optional(),
 });
 
 export const AgentStatus = z.object({
@@ -49,6 +58,8 @@ export const AgentStatus = z.object({
   lastSeenAt: z.int().nullable(),
   stale: z.boolean(),
   uplinksSeen: z.array(z.string()),
+  /** Of those, the ones heard over IPv6 too (optional: edges before IPv6 channels do not send it). */
+  ipv6Uplinks: z.array(z.string()).optional(),
   misroutedUplinks: z.array(z.string()),
   appliedGeneration: z.int().nullable(),
   tunnelGeneration: z.int().nullable(),

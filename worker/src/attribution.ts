@@ -7,6 +7,28 @@ export interface Observed {
   asn: number | null;
 }
 
+/** The family a heartbeat travelled over, by the address the edge saw it from. */
+export type Family = 4 | 6;
+export const familyOf = (ip: string | null): Family => (ip !== null && prefix64(ip) !== null ? 6 : 4);
+
+/**
+ * The client's address as the edge records it: an IPv4 client of a dual-stack listener shows as
+ * `::ffff:a.b.c.d` (a local edge on `::`; Cloudflare never sends one) and is IPv4 all the same.
+ */
+export function clientAddress(raw: string | null | undefined): string | null {
+  if (!raw) return null;
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(raw);
+  return mapped ? mapped[1]! : raw;
+}
+
+/**
+ * Where an agent's misrouting through `uplink` is recorded: IPv4 and IPv6 heartbeats of one uplink
+ * leave by separate rules, so each family is judged (and cleared) on its own.
+ */
+export const misrouteKey = (uplink: string, family: Family): string => (family === 6 ? `${uplink}/6` : uplink);
+/** The uplink a misroute key is about. */
+export const misrouteUplink = (key: string): string => key.replace(/\/6$/, "");
+
 /** Per uplink: the public IPv4 address, the IPv6 address and the ASN last seen from its probes. */
 export type Learned = ReadonlyMap<string, Observed & { ip6?: string | null }>;
 

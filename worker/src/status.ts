@@ -4,6 +4,8 @@ import type { DataUse, NotifyStatus, SiteConfig, SiteStatus, SiteSummary } from 
 import { agentSilenceMs } from "./engine/cadence.ts";
 import { runtimeOf, siteMode, type DecisionState } from "./engine/decision.ts";
 import type { TunnelPlan } from "./engine/tunnels.ts";
+import { misrouteUplink } from "./attribution.ts";
+import { ipv6State } from "./ipv6-heard.ts";
 import type { AgentRow, UplinkObservation } from "./store.ts";
 
 export interface StatusInput {
@@ -95,27 +97,34 @@ export function buildStatus(i: StatusInput): SiteStatus {
           pathRttMs: obs?.path?.rttMs ?? null,
           degraded: !!rt.degraded,
           ...(i.dataUse.has(u.id) ? { dataUse: i.dataUse.get(u.id)! } : {}),
+          ipv6: ipv6State(obs?.ipv6HeardAt ?? null, agentSilenceMs(config, { role: "server" }, u.id), i.now),
+          lastIpv6HeartbeatAt: obs?.ipv6HeardAt ?? null,
         };
       }),
-    agents: i.agents.map((a) => ({
-      id: a.id,
-      role: a.role,
-      uplink: a.uplink,
-      tunnelRestarter: a.tunnelRestarter,
-      lastSeenAt: a.runtime.lastSeenAt,
-      stale: !isLive(a, config, i.now),
-      uplinksSeen: Object.entries(a.runtime.uplinksSeen)
-        .filter(([u, at]) => i.now - at < agentSilenceMs(config, a, u))
-        .map(([u]) => u)
-        .sort(),
-      misroutedUplinks: Object.keys(a.runtime.misrouted).sort(),
-      appliedGeneration: a.runtime.appliedGeneration,
-      tunnelGeneration: a.runtime.tunnelGeneration,
-      routedUplink: a.runtime.routedUplink,
-      lastError: a.runtime.lastError,
-      version: a.runtime.version,
-      clockOffsetMs: a.runtime.clockOffsetMs ?? null,
-    })),
+    agents: i.agents.map((a) => {
+      const heardRecently = (seen: Record<string, number>) =>
+        Object.entries(seen)
+          .filter(([u, at]) => i.now - at < agentSilenceMs(config, a, u))
+          .map(([u]) => u)
+          .sort();
+      return {
+        id: a.id,
+        role: a.role,
+        uplink: a.uplink,
+        tunnelRestarter: a.tunnelRestarter,
+        lastSeenAt: a.runtime.lastSeenAt,
+        stale: !isLive(a, config, i.now),
+        uplinksSeen: heardRecently(a.runtime.uplinksSeen),
+        ipv6Uplinks: heardRecently(a.runtime.uplinksSeen6 ?? {}),
+        misroutedUplinks: [...new Set(Object.keys(a.runtime.misrouted).map(misrouteUplink))].sort(),
+        appliedGeneration: a.runtime.appliedGeneration,
+        tunnelGeneration: a.runtime.tunnelGeneration,
+        routedUplink: a.runtime.routedUplink,
+        lastError: a.runtime.lastError,
+        version: a.runtime.version,
+        clockOffsetMs: a.runtime.clockOffsetMs ?? null,
+      };
+    }),
     tunnels: {
       mode: config.tunnels.restart,
       generation: i.plan?.generation ?? 0,

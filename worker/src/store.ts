@@ -67,6 +67,8 @@ export interface AgentRuntime {
   /** Edge time minus the agent's clock (absent in rows stored before it was reported). */
   clockOffsetMs?: number | null;
   uplinksSeen: Record<string, number>;
+  /** The same over IPv6 only (absent before IPv6 channels, and for agents without IPv6). */
+  uplinksSeen6?: Record<string, number>;
   misrouted: Record<string, string>;
   /** Uplinks up for the site that this server is not heard through, as last announced (see cutOffUplinks). */
   cutOff?: string[];
@@ -101,6 +103,8 @@ export interface UplinkObservation {
   gatewayRttMs: number | null;
   /** The probe's last minute of handshakes to the edge (memory only: the next heartbeat brings it back). */
   path?: PathQuality | null;
+  /** The last IPv6 heartbeat through the uplink from any agent (memory only, for the status). */
+  ipv6HeardAt?: number | null;
   at: number;
 }
 

@@ -3,7 +3,9 @@
 // SIGKILL, a crash or a stop during start-up leaves the rules behind.
 import { DEFAULT_CONFIG_PATH, loadConfig } from "../config/load.ts";
 import type { AgentConfig } from "../config/schema.ts";
+import { existsSync } from "node:fs";
 import { removeUplinkRouting, tableFor } from "../host/policy-routing.ts";
+import { unrouteIpv6 } from "../host/policy-routing6.ts";
 import { parseCommand, type CommandSpec } from "./command.ts";
 
 export const UNROUTE: CommandSpec = {
@@ -13,9 +15,13 @@ export const UNROUTE: CommandSpec = {
   examples: ["wanwatch agent unroute --config /etc/wanwatch/agent.yaml"],
 };
 
-/** The rules and tables of each uplink, by its place in the config, whatever their source address now. */
+/**
+ * The rules and tables of each uplink, by its place in the config, whatever their source address
+ * now; the IPv6 ones too where the kernel has IPv6.
+ */
 export async function removeRouting(config: AgentConfig): Promise<void> {
   await removeUplinkRouting(new Map(config.uplinks.map((u, i) => [u.id, { sourceAddress: "", table: tableFor(i) }])));
+  if (existsSync("/proc/net/if_inet6")) await unrouteIpv6(config.uplinks);
 }
 
 export async function unroute(args: string[], out: (s: string) => void): Promise<number> {

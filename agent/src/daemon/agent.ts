@@ -1,12 +1,13 @@
 // The agent daemon, either role: ordered init (config → secret → saved state → the role's host set-up
-// → channels, one per uplink) and an orderly stop that undoes it. What differs by role — a server
+// → channels, one per uplink, and one more over IPv6 where the uplink has it) and an orderly stop
+// that undoes it. What differs by role — a server
 // moves routes and restarts tunnels, a probe measures its uplink's path — lives in server-agent.ts
 // and probe-agent.ts; `createAgent` picks one.
 import type { AgentConfig } from "../config/schema.ts";
 import { readSecret } from "../config/load.ts";
 import { initialState, type ReconcilerState } from "../directive/reconciler.ts";
 import { channelInterval } from "../edge/cadence.ts";
-import { UplinkChannel, type DirectiveMessage, type HeartbeatState } from "../edge/channel.ts";
+import { UplinkChannel, type ChannelOptions, type DirectiveMessage, type HeartbeatState } from "../edge/channel.ts";
 import { EdgeClock } from "../edge/clock.ts";
 import { isRevocation, refusalFix, withoutHttpAdvice, type Refusal } from "../edge/refusal.ts";
 import { EdgeSigner } from "../edge/signer.ts";
@@ -15,7 +16,10 @@ import { readInterfaceBytes } from "../host/interface-bytes.ts";
 import type { Logger } from "../lib/log.ts";
 import { readState, writeState, type StatusFile } from "../state/files.ts";
 import { VERSION } from "../version.ts";
+import type { Ipv6Path } from "../host/policy-routing6.ts";
+import { edgeAddress6Resolver, edgeMayHaveIpv6 } from "./edge-address.ts";
 import type { HostPort } from "./host-port.ts";
+import { Ipv6Channels } from "./ipv6-channels.ts";
 import { StatusWriter } from "./status-writer.ts";
 import { UplinkBytesReport } from "./uplink-bytes.ts";
 import { Witness } from "./witness.ts";
@@ -45,6 +49,9 @@ export interface UplinkPart {
   stop?: () => void;
 }
 
+/** How often each uplink's IPv6 address and route are read even when no route change says so. */
+const IPV6_BACKSTOP_MS = 5_000;
+
 export abstract class Agent {
   protected readonly o: AgentOptions;
   protected readonly now: () => number;
@@ -54,6 +61,8 @@ export abstract class Agent {
   private readonly parts: UplinkPart[] = [];
   private readonly gatewayRtts: GatewayRtt[] = [];
   private witness: Witness | null = null;
+  private ipv6: Ipv6Channels | null = null;
+  private ipv6Timer: NodeJS.Timeout | null = null;
   private seq = 0;
   /** The edge has accepted this agent since it started: an unknown_agent refusal after that means revoked. */
   private accepted = false;
@@ -64,6 +73,7 @@ export abstract class Agent {
   private assigned: Record<string, number> = {};
   private readonly intervals = new Map<string, number>();
   private readonly lastContact = new Map<string, number>();
+  private uplinkBytes: UplinkBytesReport | null = null;
   private retimer: NodeJS.Timeout | null = null;
 
   constructor(o: AgentOptions) {
@@ -89,6 +99,8 @@ export abstract class Agent {
   }
   /** Once the status file is being written: the role's own readings of the host. */
   protected async started(): Promise<void> {}
+  /** Routes each uplink's IPv6 path before its channel uses it (a server's rules); a probe routes nothing. */
+  protected async routeIpv6(_paths: readonly (Ipv6Path | null)[], _edge6: string | null): Promise<void> {}
   /** Undoes `setUpHost`, letting an operation in flight finish within `graceMs`. */
   protected abstract tearDownHost(graceMs: number): Promise<void>;
 
@@ -132,7 +144,7 @@ export abstract class Agent {
     );
     const parts = config.uplinks.map((u) => this.uplinkPart(u));
     for (const [i, u] of config.uplinks.entries()) this.status.setLocalAddress(u.id, parts[i]?.localAddress ?? null);
-    const uplinkBytes = new UplinkBytesReport(config.uplinks, (iface) => readInterfaceBytes(iface), this.now);
+    this.uplinkBytes = new UplinkBytesReport(config.uplinks, (iface) => readInterfaceBytes(iface), this.now);
     this.status.start();
     await this.started();
 
@@ -148,46 +160,17 @@ export abstract class Agent {
       this.gatewayRtts.push(gatewayRtt);
       this.channels.push(
         new UplinkChannel({
-          edge: config.edge,
-          site: config.site,
-          uplink: u.id,
-          version: VERSION,
+          ...this.channelBase(signer, i, gatewayRtt),
           localAddress: part.localAddress,
-          heartbeatMs: config.heartbeatMs,
-          signer,
-          clock: this.clock,
-          log,
-          nextSeq: () => this.seq++,
-          state: () => {
-            const s = this.reconcilerState();
-            const unanswered = this.witness?.reportFor(u.id) ?? [];
-            return {
-              ...(unanswered.length ? { unanswered } : {}),
-              // Not before this channel heard the edge: a report it drops unasked would delay the baseline.
-              ...(this.lastContact.has(u.id) ? uplinkBytes.for(u.id, s.directive?.activeUplink ?? null) : {}),
-              appliedGeneration: null,
-              tunnelGeneration: null,
-              lastError: s.lastError,
-              rttGatewayMs: gatewayRtt.latest,
-              clockOffsetMs: this.clock.synced ? this.clock.offset : null,
-              ...part.report(),
-            };
-          },
-          onDirective: (m) => {
-            if (m.directive) this.onDirective(m.directive);
-          },
+          family: 4,
           onContact: (uplink, c) => {
-            this.accepted = true;
+            this.contact(uplink, c);
             this.lastContact.set(uplink, c.at);
-            if (c.heartbeatMs !== undefined) this.adoptHeartbeat(c.heartbeatMs, c.uplinkHeartbeatMs ?? {});
             this.status?.contact(uplink, c);
             part.onContact?.(c.at, c.downAfterMs);
           },
           onState: (uplink, s) => this.status?.channelState(uplink, s),
-          onRefused: (uplink, r) => this.onRefused(uplink, r),
           onUnanswered: (uplink) => this.witness?.unanswered(uplink),
-          random: this.o.random,
-          localNow: this.now,
         }),
       );
     }
@@ -197,10 +180,93 @@ export abstract class Agent {
     for (const g of this.gatewayRtts) g.start();
     for (const p of this.parts) p.start?.();
     for (const ch of this.channels) ch.start();
+    this.startIpv6(signer);
     // The active uplink's channel going unanswered speeds the others up: checked twice a second.
     this.retimer = setInterval(() => this.retime(), 500);
     this.retimer.unref();
     log.info("running", { heartbeatMs: config.heartbeatMs });
+  }
+
+  /** What every channel through uplink `i` shares, whichever its family. */
+  private channelBase(signer: EdgeSigner, i: number, gatewayRtt: GatewayRtt): ChannelOptions {
+    const { config, log } = this.o;
+    const u = config.uplinks[i]!;
+    const part = this.parts[i]!;
+    return {
+      edge: config.edge,
+      site: config.site,
+      uplink: u.id,
+      version: VERSION,
+      heartbeatMs: this.intervals.get(u.id) ?? config.heartbeatMs,
+      signer,
+      clock: this.clock,
+      log,
+      nextSeq: () => this.seq++,
+      state: () => {
+        const s = this.reconcilerState();
+        const unanswered = this.witness?.reportFor(u.id) ?? [];
+        return {
+          ...(unanswered.length ? { unanswered } : {}),
+          // Not before the uplink heard the edge: a report it drops unasked would delay the baseline.
+          ...(this.lastContact.has(u.id) ? this.uplinkBytes?.for(u.id, s.directive?.activeUplink ?? null) : {}),
+          appliedGeneration: null,
+          tunnelGeneration: null,
+          lastError: s.lastError,
+          rttGatewayMs: gatewayRtt.latest,
+          clockOffsetMs: this.clock.synced ? this.clock.offset : null,
+          ...part.report(),
+        };
+      },
+      onDirective: (m) => {
+        if (m.directive) this.onDirective(m.directive);
+      },
+      onContact: (uplink, c) => this.contact(uplink, c),
+      onRefused: (uplink, r) => this.onRefused(uplink, r),
+      random: this.o.random,
+      localNow: this.now,
+    };
+  }
+
+  /** The edge answered, over either family: it knows this agent, and its answer sets the intervals. */
+  private contact(_uplink: string, c: Parameters<ChannelOptions["onContact"]>[1]): void {
+    this.accepted = true;
+    if (c.heartbeatMs !== undefined) this.adoptHeartbeat(c.heartbeatMs, c.uplinkHeartbeatMs ?? {});
+  }
+
+  /**
+   * IPv6 channels: through each uplink that has IPv6, at its IPv4 channel's interval. Their answers
+   * and directives count like any other; their silence is no witness against the uplink (that is
+   * the IPv4 channel's, which decides) and is not the status file's channel state.
+   */
+  private startIpv6(signer: EdgeSigner): void {
+    const { config, log } = this.o;
+    // Nothing to read on the host, every 5 s, for an edge that cannot be reached over IPv6.
+    if (!edgeMayHaveIpv6(config.edge)) return;
+    this.ipv6 = new Ipv6Channels({
+      uplinks: config.uplinks,
+      read: (u) => this.o.host.uplinkIpv6(u),
+      edge6: edgeAddress6Resolver(config.edge, this.now),
+      route: (paths, edge6) => this.routeIpv6(paths, edge6),
+      open: (i, source) => {
+        const ch = new UplinkChannel({
+          ...this.channelBase(signer, i, this.gatewayRtts[i]!),
+          localAddress: source,
+          family: 6,
+        });
+        ch.start();
+        return ch;
+      },
+      log,
+      now: this.now,
+    });
+    void this.refreshIpv6();
+    this.ipv6Timer = setInterval(() => void this.refreshIpv6(), IPV6_BACKSTOP_MS);
+    this.ipv6Timer.unref();
+  }
+
+  /** Reads each uplink's IPv6 again (a role calls it when the host's routes change). */
+  protected refreshIpv6(): Promise<void> {
+    return this.ipv6?.refresh() ?? Promise.resolve();
   }
 
   /** Writes the state file; a failure is logged, the agent goes on. */
@@ -242,6 +308,7 @@ export abstract class Agent {
       this.intervals.set(uplink, ms);
       this.o.log.info("heartbeat interval", { uplink, fromMs: was, toMs: ms });
       this.channels[i]?.setHeartbeat(ms);
+      this.ipv6?.channel(uplink)?.setHeartbeat(ms);
       this.parts[i]?.onInterval?.(ms, this.heartbeatMs);
     }
   }
@@ -266,6 +333,8 @@ export abstract class Agent {
   /** Close channels, let an operation in flight finish (briefly), undo the host set-up. */
   async stop(graceMs = 5_000): Promise<void> {
     if (this.retimer) clearInterval(this.retimer);
+    if (this.ipv6Timer) clearInterval(this.ipv6Timer);
+    await this.ipv6?.stop();
     for (const g of this.gatewayRtts) g.stop();
     for (const p of this.parts) p.stop?.();
     this.witness?.stop();

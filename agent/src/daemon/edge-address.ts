@@ -1,7 +1,9 @@
-// The edge's IPv4 addresses: for the switcher's check that the route to it leaves the right way,
-// and for the per-uplink rules that pin the agent's own connections to it.
+// The edge's addresses: IPv4 for the switcher's check that the route to it leaves the right way and
+// for the per-uplink rules that pin the agent's own connections to it; IPv6 for the IPv6 channels.
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
+
+const hostOf = (edge: string) => new URL(edge).hostname.replace(/^\[|\]$/g, "");
 
 export interface EdgeAddresses {
   /** Every IPv4 address of the edge's name, looked up now; the last answer when a lookup fails. */
@@ -11,7 +13,7 @@ export interface EdgeAddresses {
 }
 
 export function edgeAddresses(edge: string): EdgeAddresses {
-  const host = new URL(edge).hostname.replace(/^\[|\]$/g, "");
+  const host = hostOf(edge);
   let last: string[] = isIP(host) ? [host] : [];
   const resolve = async () => {
     if (isIP(host)) return last;
@@ -37,4 +39,32 @@ export function edgeAddressResolver(edge: string): () => Promise<string> {
 export function edgePort(edge: string): number {
   const u = new URL(edge);
   return Number(u.port) || (u.protocol === "https:" ? 443 : 80);
+}
+
+/** An edge given by its IPv4 address has no IPv6 one the agent could know. */
+export const edgeMayHaveIpv6 = (edge: string): boolean => isIP(hostOf(edge)) !== 4;
+
+/** How long an IPv6 address of the edge is used before it is looked up again. */
+const IPV6_TTL_MS = 60_000;
+
+/**
+ * The edge's IPv6 address (its name's AAAA record), or null when it has none: an edge given as an
+ * IPv4 address, or a name without one. A failed lookup keeps the last answer.
+ */
+export function edgeAddress6Resolver(edge: string, now: () => number = Date.now): () => Promise<string | null> {
+  const host = hostOf(edge);
+  let last: { address: string | null; at: number } | null = null;
+  return async () => {
+    const family = isIP(host);
+    if (family) return family === 6 ? host : null;
+    if (last && now() - last.at < IPV6_TTL_MS) return last.address;
+    try {
+      last = { address: (await lookup(host, { family: 6 })).address, at: now() };
+    } catch (err) {
+      // No AAAA record at all: the edge has no IPv6 (asked again after the TTL).
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOTFOUND" || code === "ENODATA" || !last) last = { address: null, at: now() };
+    }
+    return last.address;
+  };
 }

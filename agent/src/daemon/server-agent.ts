@@ -11,6 +11,7 @@ import { Agent, type UplinkPart } from "./agent.ts";
 import type { Pin } from "../host/policy-routing.ts";
 import { type EdgeAddresses, edgeAddresses, edgePort } from "./edge-address.ts";
 import type { UplinkRoute } from "./host-port.ts";
+import type { Ipv6Path } from "../host/policy-routing6.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import type { StatusFile } from "../state/files.ts";
 
@@ -36,6 +37,8 @@ export class ServerAgent extends Agent {
   private routedUplink: string | null = null;
   private routedTimer: NodeJS.Timeout | null = null;
   private stopWatchingRoutes: (() => void) | null = null;
+  /** IPv6 rules were put in place once: from then on they are kept current, and removed at the stop. */
+  private ipv6Routed = false;
   /** The route drifts repaired lately, oldest first: told to the edge until they age out. */
   private drifts: RouteDrift[] = [];
   private edge: EdgeAddresses | null = null;
@@ -167,7 +170,11 @@ export class ServerAgent extends Agent {
     // Level-triggered: every change of the kernel's routes is checked against the directive at
     // once, and a periodic read catches whatever the watch misses.
     if (this.config.switch.backend !== "none")
-      this.stopWatchingRoutes = this.o.host.watchRoutes(() => void this.refreshRoutedUplink(), this.o.log);
+      this.stopWatchingRoutes = this.o.host.watchRoutes(() => {
+        void this.refreshRoutedUplink();
+        // A new SLAAC address or prefix comes with its prefix route: the IPv6 rules follow at once.
+        void this.refreshIpv6();
+      }, this.o.log);
     void this.keepPinCurrent();
     this.routedTimer = setInterval(() => {
       void this.refreshRoutedUplink();
@@ -175,6 +182,13 @@ export class ServerAgent extends Agent {
     }, ROUTES_BACKSTOP_MS);
     this.routedTimer.unref();
     this.mover?.applier.start();
+  }
+
+  /** The IPv6 channels' rules (policy-routing6.ts); a host that never had IPv6 is not touched. */
+  protected async routeIpv6(paths: readonly (Ipv6Path | null)[], edge6: string | null): Promise<void> {
+    if (!this.ipv6Routed && (edge6 === null || paths.every((p) => p === null))) return;
+    this.ipv6Routed = true;
+    await this.o.host.routeIpv6(this.config.uplinks, paths, edge6);
   }
 
   protected onDirective(directive: NonNullable<DirectiveMessage["directive"]>): void {
@@ -204,6 +218,13 @@ export class ServerAgent extends Agent {
     if (this.mover && !(await this.mover.applier.stop(graceMs)))
       log.warn("an operation was still running at shutdown; the next start resumes it");
     await this.replicas?.stop(graceMs);
+    if (this.ipv6Routed)
+      try {
+        await this.o.host.unrouteIpv6(this.config.uplinks);
+        log.info("per-uplink IPv6 routing removed");
+      } catch (err) {
+        log.error("cannot remove per-uplink IPv6 routing", { error: describeError(err) });
+      }
     if (!this.routes) return;
     try {
       await this.o.host.removeUplinkRouting(this.routes);

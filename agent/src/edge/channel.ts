@@ -1,5 +1,6 @@
-// One channel to the edge per uplink: a WebSocket bound to the uplink's source address, heartbeats
-// every interval, directives pushed down; plain HTTP heartbeats while the socket cannot be had.
+// One channel to the edge per uplink and address family: a WebSocket bound to the uplink's source
+// address, heartbeats every interval, directives pushed down; plain HTTP heartbeats while the
+// socket cannot be had.
 import WebSocket from "ws";
 import {
   CLOSE_REVOKED,
@@ -44,6 +45,8 @@ export interface ChannelOptions {
   uplink: string;
   version: string;
   localAddress?: string;
+  /** The family it connects over (the edge's A or AAAA record); unset: whichever the name resolves to. */
+  family?: 4 | 6;
   heartbeatMs: number;
   signer: EdgeSigner;
   clock: EdgeClock;
@@ -146,7 +149,7 @@ export class UplinkChannel {
     if (this.problemKeys.get(kind) === sameAs) return;
     this.problemKeys.set(kind, sameAs);
     this.problems.set(kind, msg);
-    this.o.log.warn(msg, { uplink: this.o.uplink, ...fields });
+    this.o.log.warn(msg, { ...this.where(), ...fields });
     this.o.onState?.(this.o.uplink, { transport: this.connected ? "websocket" : null, error: msg });
   }
 
@@ -158,8 +161,13 @@ export class UplinkChannel {
       this.problems.delete(k);
       this.problemKeys.delete(k);
     }
-    this.o.log.info("edge reachable again", { uplink: this.o.uplink, transport });
+    this.o.log.info("edge reachable again", { ...this.where(), transport });
     this.o.onState?.(this.o.uplink, { transport, error: [...this.problems.values()][0] ?? null });
+  }
+
+  /** Log fields naming this channel: its uplink, and its family when that is IPv6. */
+  private where(): Record<string, unknown> {
+    return { uplink: this.o.uplink, ...(this.o.family === 6 ? { family: 6 } : {}) };
   }
 
   private wsUrl(): string {
@@ -180,6 +188,7 @@ export class UplinkChannel {
     const ws = new WebSocket(this.wsUrl(), {
       headers: { [HEADER_UPLINK]: this.o.uplink, [HEADER_TS]: String(ts), [HEADER_SIG]: sig },
       localAddress: this.o.localAddress,
+      family: this.o.family,
       handshakeTimeout: Math.max(3_000, 3 * this.heartbeatMs),
       maxPayload: 64 * 1024,
       perMessageDeflate: false,
@@ -215,7 +224,7 @@ export class UplinkChannel {
       this.lastReceived = this.now();
       this.backoff.reset();
       this.o.log.info("channel open", {
-        uplink: this.o.uplink,
+        ...this.where(),
         transport: "websocket",
         localAddress: this.o.localAddress,
       });
@@ -266,7 +275,7 @@ export class UplinkChannel {
         if (v.unsigned.error.code === "stale_timestamp") this.o.clock.observe(v.unsigned.now, receivedAt, receivedAt);
         this.problem("edge", `edge refused a heartbeat (${v.unsigned.error.code}: ${v.unsigned.error.message})`);
         this.o.onRefused?.(this.o.uplink, v.unsigned.error);
-      } else this.o.log.warn("ignored an edge message", { uplink: this.o.uplink, reason: v.reason });
+      } else this.o.log.warn("ignored an edge message", { ...this.where(), reason: v.reason });
       return;
     }
     this.lastReceived = receivedAt;
@@ -293,7 +302,7 @@ export class UplinkChannel {
     this.recovered(transport);
     if (transport !== this.answeredOver) {
       this.answeredOver = transport;
-      this.o.log.info("edge answering", { uplink: this.o.uplink, transport, rttMs: rtt });
+      this.o.log.info("edge answering", { ...this.where(), transport, rttMs: rtt });
     }
     this.o.onContact(this.o.uplink, {
       transport,
@@ -369,6 +378,7 @@ export class UplinkChannel {
         signer: this.o.signer,
         clock: this.o.clock,
         localAddress: this.o.localAddress,
+        family: this.o.family,
         timeoutMs: Math.max(2_000, 2 * this.heartbeatMs),
         localNow: this.now,
       });

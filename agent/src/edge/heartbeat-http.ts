@@ -15,6 +15,7 @@ export async function postHeartbeat(args: {
   signer: EdgeSigner;
   clock: EdgeClock;
   localAddress?: string;
+  family?: 4 | 6;
   timeoutMs: number;
   localNow?: () => number;
 }): Promise<HttpBeatResult> {
@@ -35,6 +36,7 @@ export async function postHeartbeat(args: {
       },
       body: args.body,
       localAddress: args.localAddress,
+      family: args.family,
       timeoutMs: args.timeoutMs,
     });
   } catch (err) {

@@ -15,6 +15,8 @@ export interface HttpOptions {
   body?: string;
   /** Source address to bind (the uplink's address); undefined lets the kernel choose. */
   localAddress?: string;
+  /** The edge's A or AAAA record; unset: whichever the name resolves to. */
+  family?: 4 | 6;
   timeoutMs?: number;
   signal?: AbortSignal;
 }
@@ -34,6 +36,7 @@ export function httpCall(url: string | URL, opts: HttpOptions = {}): Promise<Htt
           ...opts.headers,
         },
         localAddress: opts.localAddress,
+        family: opts.family,
         timeout: opts.timeoutMs ?? 5_000,
         signal: opts.signal,
       },

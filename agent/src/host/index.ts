@@ -1,6 +1,7 @@
 // The real host: policy routing, route switching and tunnel restarts with the system's own tools.
 import type { HostPort } from "../daemon/host-port.ts";
 import { gatewayOf, installUplinkRouting, removeUplinkRouting, tableFor } from "./policy-routing.ts";
+import { routeIpv6, unrouteIpv6, uplinkIpv6 } from "./policy-routing6.ts";
 import { watchRoutes } from "./route-watch.ts";
 import { createSwitcher } from "./switcher.ts";
 import { createTunnelRestarter } from "./tunnels.ts";
@@ -11,5 +12,8 @@ export const systemHost: HostPort = {
   removeUplinkRouting,
   createTunnelRestarter,
   watchRoutes,
+  uplinkIpv6,
+  routeIpv6,
+  unrouteIpv6,
   uplinkGateway: (u, i) => gatewayOf(u, tableFor(i)),
 };

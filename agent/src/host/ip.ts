@@ -56,9 +56,15 @@ async function json<T>(argv: string[], schema: z.ZodType<T>): Promise<T> {
   return parsed.data;
 }
 
-/** Routes of one table (main by default), IPv4 unless asked for IPv6. */
-export function routes(table: number | "main" = "main", family: Family = 4): Promise<Route[]> {
-  return json(["ip", "-j", `-${family}`, "route", "show", "table", String(table)], z.array(Route));
+/** Routes of one table (main by default), IPv4 unless asked for IPv6; a table never filled has none. */
+export async function routes(table: number | "main" = "main", family: Family = 4): Promise<Route[]> {
+  try {
+    return await json(["ip", "-j", `-${family}`, "route", "show", "table", String(table)], z.array(Route));
+  } catch (err) {
+    // The kernel has no such table until a route goes in (IPv6: "Dump terminated").
+    if (table !== "main" && /Dump terminated|table does not exist/i.test(String((err as Error).message))) return [];
+    throw err;
+  }
 }
 
 /** Default routes of one table, lowest metric first (the one the kernel uses). */
@@ -67,8 +73,8 @@ export async function defaultRoutes(table: number | "main" = "main", family: Fam
   return all.filter((r) => r.dst === "default").sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0));
 }
 
-export function rules(): Promise<Rule[]> {
-  return json(["ip", "-j", "-4", "rule", "show"], z.array(Rule));
+export function rules(family: Family = 4): Promise<Rule[]> {
+  return json(["ip", "-j", `-${family}`, "rule", "show"], z.array(Rule));
 }
 
 async function addresses(dev: string, family: Family): Promise<z.infer<typeof Link>["addr_info"]> {

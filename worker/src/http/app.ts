@@ -19,6 +19,7 @@ import {
   tokenSite,
 } from "#shared";
 import type { Env } from "../env.ts";
+import { clientAddress } from "../attribution.ts";
 import { fail, failureResponse, type Failure } from "../failure.ts";
 import { authorizeAdmin, authorizeViewer } from "./auth.ts";
 import { siteIndex } from "../site-index.ts";
@@ -47,7 +48,7 @@ const viewer: MiddlewareHandler<{ Bindings: Env }> = async (c, next) => {
 /** What the edge saw of the client: set here, never taken from the client. */
 function seenBy(c: C) {
   const cf = (c.req.raw as { cf?: { asn?: unknown } }).cf;
-  return { ip: c.req.header("cf-connecting-ip") ?? null, asn: typeof cf?.asn === "number" ? cf.asn : null };
+  return { ip: clientAddress(c.req.header("cf-connecting-ip")), asn: typeof cf?.asn === "number" ? cf.asn : null };
 }
 
 app.get("/healthz", (c) => c.json({ ok: true }));

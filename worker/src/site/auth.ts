@@ -1,5 +1,6 @@
 // Who sent a message: its signature, its age, its novelty and its agent's rate, checked in that order.
 import { MAX_SKEW_MS, parseMac, verify, type SigningKey } from "#shared";
+import type { Family } from "../attribution.ts";
 import { fail, ok, type Result } from "../failure.ts";
 import type { ConfiguredSite } from "./configured.ts";
 import { keyId, type AgentEntry, type AgentRegistry } from "./registry.ts";
@@ -12,7 +13,9 @@ import { keyId, type AgentEntry, type AgentRegistry } from "./registry.ts";
 export const WAKE_REPLAY_MARGIN_MS = 5_000;
 /**
  * Messages an agent may send per heartbeat interval and uplink it speaks on (4× what it needs:
- * reconnects and answers to directives come on top), plus a burst; beyond that, 429.
+ * reconnects and answers to directives come on top), plus a burst; beyond that, 429. Counted per
+ * family: an agent's IPv6 channels (a second one per uplink) spend an allowance of their own, so a
+ * flapping IPv6 path never throttles the IPv4 heartbeats that decide the uplink.
  */
 const RATE_PER_UPLINK = 4;
 const RATE_BURST = 20;
@@ -79,7 +82,13 @@ export class Authenticator {
     this.guard.prune(now);
   }
 
-  async authenticate(site: ConfiguredSite, m: SignedMessage, now: number): Promise<Result<Authenticated>> {
+  /** `family`: what the message travelled over (its allowance). */
+  async authenticate(
+    site: ConfiguredSite,
+    m: SignedMessage,
+    family: Family,
+    now: number,
+  ): Promise<Result<Authenticated>> {
     const agent = this.registry.get(m.agent);
     if (!agent) return unknownAgent(m.agent);
     if (!Number.isSafeInteger(m.ts) || Math.abs(m.ts - now) > MAX_SKEW_MS)
@@ -115,7 +124,7 @@ export class Authenticator {
         "this message was already accepted (or was signed before the edge restarted): sign a new one",
       );
     // Counted only once the signature holds: nobody else can spend an agent's allowance.
-    if (!this.withinRate(site, agent, now))
+    if (!this.withinRate(site, agent, family, now))
       return fail(
         429,
         "rate_limited",
@@ -126,17 +135,17 @@ export class Authenticator {
     return ok({ agent, key: signedBy.key, keyId: keyId(signedBy.stored) });
   }
 
-  /** A token bucket per agent, in memory. */
-  private withinRate(site: ConfiguredSite, agent: AgentEntry, now: number): boolean {
+  /** A token bucket per agent and family, in memory. */
+  private withinRate(site: ConfiguredSite, agent: AgentEntry, family: Family, now: number): boolean {
     const { policy, uplinks } = site.config;
     // Agents keep their own interval (1 s unless configured): a slower site policy must not throttle them.
     const intervalMs = Math.min(policy.heartbeatMs, 1_000);
     const perInterval = RATE_PER_UPLINK * (agent.row.role === "probe" ? 1 : uplinks.length) * this.rateFactor;
     const cap = perInterval + RATE_BURST;
-    const b = agent.bucket ?? { tokens: cap, at: now };
+    const b = agent.buckets[family] ?? { tokens: cap, at: now };
     const tokens = Math.min(cap, b.tokens + ((now - b.at) * perInterval) / intervalMs);
     const allowed = tokens >= 1;
-    agent.bucket = { tokens: allowed ? tokens - 1 : tokens, at: now };
+    agent.buckets[family] = { tokens: allowed ? tokens - 1 : tokens, at: now };
     return allowed;
   }
 }

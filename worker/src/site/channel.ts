@@ -12,7 +12,7 @@ import {
   issueLines,
 } from "#shared";
 import { fail, failureResponse, ok, parseJson, type Failure, type Result } from "../failure.ts";
-import type { Observed } from "../attribution.ts";
+import { clientAddress, familyOf, type Observed } from "../attribution.ts";
 import type { Authenticator, SignedMessage } from "./auth.ts";
 import type { ConfiguredSite } from "./configured.ts";
 import { signedDirective } from "./directives.ts";
@@ -47,7 +47,8 @@ export async function acceptChannel(
     sig: headers.get(HEADER_SIG) ?? "",
     body: connectBody(uplink),
   };
-  const authenticated = await auth.authenticate(site.value, signed, now);
+  const ip = clientAddress(headers.get(FORWARDED.clientIp));
+  const authenticated = await auth.authenticate(site.value, signed, familyOf(ip), now);
   if (!authenticated.ok) return refuse(authenticated);
   const { row } = authenticated.value.agent;
   if (row.uplink && row.uplink !== uplink)
@@ -58,7 +59,7 @@ export async function acceptChannel(
     agent: agentId,
     uplink,
     keyId: authenticated.value.keyId,
-    ip: headers.get(FORWARDED.clientIp),
+    ip,
     asn,
   });
   return new Response(null, { status: 101, webSocket: pair[0], headers: { [HEADER_NOW]: String(now) } });

@@ -32,6 +32,9 @@ export type EventData = {
   "uplink-address": { uplink: string; from: string; to: string | null };
   /** The IPv6 /64 an uplink's probe heartbeats from changed (a new delegated prefix). */
   "uplink-prefix": { uplink: string; from: string; to: string };
+  /** Agents' IPv6 heartbeats through an uplink stopped while its IPv4 ones go on (no switch). */
+  "ipv6-silent": { uplink: string; lastHeardAt: number };
+  "ipv6-back": { uplink: string; silentForMs: number };
   "site-offline": Record<string, never>;
   "site-online": Record<string, never>;
   "agent-cut-off": { agent: string; uplink: string };

@@ -1,7 +1,7 @@
 // A heartbeat, once its signature holds: parsed, checked against the site, and folded into what
 // the edge knows of its agent. Pure: the caller writes what it returns.
 import { Heartbeat, fieldIssues, type RouteDrift, type SiteConfig } from "#shared";
-import type { Observed } from "../attribution.ts";
+import { familyOf, misrouteKey, type Observed } from "../attribution.ts";
 import { fail, ok, parseJson, type Result } from "../failure.ts";
 import type { AgentRow, AgentRuntime } from "../store.ts";
 import type { NewEvent } from "./events.ts";
@@ -47,14 +47,17 @@ export function absorb(
   now: number,
 ): Absorbed {
   const before = row.runtime;
+  const family = familyOf(seen.ip);
+  const key = misrouteKey(hb.uplink, family);
   const misrouted = { ...before.misrouted };
-  if (misroutedVia) misrouted[hb.uplink] = misroutedVia;
-  else delete misrouted[hb.uplink];
+  if (misroutedVia) misrouted[key] = misroutedVia;
+  else delete misrouted[key];
   const after: AgentRuntime = {
     ...before,
     misrouted,
     lastSeenAt: now,
     uplinksSeen: { ...before.uplinksSeen, [hb.uplink]: now },
+    ...(family === 6 ? { uplinksSeen6: { ...before.uplinksSeen6, [hb.uplink]: now } } : {}),
     appliedGeneration: hb.appliedGeneration,
     tunnelGeneration: hb.tunnelGeneration,
     lastError: hb.lastError,
@@ -68,19 +71,20 @@ export function absorb(
   const id = row.id;
   const events: NewEvent[] = [];
   // Own keys only: "constructor" is a valid uplink id, and a member of every object.
-  if (misroutedVia !== (Object.hasOwn(before.misrouted, hb.uplink) ? before.misrouted[hb.uplink] : null))
+  const over = family === 6 ? " over IPv6" : "";
+  if (misroutedVia !== (Object.hasOwn(before.misrouted, key) ? before.misrouted[key] : null))
     events.push(
       misroutedVia
         ? {
             at: now,
             kind: "misrouted",
-            message: `${id}: heartbeats for ${hb.uplink} arrive through ${misroutedVia} (check its policy routing); not counted for ${hb.uplink}`,
+            message: `${id}: heartbeats for ${hb.uplink}${over} arrive through ${misroutedVia} (check its policy routing); not counted for ${hb.uplink}`,
             data: { agent: id, claimed: hb.uplink, via: misroutedVia, ip: seen.ip },
           }
         : {
             at: now,
             kind: "misrouted-cleared",
-            message: `${id}: heartbeats for ${hb.uplink} travel through ${hb.uplink} again`,
+            message: `${id}: heartbeats for ${hb.uplink}${over} travel through ${hb.uplink} again`,
             data: { agent: id, uplink: hb.uplink },
           },
     );

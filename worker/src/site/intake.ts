@@ -1,6 +1,6 @@
 // A heartbeat's way in: authenticated, parsed, attributed to the uplink it travelled through, and
 // folded into its agent; the caller runs the site on the decision event it yields.
-import type { Observed } from "../attribution.ts";
+import { familyOf, type Observed } from "../attribution.ts";
 import type { DecisionEvent } from "../engine/decision.ts";
 import { ok, type Result } from "../failure.ts";
 import type { Authenticated, Authenticator, SignedMessage } from "./auth.ts";
@@ -42,7 +42,7 @@ export class Intake {
     channelUplink: string | null,
     now: number,
   ): Promise<Result<Received>> {
-    const auth = await this.auth.authenticate(site, m, now);
+    const auth = await this.auth.authenticate(site, m, familyOf(seen.ip), now);
     if (!auth.ok) return auth;
     const { agent } = auth.value;
     const parsed = parseHeartbeat(m.body, site.config, agent.row, channelUplink);
@@ -59,7 +59,7 @@ export class Intake {
         { rttMs: hb.rttEdgeMs ?? null, gatewayRttMs: hb.rttGatewayMs ?? null, path: hb.path ?? null },
         now,
       );
-    if (evidenceFor) this.observations.noteEvidence(evidenceFor, seen);
+    const heardOver = evidenceFor ? this.observations.noteEvidence(site.config, evidenceFor, seen, now) : [];
     const absorbed = absorb(
       agent.row,
       hb,
@@ -69,7 +69,11 @@ export class Intake {
       now,
     );
     this.registry.heard(agent, absorbed.runtime, absorbed.persist);
-    const events = [...absorbed.events, ...this.dataUse.receive(site.config, agent.row.id, hb.uplinkBytes, now)];
+    const events = [
+      ...absorbed.events,
+      ...heardOver,
+      ...this.dataUse.receive(site.config, agent.row.id, hb.uplinkBytes, now),
+    ];
     // Only a probe's view of its path judges the uplink's quality: it sits behind that uplink alone.
     // Only a server can witness: a probe has one uplink to speak through.
     const event: DecisionEvent = evidenceFor

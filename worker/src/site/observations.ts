@@ -1,6 +1,9 @@
 // What the edge saw of each uplink: the public address, ASN and round trips its probes report
 // (the reference for attributing servers' heartbeats), and the address any evidence last came from.
-import { attribute, prefix64, type Attribution, type Observed } from "../attribution.ts";
+import type { SiteConfig } from "#shared";
+import { attribute, familyOf, prefix64, type Attribution, type Observed } from "../attribution.ts";
+import { agentSilenceMs } from "../engine/cadence.ts";
+import { heardOver, judgeIpv6, type FamilyHeard } from "../ipv6-heard.ts";
 import type { NewEvent } from "./events.ts";
 import type { SiteStore, UplinkObservation } from "../store.ts";
 
@@ -8,6 +11,8 @@ export class Observations {
   private readonly byUplink = new Map<string, UplinkObservation>();
   /** Public address last seen per uplink from any agent's evidence (status only). */
   private readonly lastEvidenceIp = new Map<string, string>();
+  /** Per uplink, what was heard over each family (memory only: a wake starts afresh). */
+  private readonly families = new Map<string, FamilyHeard>();
 
   constructor(private readonly store: SiteStore) {}
 
@@ -65,9 +70,25 @@ export class Observations {
     return attribute(claimed, seen, learned);
   }
 
-  noteEvidence(uplink: string, seen: Observed): void {
+  /**
+   * Evidence through `uplink`: its family noted, and every uplink's IPv6 judged (deadlines are met
+   * by heartbeats, as the decision's are). Returns the events it yields.
+   */
+  noteEvidence(config: SiteConfig, uplink: string, seen: Observed, now: number): NewEvent[] {
+    const family = familyOf(seen.ip);
     // The status shows the uplink's IPv4 address; IPv6 heartbeats would make it flicker.
-    if (seen.ip && prefix64(seen.ip) === null) this.lastEvidenceIp.set(uplink, seen.ip);
+    if (seen.ip && family === 4) this.lastEvidenceIp.set(uplink, seen.ip);
+    const windowOf = (id: string) => agentSilenceMs(config, { role: "server" }, id);
+    const events: NewEvent[] = [];
+    const noted = heardOver(this.families.get(uplink), uplink, family, windowOf(uplink), now);
+    this.families.set(uplink, noted.heard);
+    if (noted.event) events.push(noted.event);
+    for (const [id, h] of this.families) {
+      const judged = judgeIpv6(h, id, windowOf(id), now);
+      this.families.set(id, judged.heard);
+      if (judged.event) events.push(judged.event);
+    }
+    return events;
   }
 
   /** Writes every uplink's latest figures (the checkpoint does, inside its transaction). */
@@ -81,6 +102,17 @@ export class Observations {
     for (const [uplink, ip] of this.lastEvidenceIp)
       if (!observations.has(uplink))
         observations.set(uplink, { id: uplink, ip, asn: null, rttMs: null, gatewayRttMs: null, at: now });
+    for (const [uplink, h] of this.families) {
+      const o = observations.get(uplink) ?? {
+        id: uplink,
+        ip: null,
+        asn: null,
+        rttMs: null,
+        gatewayRttMs: null,
+        at: now,
+      };
+      observations.set(uplink, { ...o, ipv6HeardAt: h.ipv6At });
+    }
     return observations;
   }
 }

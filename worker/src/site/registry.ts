@@ -10,6 +10,7 @@ import {
   type RotateResponse,
   type SigningKey,
 } from "#shared";
+import type { Family } from "../attribution.ts";
 import { fail, ok, type Failure, type Result } from "../failure.ts";
 import { emptyRuntime, type AgentRow, type AgentRuntime, type SiteStore } from "../store.ts";
 import type { ConfiguredSite } from "./configured.ts";
@@ -28,8 +29,8 @@ export interface AgentEntry {
   previous: SigningKey | null;
   /** Runtime fields changed since the last checkpoint. */
   dirty: boolean;
-  /** Message tokens left, and when they were counted (see Authenticator.withinRate). */
-  bucket: { tokens: number; at: number } | null;
+  /** Message tokens left per family, and when they were counted (see Authenticator.withinRate). */
+  buckets: Partial<Record<Family, { tokens: number; at: number }>>;
   /** The directive last sent unasked, to push only changes. */
   pushed: string | null;
   /** When a rejection was last recorded, per reason. */
@@ -42,7 +43,7 @@ export const keyId = (signingKey: string) => signingKey.slice(0, 8);
 async function entryFor(row: AgentRow): Promise<AgentEntry> {
   const key = await importSigningKey(row.signingKey);
   const previous = row.previousKey ? await importSigningKey(row.previousKey) : null;
-  return { row, key, previous, dirty: false, bucket: null, pushed: null, rejectionLoggedAt: new Map() };
+  return { row, key, previous, dirty: false, buckets: {}, pushed: null, rejectionLoggedAt: new Map() };
 }
 
 const notFound = (site: string, agentId: string) =>

@@ -1,7 +1,8 @@
-// The object's WebSockets: agents' channels (tagged by agent, and by agent and uplink) and status
+// The object's WebSockets: agents' channels (tagged by agent, and by agent, uplink and family) and status
 // pages. What a socket carries through hibernation is validated on every read, never cast.
 import { z } from "zod";
 import { CLOSE_REPLACED } from "#shared";
+import { familyOf } from "../attribution.ts";
 
 /** Per-socket facts of an agent's channel that must survive hibernation. */
 export const AgentAttachment = z.object({
@@ -21,6 +22,13 @@ export type Attachment = z.infer<typeof Attachment>;
 
 /** Socket tag of status pages; "#" keeps it apart from every agent id. */
 const VIEWER_TAG = "#viewer";
+
+/**
+ * One channel per agent, uplink and family: an agent heartbeats through each uplink over IPv4 and,
+ * where it has IPv6, over IPv6 as well. The IPv4 key is the one sockets had before IPv6 channels.
+ */
+export const channelKey = (tag: Pick<AgentAttachment, "agent" | "uplink" | "ip">): string =>
+  `${tag.agent}/${tag.uplink}${familyOf(tag.ip) === 6 ? "/6" : ""}`;
 
 /** What the socket carries, or null for one this code never tagged. */
 export function attachmentOf(ws: WebSocket): Attachment | null {
@@ -55,11 +63,11 @@ export function broadcast(sockets: readonly WebSocket[], frame: string): void {
 export class Sockets {
   constructor(private readonly ctx: DurableObjectState) {}
 
-  /** One channel per agent per uplink: a reconnect replaces the old socket. */
+  /** A reconnect replaces the old socket of its uplink and family, never the other family's. */
   acceptAgent(ws: WebSocket, tag: AgentAttachment): void {
-    for (const old of this.ctx.getWebSockets(`${tag.agent}/${tag.uplink}`))
-      old.close(CLOSE_REPLACED, "replaced by a new connection");
-    this.ctx.acceptWebSocket(ws, [tag.agent, `${tag.agent}/${tag.uplink}`]);
+    const key = channelKey(tag);
+    for (const old of this.ctx.getWebSockets(key)) old.close(CLOSE_REPLACED, "replaced by a new connection");
+    this.ctx.acceptWebSocket(ws, [tag.agent, key]);
     ws.serializeAttachment(tag);
   }
 
