@@ -9,7 +9,7 @@ import { labUnavailable } from "../lab/netns.ts";
 import { networkManagerUnavailable } from "../lab/network-manager.ts";
 import { LabSite, settled } from "../lab/site.ts";
 import { gateway } from "../lab/topology.ts";
-import { POLICY_FLAGS, median, type Phase, phase, policyOf, sec } from "./lib/failover-phase.ts";
+import { POLICY_FLAGS, median, type Phase, phase, policyOf, type ServerSteps, sec } from "./lib/failover-phase.ts";
 
 const { values } = parseArgs({
   options: {
@@ -144,6 +144,15 @@ async function main() {
   console.log("");
   row("failover", downs, policy.downAfterMs + policy.heartbeatMs);
   row("failback", ups, policy.failbackAfterMs + policy.heartbeatMs);
+  console.log("\nwhere the failover's time goes, per server (medians, seconds from the cut):");
+  console.log("  server    │ decided  applying  routed  restarted  tunnel │ decided→routed  routed→tunnel");
+  for (const id of SERVERS) {
+    const m = (k: keyof ServerSteps) => median(downs.map((d) => d.servers[id]![k]));
+    const decided = median(downs.map((d) => d.detect));
+    console.log(
+      `  ${`${id} (${s.server(id).nm ? "nmcli" : "iproute2"})`.padEnd(9)} │ ${sec(decided)}  ${sec(m("applying"))}    ${sec(m("routed"))}    ${sec(m("restarted"))}  ${sec(m("tunnel"))} │         ${sec(m("routed") - decided)}         ${sec(m("tunnel") - m("routed"))}`,
+    );
+  }
   console.log(
     `\nroute drift (the backup's default route given the better metric, ${cuts} times per server): ${(await drifts(s, cuts)).join("; ")}`,
   );
