@@ -1,41 +1,72 @@
-// nmcli backend (the white paper's tool): sets `ipv4.route-metric` on each uplink's connection
-// profile so the active one is lowest (persistent: a reboot keeps the last directive's order), and
-// the same on the running device with `nmcli device modify`, which changes that one property. A
-// reapply of the whole profile, or any change of IPv6 settings, makes NetworkManager restart the
-// device's IPv6 and take its SLAAC address away until the next advertisement; IPv6 moves by a
-// default route of the agent's own instead (planOwnIpv6).
+// nmcli backend (the white paper's tool). The kernel's default routes move first, in one `ip
+// -batch` (the same routes NetworkManager will hold: its gateways, the uplinks' metrics), so the
+// failover does not wait on NetworkManager; then `ipv4.route-metric` goes into each uplink's
+// connection profile (persistent: a reboot keeps the last directive's order) and onto the running
+// device with `nmcli device modify`, which changes that one property and finds the kernel already
+// agreeing (nothing moves, so the drift watch sees nothing). A reapply of the whole profile, or any
+// change of IPv6 settings, makes NetworkManager restart the device's IPv6 and take its SLAAC address
+// away until the next advertisement; IPv6 moves by a default route of the agent's own instead
+// (planOwnIpv6).
 import type { UplinkConfig } from "../config/schema.ts";
+import type { UplinkRoute } from "../daemon/host-port.ts";
 import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { run } from "./exec.ts";
-import { defaultRoutes, ip } from "./ip.ts";
+import { defaultRoutes, ipBatch, type Route } from "./ip.ts";
 import { planOwnIpv6 } from "./ipv6-routes.ts";
-import { desiredMetric } from "./metrics.ts";
+import { desiredMetric, planDefaultRoutes, type RouteTarget } from "./metrics.ts";
 
-export async function applyWithNmcli(
+/** Moves the kernel's routes; `persist` then brings NetworkManager's profiles and devices into line. */
+export async function routeWithNmcli(
+  uplinks: readonly UplinkConfig[],
+  learned: Map<string, UplinkRoute>,
+  activeId: string,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<{ changed: boolean; persist: () => Promise<void> }> {
+  const [kernel4, kernel6] = await Promise.all([defaultRoutes("main"), defaultRoutes("main", 6)]);
+  const plan = [...planIpv4(kernel4, uplinks, learned, activeId), ...planOwnIpv6(kernel6, uplinks, activeId)];
+  await ipBatch(plan, signal);
+  return { changed: plan.length > 0, persist: () => persistMetrics(uplinks, activeId, log, signal) };
+}
+
+/** NetworkManager's own default routes given the uplinks' metrics (its gateways, else the ones the agent learned). */
+function planIpv4(
+  kernel: readonly Route[],
+  uplinks: readonly UplinkConfig[],
+  learned: Map<string, UplinkRoute>,
+  activeId: string,
+): string[][] {
+  const targets: RouteTarget[] = [];
+  for (const u of uplinks) {
+    const gateway =
+      u.gateway ?? kernel.find((r) => r.dev === u.interface && r.gateway)?.gateway ?? learned.get(u.id)?.gateway;
+    // Without one (a device NetworkManager has not brought up): its profile's metric is enough.
+    if (gateway)
+      targets.push({ uplink: u.id, dev: u.interface, gateway, metric: desiredMetric(uplinks, u.id, activeId) });
+  }
+  return planDefaultRoutes(kernel, targets);
+}
+
+async function persistMetrics(
   uplinks: readonly UplinkConfig[],
   activeId: string,
   log: Logger,
   signal: AbortSignal,
-): Promise<boolean> {
+): Promise<void> {
   const nmcli = (...args: string[]) => run(["nmcli", ...args], { timeoutMs: 10_000, signal });
-  const kernel4 = await defaultRoutes("main");
-  const routedRight = (dev: string, want: number) => kernel4.find((r) => r.dev === dev)?.metric === want;
-  // Active first: lowering its metric never leaves the host without a default route.
+  // Active first: NetworkManager never holds the old order for the active device while the backup has the new one.
   const ordered = [...uplinks].sort((a, b) => Number(b.id === activeId) - Number(a.id === activeId));
-  let changed = false;
-  for (const u of ordered) {
+  const profiles = await Promise.all(
+    ordered.map(async (u) =>
+      Number((await nmcli("-g", "ipv4.route-metric", "connection", "show", u.connection!)).trim()),
+    ),
+  );
+  for (const [i, u] of ordered.entries()) {
     const want = desiredMetric(uplinks, u.id, activeId);
-    const connection = u.connection!; // the config schema requires it for this backend
+    if (profiles[i] === want) continue;
     const metrics = ["ipv4.route-metric", String(want)];
-    if (routedRight(u.interface, want)) {
-      // Already routed right; make sure the profile agrees, so a reboot or reconnect keeps it.
-      const profile = Number((await nmcli("-g", "ipv4.route-metric", "connection", "show", connection)).trim());
-      if (profile !== want) await nmcli("connection", "modify", connection, ...metrics);
-      continue;
-    }
-    await nmcli("connection", "modify", connection, ...metrics);
-    changed = true;
+    await nmcli("connection", "modify", u.connection!, ...metrics); // the config schema requires it for this backend
     try {
       await nmcli("device", "modify", u.interface, ...metrics);
     } catch (err) {
@@ -47,7 +78,4 @@ export async function applyWithNmcli(
       });
     }
   }
-  const ipv6 = planOwnIpv6(await defaultRoutes("main", 6), uplinks, activeId);
-  for (const argv of ipv6) await ip(...argv);
-  return changed || ipv6.length > 0;
 }
