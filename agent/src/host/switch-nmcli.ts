@@ -55,27 +55,31 @@ async function persistMetrics(
   signal: AbortSignal,
 ): Promise<void> {
   const nmcli = (...args: string[]) => run(["nmcli", ...args], { timeoutMs: 10_000, signal });
-  // Active first: NetworkManager never holds the old order for the active device while the backup has the new one.
-  const ordered = [...uplinks].sort((a, b) => Number(b.id === activeId) - Number(a.id === activeId));
-  const profiles = await Promise.all(
-    ordered.map(async (u) =>
-      Number((await nmcli("-g", "ipv4.route-metric", "connection", "show", u.connection!)).trim()),
-    ),
+  // The kernel already routes right, so the order of these no longer matters: each round runs
+  // for every uplink at once (the tunnels' restart waits for this).
+  const stale = (
+    await Promise.all(
+      uplinks.map(async (u) => {
+        const want = desiredMetric(uplinks, u.id, activeId);
+        // The config schema requires a connection name for this backend.
+        const profile = Number((await nmcli("-g", "ipv4.route-metric", "connection", "show", u.connection!)).trim());
+        return profile === want ? [] : [{ u, metrics: ["ipv4.route-metric", String(want)] }];
+      }),
+    )
+  ).flat();
+  await Promise.all(stale.map(({ u, metrics }) => nmcli("connection", "modify", u.connection!, ...metrics)));
+  await Promise.all(
+    stale.map(async ({ u, metrics }) => {
+      try {
+        await nmcli("device", "modify", u.interface, ...metrics);
+      } catch (err) {
+        // A dead backup device cannot take it now; its profile has the metric for when it returns.
+        if (u.id === activeId) throw err;
+        log.warn("cannot change a backup uplink's running device; its profile is updated", {
+          uplink: u.id,
+          error: describeError(err),
+        });
+      }
+    }),
   );
-  for (const [i, u] of ordered.entries()) {
-    const want = desiredMetric(uplinks, u.id, activeId);
-    if (profiles[i] === want) continue;
-    const metrics = ["ipv4.route-metric", String(want)];
-    await nmcli("connection", "modify", u.connection!, ...metrics); // the config schema requires it for this backend
-    try {
-      await nmcli("device", "modify", u.interface, ...metrics);
-    } catch (err) {
-      // A dead backup device cannot take it now; its profile has the metric for when it returns.
-      if (u.id === activeId) throw err;
-      log.warn("cannot change a backup uplink's running device; its profile is updated", {
-        uplink: u.id,
-        error: describeError(err),
-      });
-    }
-  }
 }
