@@ -145,12 +145,12 @@ async function main() {
   row("failover", downs, policy.downAfterMs + policy.heartbeatMs);
   row("failback", ups, policy.failbackAfterMs + policy.heartbeatMs);
   console.log("\nwhere the failover's time goes, per server (medians, seconds from the cut):");
-  console.log("  server    │ decided  applying  routed  restarted  tunnel │ decided→routed  routed→tunnel");
+  console.log("  server          │ decided  applying  routed  restarted  tunnel │ decided→routed  routed→tunnel");
   for (const id of SERVERS) {
     const m = (k: keyof ServerSteps) => median(downs.map((d) => d.servers[id]![k]));
     const decided = median(downs.map((d) => d.detect));
     console.log(
-      `  ${`${id} (${s.server(id).nm ? "nmcli" : "iproute2"})`.padEnd(9)} │ ${sec(decided)}  ${sec(m("applying"))}    ${sec(m("routed"))}    ${sec(m("restarted"))}  ${sec(m("tunnel"))} │         ${sec(m("routed") - decided)}         ${sec(m("tunnel") - m("routed"))}`,
+      `  ${`${id} (${s.server(id).nm ? "nmcli" : "iproute2"})`.padEnd(15)} │ ${sec(decided)}  ${sec(m("applying"))}    ${sec(m("routed"))}    ${sec(m("restarted"))}  ${sec(m("tunnel"))} │         ${sec(m("routed") - decided)}         ${sec(m("tunnel") - m("routed"))}`,
     );
   }
   console.log(

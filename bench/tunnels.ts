@@ -4,8 +4,9 @@
 // per uplink, bound to that uplink's source address; nothing is restarted on a switch, a replica
 // when its uplink comes back. Per cut it prints, from what the tunnel endpoint saw (every
 // stand-in tunnel sends a keepalive each 100 ms): cut → every server's tunnel traffic arriving
-// through isp2, and restore → every server with a new connection through isp1; then the medians
-// and their ratio.
+// through isp2, and restore → every server's tunnel traffic arriving through isp1 again (restart
+// mode: a new connection; pinned: the isp1 replica, restarted, or its connection outlived an outage
+// shorter than downAfterMs); then the medians and their ratio.
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { labUnavailable, waitUntil } from "../lab/netns.ts";
@@ -38,7 +39,7 @@ type Mode = "restart" | "pinned";
 interface Cut {
   /** Cut → every server's tunnel traffic arriving through isp2. */
   live: number;
-  /** Restore → every server with a new tunnel connection through isp1. */
+  /** Restore → every server's tunnel traffic through isp1 again. */
   back: number;
 }
 
@@ -94,8 +95,8 @@ async function measure(mode: Mode): Promise<Cut[]> {
     await s.until((st) => st.activeUplink === "isp2" && settled(st, SERVERS), "failover", 60_000, 50);
     const t1 = Date.now();
     await s.lab.restore(1);
-    const back = await everyServer(t1, "a new tunnel connection through isp1", (srv, since) =>
-      traffic(tunnelOf(mode, srv, 1), 1, since, ["hello"]),
+    const back = await everyServer(t1, "tunnel traffic through isp1 again", (srv, since) =>
+      traffic(tunnelOf(mode, srv, 1), 1, since, ["hello", "data"]),
     );
     await s.until((st) => st.activeUplink === "isp1" && settled(st, SERVERS), "failback", 60_000, 50);
     out.push({ live, back });
@@ -111,14 +112,14 @@ async function main() {
     `bench:tunnels — ${cuts} cuts per mode; policy heartbeat ${policy.heartbeatMs} ms, downAfter ${policy.downAfterMs} ms, failbackAfter ${policy.failbackAfterMs} ms; keepalive every ${KEEPALIVE_MS} ms`,
   );
   console.log(`servers: ${servers.map((s) => `${s.name} (${s.backend})`).join(", ")}; times in seconds\n`);
-  console.log("    mode cut │ cut → live through isp2 │ restore → new connection through isp1");
+  console.log("    mode cut │ cut → live through isp2 │ restore → live through isp1 again");
   const restart = await measure("restart");
   const pinned = await measure("pinned");
   const m = (xs: Cut[], k: keyof Cut) => median(xs.map((x) => x[k]));
   console.log("");
   for (const [k, what] of [
     ["live", "cut → every server's tunnel live through isp2"],
-    ["back", "restore → every server's new tunnel connection through isp1"],
+    ["back", "restore → every server's tunnel live through isp1 again"],
   ] as const)
     console.log(
       `${what}: median restart mode ${sec(m(restart, k))} s, pinned mode ${sec(m(pinned, k))} s → restart / pinned = ${(m(restart, k) / m(pinned, k)).toFixed(1)}`,

@@ -23,7 +23,7 @@ export interface ServerSteps {
   applying: number;
   /** Its routes switched and verified (`ip route get` to the edge through the new uplink). */
   routed: number;
-  /** Its restart command returned (the tunnel process started). */
+  /** Its restart counted as done (the command returned and the tunnel's readiness check passed). */
   restarted: number;
   /** Its tunnel said hello to the endpoint from the new uplink's public address. */
   tunnel: number;
