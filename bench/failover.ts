@@ -9,7 +9,16 @@ import { labUnavailable } from "../lab/netns.ts";
 import { networkManagerUnavailable } from "../lab/network-manager.ts";
 import { LabSite, settled } from "../lab/site.ts";
 import { gateway } from "../lab/topology.ts";
-import { POLICY_FLAGS, median, type Phase, phase, policyOf, type ServerSteps, sec } from "./lib/failover-phase.ts";
+import {
+  beforeCut,
+  POLICY_FLAGS,
+  median,
+  type Phase,
+  phase,
+  policyOf,
+  type ServerSteps,
+  sec,
+} from "./lib/failover-phase.ts";
 
 const { values } = parseArgs({
   options: {
@@ -118,8 +127,7 @@ async function main() {
   const ups: Phase[] = [];
   console.log(" cut │ failover by:  detect  routes tunnels    ipv6 │ failback: detect  routes tunnels    ipv6");
   for (let i = 1; i <= cuts; i++) {
-    // Let heartbeats settle on the primary between cuts, as in the field.
-    await new Promise((r) => setTimeout(r, 2 * policy.heartbeatMs));
+    await beforeCut(policy.heartbeatMs);
     const d = await phase(s, SERVERS, () => s.lab.cut(1), "isp2", "failover");
     const u = await phase(s, SERVERS, () => s.lab.restore(1), "isp1", "failback");
     downs.push(d);

@@ -14,7 +14,7 @@ import { labUnavailable, type Netns, waitUntil } from "../lab/netns.ts";
 import { networkManagerUnavailable } from "../lab/network-manager.ts";
 import { DEFAULT_SERVERS, LabSite, settled } from "../lab/site.ts";
 import { createLab, EDGE_ADDRESS, type Lab, publicAddress } from "../lab/topology.ts";
-import { median, sec } from "./lib/failover-phase.ts";
+import { beforeCut, median, sec } from "./lib/failover-phase.ts";
 import { CONNECTIVITY_RESPONSE, PathProbe } from "./lib/path-probe.ts";
 import { keepalivedUnavailable, sharedSegment, startKeepalived } from "./lib/vrrp.ts";
 
@@ -48,7 +48,6 @@ interface Result {
   back: number[];
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const stateDir = (tag: string) =>
   join(resolve(import.meta.dirname, ".."), ".state", `bench-peers-${tag}-${process.pid}`);
 
@@ -89,6 +88,7 @@ async function probedCuts(lab: Lab, servers: Netns[], r: Result, o: CutHooks): P
   await probe.movedTo(publicAddress(1), Date.now(), 1_000, 30_000);
   for (let i = 1; i <= cuts; i++) {
     await o.between?.();
+    await beforeCut(POLICY.heartbeatMs);
     const t0 = Date.now();
     await lab.cut(1);
     r.over.push(await probe.movedTo(publicAddress(2), t0));
@@ -165,8 +165,7 @@ async function wanwatch(witnessQuorum: number): Promise<Result> {
       {
         http: false,
         ready: () => onPrimary(s),
-        // Let heartbeats settle on the primary between cuts, as in the field.
-        between: () => onPrimary(s).then(() => sleep(2 * POLICY.heartbeatMs)),
+        between: () => onPrimary(s),
         how: async (t0) => {
           await s.until((st) => st.activeUplink === "isp2" && settled(st, servers), "failover to isp2", 60_000);
           const events = await s.events();

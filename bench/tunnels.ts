@@ -13,7 +13,7 @@ import { labUnavailable, waitUntil } from "../lab/netns.ts";
 import { networkManagerUnavailable } from "../lab/network-manager.ts";
 import { DEFAULT_SERVERS, LabSite, settled } from "../lab/site.ts";
 import { publicAddress } from "../lab/topology.ts";
-import { POLICY_FLAGS, policyOf } from "./lib/failover-phase.ts";
+import { beforeCut, POLICY_FLAGS, policyOf } from "./lib/failover-phase.ts";
 
 const { values } = parseArgs({
   options: {
@@ -86,7 +86,7 @@ async function measure(mode: Mode): Promise<Cut[]> {
   await everyServer(0, "every tunnel at the endpoint", (srv) => traffic(tunnelOf(mode, srv, 1), 1, 0, ["hello"]));
   const out: Cut[] = [];
   for (let i = 1; i <= cuts; i++) {
-    await new Promise((r) => setTimeout(r, 2 * policy.heartbeatMs));
+    await beforeCut(policy.heartbeatMs);
     const t0 = Date.now();
     await s.lab.cut(1);
     const live = await everyServer(t0, "tunnel traffic through isp2", (srv, since) =>

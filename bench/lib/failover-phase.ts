@@ -44,6 +44,13 @@ export const policyOf = (v: { "heartbeat-ms": string; "down-after-ms": string; "
   minDwellMs: 0,
 });
 
+/**
+ * The pause before a cut: two heartbeats for the site to settle, then a random part of one more, so
+ * cuts fall at every phase of the agents' heartbeats. A fixed pause after a settled site puts every
+ * cut at about the same phase, and the median then measures that phase, not the system.
+ */
+export const beforeCut = (heartbeatMs: number) => new Promise((r) => setTimeout(r, (2 + Math.random()) * heartbeatMs));
+
 export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
