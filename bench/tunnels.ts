@@ -93,6 +93,9 @@ async function measure(mode: Mode): Promise<Cut[]> {
       traffic(tunnelOf(mode, srv, 2), 2, since, ["hello", "data"]),
     );
     await s.until((st) => st.activeUplink === "isp2" && settled(st, SERVERS), "failover", 60_000, 50);
+    const witnessed = (await s.events()).some(
+      (e) => e.kind === "uplink" && e.at >= t0 && !!(e.data as { witnesses?: string[] }).witnesses,
+    );
     const t1 = Date.now();
     await s.lab.restore(1);
     // Restart mode: a new connection only; the killed process's queued keepalives and FIN reach the
@@ -102,7 +105,9 @@ async function measure(mode: Mode): Promise<Cut[]> {
     );
     await s.until((st) => st.activeUplink === "isp1" && settled(st, SERVERS), "failback", 60_000, 50);
     out.push({ live, back });
-    console.log(`${mode.padStart(8)} ${String(i).padStart(3)} │ ${sec(live)} │ ${sec(back)}`);
+    console.log(
+      `${mode.padStart(8)} ${String(i).padStart(3)} │ ${witnessed ? "witness" : "silence"} ${sec(live)} │ ${sec(back)}`,
+    );
   }
   await s.destroy();
   site = null;
@@ -114,7 +119,7 @@ async function main() {
     `bench:tunnels — ${cuts} cuts per mode; policy heartbeat ${policy.heartbeatMs} ms, downAfter ${policy.downAfterMs} ms, failbackAfter ${policy.failbackAfterMs} ms; keepalive every ${KEEPALIVE_MS} ms`,
   );
   console.log(`servers: ${servers.map((s) => `${s.name} (${s.backend})`).join(", ")}; times in seconds\n`);
-  console.log("    mode cut │ cut → live through isp2 │ restore → live through isp1 again");
+  console.log("    mode cut │ down by: cut → live through isp2 │ restore → live through isp1 again");
   const restart = await measure("restart");
   const pinned = await measure("pinned");
   const m = (xs: Cut[], k: keyof Cut) => median(xs.map((x) => x[k]));
