@@ -8,7 +8,16 @@ import { parseArgs } from "node:util";
 import { labUnavailable } from "../lab/netns.ts";
 import { networkManagerUnavailable } from "../lab/network-manager.ts";
 import { LabSite, settled } from "../lab/site.ts";
-import { POLICY_FLAGS, median, type Phase, phase, policyOf, sec } from "./lib/failover-phase.ts";
+import {
+  beforeCut,
+  POLICY_FLAGS,
+  median,
+  type Phase,
+  phase,
+  policyOf,
+  type ServerSteps,
+  sec,
+} from "./lib/failover-phase.ts";
 
 const { values } = parseArgs({
   options: {
@@ -112,8 +121,7 @@ async function main() {
   const ups: Phase[] = [];
   console.log(" cut │ failover by:  detect  routes tunnels    ipv6 │ failback: detect  routes tunnels    ipv6");
   for (let i = 1; i <= cuts; i++) {
-    // Let heartbeats settle on the primary between cuts, as in the field.
-    await new Promise((r) => setTimeout(r, 2 * policy.heartbeatMs));
+    await beforeCut(policy.heartbeatMs);
     const d = await phase(s, SERVERS, () => s.lab.cut(1), "isp2", "failover");
     const u = await phase(s, SERVERS, () => s.lab.restore(1), "isp1", "failback");
     downs.push(d);
@@ -138,6 +146,15 @@ async function main() {
   console.log("");
   row("failover", downs, policy.downAfterMs + policy.heartbeatMs);
   row("failback", ups, policy.failbackAfterMs + policy.heartbeatMs);
+  console.log("\nwhere the failover's time goes, per server (medians, seconds from the cut):");
+  console.log("  server          │ decided  applying  routed  restarted  tunnel │ decided→routed  routed→tunnel");
+  for (const id of SERVERS) {
+    const m = (k: keyof ServerSteps) => median(downs.map((d) => d.servers[id]![k]));
+    const decided = median(downs.map((d) => d.detect));
+    console.log(
+      `  ${`${id} (${s.server(id).nm ? "nmcli" : "iproute2"})`.padEnd(15)} │ ${sec(decided)}  ${sec(m("applying"))}    ${sec(m("routed"))}    ${sec(m("restarted"))}  ${sec(m("tunnel"))} │         ${sec(m("routed") - decided)}         ${sec(m("tunnel") - m("routed"))}`,
+    );
+  }
   console.log(
     `\nroute drift (the backup's default route given the better metric; under NetworkManager by its profile, the agent's own route flushed; ${cuts} times per server): ${(await drifts(s, cuts)).join("; ")}`,
   );

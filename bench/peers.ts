@@ -4,16 +4,17 @@
 //       every 1 s, fall 1 / rise 1 and the more careful fall 3;
 //   (b) NetworkManager's connectivity check (interval 5) on a server with both uplinks;
 //   (c) wanwatch by silence alone; (d) wanwatch with witnesses (quorum 2).
-// Per peer: cut → the server's traffic (its route) on the backup, and restore → back on the
-// primary, medians of N cuts, as ratios to (d). (a) and (b) are timed from "the internet"'s side
-// (bench/lib/path-probe.ts), (c) and (d) from the agents' logs as in bench:failover.
+// Per peer: cut → every server's traffic (its route) on the backup, and restore → back on the
+// primary, medians of N cuts, as ratios to (d). Every peer is timed from the same vantage, "the
+// internet"'s side (bench/lib/path-probe.ts): the first datagram of each server's steady flow
+// arriving through router 2.
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { labUnavailable, type Netns, waitUntil } from "../lab/netns.ts";
 import { networkManagerUnavailable } from "../lab/network-manager.ts";
 import { DEFAULT_SERVERS, LabSite, settled } from "../lab/site.ts";
 import { createLab, EDGE_ADDRESS, type Lab, publicAddress } from "../lab/topology.ts";
-import { median, phase, sec } from "./lib/failover-phase.ts";
+import { beforeCut, median, sec } from "./lib/failover-phase.ts";
 import { CONNECTIVITY_RESPONSE, PathProbe } from "./lib/path-probe.ts";
 import { keepalivedUnavailable, sharedSegment, startKeepalived } from "./lib/vrrp.ts";
 
@@ -47,7 +48,6 @@ interface Result {
   back: number[];
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const stateDir = (tag: string) =>
   join(resolve(import.meta.dirname, ".."), ".state", `bench-peers-${tag}-${process.pid}`);
 
@@ -67,23 +67,37 @@ async function using<T extends { destroy(): Promise<void> }, R>(thing: T, body: 
   }
 }
 
+interface CutHooks {
+  /** NetworkManager's check answered by the probe's listener (the real edge serves HTTP itself). */
+  http: boolean;
+  /** Waits for the peer to settle once the edge answers. */
+  ready?: () => Promise<unknown>;
+  /** Waits before each cut (wanwatch: the site settled on the primary). */
+  between?: () => Promise<unknown>;
+  /** Says how the cut at `t0` was detected, for its line. */
+  how?: (t0: number) => Promise<string>;
+}
+
 /**
- * Cuts and restores uplink 1 `cuts` times, timing when `server`'s traffic moves each way; `ready`
- * waits for the peer to settle once the edge answers.
+ * Cuts and restores uplink 1 `cuts` times, timing when every server's traffic moves each way, as
+ * the internet sees it (bench/lib/path-probe.ts): the same vantage for every peer.
  */
-async function probedCuts(lab: Lab, server: Netns, r: Result, ready?: () => Promise<void>): Promise<Result> {
-  const probe = await PathProbe.start(lab.inet, server);
-  await ready?.();
+async function probedCuts(lab: Lab, servers: Netns[], r: Result, o: CutHooks): Promise<Result> {
+  const probe = await PathProbe.start(lab.inet, servers, { http: o.http });
+  await o.ready?.();
   await probe.movedTo(publicAddress(1), Date.now(), 1_000, 30_000);
   for (let i = 1; i <= cuts; i++) {
+    await o.between?.();
+    await beforeCut(POLICY.heartbeatMs);
     const t0 = Date.now();
     await lab.cut(1);
     r.over.push(await probe.movedTo(publicAddress(2), t0));
+    const how = (await o.how?.(t0)) ?? "";
     const t1 = Date.now();
     await lab.restore(1);
     r.back.push(await probe.movedTo(publicAddress(1), t1));
     console.log(
-      `  ${r.name}, cut ${i}: on the backup after ${sec(r.over.at(-1)!)} s, on the primary again ${sec(r.back.at(-1)!)} s`,
+      `  ${r.name}, cut ${i}: on the backup after ${sec(r.over.at(-1)!)} s${how}, on the primary again ${sec(r.back.at(-1)!)} s`,
     );
   }
   probe.stop();
@@ -100,7 +114,7 @@ async function keepalived(fall: number): Promise<Result> {
   return using(await createLab({ servers: [], dir: stateDir(`vrrp${fall}`), dhcp: false }), async (lab) => {
     const server = await sharedSegment(lab);
     await startKeepalived(lab, fall, 1);
-    return probedCuts(lab, server, r);
+    return probedCuts(lab, [server], r, { http: true });
   });
 }
 
@@ -124,36 +138,46 @@ async function networkManager(): Promise<Result> {
       (await nm.nmcli("-t", "-f", "DEVICE,IP4-CONNECTIVITY", "device", "status"))
         .split("\n")
         .filter((l) => /^lan[12]:full$/.test(l)).length === 2;
-    return probedCuts(lab, lab.servers[0]!.ns, r, () =>
-      waitUntil(online, "NetworkManager to find both uplinks online", 30_000, 200),
-    );
+    return probedCuts(lab, [lab.servers[0]!.ns], r, {
+      http: true,
+      ready: () => waitUntil(online, "NetworkManager to find both uplinks online", 30_000, 200),
+    });
   });
 }
 
-/** wanwatch on the lab site (two servers, one per backend): cut → routes switched on every server, per the agents' logs. */
+/** wanwatch on the lab site (two servers, one per backend), timed like the others: every server's traffic moved. */
 async function wanwatch(witnessQuorum: number): Promise<Result> {
   const r: Result = {
     name: witnessQuorum ? "(d) wanwatch with witnesses" : "(c) wanwatch by silence alone",
-    settings: `heartbeat 1 s, downAfterMs 3000, failbackAfterMs 4000, witnessQuorum ${witnessQuorum}; routes on both servers`,
+    settings: `heartbeat 1 s, downAfterMs 3000, failbackAfterMs 4000, witnessQuorum ${witnessQuorum}; both servers (iproute2, nmcli)`,
     over: [],
     back: [],
   };
   const servers = DEFAULT_SERVERS.map((s) => s.name);
   const site = await LabSite.start({ dir: stateDir(`ww${witnessQuorum}`), policy: { ...POLICY, witnessQuorum } });
-  return using(site, async (s) => {
-    await s.until((st) => st.activeUplink === "isp1" && settled(st, servers), "start on isp1", 60_000);
-    for (let i = 1; i <= cuts; i++) {
-      // Let heartbeats settle on the primary between cuts, as in the field.
-      await sleep(2 * POLICY.heartbeatMs);
-      const over = await phase(s, servers, () => s.lab.cut(1), "isp2", "failover");
-      r.over.push(over.routes);
-      r.back.push((await phase(s, servers, () => s.lab.restore(1), "isp1", "failback")).routes);
-      console.log(
-        `  ${r.name}, cut ${i}: routes on the backup after ${sec(r.over.at(-1)!)} s (${over.witnessed ? "on witnesses" : "by silence"}), on the primary again ${sec(r.back.at(-1)!)} s`,
-      );
-    }
-    return r;
-  });
+  const onPrimary = (s: LabSite) =>
+    s.until((st) => st.activeUplink === "isp1" && settled(st, servers), "settled on isp1", 60_000);
+  return using(site, (s) =>
+    probedCuts(
+      s.lab,
+      s.lab.servers.map((x) => x.ns),
+      r,
+      {
+        http: false,
+        ready: () => onPrimary(s),
+        between: () => onPrimary(s),
+        how: async (t0) => {
+          await s.until((st) => st.activeUplink === "isp2" && settled(st, servers), "failover to isp2", 60_000);
+          const events = await s.events();
+          return events.some(
+            (e) => e.kind === "uplink" && e.at >= t0 && !!(e.data as { witnesses?: string[] }).witnesses,
+          )
+            ? " (on witnesses)"
+            : " (by silence)";
+        },
+      },
+    ),
+  );
 }
 
 async function main() {

@@ -4,15 +4,16 @@
 // per uplink, bound to that uplink's source address; nothing is restarted on a switch, a replica
 // when its uplink comes back. Per cut it prints, from what the tunnel endpoint saw (every
 // stand-in tunnel sends a keepalive each 100 ms): cut → every server's tunnel traffic arriving
-// through isp2, and restore → every server with a new connection through isp1; then the medians
-// and their ratio.
+// through isp2, and restore → every server's tunnel live through isp1 again (restart mode: a new
+// connection; pinned: the isp1 replica's traffic, restarted, or its connection outlived an outage
+// shorter than downAfterMs); then the medians and their ratio.
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { labUnavailable, waitUntil } from "../lab/netns.ts";
 import { networkManagerUnavailable } from "../lab/network-manager.ts";
 import { DEFAULT_SERVERS, LabSite, settled } from "../lab/site.ts";
 import { publicAddress } from "../lab/topology.ts";
-import { POLICY_FLAGS, policyOf } from "./lib/failover-phase.ts";
+import { beforeCut, POLICY_FLAGS, policyOf } from "./lib/failover-phase.ts";
 
 const { values } = parseArgs({
   options: {
@@ -38,7 +39,7 @@ type Mode = "restart" | "pinned";
 interface Cut {
   /** Cut → every server's tunnel traffic arriving through isp2. */
   live: number;
-  /** Restore → every server with a new tunnel connection through isp1. */
+  /** Restore → every server's tunnel traffic through isp1 again. */
   back: number;
 }
 
@@ -85,21 +86,28 @@ async function measure(mode: Mode): Promise<Cut[]> {
   await everyServer(0, "every tunnel at the endpoint", (srv) => traffic(tunnelOf(mode, srv, 1), 1, 0, ["hello"]));
   const out: Cut[] = [];
   for (let i = 1; i <= cuts; i++) {
-    await new Promise((r) => setTimeout(r, 2 * policy.heartbeatMs));
+    await beforeCut(policy.heartbeatMs);
     const t0 = Date.now();
     await s.lab.cut(1);
     const live = await everyServer(t0, "tunnel traffic through isp2", (srv, since) =>
       traffic(tunnelOf(mode, srv, 2), 2, since, ["hello", "data"]),
     );
     await s.until((st) => st.activeUplink === "isp2" && settled(st, SERVERS), "failover", 60_000, 50);
+    const witnessed = (await s.events()).some(
+      (e) => e.kind === "uplink" && e.at >= t0 && !!(e.data as { witnesses?: string[] }).witnesses,
+    );
     const t1 = Date.now();
     await s.lab.restore(1);
-    const back = await everyServer(t1, "a new tunnel connection through isp1", (srv, since) =>
-      traffic(tunnelOf(mode, srv, 1), 1, since, ["hello"]),
+    // Restart mode: a new connection only; the killed process's queued keepalives and FIN reach the
+    // endpoint through isp1 too once it is back. Pinned: the isp1 replica's traffic, restarted or not.
+    const back = await everyServer(t1, "tunnel traffic through isp1 again", (srv, since) =>
+      traffic(tunnelOf(mode, srv, 1), 1, since, mode === "pinned" ? ["hello", "data"] : ["hello"]),
     );
     await s.until((st) => st.activeUplink === "isp1" && settled(st, SERVERS), "failback", 60_000, 50);
     out.push({ live, back });
-    console.log(`${mode.padStart(8)} ${String(i).padStart(3)} │ ${sec(live)} │ ${sec(back)}`);
+    console.log(
+      `${mode.padStart(8)} ${String(i).padStart(3)} │ ${witnessed ? "witness" : "silence"} ${sec(live)} │ ${sec(back)}`,
+    );
   }
   await s.destroy();
   site = null;
@@ -111,14 +119,14 @@ async function main() {
     `bench:tunnels — ${cuts} cuts per mode; policy heartbeat ${policy.heartbeatMs} ms, downAfter ${policy.downAfterMs} ms, failbackAfter ${policy.failbackAfterMs} ms; keepalive every ${KEEPALIVE_MS} ms`,
   );
   console.log(`servers: ${servers.map((s) => `${s.name} (${s.backend})`).join(", ")}; times in seconds\n`);
-  console.log("    mode cut │ cut → live through isp2 │ restore → new connection through isp1");
+  console.log("    mode cut │ down by: cut → live through isp2 │ restore → live through isp1 again");
   const restart = await measure("restart");
   const pinned = await measure("pinned");
   const m = (xs: Cut[], k: keyof Cut) => median(xs.map((x) => x[k]));
   console.log("");
   for (const [k, what] of [
     ["live", "cut → every server's tunnel live through isp2"],
-    ["back", "restore → every server's new tunnel connection through isp1"],
+    ["back", "restore → every server's tunnel live through isp1 again"],
   ] as const)
     console.log(
       `${what}: median restart mode ${sec(m(restart, k))} s, pinned mode ${sec(m(pinned, k))} s → restart / pinned = ${(m(restart, k) / m(pinned, k)).toFixed(1)}`,

@@ -13,6 +13,20 @@ export interface Phase {
   ipv6: number | null;
   /** The uplink was taken down on servers' witness reports, before downAfterMs. */
   witnessed: boolean;
+  /** Per server, ms from the act: where its share of the time went. */
+  servers: Record<string, ServerSteps>;
+}
+
+/** One server's path after the edge's decision, each step in ms from the act (the cut or the restore). */
+export interface ServerSteps {
+  /** The agent began applying the directive (it had it). */
+  applying: number;
+  /** Its routes switched and verified (`ip route get` to the edge through the new uplink). */
+  routed: number;
+  /** Its restart counted as done (the command returned and the tunnel's readiness check passed). */
+  restarted: number;
+  /** Its tunnel said hello to the endpoint from the new uplink's public address. */
+  tunnel: number;
 }
 
 /** The policy flags of the lab benchmarks, with the lab's fast defaults. */
@@ -29,6 +43,13 @@ export const policyOf = (v: { "heartbeat-ms": string; "down-after-ms": string; "
   failbackAfterMs: Number(v["failback-after-ms"]),
   minDwellMs: 0,
 });
+
+/**
+ * The pause before a cut: two heartbeats for the site to settle, then a random part of one more, so
+ * cuts fall at every phase of the agents' heartbeats. A fixed pause after a settled site puts every
+ * cut at about the same phase, and the median then measures that phase, not the system.
+ */
+export const beforeCut = (heartbeatMs: number) => new Promise((r) => setTimeout(r, (2 + Math.random()) * heartbeatMs));
 
 export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -56,15 +77,12 @@ export async function phase(
     (e) => e.kind === "switch" && e.at >= t0 && (e.data as { reason?: string }).reason === reason,
   );
   if (!sw) throw new Error(`no ${reason} event after the cut`);
-  const routed = servers.map((id) =>
-    s
-      .log(id)
-      .find(
-        (l) => (l.msg === "routes switched" || l.msg === "routes already right") && l.generation === done.generation,
-      ),
-  );
-  if (routed.some((l) => !l))
-    throw new Error(`a server did not log its route switch for generation ${done.generation}`);
+  const logged = (id: string, ...msgs: string[]) => {
+    const l = s.log(id).find((l) => msgs.includes(l.msg) && l.generation === done.generation);
+    if (!l) throw new Error(`${id} did not log "${msgs[0]}" for generation ${done.generation}`);
+    return Date.parse(l.time) - t0;
+  };
+  const routed = servers.map((id) => logged(id, "routes switched", "routes already right"));
   // Each server's tunnel reconnects once; the endpoint sees it from the new uplink's public address.
   const via = publicAddress(to === "isp1" ? 1 : 2);
   const deadline = Date.now() + 20_000;
@@ -85,14 +103,27 @@ export async function phase(
     while (!(await ipv6Done())) if (Date.now() - t0 > 60_000) throw new Error(`IPv6 did not follow to ${to}`);
     ipv6 = Date.now() - t0;
   }
+  const hello = (id: string) => s.tunnelHellos().find((h) => h.name === id && h.at >= t0 && h.remote === via)?.at;
+  const steps = Object.fromEntries(
+    servers.map((id, i) => [
+      id,
+      {
+        applying: logged(id, "applying directive"),
+        routed: routed[i]!,
+        restarted: logged(id, "tunnels restarted"),
+        tunnel: (hello(id) ?? Number.NaN) - t0,
+      },
+    ]),
+  );
   const witnessed = (await s.events()).some(
     (e) => e.kind === "uplink" && e.at >= t0 && !!(e.data as { witnesses?: string[] }).witnesses,
   );
   return {
     ipv6,
     witnessed,
+    servers: steps,
     detect: sw.at - t0,
-    routes: Math.max(...routed.map((l) => Date.parse(l!.time))) - t0,
+    routes: Math.max(...routed),
     tunnels: Math.max(...conns.slice(0, servers.length).map((c) => c.at)) - t0,
   };
 }

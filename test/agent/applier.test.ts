@@ -5,11 +5,12 @@ import { DirectiveApplier, type Switcher } from "../../agent/src/directive/appli
 import type { ReconcilerState } from "../../agent/src/directive/reconciler.ts";
 import { createLogger } from "../../agent/src/lib/log.ts";
 
-function setup(failApplies: number, opts: { slowMs?: number } = {}) {
+function setup(failApplies: number, opts: { slowMs?: number; failPersists?: number } = {}) {
   const calls: string[] = [];
   const saved: ReconcilerState[] = [];
   const lines: any[] = [];
   let failures = failApplies;
+  let persistFailures = opts.failPersists;
   const switcher: Switcher = {
     routed: async () => ({ ipv4: null, ipv6: null, withIpv6: [] }),
     apply: async (uplink, edge, signal) => {
@@ -21,7 +22,14 @@ function setup(failApplies: number, opts: { slowMs?: number } = {}) {
         });
       if (failures-- > 0)
         throw new Error("nmcli: connection 'Wired connection 2' not found", { cause: new Error("exit 10") });
-      return { changed: true };
+      if (persistFailures === undefined) return { changed: true };
+      return {
+        changed: true,
+        persist: async () => {
+          calls.push("persist");
+          if (persistFailures!-- > 0) throw new Error("nmcli: NetworkManager is not running");
+        },
+      };
     },
   };
   const applier = new DirectiveApplier({
@@ -63,6 +71,24 @@ describe("DirectiveApplier", () => {
     applier.offer({ generation: 4, activeUplink: "isp2", restartTunnels: true });
     await new Promise((r) => setTimeout(r, 50));
     expect(calls).toHaveLength(4);
+  });
+
+  it("the routes first, then what persists them: its failure is the apply's, reported and retried, and holds back the tunnels", async () => {
+    const { applier, calls, lines } = setup(0, { failPersists: 1 });
+    applier.offer({ generation: 2, activeUplink: "isp2", restartTunnels: true });
+    await until(() => applier.state.lastError !== null);
+    expect(applier.state).toMatchObject({ lastError: "nmcli: NetworkManager is not running", appliedGeneration: null });
+    await until(() => applier.state.tunnelGeneration === 2);
+    expect(calls).toEqual([
+      "apply isp2 via 192.0.2.1",
+      "persist",
+      "apply isp2 via 192.0.2.1",
+      "persist",
+      "restart tunnels",
+    ]);
+    // "routes switched" is logged once the routes are verified, before they are persisted.
+    expect(lines.filter((l) => l.msg === "routes switched")).toHaveLength(2);
+    expect(applier.state).toMatchObject({ appliedGeneration: 2, lastError: null });
   });
 
   it("stop() waits for the operation in flight, then starts nothing new", async () => {

@@ -50,6 +50,23 @@ describe("answer watch", () => {
     expect(w.boundMs(3_100)).toBe(1_815);
     expect(w.boundMs(2_605 + 60_001)).toBe(300);
   });
+
+  it("an outage's answers, queued until it ends, do not widen the bound; a slow path's still do", () => {
+    const w = watch();
+    w.sent(1, 1_000, 1_000);
+    expect(w.overdue(1)).toBe(true);
+    w.sent(2, 2_000, 2_000);
+    w.overdue(2);
+    w.sent(3, 3_000, 3_000);
+    w.overdue(3);
+    w.sent(4, 4_000, 4_000);
+    for (const seq of [1, 2, 3, 4]) w.answered(seq, 4_900);
+    expect(w.boundMs(5_000)).toBe(300);
+    w.sent(5, 6_000, 6_000);
+    expect(w.overdue(5)).toBe(true);
+    w.answered(5, 6_700);
+    expect(w.boundMs(6_800)).toBe(2_100);
+  });
 });
 
 interface FakeChannel {

@@ -55,6 +55,14 @@ const tunnelRestarts = (agent: string, generation?: number) =>
 const tunnelsVia = (n: 1 | 2, since: number) =>
   site.tunnelConnects().filter((c) => c.at >= since && c.remote === publicAddress(n)).length;
 const switches = async (after: number) => (await site.events()).filter((e) => e.kind === "switch" && e.at > after);
+/** srv2's `ipv4.route-metric` in its NetworkManager profiles up1 and up2. */
+const profileMetrics = () =>
+  Promise.all(
+    ["up1", "up2"].map(async (c) =>
+      Number((await site.server("srv2").nm!.nmcli("-g", "ipv4.route-metric", "connection", "show", c)).trim()),
+    ),
+  );
+
 /** The route-drift events the edge recorded since `after`, per server that reported one. */
 const driftEvents = async (after: number) =>
   (await site.events()).filter((e) => e.kind === "route-drift" && e.at > after).map((e) => e.data?.agent);
@@ -202,11 +210,14 @@ describe.skipIf(why)(
         expect.objectContaining({ from: "isp1", to: "isp2", reason: "failover" }),
       ]);
       expect(down.uplinks.find((u) => u.id === "isp1")!.state).toBe("down");
+      // The kernel's routes move first; srv2's NetworkManager profiles hold the order too, for a reboot or a reconnect.
+      if (!noNetworkManager) expect(await profileMetrics()).toEqual([200, 100]);
 
       await site.lab.restore(1);
       const back = await site.until(on("isp1"), "failback to isp1", 30_000);
       expect(back.generation).toBe(down.generation + 1); // once: no flapping on the way back
       expect(await routes()).toEqual(["lan1", "lan1"]);
+      if (!noNetworkManager) expect(await profileMetrics()).toEqual([100, 201]);
       await waitUntil(() => tunnelsVia(1, cutAt) >= 2, "both tunnels back through isp1", 10_000);
       // Nothing moved before the hold-down had passed, by the edge's own clock.
       const events = await site.events();
@@ -765,7 +776,7 @@ describe.skipIf(why)(
     }, 60_000);
 
     it.skipIf(noNetworkManager)(
-      `nmcli failing (NetworkManager gone) is reported to the edge and retried; the switch completes when it returns${noNetworkManager ? ` — skipped: ${noNetworkManager}` : ""}`,
+      `nmcli failing (NetworkManager gone): the kernel's routes move, the failure is reported to the edge and retried; the switch completes when it returns${noNetworkManager ? ` — skipped: ${noNetworkManager}` : ""}`,
       async () => {
         await baseline();
         const srv2 = site.server("srv2");
@@ -777,7 +788,8 @@ describe.skipIf(why)(
           "srv2 reports the nmcli failure",
         );
         expect(agentOf(s, "srv2").appliedGeneration).toBeLessThan(o.generation);
-        expect(await routeToEdge(srv2.ns)).toBe("lan1"); // nothing half-done: still routed the old way
+        // The kernel's routes moved without NetworkManager; storing the choice in its profiles waits for it.
+        expect(await routeToEdge(srv2.ns)).toBe("lan2");
 
         srv2.nm = await startNetworkManager(srv2.ns, join(site.lab.dir, "nm-srv2"));
         site.lab.sets.onDestroy(() => srv2.nm!.stop());

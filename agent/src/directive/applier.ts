@@ -16,7 +16,15 @@ import {
 // The signal aborts at shutdown: each step is safe to stop between (the next start resumes).
 export interface Switcher {
   routed(): Promise<RoutedUplinks>;
-  apply(uplinkId: string, edgeAddress: string, signal: AbortSignal): Promise<{ changed: boolean }>;
+  /**
+   * Moves the routes and verifies them; `persist`, when there is one, then stores the choice in the
+   * host's own network configuration (NetworkManager's profiles) and counts as part of applying.
+   */
+  apply(
+    uplinkId: string,
+    edgeAddress: string,
+    signal: AbortSignal,
+  ): Promise<{ changed: boolean; persist?: () => Promise<void> }>;
 }
 export interface TunnelRestarter {
   restart(signal: AbortSignal): Promise<void>;
@@ -151,6 +159,7 @@ export class DirectiveApplier {
               generation: e.generation,
               activeUplink: e.activeUplink,
             });
+            await r.persist?.();
           },
           () => ({ kind: "applied", generation: e.generation }),
           (error) => ({ kind: "apply-failed", generation: e.generation, error }),

@@ -2,6 +2,10 @@
 // max(300 ms, 3 × the slowest answer of the last minute) is unanswered, until any answer comes.
 // The slowest answer, not the last: a lossy or slow path that has been late before is late again,
 // not cut, so it must not be reported as cut (TCP resends one lost segment after ≥ 200 ms).
+// But only answers that measure the path: one that came after a later heartbeat had also passed its
+// bound, or to a heartbeat sent while the channel was unanswered, measures an outage (queued
+// heartbeats answered when it ends); counted, it would keep the bound above downAfterMs for a
+// minute after every outage, and no cut in that minute could be witnessed.
 
 export const MIN_BOUND_MS = 300;
 const RTT_WINDOW_MS = 60_000;
@@ -15,10 +19,17 @@ export interface Unanswered {
   edgeAt: number;
 }
 
+interface Pending extends Unanswered {
+  /** Sent while the channel was unanswered: its answer times the outage, not the path. */
+  inOutage: boolean;
+}
+
 export class AnswerWatch {
-  private readonly pending = new Map<number, Unanswered>();
+  private readonly pending = new Map<number, Pending>();
   private rtts: { at: number; ms: number }[] = [];
   private first: Unanswered | null = null;
+  /** Local send time of the latest heartbeat judged past its bound unanswered. */
+  private stalledAt = Number.NEGATIVE_INFINITY;
   /** Local time of the latest answer. */
   lastAnswerAt: number | null = null;
 
@@ -33,14 +44,14 @@ export class AnswerWatch {
   }
 
   sent(seq: number, at: number, edgeAt: number): void {
-    this.pending.set(seq, { sentAt: at, edgeAt });
+    this.pending.set(seq, { sentAt: at, edgeAt, inOutage: this.first !== null });
     if (this.pending.size > MAX_PENDING) this.pending.delete(this.pending.keys().next().value!);
   }
 
   /** An answer (to `seq`, or pushed unasked: null): the channel answers again. */
   answered(seq: number | null, at: number): void {
     const sent = seq === null ? undefined : this.pending.get(seq);
-    if (sent) this.rtts.push({ at, ms: at - sent.sentAt });
+    if (sent && !sent.inOutage && sent.sentAt >= this.stalledAt) this.rtts.push({ at, ms: at - sent.sentAt });
     // Older heartbeats will not be answered any more (an answer is in order): forget them too.
     if (seq !== null) for (const s of this.pending.keys()) if (s <= seq) this.pending.delete(s);
     this.lastAnswerAt = at;
@@ -50,9 +61,10 @@ export class AnswerWatch {
   /** Judges heartbeat `seq` at its bound; true when the channel has just become unanswered. */
   overdue(seq: number): boolean {
     const sent = this.pending.get(seq);
-    if (!sent || this.first !== null) return false;
-    if (this.lastAnswerAt !== null && this.lastAnswerAt >= sent.sentAt) return false;
-    this.first = sent;
+    if (!sent || (this.lastAnswerAt !== null && this.lastAnswerAt >= sent.sentAt)) return false;
+    this.stalledAt = Math.max(this.stalledAt, sent.sentAt);
+    if (this.first !== null) return false;
+    this.first = { sentAt: sent.sentAt, edgeAt: sent.edgeAt };
     return true;
   }
 }

@@ -8,6 +8,8 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** Aborts the command (SIGTERM, then SIGKILL after 2 s). */
   signal?: AbortSignal;
+  /** Written to the command's stdin (otherwise it has none). */
+  input?: string;
 }
 
 export class CommandError extends Error {
@@ -32,7 +34,7 @@ export async function run(argv: readonly string[], o: RunOptions = {}): Promise<
     cancelSignal: o.signal,
     forceKillAfterDelay: 2_000,
     env: o.env,
-    stdin: "ignore",
+    ...(o.input === undefined ? { stdin: "ignore" as const } : { input: o.input }),
     reject: false,
     stripFinalNewline: true,
   });

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import type { UplinkConfig } from "../config/schema.ts";
 import type { UplinkRoute } from "../daemon/host-port.ts";
-import { defaultRoutes, ip } from "./ip.ts";
+import { defaultRoutes, ipBatch } from "./ip.ts";
 import { planIpv6 } from "./ipv6-routes.ts";
 import { desiredMetric, planDefaultRoutes, type RouteTarget } from "./metrics.ts";
 
@@ -16,13 +16,10 @@ export async function applyWithIproute2(
   signal: AbortSignal,
 ): Promise<boolean> {
   advertisedRouteMetrics(uplinks, activeId);
-  const plan = [...(await planIpv4(uplinks, learned, activeId)), ...(await planIpv6(uplinks, activeId))];
-  // Stopping between steps is safe: each plan adds before it deletes.
-  for (const argv of plan) {
-    signal.throwIfAborted();
-    await ip(...argv);
-  }
-  return plan.length > 0;
+  const [v4, v6] = await Promise.all([planIpv4(uplinks, learned, activeId), planIpv6(uplinks, activeId)]);
+  // Stopping part-way is safe: each plan adds before it deletes.
+  await ipBatch([...v4, ...v6], signal);
+  return v4.length + v6.length > 0;
 }
 
 async function planIpv4(

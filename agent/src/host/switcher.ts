@@ -5,7 +5,7 @@ import type { UplinkRoute } from "../daemon/host-port.ts";
 import type { Switcher } from "../directive/applier.ts";
 import { defaultRoutes, routeGet } from "./ip.ts";
 import { applyWithIproute2 } from "./switch-iproute2.ts";
-import { applyWithNmcli } from "./switch-nmcli.ts";
+import { routeWithNmcli } from "./switch-nmcli.ts";
 
 const VERIFY_WITHIN_MS = 3_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -27,17 +27,19 @@ export function createSwitcher(config: AgentConfig, learned: Map<string, UplinkR
       const u = uplinks.find((x) => x.id === activeId);
       if (!u) throw new Error(`the directive names uplink "${activeId}", which this host's config does not have`);
       if (backend === "none") return { changed: false }; // report only
-      const changed =
-        backend === "nmcli"
-          ? await applyWithNmcli(uplinks, activeId, signal)
-          : await applyWithIproute2(uplinks, learned, activeId, signal);
+      if (backend === "nmcli") {
+        const r = await routeWithNmcli(uplinks, activeId, signal);
+        await verifyRoute(edgeAddress, u.interface, activeId, signal);
+        return r;
+      }
+      const changed = await applyWithIproute2(uplinks, learned, activeId, signal);
       await verifyRoute(edgeAddress, u.interface, activeId, signal);
       return { changed };
     },
   };
 }
 
-/** NetworkManager applies a reapply asynchronously: poll briefly before calling it a failure. */
+/** The kernel has the routes at once; poll briefly all the same, in case something on the host is still moving them. */
 async function verifyRoute(edge: string, dev: string, uplink: string, signal: AbortSignal): Promise<void> {
   const until = Date.now() + VERIFY_WITHIN_MS;
   for (;;) {
