@@ -3,9 +3,11 @@
 // The slowest answer, not the last: a lossy or slow path that has been late before is late again,
 // not cut, so it must not be reported as cut (TCP resends one lost segment after ≥ 200 ms).
 // But only answers that measure the path: one that came after a later heartbeat had also passed its
-// bound, or to a heartbeat sent while the channel was unanswered, measures an outage (queued
-// heartbeats answered when it ends); counted, it would keep the bound above downAfterMs for a
-// minute after every outage, and no cut in that minute could be witnessed.
+// bound, or to a heartbeat sent while the channel was unanswered or while an earlier heartbeat past
+// its bound still waited, measures an outage (queued heartbeats answered when it ends); counted, it
+// would keep the bound above downAfterMs for a minute after every outage, and no cut in that minute
+// could be witnessed. The last case is TCP after an outage: each side resends its queue at its own
+// timer, so the edge's push (or a late answer) can end "unanswered" while our heartbeats still wait.
 
 export const MIN_BOUND_MS = 300;
 const RTT_WINDOW_MS = 60_000;
@@ -20,8 +22,10 @@ export interface Unanswered {
 }
 
 interface Pending extends Unanswered {
-  /** Sent while the channel was unanswered: its answer times the outage, not the path. */
+  /** Sent while the channel was unanswered, or behind a heartbeat past its bound: its answer times the outage, not the path. */
   inOutage: boolean;
+  /** Judged past its bound unanswered. */
+  stalled: boolean;
 }
 
 export class AnswerWatch {
@@ -44,7 +48,8 @@ export class AnswerWatch {
   }
 
   sent(seq: number, at: number, edgeAt: number): void {
-    this.pending.set(seq, { sentAt: at, edgeAt, inOutage: this.first !== null });
+    const behind = this.first !== null || [...this.pending.values()].some((p) => p.stalled);
+    this.pending.set(seq, { sentAt: at, edgeAt, inOutage: behind, stalled: false });
     if (this.pending.size > MAX_PENDING) this.pending.delete(this.pending.keys().next().value!);
   }
 
@@ -62,6 +67,7 @@ export class AnswerWatch {
   overdue(seq: number): boolean {
     const sent = this.pending.get(seq);
     if (!sent || (this.lastAnswerAt !== null && this.lastAnswerAt >= sent.sentAt)) return false;
+    sent.stalled = true;
     this.stalledAt = Math.max(this.stalledAt, sent.sentAt);
     if (this.first !== null) return false;
     this.first = { sentAt: sent.sentAt, edgeAt: sent.edgeAt };
