@@ -28,7 +28,7 @@ export const EDGE_ADDRESS = "203.0.113.10";
 /** Router N's public (WAN) address: what the edge sees for uplink N after NAT. */
 export const publicAddress = (n: 1 | 2, renumbered = false) => `198.51.100.${(n === 1 ? 1 : 5) + (renumbered ? 8 : 0)}`;
 /** The internet's end of router N's WAN link (a /30 with the router's public address). */
-const wanPeer = (n: 1 | 2, renumbered = false) => `198.51.100.${(n === 1 ? 2 : 6) + (renumbered ? 8 : 0)}`;
+export const wanPeer = (n: 1 | 2, renumbered = false) => `198.51.100.${(n === 1 ? 2 : 6) + (renumbered ? 8 : 0)}`;
 export const gateway = (n: 1 | 2) => `192.168.${n}.1`;
 /** The edge's IPv6 address on "the internet" (with DHCP, which brings IPv6). */
 export const EDGE_ADDRESS6 = "2001:db8:ff::10";

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { labUnavailable } from "../../lab/netns.ts";
 import { LabSite, settled } from "../../lab/site.ts";
-import { EDGE_ADDRESS } from "../../lab/topology.ts";
+import { gateway, wanPeer } from "../../lab/topology.ts";
 import { NODE22, ROOT } from "../../lab/agent-process.ts";
 
 const why = labUnavailable();
@@ -36,11 +36,14 @@ describe.skipIf(why)(`a data cap in the lab${why ? ` — skipped: ${why}` : ""}`
     // The agents' first reports, at their first heartbeats, are the baselines.
     expect(isp2Use(await site.status())).toMatchObject({ usedMB: 0, capMB: 6 });
     const srv1 = site.lab.servers[0]!;
-    // From srv1's isp2 address (its policy routing sends that through lan2), to the internet's discard port.
+    // Through router 2 to an address on the internet (its end of router 2's WAN), port 9: a host
+    // route of the test's own, since the agent's rules pin only its connections to the edge.
+    const target = wanPeer(2);
+    await srv1.ns.ip("route", "add", `${target}/32`, "via", gateway(2), "dev", "lan2");
     const script = `import { createSocket } from "node:dgram";
 const s = createSocket("udp4");
 s.bind({ address: ${JSON.stringify(srv1.address(2))} }, async () => {
-  for (let i = 0; i < 5000; i++) await new Promise((ok) => s.send(Buffer.alloc(1000 - 42), 9, ${JSON.stringify(EDGE_ADDRESS)}, ok));
+  for (let i = 0; i < 5000; i++) await new Promise((ok) => s.send(Buffer.alloc(1000 - 42), 9, ${JSON.stringify(target)}, ok));
   s.close();
 });`;
     await srv1.ns.exec([NODE22, "--input-type=module", "-e", script]);

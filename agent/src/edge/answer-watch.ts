@@ -1,13 +1,16 @@
 // Whether one channel's heartbeats are being answered: a heartbeat with no answer within
 // max(300 ms, 3 × the slowest answer of the last minute) is unanswered, until any answer comes.
 // The slowest answer, not the last: a lossy or slow path that has been late before is late again,
-// not cut, so it must not be reported as cut (TCP resends one lost segment after ≥ 200 ms).
-// But only answers that measure the path: one that came after a later heartbeat had also passed its
-// bound, or to a heartbeat sent while the channel was unanswered or while an earlier heartbeat past
-// its bound still waited, measures an outage (queued heartbeats answered when it ends); counted, it
-// would keep the bound above downAfterMs for a minute after every outage, and no cut in that minute
-// could be witnessed. The last case is TCP after an outage: each side resends its queue at its own
-// timer, so the edge's push (or a late answer) can end "unanswered" while our heartbeats still wait.
+// not cut, so it must not be reported as cut (TCP resends one lost segment after ≥ 200 ms, then
+// after 0.6 s, 1.4 s…: on a 35 % lossy path answers a second or two late are common, and each one
+// widens the bound). But only answers that measure the path, not an outage (queued heartbeats
+// answered when it ends): counted, those would keep the bound above downAfterMs for a minute
+// after every outage, and no cut in that minute could be witnessed. An answer times an outage when
+// its heartbeat was sent while the channel was unanswered or behind one past its bound (TCP after
+// an outage: each side resends its queue at its own timer, so the edge's push can end
+// "unanswered" while our heartbeats still wait), or when it took longer than a heartbeat interval
+// (the first heartbeat an outage meets waits out most of it: of a cut longer than two intervals,
+// more than one). One or two TCP resends (0.2 s, 0.6 s) still widen the bound, on the safe side.
 
 export const MIN_BOUND_MS = 300;
 const RTT_WINDOW_MS = 60_000;
@@ -32,8 +35,8 @@ export class AnswerWatch {
   private readonly pending = new Map<number, Pending>();
   private rtts: { at: number; ms: number }[] = [];
   private first: Unanswered | null = null;
-  /** Local send time of the latest heartbeat judged past its bound unanswered. */
-  private stalledAt = Number.NEGATIVE_INFINITY;
+  /** An answer later than this timed an outage: the channel's heartbeat interval. */
+  outageMs = 1_000;
   /** Local time of the latest answer. */
   lastAnswerAt: number | null = null;
 
@@ -56,7 +59,7 @@ export class AnswerWatch {
   /** An answer (to `seq`, or pushed unasked: null): the channel answers again. */
   answered(seq: number | null, at: number): void {
     const sent = seq === null ? undefined : this.pending.get(seq);
-    if (sent && !sent.inOutage && sent.sentAt >= this.stalledAt) this.rtts.push({ at, ms: at - sent.sentAt });
+    if (sent && !sent.inOutage && at - sent.sentAt <= this.outageMs) this.rtts.push({ at, ms: at - sent.sentAt });
     // Older heartbeats will not be answered any more (an answer is in order): forget them too.
     if (seq !== null) for (const s of this.pending.keys()) if (s <= seq) this.pending.delete(s);
     this.lastAnswerAt = at;
@@ -68,7 +71,6 @@ export class AnswerWatch {
     const sent = this.pending.get(seq);
     if (!sent || (this.lastAnswerAt !== null && this.lastAnswerAt >= sent.sentAt)) return false;
     sent.stalled = true;
-    this.stalledAt = Math.max(this.stalledAt, sent.sentAt);
     if (this.first !== null) return false;
     this.first = { sentAt: sent.sentAt, edgeAt: sent.edgeAt };
     return true;

@@ -108,6 +108,7 @@ export class UplinkChannel {
     this.o = o;
     this.now = o.localNow ?? Date.now;
     this.heartbeatMs = o.heartbeatMs;
+    this.answers.outageMs = o.heartbeatMs;
     // The first retries come fast (an edge deploy drops every socket); then settle near 30 s.
     this.backoff = new Backoff({ baseMs: 500, maxMs: 30_000, factor: 2, jitter: 0.5 }, o.random);
   }
@@ -324,6 +325,7 @@ export class UplinkChannel {
     if (ms === this.heartbeatMs) return;
     const sooner = ms < this.heartbeatMs;
     this.heartbeatMs = ms;
+    this.answers.outageMs = ms;
     if (this.beatTimer === null || this.stopped) return;
     clearInterval(this.beatTimer);
     this.startBeats();
