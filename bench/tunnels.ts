@@ -10,8 +10,7 @@
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { labUnavailable, waitUntil } from "../lab/netns.ts";
-import { networkManagerUnavailable } from "../lab/network-manager.ts";
-import { DEFAULT_SERVERS, LabSite, settled } from "../lab/site.ts";
+import { labServers, LabSite, settled } from "../lab/site.ts";
 import { publicAddress } from "../lab/topology.ts";
 import { beforeCut, POLICY_FLAGS, policyOf } from "./lib/failover-phase.ts";
 
@@ -31,9 +30,7 @@ if (why) {
   console.error(`bench:tunnels needs the lab: ${why}`);
   process.exit(2);
 }
-const servers = networkManagerUnavailable()
-  ? DEFAULT_SERVERS.map((s) => ({ ...s, backend: "iproute2" as const }))
-  : DEFAULT_SERVERS;
+const servers = labServers();
 
 type Mode = "restart" | "pinned";
 interface Cut {

@@ -6,6 +6,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect, createServer, type Socket } from "node:net";
+import { networkManagerUnavailable } from "./network-manager.ts";
 import type { SiteConfigInput, SiteEvent, SiteStatus } from "#shared";
 import { freePort, startLocalEdge, type LocalEdge } from "../tools/local-edge.ts";
 import { BUNDLE, Daemon, NODE20, NODE22, ROOT, buildBundle } from "./agent-process.ts";
@@ -95,6 +96,10 @@ export const DEFAULT_SERVERS: ServerPlan[] = [
   { name: "srv1", backend: "iproute2", node: NODE20 },
   { name: "srv2", backend: "nmcli", node: NODE22 },
 ];
+
+/** DEFAULT_SERVERS, both on iproute2 where NetworkManager cannot run here. */
+export const labServers = (): ServerPlan[] =>
+  networkManagerUnavailable() ? DEFAULT_SERVERS.map((s) => ({ ...s, backend: "iproute2" as const })) : DEFAULT_SERVERS;
 
 interface AgentPlan {
   netns: string;

@@ -10,7 +10,7 @@ import type { SiteStatus } from "#shared";
 import { labUnavailable, waitUntil, whereIs } from "../../lab/netns.ts";
 import { networkManagerUnavailable, startNetworkManager } from "../../lab/network-manager.ts";
 import { dhcpUnavailable } from "../../lab/dhcp.ts";
-import { DEFAULT_SERVERS, LabSite, SITE, TUNNEL_PORT, appliedBy, settled } from "../../lab/site.ts";
+import { labServers, LabSite, SITE, TUNNEL_PORT, appliedBy, settled } from "../../lab/site.ts";
 import {
   EDGE_ADDRESS,
   EDGE_ADDRESS6,
@@ -33,9 +33,7 @@ let site: LabSite;
 
 beforeAll(async () => {
   if (why) return;
-  const servers = noNetworkManager
-    ? DEFAULT_SERVERS.map((s) => ({ ...s, backend: "iproute2" as const }))
-    : DEFAULT_SERVERS;
+  const servers = labServers();
   site = await LabSite.start({ dir: join(ROOT, ".state", `lab-${process.pid}`), policy: POLICY, servers });
 }, 120_000);
 

@@ -7,8 +7,7 @@ import type { SiteStatus } from "#shared";
 import { ROOT } from "../../lab/agent-process.ts";
 import { dhcpUnavailable } from "../../lab/dhcp.ts";
 import { labUnavailable, waitUntil } from "../../lab/netns.ts";
-import { networkManagerUnavailable } from "../../lab/network-manager.ts";
-import { DEFAULT_SERVERS, LabSite, settled } from "../../lab/site.ts";
+import { labServers, LabSite, settled } from "../../lab/site.ts";
 import { EDGE_ADDRESS6, ipv6Ready, prefix6 } from "../../lab/topology.ts";
 
 const why = labUnavailable() ?? dhcpUnavailable();
@@ -18,9 +17,7 @@ let site: LabSite;
 
 beforeAll(async () => {
   if (why) return;
-  const servers = networkManagerUnavailable()
-    ? DEFAULT_SERVERS.map((s) => ({ ...s, backend: "iproute2" as const }))
-    : DEFAULT_SERVERS;
+  const servers = labServers();
   site = await LabSite.start({
     dir: join(ROOT, ".state", `ipv6-heartbeats-lab-${process.pid}`),
     policy: POLICY,

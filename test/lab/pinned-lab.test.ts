@@ -9,8 +9,7 @@ import type { SiteStatus } from "#shared";
 import { readStatus } from "../../agent/src/state/files.ts";
 import { ROOT } from "../../lab/agent-process.ts";
 import { labUnavailable, waitUntil } from "../../lab/netns.ts";
-import { networkManagerUnavailable } from "../../lab/network-manager.ts";
-import { DEFAULT_SERVERS, LabSite, settled } from "../../lab/site.ts";
+import { labServers, LabSite, settled } from "../../lab/site.ts";
 import { publicAddress } from "../../lab/topology.ts";
 
 const why = labUnavailable();
@@ -21,9 +20,7 @@ let site: LabSite;
 
 beforeAll(async () => {
   if (why) return;
-  const servers = networkManagerUnavailable()
-    ? DEFAULT_SERVERS.map((s) => ({ ...s, backend: "iproute2" as const }))
-    : DEFAULT_SERVERS;
+  const servers = labServers();
   site = await LabSite.start({
     dir: join(ROOT, ".state", `lab-pinned-${process.pid}`),
     policy: POLICY,

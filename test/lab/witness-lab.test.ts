@@ -6,8 +6,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SiteStatus } from "#shared";
 import { labUnavailable } from "../../lab/netns.ts";
-import { networkManagerUnavailable } from "../../lab/network-manager.ts";
-import { DEFAULT_SERVERS, LabSite, settled } from "../../lab/site.ts";
+import { labServers, LabSite, settled } from "../../lab/site.ts";
 import { delayLineUnavailable, routeToEdge } from "../../lab/topology.ts";
 import { ROOT } from "../../lab/agent-process.ts";
 
@@ -19,9 +18,7 @@ let site: LabSite;
 
 beforeAll(async () => {
   if (why) return;
-  const servers = networkManagerUnavailable()
-    ? DEFAULT_SERVERS.map((s) => ({ ...s, backend: "iproute2" as const }))
-    : DEFAULT_SERVERS;
+  const servers = labServers();
   site = await LabSite.start({ dir: join(ROOT, ".state", `witness-lab-${process.pid}`), policy: POLICY, servers });
 }, 120_000);
 
