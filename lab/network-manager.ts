@@ -99,3 +99,38 @@ function tail(file: string): string {
     return "(no log)";
   }
 }
+
+/** How a LAN profile gets its addresses: static IPv4 (IPv6 off), or DHCP and router advertisements. */
+export type LanAddressing = { address: string; gateway: string } | "auto";
+
+/**
+ * A keyfile profile for one LAN, as on a real server (the interface named by `ifname` only; the
+ * route metric stored for both families), brought up.
+ */
+export async function addLanProfile(
+  nm: NetworkManagerInNs,
+  o: { ifname: string; name: string; routeMetric: number; addressing: LanAddressing },
+): Promise<void> {
+  const metric = String(o.routeMetric);
+  const addressing =
+    o.addressing === "auto"
+      ? ["ipv4.method", "auto", "ipv4.route-metric", metric, "ipv6.method", "auto", "ipv6.route-metric", metric]
+      : [
+          ...["ipv4.method", "manual", "ipv4.addresses", o.addressing.address, "ipv4.gateway", o.addressing.gateway],
+          ...["ipv4.route-metric", metric, "ipv6.method", "disabled"],
+        ];
+  await nm.nmcli(
+    "connection",
+    "add",
+    "type",
+    "ethernet",
+    "ifname",
+    o.ifname,
+    "con-name",
+    o.name,
+    "autoconnect",
+    "yes",
+    ...addressing,
+  );
+  await nm.nmcli("connection", "up", o.name);
+}

@@ -15,7 +15,7 @@ import {
   type Reservation,
 } from "./dhcp.ts";
 import { NetnsSet, answered, onPath, sh, waitUntil, type Netns } from "./netns.ts";
-import { startNetworkManager, type NetworkManagerInNs } from "./network-manager.ts";
+import { addLanProfile, startNetworkManager, type NetworkManagerInNs } from "./network-manager.ts";
 
 /** Why the lab cannot make an uplink slow here, or null. */
 export function delayLineUnavailable(): string | null {
@@ -246,26 +246,8 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: 
         nm = await startNetworkManager(ns, join(o.dir, `nm-${spec.name}`), spec.networkManagerConfig);
         sets.onDestroy(() => nm!.stop());
         for (const n of [1, 2] as const) {
-          const ipv4 = dhcp
-            ? ["ipv4.method", "auto"]
-            : ["ipv4.method", "manual", "ipv4.addresses", `${address(n)}/24`, "ipv4.gateway", gateway(n)];
-          await nm.nmcli(
-            "connection",
-            "add",
-            "type",
-            "ethernet",
-            "ifname",
-            `lan${n}`,
-            "con-name",
-            `up${n}`,
-            "autoconnect",
-            "yes",
-            ...ipv4,
-            "ipv4.route-metric",
-            String(99 + n),
-            ...(dhcp ? ["ipv6.method", "auto", "ipv6.route-metric", String(99 + n)] : ["ipv6.method", "disabled"]),
-          );
-          await nm.nmcli("connection", "up", `up${n}`);
+          const addressing = dhcp ? "auto" : { address: `${address(n)}/24`, gateway: gateway(n) };
+          await addLanProfile(nm, { ifname: `lan${n}`, name: `up${n}`, routeMetric: 99 + n, addressing });
         }
       }
       const server: LabServer = { name: spec.name, ns, address, nm, env: nm ? nm.env : {}, dhcp: new Map() };

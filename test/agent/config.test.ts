@@ -152,6 +152,12 @@ tunnels: { restart: swarm, service: cloudflared_tunnel, readyUrl: "http://127.0.
     expect(lines(() => loadConfig(file))).toEqual(['uplinks[1].interface: interface "eth9" does not exist']);
   });
 
+  it("an edge given by its IPv6 address is refused by name: heartbeats leave from IPv4 addresses", () => {
+    expect(lines(() => parseConfig("x", { ...valid, edge: "http://[2001:db8:ff::10]:8787" }))).toEqual([
+      expect.stringMatching(/^edge: an IPv6 address cannot be reached/),
+    ]);
+  });
+
   it("an unknown setting is refused by name (there is no local failover: the edge decides)", () => {
     expect(lines(() => parseConfig("x", { ...valid, localFailover: true }))).toEqual([
       expect.stringContaining("localFailover"),

@@ -9,6 +9,12 @@ describe("the edge's addresses and port", () => {
     expect(await edge()).toEqual(["203.0.113.10"]);
   });
 
+  it("an IPv6 literal gives no IPv4 address to pin", async () => {
+    const edge = edgeAddresses("http://[2001:db8:ff::10]:8787");
+    expect(edge.known()).toEqual([]);
+    expect(await edge()).toEqual([]);
+  });
+
   it("a name is known only once looked up, then keeps its last answer", async () => {
     const edge = edgeAddresses("http://localhost:8787");
     expect(edge.known()).toEqual([]);

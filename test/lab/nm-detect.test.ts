@@ -9,7 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentConfig } from "../../agent/src/config/schema.ts";
 import { ROOT, buildBundle, wanwatch } from "../../lab/agent-process.ts";
 import { labUnavailable, NetnsSet, type Netns } from "../../lab/netns.ts";
-import { networkManagerUnavailable, startNetworkManager, type NetworkManagerInNs } from "../../lab/network-manager.ts";
+import {
+  addLanProfile,
+  networkManagerUnavailable,
+  startNetworkManager,
+  type NetworkManagerInNs,
+} from "../../lab/network-manager.ts";
 import { startLocalEdge, type LocalEdge } from "../../tools/local-edge.ts";
 
 const why = labUnavailable() ?? networkManagerUnavailable();
@@ -47,31 +52,12 @@ beforeAll(async () => {
   nm = await startNetworkManager(srv, join(dir, "nm"));
   sets.onDestroy(() => nm.stop());
   for (const n of [1, 2] as const) {
-    const name = PROFILES[`lan${n}`];
-    // Stored as a keyfile profile, as on a real server; the interface is named by `ifname` only.
-    await nm.nmcli(
-      "connection",
-      "add",
-      "type",
-      "ethernet",
-      "ifname",
-      `lan${n}`,
-      "con-name",
-      name,
-      "autoconnect",
-      "yes",
-      "ipv4.method",
-      "manual",
-      "ipv4.addresses",
-      `10.0.${n}.2/24`,
-      "ipv4.gateway",
-      gateway(n),
-      "ipv4.route-metric",
-      String(99 + n),
-      "ipv6.method",
-      "disabled",
-    );
-    await nm.nmcli("connection", "up", name);
+    await addLanProfile(nm, {
+      ifname: `lan${n}`,
+      name: PROFILES[`lan${n}`],
+      routeMetric: 99 + n,
+      addressing: { address: `10.0.${n}.2/24`, gateway: gateway(n) },
+    });
   }
   // The port is picked here: a free port of this host says nothing about the namespace.
   edge = await startLocalEdge({ host: gateway(1), port: 8787, netns: routers.name, stateDir: join(dir, "edge") });

@@ -4,7 +4,8 @@
 import { DEFAULT_CONFIG_PATH, loadConfig } from "../config/load.ts";
 import type { AgentConfig } from "../config/schema.ts";
 import { existsSync } from "node:fs";
-import { removeUplinkRouting, tableFor } from "../host/policy-routing.ts";
+import { tableFor } from "../host/policy-rules.ts";
+import { removeUplinkRouting } from "../host/policy-routing.ts";
 import { unrouteIpv6 } from "../host/policy-routing6.ts";
 import { parseCommand, type CommandSpec } from "./command.ts";
 

@@ -76,7 +76,11 @@ export const TunnelConfig = z.preprocess(
 
 export const AgentConfig = z
   .strictObject({
-    edge: z.url({ protocol: /^https?$/ }),
+    // Heartbeats leave from each uplink's IPv4 address, so the edge needs one: a name (its AAAA
+    // record, if any, carries the IPv6 heartbeats) or an IPv4 address.
+    edge: z.url({ protocol: /^https?$/ }).refine((u) => !new URL(u).hostname.startsWith("["), {
+      message: "an IPv6 address cannot be reached from the uplinks' IPv4 addresses: give the edge's name",
+    }),
     site: SiteId,
     agent: AgentId,
     secretFile: z.string().min(1).default("/etc/wanwatch/secret"),

@@ -14,7 +14,8 @@ export interface EdgeAddresses {
 
 export function edgeAddresses(edge: string): EdgeAddresses {
   const host = hostOf(edge);
-  let last: string[] = isIP(host) ? [host] : [];
+  // An IPv6 literal has no IPv4 address (the config refuses it; nothing is looked up for it either).
+  let last: string[] = isIP(host) === 4 ? [host] : [];
   const resolve = async () => {
     if (isIP(host)) return last;
     try {

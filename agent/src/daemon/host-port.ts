@@ -2,7 +2,7 @@
 // Declared here so the daemon can run against the real module or a smaller real one in tests.
 import type { AgentConfig, UplinkConfig } from "../config/schema.ts";
 import type { Switcher, TunnelRestarter } from "../directive/applier.ts";
-import type { Pin } from "../host/policy-routing.ts";
+import type { EdgePin, Pin } from "../host/policy-rules.ts";
 import type { Ipv6Path } from "../host/policy-routing6.ts";
 import type { Logger } from "../lib/log.ts";
 
@@ -26,8 +26,8 @@ export interface HostPort {
   watchRoutes(onChange: () => void, log: Logger): () => void;
   /** The uplink's IPv6 path (a usable global address and an IPv6 default route on it), or null. */
   uplinkIpv6(uplink: UplinkConfig): Promise<Ipv6Path | null>;
-  /** Per-uplink IPv6 rules to the edge's IPv6 address, matching `paths` (config order; null edge: none). */
-  routeIpv6(uplinks: UplinkConfig[], paths: readonly (Ipv6Path | null)[], edge6: string | null): Promise<void>;
+  /** Per-uplink IPv6 rules for the agent's connections to the edge (`pin`), matching `paths` (config order; no pin: none). */
+  routeIpv6(uplinks: UplinkConfig[], paths: readonly (Ipv6Path | null)[], pin: EdgePin | null): Promise<void>;
   unrouteIpv6(uplinks: UplinkConfig[]): Promise<void>;
   /** The uplink's router: configured, else read from the host's routes (null when there is none). */
   uplinkGateway(uplink: UplinkConfig, index: number): Promise<string | null>;

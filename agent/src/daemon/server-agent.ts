@@ -8,7 +8,7 @@ import { initialState, type ReconcilerState } from "../directive/reconciler.ts";
 import type { DirectiveMessage } from "../edge/channel.ts";
 import { describeError } from "../lib/errors.ts";
 import { Agent, type UplinkPart } from "./agent.ts";
-import type { Pin } from "../host/policy-routing.ts";
+import type { Pin } from "../host/policy-rules.ts";
 import { type EdgeAddresses, edgeAddresses, edgePort } from "./edge-address.ts";
 import type { UplinkRoute } from "./host-port.ts";
 import type { Ipv6Path } from "../host/policy-routing6.ts";
@@ -184,11 +184,12 @@ export class ServerAgent extends Agent {
     this.mover?.applier.start();
   }
 
-  /** The IPv6 channels' rules (policy-routing6.ts); a host that never had IPv6 is not touched. */
+  /** The IPv6 channels' rules (policy-routing6.ts), for the same port as IPv4's; a host that never had IPv6 is not touched. */
   protected async routeIpv6(paths: readonly (Ipv6Path | null)[], edge6: string | null): Promise<void> {
     if (!this.ipv6Routed && (edge6 === null || paths.every((p) => p === null))) return;
     this.ipv6Routed = true;
-    await this.o.host.routeIpv6(this.config.uplinks, paths, edge6);
+    const pin = edge6 === null ? null : { edge: [edge6], port: edgePort(this.config.edge) };
+    await this.o.host.routeIpv6(this.config.uplinks, paths, pin);
   }
 
   protected onDirective(directive: NonNullable<DirectiveMessage["directive"]>): void {

@@ -8,11 +8,8 @@
 // uplink's address on purpose, pin everything from it.
 import type { UplinkConfig } from "../config/schema.ts";
 import type { UplinkRoute } from "../daemon/host-port.ts";
-import { defaultRoutes, ip, ipv4Address, type Rule, routes, rules } from "./ip.ts";
-
-/** Uplink i (config order) uses table and rule priority TABLE_BASE + i: documented in the README. */
-export const TABLE_BASE = 1101;
-export const tableFor = (index: number) => TABLE_BASE + index;
+import { defaultRoutes, ip, ipv4Address, routes, rules } from "./ip.ts";
+import { type Pin, planRules, ruleSelectors, tableFor } from "./policy-rules.ts";
 
 /** The gateway of an uplink: configured, else its interface's default route in `main` or in its own table. */
 export async function gatewayOf(u: UplinkConfig, table: number): Promise<string | null> {
@@ -22,33 +19,6 @@ export async function gatewayOf(u: UplinkConfig, table: number): Promise<string 
     if (r?.gateway) return r.gateway;
   }
   return null;
-}
-
-/** What the rules send through each uplink: the edge's IPv4 addresses and port, or (`all`) everything from its address. */
-export type Pin = { edge: readonly string[]; port: number } | "all";
-
-/**
- * TCP by number: `ip` reads protocol names from /etc/protocols, which a minimal system lacks
- * (`Invalid "ipproto" value`), and lists them as `tcp` or `ipproto-6`.
- */
-const TCP = "6";
-
-/** The selectors (argv after `ip rule add`, before `lookup`) of one uplink's rules; pure. */
-export function ruleSelectors(source: string, pin: Pin): string[][] {
-  if (pin === "all") return [["from", `${source}/32`]];
-  return [...new Set(pin.edge)]
-    .sort()
-    .map((a) => ["from", `${source}/32`, "to", `${a}/32`, "ipproto", TCP, "dport", String(pin.port)]);
-}
-
-/** The selector of a rule the kernel lists, in the form `ruleSelectors` writes. */
-export function selectorOf(r: Rule): string[] {
-  return [
-    ...(r.src && r.src !== "all" ? ["from", `${r.src}/${r.srclen ?? 32}`] : []),
-    ...(r.dst && r.dst !== "all" ? ["to", `${r.dst}/${r.dstlen ?? 32}`] : []),
-    ...(r.ipproto ? ["ipproto", r.ipproto === "tcp" ? TCP : r.ipproto.replace(/^ipproto-/, "")] : []),
-    ...(r.dport !== undefined ? ["dport", String(r.dport)] : []),
-  ];
 }
 
 export async function installUplinkRouting(
@@ -86,17 +56,7 @@ export async function installUplinkRouting(
       );
     await ip("route", "replace", "default", "via", gateway, "dev", u.interface, "table", String(table));
 
-    // Exactly today's rules at our priority: the new ones first (the agent's heartbeats never lose
-    // their path), then whatever else is there (a killed run's, an old lease's, a moved edge's).
-    const want = ruleSelectors(addr.address, pin);
-    const key = (sel: readonly string[]) => sel.join(" ");
-    const mine = existing.filter((r) => r.priority === table);
-    const have = new Set(mine.filter((r) => r.table === String(table)).map((r) => key(selectorOf(r))));
-    for (const sel of want.filter((s) => !have.has(key(s))))
-      await ip("rule", "add", ...sel, "lookup", String(table), "priority", String(table));
-    const wanted = new Set(want.map(key));
-    for (const r of mine.filter((r) => r.table !== String(table) || !wanted.has(key(selectorOf(r)))))
-      await ip("rule", "del", "priority", String(table), ...selectorOf(r), ...(r.table ? ["lookup", r.table] : []));
+    for (const step of planRules(4, existing, table, ruleSelectors(addr.address, pin))) await ip(...step);
     out.set(u.id, { sourceAddress: addr.address, gateway, interface: u.interface, table });
   }
   return out;

@@ -1,14 +1,14 @@
 // Per-uplink policy routing for IPv6: the agent's IPv6 channel through an uplink is bound to that
-// uplink's address, and one rule `from <that address> to <the edge's IPv6 address> lookup <table>`
-// sends it out through the uplink whichever uplink holds the IPv6 default route. Only traffic to
-// the edge is pinned: anything else from that address follows the default route. The uplink's
-// table and rule priority are its IPv4 ones (TABLE_BASE + i): the kernel keeps IPv6 rules and
-// tables apart from IPv4's. SLAAC moves the address (a new prefix, a reboot) and the router's
+// uplink's address, and the IPv4 rule's form (policy-rules.ts), `from <that address> to <the edge's
+// IPv6 address> ipproto 6 dport <port> lookup <table>`, sends it out through the uplink whichever
+// uplink holds the IPv6 default route. Only the agent's connections to the edge are pinned:
+// anything else from that address follows the default route. The uplink's table and rule priority
+// are its IPv4 ones (TABLE_BASE + i): the kernel keeps IPv6 rules and tables apart from IPv4's. SLAAC moves the address (a new prefix, a reboot) and the router's
 // link-local gateway may change: the plan is level-triggered, read and compared on every route
 // change, so the rule follows.
 import type { UplinkConfig } from "../config/schema.ts";
 import { defaultRoutes, ip, ipv6Address, routes, rules, type Route, type Rule } from "./ip.ts";
-import { tableFor } from "./policy-routing.ts";
+import { type EdgePin, planRules, ruleSelectors, tableFor } from "./policy-rules.ts";
 
 /** An uplink's IPv6 path as the host has it now. */
 export interface Ipv6Path {
@@ -40,32 +40,18 @@ export async function uplinkIpv6(u: UplinkConfig): Promise<Ipv6Path | null> {
 }
 
 /**
- * `ip` argv lists that make the host's IPv6 rules and uplink tables match `targets` (null edge:
- * nothing is routed). Per uplink: exactly one rule at its priority, for today's address and the
- * edge, and its table's default route through today's router; or neither. Pure.
+ * `ip` argv lists that make the host's IPv6 rules and uplink tables match `targets` (no pin:
+ * nothing is routed). Per uplink: exactly its rules for today's address and the edge, and its
+ * table's default route through today's router; or neither. Pure.
  */
-export function planIpv6Routing(
-  current: Ipv6Routing,
-  targets: readonly Ipv6Target[],
-  edge6: string | null,
-): string[][] {
+export function planIpv6Routing(current: Ipv6Routing, targets: readonly Ipv6Target[], pin: EdgePin | null): string[][] {
   const steps: string[][] = [];
   for (const { table, path } of targets) {
     const t = String(table);
-    const want = edge6 === null ? null : path;
-    const mine = current.rules.filter((r) => r.priority === table);
-    // `ip -j` leaves out a full-length prefix (/128).
-    const rightRule =
-      want !== null &&
-      mine.length === 1 &&
-      mine[0]!.src === want.source &&
-      (mine[0]!.srclen ?? 128) === 128 &&
-      mine[0]!.dst === edge6 &&
-      (mine[0]!.dstlen ?? 128) === 128 &&
-      mine[0]!.table === t;
+    const want = pin === null ? null : path;
     const routesIn = current.tables.get(table) ?? [];
     if (want === null) {
-      for (const _ of mine) steps.push(["-6", "rule", "del", "priority", t]);
+      steps.push(...planRules(6, current.rules, table, []));
       if (routesIn.length) steps.push(["-6", "route", "flush", "table", t]);
       continue;
     }
@@ -76,9 +62,7 @@ export function planIpv6Routing(
       if (routesIn.some((r) => r.dst !== "default")) steps.push(["-6", "route", "flush", "table", t]);
       steps.push(["-6", "route", "replace", "default", "via", want.gateway, "dev", want.interface, "table", t]);
     }
-    if (rightRule) continue;
-    for (const _ of mine) steps.push(["-6", "rule", "del", "priority", t]);
-    steps.push(["-6", "rule", "add", "from", `${want.source}/128`, "to", `${edge6}/128`, "lookup", t, "priority", t]);
+    steps.push(...planRules(6, current.rules, table, ruleSelectors(want.source, pin!)));
   }
   return steps;
 }
@@ -89,14 +73,14 @@ async function readRouting(uplinks: readonly UplinkConfig[]): Promise<Ipv6Routin
   return { rules: await rules(6), tables };
 }
 
-/** Brings the host's IPv6 rules to `paths` (config order; null: the uplink has no IPv6 path). */
+/** Brings the host's IPv6 rules to `paths` (config order; null: the uplink has no IPv6 path) and the edge's IPv6 `pin`. */
 export async function routeIpv6(
   uplinks: readonly UplinkConfig[],
   paths: readonly (Ipv6Path | null)[],
-  edge6: string | null,
+  pin: EdgePin | null,
 ): Promise<void> {
   const targets = uplinks.map((_, i) => ({ table: tableFor(i), path: paths[i] ?? null }));
-  for (const step of planIpv6Routing(await readRouting(uplinks), targets, edge6)) await ip(...step);
+  for (const step of planIpv6Routing(await readRouting(uplinks), targets, pin)) await ip(...step);
 }
 
 /** Removes every IPv6 rule and route the agent put in place for these uplinks. */
