@@ -1,13 +1,23 @@
 import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { SiteConfigInput } from "#shared";
-import { call, createSite, edgeClock, events, status, storedRows, stubFor, TestAgent, twoUplinks } from "./support.ts";
+import {
+  call,
+  createSite,
+  edgeClock,
+  events,
+  REFUSING,
+  status,
+  storedRows,
+  stubFor,
+  TestAgent,
+  twoUplinks,
+} from "./support.ts";
 
 const T0 = Date.UTC(2026, 11, 3, 12, 0, 0);
 const at = edgeClock(T0);
 const MB = 1_000_000;
 /** Nothing listens on port 9 of this machine: notifications stay queued, which is what is checked. */
-const REFUSING = "http://127.0.0.1:9/hooks/caps";
 
 const cappedSite = (metered: unknown = { capMB: 10, resetDay: 1 }, policy = {}, extra = {}): SiteConfigInput =>
   twoUplinks(policy, {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { CLOSE_REPLACED } from "#shared";
-import { Channel, createSite, edgeClock, events, status, TestAgent } from "./support.ts";
+import { Channel, createSite, edgeClock, events, REFUSING, status, TestAgent, twoUplinks } from "./support.ts";
 
 const at = edgeClock(Date.UTC(2031, 5, 1, 9, 0, 0));
 const V4 = { isp1: "198.51.100.1", isp2: "198.51.100.5" };
@@ -90,8 +90,8 @@ describe("IPv6 channels", () => {
     expect(log.filter((e) => e.kind === "misrouted-cleared")).toEqual([]);
   });
 
-  it("IPv6 silence on an uplink while IPv4 is heard: shown per uplink, one event, no switch; back is one event", async () => {
-    await createSite("fam-silent");
+  it("IPv6 silence on an uplink while IPv4 is heard: shown per uplink, one event and notification, no switch; back is one event", async () => {
+    await createSite("fam-silent", { ...twoUplinks(), notify: [{ kind: "webhook", url: REFUSING }] });
     const sbc1 = await TestAgent.enroll("fam-silent", "sbc1", "probe", { uplink: "isp1" });
     const sbc2 = await TestAgent.enroll("fam-silent", "sbc2", "probe", { uplink: "isp2" });
     const beat = async (ipv6OnIsp1: boolean) => {
@@ -133,6 +133,7 @@ describe("IPv6 channels", () => {
       "isp1: no IPv6 heartbeat for 7 s while IPv4 is heard (IPv6 through isp1 is broken; no switch)",
     );
     expect(log.filter((e) => e.kind === "switch").map((e) => e.data.reason)).toEqual(["initial"]);
+    expect((await status("fam-silent")).notify.pending).toBe(1);
 
     at(20_000);
     await beat(true);

@@ -5,11 +5,21 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { NotifyTestResponse } from "#shared";
-import { VIEWER, call, createSite, edgeClock, events, status, storedRows, stubFor, twoUplinks } from "./support.ts";
+import {
+  REFUSING,
+  VIEWER,
+  call,
+  createSite,
+  edgeClock,
+  events,
+  status,
+  storedRows,
+  stubFor,
+  twoUplinks,
+} from "./support.ts";
 
 const at = edgeClock(Date.UTC(2026, 11, 3, 6, 0, 0));
 /** Nothing listens on port 9 of this machine: the connection is refused at once. */
-const REFUSING = "http://127.0.0.1:9/hooks/secret-path-4f9a";
 
 describe("a notification target that cannot be reached", () => {
   it("is on the timeline after the first failed attempt, once per send, and in the status and metrics", async () => {

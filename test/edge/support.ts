@@ -71,6 +71,9 @@ export function storedRows(site: string): Promise<Record<string, unknown[]>> {
   });
 }
 
+/** A notify target nothing listens on: every send fails (what the retry schedule needs), and stays pending. */
+export const REFUSING = "http://127.0.0.1:9/hooks/secret-path-4f9a";
+
 export const twoUplinks = (
   policy: Partial<SiteConfigInput["policy"]> = {},
   extra: Partial<SiteConfigInput> = {},

@@ -4,7 +4,7 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SiteStatus } from "#shared";
-import { ROOT } from "../../lab/agent-process.ts";
+import { BUNDLE, NODE20, ROOT } from "../../lab/agent-process.ts";
 import { dhcpUnavailable } from "../../lab/dhcp.ts";
 import { labUnavailable, waitUntil } from "../../lab/netns.ts";
 import { labServers, LabSite, settled } from "../../lab/site.ts";
@@ -41,6 +41,19 @@ const everywhere = {
   srv2: { ipv6: ["isp1", "isp2"], misrouted: [] },
 };
 const sameView = (want: object) => (s: SiteStatus) => JSON.stringify(ipv6View(s)) === JSON.stringify(want);
+
+/** `wanwatch agent status` on a server: its uplink table's rows, by their first column. */
+async function statusRows(server: string): Promise<Record<string, string>> {
+  const out = await site
+    .server(server)
+    .ns.exec([NODE20, BUNDLE, "agent", "status", "--config", site.configPath(server)]);
+  return Object.fromEntries(
+    out
+      .split("\n")
+      .filter((l) => /^isp\d/.test(l))
+      .map((l) => [l.split(/\s{2,}/)[0]!, l]),
+  );
+}
 
 /** Where a connection from `source` to `dst` would leave a server (`ip -6 route get`). */
 async function leaves(server: string, dst: string, source: string): Promise<string | undefined> {
@@ -79,6 +92,13 @@ describe.skipIf(why)(`IPv6 heartbeats in the lab${why ? ` — skipped: ${why}` :
         expect(await leaves(id, EDGE_ADDRESS6, source)).toBe(`lan${n}`);
         expect(await leaves(id, "2001:db8:ff::99", source)).toBe("lan1");
       }
+      // `agent status` shows each IPv6 channel on a line of its own: its source, heard lately.
+      const rows = await statusRows(id);
+      expect(Object.keys(rows)).toEqual(["isp1", "isp1 (IPv6)", "isp2", "isp2 (IPv6)"]);
+      for (const n of [1, 2] as const)
+        expect(rows[`isp${n} (IPv6)`]).toMatch(
+          new RegExp(`websocket\\s+\\d+s ago\\s+[\\d.]+ ms\\s+${ch[`isp${n}`]}\\s`),
+        );
     }
     // A while later nothing was judged misrouted (each /64 is the one its probe heartbeats from),
     // and no channel was closed: a directive applied under NetworkManager (which drops and re-adds
@@ -135,6 +155,7 @@ describe.skipIf(why)(`IPv6 heartbeats in the lab${why ? ` — skipped: ${why}` :
       expect(Object.keys(channels("srv1"))).toEqual(["isp1"]);
       const rules = JSON.parse(await srv1.ip("-j", "-6", "rule", "show")) as { priority: number }[];
       expect(rules.map((r) => r.priority).filter((p) => p > 1100 && p < 1200)).toEqual([1101]);
+      expect(Object.keys(await statusRows("srv1"))).toEqual(["isp1", "isp1 (IPv6)", "isp2"]);
     } finally {
       await srv1.exec(["sysctl", "-qw", "net.ipv6.conf.lan2.disable_ipv6=0"]);
     }

@@ -38,6 +38,16 @@ describe("which events notify", () => {
     expect(subjectOf(ev("agent-back", { agent: "srv1" }))?.topic).toBe("agent:srv1");
     expect(subjectOf(ev("tunnel-restart-failed", { agent: "srv1" }))?.trigger).toBe("tunnel-restart-failed");
     expect(subjectOf(ev("tunnel-no-restarter", {}))?.trigger).toBe("tunnel-restart-failed");
+    expect(subjectOf(ev("ipv6-silent", { uplink: "isp2", lastHeardAt: 1 }))).toEqual({
+      trigger: "ipv6-silent",
+      topic: "ipv6:isp2",
+      severity: "bad",
+    });
+    expect(subjectOf(ev("ipv6-back", { uplink: "isp2", silentForMs: 9 }))).toEqual({
+      trigger: "ipv6-back",
+      topic: "ipv6:isp2",
+      severity: "good",
+    });
     for (const kind of ["applied", "notify", "notify-failed", "config", "agent-error", "misrouted"])
       expect(subjectOf(ev(kind, {}))).toBeNull();
   });

@@ -3,7 +3,7 @@ import { DEFAULT_CONFIG_PATH, loadConfig } from "../config/load.ts";
 import { UserError } from "../lib/errors.ts";
 import { readState, readStatus, type ReplicaView } from "../state/files.ts";
 import { parseCommand, type CommandSpec } from "./command.ts";
-import { ago, table } from "./tables.ts";
+import { ago, ms, table } from "./tables.ts";
 
 export const AGENT_STATUS: CommandSpec = {
   name: "agent status",
@@ -72,13 +72,21 @@ export function agentStatus(args: string[], out: (s: string) => void, now = Date
     lines.push(
       table(
         ["UPLINK", "CHANNEL", "LAST CONTACT", "RTT", "SOURCE", "PROBLEM"],
-        Object.entries(s.uplinks).map(([id, u]) => [
-          id,
-          u.transport ?? "down",
-          ago(u.lastContactAt, now),
-          u.rttMs === null ? "-" : `${Math.round(u.rttMs)} ms`,
-          u.localAddress ?? "-",
-          u.error ?? "-",
+        Object.entries(s.uplinks).flatMap(([id, u]) => [
+          [id, u.transport ?? "down", ago(u.lastContactAt, now), ms(u.rttMs), u.localAddress ?? "-", u.error ?? "-"],
+          // Its IPv6 channel, a line of its own: heard or not, it never decides the uplink's fate.
+          ...(u.ipv6
+            ? [
+                [
+                  `${id} (IPv6)`,
+                  u.ipv6.transport ?? "down",
+                  ago(u.ipv6.lastContactAt, now),
+                  ms(u.ipv6.rttMs),
+                  u.ipv6.localAddress,
+                  "-",
+                ],
+              ]
+            : []),
         ]),
       ),
     );

@@ -21,7 +21,7 @@ export function ago(at: number | null, now: number): string {
   return `${Math.round(s / 86_400)}d ago`;
 }
 
-const ms = (v: number | null) => (v === null ? "-" : `${v < 10 ? v.toFixed(1) : Math.round(v)} ms`);
+export const ms = (v: number | null): string => (v === null ? "-" : `${v < 10 ? v.toFixed(1) : Math.round(v)} ms`);
 const dash = (v: unknown) => (v === null || v === undefined || v === "" ? "-" : String(v));
 
 /** A metered uplink's use this period, against its cap if it has one. */

@@ -248,14 +248,21 @@ export abstract class Agent {
       edge6: edgeAddress6Resolver(config.edge, this.now),
       route: (paths, edge6) => this.routeIpv6(paths, edge6),
       open: (i, source) => {
+        const uplink = config.uplinks[i]!.id;
+        this.status?.ipv6Channel(uplink, source);
         const ch = new UplinkChannel({
           ...this.channelBase(signer, i, this.gatewayRtts[i]!),
           localAddress: source,
           family: 6,
+          onContact: (_, c) => {
+            this.contact(uplink, c);
+            this.status?.contact6(uplink, c);
+          },
         });
         ch.start();
         return ch;
       },
+      closed: (i) => this.status?.ipv6Channel(config.uplinks[i]!.id, null),
       log,
       now: this.now,
     });

@@ -21,6 +21,8 @@ export interface Ipv6ChannelsOptions {
   route: (paths: readonly (Ipv6Path | null)[], edge6: string | null) => Promise<void>;
   /** A started channel through uplink `index`, bound to `source`. */
   open: (index: number, source: string) => UplinkChannel;
+  /** Uplink `index` has no IPv6 channel any more (its address or route went). */
+  closed: (index: number) => void;
   log: Logger;
   now: () => number;
 }
@@ -89,7 +91,10 @@ export class Ipv6Channels {
         void now.channel.stop();
         log.info("IPv6 channel closed", { uplink: u.id, source: now.source, ...(source ? { newSource: source } : {}) });
       }
-      if (source === null) continue;
+      if (source === null) {
+        if (now) this.o.closed(i);
+        continue;
+      }
       this.open.set(u.id, { source, channel: this.o.open(i, source) });
       log.info("IPv6 channel", { uplink: u.id, source, edge: edge6 });
     }

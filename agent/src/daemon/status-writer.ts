@@ -36,7 +36,14 @@ export class StatusWriter {
     this.everyMs = everyMs;
     this.startedAt = now();
     for (const u of config.uplinks)
-      this.uplinks[u.id] = { transport: null, lastContactAt: null, rttMs: null, error: null, localAddress: null };
+      this.uplinks[u.id] = {
+        transport: null,
+        lastContactAt: null,
+        rttMs: null,
+        error: null,
+        localAddress: null,
+        ipv6: null,
+      };
   }
 
   start(): void {
@@ -58,6 +65,23 @@ export class StatusWriter {
     this.refused = null;
     this.dirty = true;
     if (first || cleared) this.flush();
+  }
+
+  /** The uplink's IPv6 channel opened (bound to `source`), rebound, or closed (null). */
+  ipv6Channel(uplink: string, source: string | null): void {
+    this.uplinks[uplink]!.ipv6 =
+      source === null ? null : { localAddress: source, transport: null, lastContactAt: null, rttMs: null };
+    this.flush();
+  }
+
+  /** An answer over the uplink's IPv6 channel: its own line, apart from the IPv4 channel that decides. */
+  contact6(uplink: string, c: { transport: Transport; rttMs: number | null; at: number }): void {
+    const v = this.uplinks[uplink]!.ipv6;
+    if (!v) return;
+    const first = v.lastContactAt === null || v.transport !== c.transport;
+    Object.assign(v, { transport: c.transport, lastContactAt: c.at, rttMs: c.rttMs ?? v.rttMs });
+    this.dirty = true;
+    if (first) this.flush();
   }
 
   /** The edge's latest refusal of this agent's setup; an answer from the edge clears it. */

@@ -27,12 +27,22 @@ export const SavedState = z.object({
 });
 export type SavedState = z.infer<typeof SavedState>;
 
+/** An uplink's IPv6 channel, where it has one (absent in an older agent's file). */
+export const Ipv6ChannelView = z.object({
+  localAddress: z.string(),
+  transport: z.enum(["websocket", "http"]).nullable(),
+  lastContactAt: z.int().nullable(),
+  rttMs: z.number().nullable(),
+});
+export type Ipv6ChannelView = z.infer<typeof Ipv6ChannelView>;
+
 export const UplinkView = z.object({
   transport: z.enum(["websocket", "http"]).nullable(),
   lastContactAt: z.int().nullable(),
   rttMs: z.number().nullable(),
   error: z.string().nullable(),
   localAddress: z.string().nullable(),
+  ipv6: Ipv6ChannelView.nullable().optional(),
 });
 export type UplinkView = z.infer<typeof UplinkView>;
 

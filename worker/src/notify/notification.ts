@@ -19,6 +19,8 @@ export type Trigger =
   | "agent-path-back"
   | "tunnel-restart-failed"
   | "data-cap"
+  | "ipv6-silent"
+  | "ipv6-back"
   /** `wanwatch site notify --test`: never from an event. */
   | "test";
 
@@ -86,6 +88,11 @@ export function subjectOf(e: SiteEvent): Subject | null {
         topic: `data-cap:${d<"data-cap">(e, "uplink")}`,
         severity: Number(d<"data-cap">(e, "percent")) >= THRESHOLDS[1] ? "bad" : "info",
       };
+    // Only IPv6 through the uplink went quiet (IPv4 still heard): nothing switches, but IPv6 users of the site may notice.
+    case "ipv6-silent" satisfies EventKind:
+      return { trigger: "ipv6-silent", topic: `ipv6:${d<"ipv6-silent">(e, "uplink")}`, severity: "bad" };
+    case "ipv6-back" satisfies EventKind:
+      return { trigger: "ipv6-back", topic: `ipv6:${d<"ipv6-back">(e, "uplink")}`, severity: "good" };
     default:
       return null;
   }
