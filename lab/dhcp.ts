@@ -13,6 +13,8 @@ import { onPath, waitUntil, type Netns } from "./netns.ts";
  * Tests that need a renewal now ask the client for one.
  */
 export const LEASE = "5m";
+/** Seconds between a router's unsolicited advertisements, each renewing its prefix's SLAAC addresses. */
+export const RA_INTERVAL_S = 10;
 
 export function dhcpUnavailable(): string | null {
   for (const tool of ["dnsmasq", "busybox"])
@@ -45,7 +47,7 @@ export function startDhcpServer(router: Netns, n: 1 | 2, dir: string, reservatio
     `--dhcp-option=option:router,192.168.${n}.1`,
     "--enable-ra",
     `--dhcp-range=::,constructor:br-lan,ra-only,64,${LEASE}`,
-    "--ra-param=br-lan,10,1800",
+    `--ra-param=br-lan,${RA_INTERVAL_S},1800`,
     ...reservations.map((r) => `--dhcp-host=${r.mac},${r.address},${LEASE}`),
     `--dhcp-leasefile=${join(dir, `leases-r${n}`)}`,
     "--dhcp-authoritative",

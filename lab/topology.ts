@@ -340,10 +340,6 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: 
           await ns.ip("addr", "flush", "dev", `lan${n}`);
         }
         for (const family of ["-4", "-6"]) await ns.ip(family, "route", "flush", "table", "main");
-        // Sysctls start over too: the metric the kernel gives advertised routes (an agent sets it).
-        await ns.exec(["sysctl", "-qw", ...[1, 2].map((n) => `net.ipv6.conf.lan${n}.ra_defrtr_metric=1024`)]).catch(
-          () => undefined, // a kernel older than 5.16 has none
-        );
         // Up as a boot brings it: NetworkManager from its stored profiles, or the links and DHCP clients.
         if (server.nm) {
           for (const n of [1, 2] as const) await ns.ip("link", "set", `lan${n}`, "up");
@@ -385,6 +381,18 @@ export async function ipv6Ready(ns: Netns): Promise<string[]> {
         all.indexOf(dev) === i &&
         addrs.some((a) => a.ifname === dev && a.addr_info.some((x) => x.local && !x.tentative)),
     );
+}
+
+/** Seconds left of each global IPv6 address of `ns` (SLAAC: renewed by each advertisement of its prefix), by address. */
+export async function ipv6Lifetimes(ns: Netns): Promise<Map<string, number>> {
+  const links = JSON.parse(await ns.ip("-j", "-6", "addr", "show", "scope", "global")) as {
+    addr_info: { local?: string; valid_life_time?: number }[];
+  }[];
+  return new Map(
+    links.flatMap((l) =>
+      l.addr_info.flatMap((a) => (a.local ? [[a.local, a.valid_life_time ?? Infinity] as const] : [])),
+    ),
+  );
 }
 
 /** The interface a new connection from `ns` to the edge (or, with 6, to the internet's IPv6 address) leaves through. */

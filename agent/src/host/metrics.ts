@@ -1,5 +1,5 @@
-// Which default-route metric each uplink should have, and (for iproute2) the route changes that
-// get there. Pure: the backends read the host, call these, and run the result.
+// Which default-route metric each uplink should have, and (for iproute2, IPv4) the route changes
+// that get there. Pure: the backends read the host, call these, and run the result.
 import type { UplinkConfig } from "../config/schema.ts";
 import type { Route } from "./ip.ts";
 
@@ -17,8 +17,6 @@ export interface RouteTarget {
   dev: string;
   gateway: string;
   metric: number;
-  /** Attributes the route keeps when it is rewritten (a router advertisement's `proto ra expires N`). */
-  keep?: string[];
 }
 
 /**
@@ -26,11 +24,7 @@ export interface RouteTarget {
  * added (or its gateway corrected) before any stale default route on a managed interface is
  * deleted, so the host is never without a default route. Empty when nothing differs.
  */
-export function planDefaultRoutes(
-  current: readonly Route[],
-  targets: readonly RouteTarget[],
-  family: 4 | 6 = 4,
-): string[][] {
+export function planDefaultRoutes(current: readonly Route[], targets: readonly RouteTarget[]): string[][] {
   const managed = new Set(targets.map((t) => t.dev));
   const has = (t: RouteTarget) =>
     current.some(
@@ -46,23 +40,9 @@ export function planDefaultRoutes(
     (r) =>
       r.dst === "default" && r.dev !== undefined && managed.has(r.dev) && !wanted(r) && !replaced.has(r.metric ?? 0),
   );
-  const fam = family === 6 ? ["-6"] : [];
   return [
-    ...adds.map((t) => [
-      ...fam,
-      "route",
-      "replace",
-      "default",
-      "via",
-      t.gateway,
-      "dev",
-      t.dev,
-      "metric",
-      String(t.metric),
-      ...(t.keep ?? []),
-    ]),
+    ...adds.map((t) => ["route", "replace", "default", "via", t.gateway, "dev", t.dev, "metric", String(t.metric)]),
     ...deletes.map((r) => [
-      ...fam,
       "route",
       "del",
       "default",

@@ -1,9 +1,14 @@
-// The default route of the agent's own on NetworkManager hosts, one per family, ahead of the routes
-// NetworkManager installs (from DHCP and router advertisements, at each profile's metric). Moving
-// it with `ip route replace` switches a host without asking NetworkManager to reapply anything: a
-// reapply of a device, even of its IPv4 route metric alone (`nmcli device modify`), makes
-// NetworkManager remove and re-add the device's IPv6 addresses, which are then unusable for
-// duplicate address detection (≈ 1–2 s), so new IPv6 connections found no source address.
+// The default route of the agent's own, one per family, ahead of the routes the host's network
+// software installs: NetworkManager's (from DHCP and router advertisements, at each profile's
+// metric) and, on any host, the kernel's from router advertisements. Moving it with `ip route
+// replace` switches without touching theirs:
+// - NetworkManager: a reapply of a device, even of its IPv4 route metric alone (`nmcli device
+//   modify`), makes it remove and re-add the device's IPv6 addresses, which are then unusable for
+//   duplicate address detection (≈ 1–2 s), so new IPv6 connections found no source address.
+// - The kernel: a route from an advertisement that is rewritten (another metric, even kept as
+//   `proto ra` with its expiry) is no longer the kernel's own; its next advertisement then fails to
+//   add the route again (`File exists`) and skips the rest, prefix information included, so the
+//   interface's SLAAC address is never renewed and expires.
 import type { UplinkConfig } from "../config/schema.ts";
 import type { Family, Route } from "./ip.ts";
 
@@ -12,8 +17,8 @@ export const OWN_METRIC = 10;
 
 /**
  * `ip` argv lists that leave the agent's own default route of one family through the active
- * uplink, via the gateway NetworkManager learned there. When the active uplink has no route of that
- * family, the agent's goes (unless it is the only one) and NetworkManager's order counts.
+ * uplink, via the gateway learned there. When the active uplink has no route of that family, the
+ * agent's goes (unless it is the only one) and the learned routes' order counts.
  */
 export function planOwnRoute(
   current: readonly Route[],
@@ -45,7 +50,7 @@ export function planOwnRoute(
       ],
     ];
   }
-  // NetworkManager may lack the active uplink's route for a moment (a lease or an advertisement not
+  // The active uplink's learned route may be missing for a moment (a lease or an advertisement not
   // yet in): the agent's own stays where it is right. Nor does it go while it is the only one.
   const others = current.some((r) => r.dst === "default" && r.metric !== OWN_METRIC);
   if (!own || own.dev === active?.interface || !others) return [];

@@ -1,13 +1,13 @@
-// iproute2 backend: rewrites the main table's default routes, IPv4 and IPv6, so the active
-// uplink's have the lowest metric. For hosts without NetworkManager; a DHCP client that re-adds
-// its own default route on renewal is undone again by the agent's drift repair (it watches the
-// routes).
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+// iproute2 backend, for hosts without NetworkManager: rewrites the main table's IPv4 default routes
+// so the active uplink's has the lowest metric (a DHCP client that re-adds its own on renewal is
+// undone again by the agent's drift repair: it watches the routes). IPv6 default routes come from
+// router advertisements and stay the kernel's: the agent moves a default route of its own ahead of
+// them (own-route.ts), as on NetworkManager hosts.
 import type { UplinkConfig } from "../config/schema.ts";
 import type { UplinkRoute } from "../daemon/host-port.ts";
 import { defaultRoutes, ipBatch } from "./ip.ts";
-import { planIpv6 } from "./ipv6-routes.ts";
 import { desiredMetric, planDefaultRoutes, type RouteTarget } from "./metrics.ts";
+import { planOwnRoute } from "./own-route.ts";
 
 export async function applyWithIproute2(
   uplinks: readonly UplinkConfig[],
@@ -15,9 +15,11 @@ export async function applyWithIproute2(
   activeId: string,
   signal: AbortSignal,
 ): Promise<boolean> {
-  advertisedRouteMetrics(uplinks, activeId);
-  const [v4, v6] = await Promise.all([planIpv4(uplinks, learned, activeId), planIpv6(uplinks, activeId)]);
-  // Stopping part-way is safe: each plan adds before it deletes.
+  const [v4, v6] = await Promise.all([
+    planIpv4(uplinks, learned, activeId),
+    defaultRoutes("main", 6).then((current) => planOwnRoute(current, uplinks, activeId, 6)),
+  ]);
+  // Stopping part-way is safe: each plan adds (or replaces) before it deletes.
   await ipBatch([...v4, ...v6], signal);
   return v4.length + v6.length > 0;
 }
@@ -40,18 +42,4 @@ async function planIpv4(
     targets.push({ uplink: u.id, dev: u.interface, gateway, metric: desiredMetric(uplinks, u.id, activeId) });
   }
   return planDefaultRoutes(current, targets);
-}
-
-/**
- * The metric the kernel gives the default route of each interface's next router advertisement
- * (`ra_defrtr_metric`): the same as the switch, so an advertisement renews the route it finds
- * instead of adding one at the kernel's 1024.
- */
-function advertisedRouteMetrics(uplinks: readonly UplinkConfig[], activeId: string): void {
-  for (const u of uplinks) {
-    const file = `/proc/sys/net/ipv6/conf/${u.interface}/ra_defrtr_metric`;
-    if (!existsSync(file)) continue; // no IPv6 on it, or a kernel older than 5.16
-    const want = String(desiredMetric(uplinks, u.id, activeId));
-    if (readFileSync(file, "utf8").trim() !== want) writeFileSync(file, want);
-  }
 }
