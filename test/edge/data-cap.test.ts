@@ -155,6 +155,12 @@ describe("a data cap on a metered uplink", () => {
       { uplink: "isp2", period_start: Date.UTC(2026, 11, 1), bytes: 3 * MB, notified: 0 },
     ]);
     expect(rows.data_counters).toEqual([{ agent: "srv1", uplink: "isp2", counter: "boot-a:3", rx: 103 * MB, tx: 0 }]);
+    // A revoked agent's counters go; the use it measured stays counted.
+    expect((await call("DELETE", "/v1/sites/cap-evict/agents/srv1")).status).toBe(200);
+    await runDurableObjectAlarm(stubFor("cap-evict"));
+    const after = await storedRows("cap-evict");
+    expect(after.data_counters).toEqual([]);
+    expect(after.data_use).toEqual(rows.data_use);
   });
 });
 

@@ -131,7 +131,9 @@ export class SiteCoordinator extends DurableObject<Env> {
   async revoke(id: string, agentId: string): Promise<Result<{ id: string; revoked: true }>> {
     return this.on(id, async (site, now) => {
       const r = this.registry.revoke(site, agentId, now);
-      if (r.ok) await this.advance(site, { kind: "tick" }, now);
+      if (!r.ok) return r;
+      this.dataUse.forget(agentId);
+      await this.advance(site, { kind: "tick" }, now);
       return r;
     });
   }

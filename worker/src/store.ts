@@ -413,6 +413,10 @@ export class SiteStore {
     );
   }
 
+  deleteDataCounters(agent: string): void {
+    this.exec(`DELETE FROM data_counters WHERE agent = ?`, agent);
+  }
+
   saveDataCounter(agent: string, uplink: string, c: Counter): void {
     this.exec(
       `INSERT OR REPLACE INTO data_counters (agent, uplink, counter, rx, tx) VALUES (?, ?, ?, ?, ?)`,

@@ -71,6 +71,16 @@ export class DataUse {
     return crossings.map((c) => describeCrossing(c, config, now));
   }
 
+  /** A revoked agent's counters go (its rows too): its use so far stays counted. */
+  forget(agent: string): void {
+    for (const key of Object.keys(this.state.counters))
+      if (key.startsWith(counterKey(agent, ""))) {
+        delete this.state.counters[key];
+        this.dirtyCounters.delete(key);
+      }
+    this.store.deleteDataCounters(agent);
+  }
+
   /** Writes what changed (the checkpoint does, inside its transaction). */
   save(): void {
     for (const uplink of this.dirtyUplinks) this.store.saveDataUse(uplink, this.state.uplinks[uplink]!);
