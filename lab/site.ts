@@ -479,7 +479,19 @@ export class LabSite {
   async ipv6Source(server: string, timeoutMs = 5_000): Promise<string> {
     const seen = this.endpoint.lines.length;
     const script = `require("node:net").connect(${TUNNEL_PORT}, "${EDGE_ADDRESS6}", function () { console.log(this.localAddress); this.end(); }).on("error", (e) => { console.error(e.message); process.exit(1); });`;
-    const source = (await this.server(server).ns.exec([NODE22, "-e", script], { timeoutMs })).trim();
+    const ns = this.server(server).ns;
+    const out = await ns.exec([NODE22, "-e", script], { timeoutMs }).catch(async (err: Error) => {
+      // What the server had at that moment, for the failing test's message.
+      const had = await Promise.all(
+        [["route", "get", EDGE_ADDRESS6], ["route"], ["addr", "show", "scope", "global"], ["neigh"]].map((a) =>
+          ns.ip("-6", ...a).catch((e: Error) => e.message),
+        ),
+      );
+      throw new Error(
+        `${server}: no IPv6 connection to ${EDGE_ADDRESS6} (${err.message.split("\n").at(-1)}); it had: ${had.join(" | ").replace(/\s+/g, " ")}`,
+      );
+    });
+    const source = out.trim();
     const arrived = () =>
       this.endpoint.lines.slice(seen).some((l) => l.event === "connect" && String(l.remote).endsWith(source));
     await waitUntil(arrived, `${server}'s IPv6 connection from ${source} at the endpoint`, 5_000);

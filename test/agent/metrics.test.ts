@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { UplinkConfig } from "../../agent/src/config/schema.ts";
 import type { Route } from "../../agent/src/host/ip.ts";
 import { ACTIVE_METRIC, desiredMetric, planDefaultRoutes, type RouteTarget } from "../../agent/src/host/metrics.ts";
-import { OWN_METRIC, planOwnRoute } from "../../agent/src/host/own-route.ts";
+import { OWN_METRIC, ownRouteStale, planOwnRoute } from "../../agent/src/host/own-route.ts";
 
 const uplinks: UplinkConfig[] = [1, 2, 3].map((n) => ({
   id: `isp${n}`,
@@ -126,5 +126,57 @@ describe.each([4, 6] as const)("the agent's own IPv%i default route (nmcli backe
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe("which router the agent's own route follows on the active uplink", () => {
+  const routers = ["fe80::a", "fe80::b", "fe80::c"];
+  // Advertised routes of one LAN: a router replaced (new link-local address) leaves its route behind
+  // until its lifetime runs out, while the live router's is renewed by every advertisement.
+  const advertised = fc.uniqueArray(fc.constantFrom(...routers), { minLength: 1, maxLength: 3 }).chain((gws) =>
+    fc.tuple(
+      ...gws.map((gateway) =>
+        fc.option(fc.constantFrom(100, 1000, 1481, 1700, 1750, 1799), { nil: undefined }).map((expires) => ({
+          dst: "default",
+          dev: "lan1",
+          gateway,
+          metric: 1024,
+          ...(expires ? { expires } : {}),
+        })),
+      ),
+    ),
+  );
+  const ownVia = fc.option(fc.constantFrom(...routers), { nil: undefined });
+  const left = (r: Route) => r.expires ?? Number.POSITIVE_INFINITY;
+
+  it("never more than a minute staler than the freshest router, and it stays on a router that keeps up", () => {
+    fc.assert(
+      fc.property(advertised, ownVia, (ra, via) => {
+        const own = via ? [{ dst: "default", dev: "lan1", gateway: via, metric: OWN_METRIC }] : [];
+        const plan = planOwnRoute([...own, ...ra], uplinks, "isp1", 6);
+        const chosen = plan.length ? plan[0]![plan[0]!.indexOf("via") + 1] : via;
+        const freshest = Math.max(...ra.map(left));
+        const used = ra.find((r) => r.gateway === chosen);
+        expect(used, `the agent's route via ${chosen}, a router with no route of its own`).toBeDefined();
+        expect(left(used!)).toBeGreaterThanOrEqual(freshest - 60);
+        const before = ra.find((r) => r.gateway === via);
+        if (before && left(before) >= freshest - 60) expect(chosen).toBe(via);
+        // The host reads as drifted exactly when the route has to move, so a re-apply moves it.
+        expect(ownRouteStale([...own, ...ra])).toBe(via !== undefined && chosen !== via);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("leaves a replaced router's route for the one heard last (the lab's router rebuilt)", () => {
+    const ra: Route[] = [
+      { dst: "default", dev: "lan1", gateway: "fe80::old", metric: 1024, expires: 1481 },
+      { dst: "default", dev: "lan2", gateway: "fe80::2", metric: 1024, expires: 1797 },
+      { dst: "default", dev: "lan1", gateway: "fe80::new", metric: 1024, expires: 1799 },
+    ];
+    const own: Route = { dst: "default", dev: "lan2", gateway: "fe80::2", metric: OWN_METRIC };
+    expect(planOwnRoute([own, ...ra], uplinks, "isp1", 6)).toEqual([
+      ["-6", "route", "replace", "default", "via", "fe80::new", "dev", "lan1", "metric", String(OWN_METRIC)],
+    ]);
   });
 });

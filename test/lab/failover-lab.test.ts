@@ -603,9 +603,7 @@ describe.skipIf(why)(
         // NetworkManager reapply once left the server none usable for a second or two, and a
         // rewritten advertised route once let the iproute2 server's lan2 address expire).
         const sources = () =>
-          Promise.all(
-            SERVERS.map((id) => site.ipv6Source(id, 3_000).catch((e: Error) => `failed (${e.message.slice(-80)})`)),
-          );
+          Promise.all(SERVERS.map((id) => site.ipv6Source(id, 3_000).catch((e: Error) => `failed: ${e.message}`)));
         const fromPrefix = (n: 1 | 2) => SERVERS.map(() => expect.stringMatching(new RegExp(`^${prefix6(n)}:`)));
         await waitUntil(via("lan1"), "every server's IPv6 route through lan1", 15_000);
         const t = Date.now();

@@ -7,7 +7,8 @@ import type { SiteStatus } from "#shared";
 import { BUNDLE, NODE20, ROOT } from "../../lab/agent-process.ts";
 import { dhcpUnavailable } from "../../lab/dhcp.ts";
 import { labUnavailable, waitUntil } from "../../lab/netns.ts";
-import { labServers, LabSite, settled } from "../../lab/site.ts";
+import { edgePort } from "../../agent/src/daemon/edge-address.ts";
+import { labServers, LabSite, settled, TUNNEL_PORT } from "../../lab/site.ts";
 import { EDGE_ADDRESS6, ipv6Ready, prefix6 } from "../../lab/topology.ts";
 
 const why = labUnavailable() ?? dhcpUnavailable();
@@ -55,9 +56,15 @@ async function statusRows(server: string): Promise<Record<string, string>> {
   );
 }
 
-/** Where a connection from `source` to `dst` would leave a server (`ip -6 route get`). */
-async function leaves(server: string, dst: string, source: string): Promise<string | undefined> {
-  const out = await site.server(server).ns.ip("-j", "-6", "route", "get", dst, "from", source);
+/** Where a TCP connection from `source` to `dst` (by default to the edge's port) would leave a server (`ip -6 route get`). */
+async function leaves(
+  server: string,
+  dst: string,
+  source: string,
+  port = edgePort(site.agentEdge()),
+): Promise<string | undefined> {
+  const how = ["ipproto", "tcp", "dport", String(port)];
+  const out = await site.server(server).ns.ip("-j", "-6", "route", "get", dst, "from", source, ...how);
   return (JSON.parse(out) as { dev?: string }[])[0]?.dev;
 }
 
@@ -88,9 +95,11 @@ describe.skipIf(why)(`IPv6 heartbeats in the lab${why ? ` — skipped: ${why}` :
       for (const n of [1, 2] as const) {
         const source = ch[`isp${n}`]!;
         expect(source.startsWith(`${prefix6(n)}:`)).toBe(true);
-        // Pinned to its uplink although IPv6's default route is isp1's — and only traffic to the edge.
+        // Pinned to its uplink although IPv6's default route is isp1's — and only the agent's
+        // connections to the edge: not another address, not another port of the edge's.
         expect(await leaves(id, EDGE_ADDRESS6, source)).toBe(`lan${n}`);
         expect(await leaves(id, "2001:db8:ff::99", source)).toBe("lan1");
+        expect(await leaves(id, EDGE_ADDRESS6, source, TUNNEL_PORT)).toBe("lan1");
       }
       // `agent status` shows each IPv6 channel on a line of its own: its source, heard lately.
       const rows = await statusRows(id);

@@ -29,9 +29,7 @@ export function planOwnRoute(
   const fam = family === 6 ? ["-6"] : [];
   const active = uplinks.find((u) => u.id === activeId);
   const own = current.find((r) => r.dst === "default" && r.metric === OWN_METRIC);
-  const learned = current.find(
-    (r) => r.dst === "default" && r.dev === active?.interface && r.gateway && r.metric !== OWN_METRIC,
-  );
+  const learned = learnedRoute(current, active?.interface, own);
   if (learned) {
     if (own && own.dev === learned.dev && own.gateway === learned.gateway) return [];
     // `replace` keys on the metric: the route moves in one step, never leaving the host without one.
@@ -55,4 +53,35 @@ export function planOwnRoute(
   const others = current.some((r) => r.dst === "default" && r.metric !== OWN_METRIC);
   if (!own || own.dev === active?.interface || !others) return [];
   return [[...fam, "route", "del", "default", "dev", own.dev!, "metric", String(OWN_METRIC)]];
+}
+
+/** How far (s) the router the agent's route uses may fall behind the freshest before it moves. */
+export const STALE_ROUTER_S = 60;
+
+/**
+ * Which of the active interface's learned default routes the agent's follows: the router heard
+ * last (the longest expiry left; a route without one never expires). A router that was replaced
+ * (a new link-local address) keeps its advertised route until its lifetime runs out (30 min), while
+ * the new one's is renewed by every advertisement. The router in use stays while it keeps up, so
+ * two live routers do not swap it back and forth.
+ */
+function learnedRoute(current: readonly Route[], dev: string | undefined, own: Route | undefined): Route | undefined {
+  const candidates = current.filter(
+    (r) => r.dst === "default" && r.dev === dev && r.gateway && r.metric !== OWN_METRIC,
+  );
+  const left = (r: Route) => r.expires ?? Number.POSITIVE_INFINITY;
+  const freshest = candidates.reduce<Route | undefined>((a, r) => (a && left(a) >= left(r) ? a : r), undefined);
+  const inUse = candidates.find((r) => r.dev === own?.dev && r.gateway === own?.gateway);
+  return inUse && freshest && left(inUse) >= left(freshest) - STALE_ROUTER_S ? inUse : freshest;
+}
+
+/**
+ * The agent's own route leads through a router its interface no longer learns, or one left behind
+ * by a fresher one: the host's routes drifted even though the uplink is right (a router replaced).
+ */
+export function ownRouteStale(current: readonly Route[]): boolean {
+  const own = current.find((r) => r.dst === "default" && r.metric === OWN_METRIC);
+  if (!own) return false;
+  const learned = learnedRoute(current, own.dev, own);
+  return learned !== undefined && learned.gateway !== own.gateway;
 }
