@@ -167,4 +167,21 @@ describe("IPv6 channels", () => {
     expect(kinds).toContain("switch");
     expect(kinds.filter((k) => k === "ipv6-silent" || k === "ipv6-back")).toEqual([]);
   });
+
+  it("a cut shorter than the IPv6 window but longer than downAfterMs is a cut too: IPv6 gets its window after it", async () => {
+    await createSite("fam-short-cut");
+    const sbc1 = await TestAgent.enroll("fam-short-cut", "sbc1", "probe", { uplink: "isp1" });
+    const sbc2 = await TestAgent.enroll("fam-short-cut", "sbc2", "probe", { uplink: "isp2" });
+    // Both families through isp1 until 3 s; isp1 cut for 5 s (down after 3 s; the IPv6 window is
+    // 6 s); back at 8 s over IPv4, and over IPv6 3 s later (its WebSocket reconnects on a backoff).
+    for (let t = 0; t <= 16_000; t += 1_000) {
+      at(t);
+      if (t <= 3_000 || t >= 8_000) await sbc1.beat("isp1", { ip: V4.isp1 });
+      if (t <= 3_000 || t >= 11_000) await sbc1.beat("isp1", { ip: `${V6.isp1}10` });
+      await sbc2.beat("isp2", { ip: V4.isp2 });
+    }
+    const kinds = (await events("fam-short-cut")).map((e) => e.kind);
+    expect(kinds).toContain("switch");
+    expect(kinds.filter((k) => k === "ipv6-silent" || k === "ipv6-back")).toEqual([]);
+  });
 });

@@ -17,17 +17,21 @@ export interface FamilyHeard {
 
 const NOTHING: FamilyHeard = { ipv4At: null, ipv4Since: null, ipv6At: null, ipv6Silent: false };
 
-/** A heartbeat through `uplink` over `family`; an IPv6 one after a recorded silence is an event. */
+/**
+ * A heartbeat through `uplink` over `family`; an IPv6 one after a recorded silence is an event. An
+ * IPv4 gap longer than `cutMs` (the uplink's `downAfterMs`: it may have been judged down) is a cut
+ * of the whole uplink, after which IPv6 gets a full window to return.
+ */
 export function heardOver(
   was: FamilyHeard | undefined,
   uplink: string,
   family: Family,
-  windowMs: number,
+  cutMs: number,
   now: number,
 ): { heard: FamilyHeard; event: NewEvent | null } {
   const h = was ?? NOTHING;
   if (family === 4) {
-    const unbroken = h.ipv4At !== null && h.ipv4Since !== null && now - h.ipv4At <= windowMs;
+    const unbroken = h.ipv4At !== null && h.ipv4Since !== null && now - h.ipv4At <= cutMs;
     return { heard: { ...h, ipv4At: now, ipv4Since: unbroken ? h.ipv4Since : now }, event: null };
   }
   const heard = { ...h, ipv6At: now, ipv6Silent: false };

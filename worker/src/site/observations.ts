@@ -78,9 +78,10 @@ export class Observations {
     const family = familyOf(seen.ip);
     // The status shows the uplink's IPv4 address; IPv6 heartbeats would make it flicker.
     if (seen.ip && family === 4) this.lastEvidenceIp.set(uplink, seen.ip);
+    // Twice the uplink's downAfterMs (at its slowest cadence): a silence of one family for longer is news.
     const windowOf = (id: string) => agentSilenceMs(config, { role: "server" }, id);
     const events: NewEvent[] = [];
-    const noted = heardOver(this.families.get(uplink), uplink, family, windowOf(uplink), now);
+    const noted = heardOver(this.families.get(uplink), uplink, family, windowOf(uplink) / 2, now);
     this.families.set(uplink, noted.heard);
     if (noted.event) events.push(noted.event);
     for (const [id, h] of this.families) {
