@@ -33,8 +33,15 @@ export interface Reservation {
 /**
  * dnsmasq on router N's LAN bridge: DHCP (no DNS), every host at its reserved address, and router
  * advertisements of the router's own IPv6 prefix (SLAAC, every 10 s: hosts see a router soon).
+ * `routerLifetimeS` 0: the router says it is no default router (its prefix stays).
  */
-export function startDhcpServer(router: Netns, n: 1 | 2, dir: string, reservations: Reservation[]): ChildProcess {
+export function startDhcpServer(
+  router: Netns,
+  n: 1 | 2,
+  dir: string,
+  reservations: Reservation[],
+  routerLifetimeS = 1800,
+): ChildProcess {
   return router.spawn([
     "dnsmasq",
     "--keep-in-foreground",
@@ -47,7 +54,7 @@ export function startDhcpServer(router: Netns, n: 1 | 2, dir: string, reservatio
     `--dhcp-option=option:router,192.168.${n}.1`,
     "--enable-ra",
     `--dhcp-range=::,constructor:br-lan,ra-only,64,${LEASE}`,
-    `--ra-param=br-lan,${RA_INTERVAL_S},1800`,
+    `--ra-param=br-lan,${RA_INTERVAL_S},${routerLifetimeS}`,
     ...reservations.map((r) => `--dhcp-host=${r.mac},${r.address},${LEASE}`),
     `--dhcp-leasefile=${join(dir, `leases-r${n}`)}`,
     "--dhcp-authoritative",

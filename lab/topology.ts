@@ -81,6 +81,11 @@ export interface Lab {
    * trip twice this. A delay line in userspace (lab/delay-line.py): no netem here either.
    */
   delayed(n: 1 | 2, oneWayMs: number): Promise<void>;
+  /**
+   * Router N's advertisements say it is a default router (for 30 min) or not (router lifetime 0),
+   * as routers advertise when their own IPv6 upstream is gone; its prefix stays. With DHCP only.
+   */
+  ipv6DefaultRouter(n: 1 | 2, on: boolean): Promise<void>;
   /** Router N dies entirely: its LAN goes down too. */
   routerDown(n: 1 | 2): Promise<void>;
   routerUp(n: 1 | 2): Promise<void>;
@@ -127,6 +132,7 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: 
       ]);
     }
     const routers = [await sets.add("r1", v6), await sets.add("r2", v6)] as [Netns, Netns];
+    const dhcpServers: ({ process: ChildProcess; reservations: Reservation[] } | undefined)[] = [];
     const wires = [await sets.add("w1"), await sets.add("w2")] as [Netns, Netns];
     const sbcs = [await sets.add("sbc1", v6), await sets.add("sbc2", v6)] as [Netns, Netns];
     const serverNs = [];
@@ -209,7 +215,7 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: 
       if (dhcp) {
         const hosts = [SBC_HOST, ...o.servers.map((_, k) => serverHost(k))];
         const reservations: Reservation[] = hosts.map((h) => ({ mac: macFor(h, n), address: `192.168.${n}.${h}` }));
-        startDhcpServer(r, n, o.dir, reservations);
+        dhcpServers[n - 1] = { process: startDhcpServer(r, n, o.dir, reservations), reservations };
         await startDhcpClient(sbc, "eth0", 0, o.dir, `192.168.${n}.${SBC_HOST}`);
       } else {
         await sbc.ip("addr", "add", `192.168.${n}.${SBC_HOST}/24`, "dev", "eth0");
@@ -348,6 +354,16 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: 
           server.nm = nm;
         } else await addressLans(server);
         await networkReady(server);
+      },
+      ipv6DefaultRouter: async (n, on) => {
+        const server = dhcpServers[n - 1];
+        if (!server) throw new Error("the lab's routers advertise IPv6 only with DHCP");
+        if (server.process.exitCode === null && server.process.signalCode === null) {
+          const exited = new Promise((r) => server.process.once("exit", r));
+          server.process.kill();
+          await exited;
+        }
+        server.process = startDhcpServer(routers[n - 1], n, o.dir, server.reservations, on ? 1800 : 0);
       },
       renumber: async (n, renumbered) => {
         const r = routers[n - 1];

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { UplinkConfig } from "../../agent/src/config/schema.ts";
 import type { Route } from "../../agent/src/host/ip.ts";
 import { ACTIVE_METRIC, desiredMetric, planDefaultRoutes, type RouteTarget } from "../../agent/src/host/metrics.ts";
-import { OWN_METRIC, ownRouteStale, planOwnRoute } from "../../agent/src/host/own-route.ts";
+import { OWN_METRIC, ownRouteOff, planOwnRoute } from "../../agent/src/host/own-route.ts";
 
 const uplinks: UplinkConfig[] = [1, 2, 3].map((n) => ({
   id: `isp${n}`,
@@ -118,7 +118,10 @@ describe.each([4, 6] as const)("the agent's own IPv%i default route (nmcli backe
         const best = [...after].sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0))[0];
         if (start.some((r) => r.dev === dev && r.metric !== OWN_METRIC))
           expect(best).toEqual({ dst: "default", dev, gateway: gw(dev), metric: OWN_METRIC });
-        else if (nm.length) expect(after.filter((r) => r.metric === OWN_METRIC && r.dev !== dev)).toEqual([]);
+        else if (nm.length)
+          // No learned route on the active uplink: the agent's goes, but for IPv4 on the active
+          // uplink itself (its gateway still routes while a lease is not yet in).
+          expect(after.filter((r) => r.metric === OWN_METRIC && (family === 6 || r.dev !== dev))).toEqual([]);
         else expect(after).toEqual(start);
         // NetworkManager's own routes are never touched.
         expect(after.filter((r) => r.metric !== OWN_METRIC)).toEqual(start.filter((r) => r.metric !== OWN_METRIC));
@@ -161,11 +164,28 @@ describe("which router the agent's own route follows on the active uplink", () =
         expect(left(used!)).toBeGreaterThanOrEqual(freshest - 60);
         const before = ra.find((r) => r.gateway === via);
         if (before && left(before) >= freshest - 60) expect(chosen).toBe(via);
-        // The host reads as drifted exactly when the route has to move, so a re-apply moves it.
-        expect(ownRouteStale([...own, ...ra])).toBe(via !== undefined && chosen !== via);
+        // The host reads as drifted exactly when the route has to move or be added, so a re-apply does it.
+        expect(ownRouteOff([...own, ...ra])).toBe(via === undefined || chosen !== via);
       }),
       { numRuns: 500 },
     );
+  });
+
+  it("leaves an uplink whose router stopped being a default router (router lifetime 0) for the others' IPv6", () => {
+    const own: Route = { dst: "default", dev: "lan1", gateway: "fe80::1", metric: OWN_METRIC };
+    const isp2: Route = { dst: "default", dev: "lan2", gateway: "fe80::2", metric: 1024, expires: 1700 };
+    expect(ownRouteOff([own, isp2])).toBe(true);
+    expect(planOwnRoute([own, isp2], uplinks, "isp1", 6)).toEqual([
+      ["-6", "route", "del", "default", "dev", "lan1", "metric", String(OWN_METRIC)],
+    ]);
+    // The only default route stays, as does IPv4's while a lease is not yet in.
+    expect(ownRouteOff([own])).toBe(false);
+    // No route of the agent's while routers are learned: off too (a re-apply adds one for the active uplink).
+    expect(ownRouteOff([isp2])).toBe(true);
+    const own4: Route = { dst: "default", dev: "lan1", gateway: "192.168.1.1", metric: OWN_METRIC };
+    expect(
+      planOwnRoute([own4, { dst: "default", dev: "lan2", gateway: "192.168.2.1", metric: 200 }], uplinks, "isp1", 4),
+    ).toEqual([]);
   });
 
   it("leaves a replaced router's route for the one heard last (the lab's router rebuilt)", () => {

@@ -643,6 +643,35 @@ describe.skipIf(why)(
       120_000,
     );
 
+    it.skipIf(noDhcp)(
+      `15b. router 1's IPv6 upstream gone (its advertisements say it is no default router): every server's IPv6 leaves through lan2, IPv4 stays on isp1, no switch; back through lan1 when it returns${noDhcp ? ` — skipped: ${noDhcp}` : ""}`,
+      async () => {
+        await baseline();
+        const routes6 = () => Promise.all(site.lab.servers.map((x) => routeToEdge(x.ns, 6).catch(() => undefined)));
+        const via = (dev: string) => async () => (await routes6()).every((d) => d === dev);
+        await waitUntil(via("lan1"), "every server's IPv6 route through lan1", 15_000);
+        const t = Date.now();
+        await site.lab.ipv6DefaultRouter(1, false);
+        try {
+          await waitUntil(via("lan2"), "every server's IPv6 route through lan2", 20_000, 50);
+          const moved = Date.now() - t;
+          // New connections leave with isp2's prefix; IPv4 stays where the site is.
+          const away = await Promise.all(SERVERS.map((id) => site.ipv6Source(id, 3_000)));
+          expect(away).toEqual(SERVERS.map(() => expect.stringMatching(new RegExp(`^${prefix6(2)}:`))));
+          expect(await routes()).toEqual(["lan1", "lan1"]);
+          console.log(`[lab] router 1 no IPv6 default router: every server's IPv6 through lan2 ${moved} ms later`);
+        } finally {
+          await site.lab.ipv6DefaultRouter(1, true);
+        }
+        await waitUntil(via("lan1"), "every server's IPv6 route back through lan1", 20_000, 50);
+        const back = await Promise.all(SERVERS.map((id) => site.ipv6Source(id, 3_000)));
+        expect(back).toEqual(SERVERS.map(() => expect.stringMatching(new RegExp(`^${prefix6(1)}:`))));
+        expect(await switches(t)).toEqual([]);
+        await baseline();
+      },
+      90_000,
+    );
+
     it("16. the ISP gives isp1 a new public address: one uplink-address event, no server flagged misrouted, everyone back on isp1", async () => {
       await baseline();
       const t = Date.now();

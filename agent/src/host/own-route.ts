@@ -48,11 +48,20 @@ export function planOwnRoute(
       ],
     ];
   }
-  // The active uplink's learned route may be missing for a moment (a lease or an advertisement not
-  // yet in): the agent's own stays where it is right. Nor does it go while it is the only one.
-  const others = current.some((r) => r.dst === "default" && r.metric !== OWN_METRIC);
-  if (!own || own.dev === active?.interface || !others) return [];
+  if (!own || !mayGo(current, own.dev === active?.interface, family)) return [];
   return [[...fam, "route", "del", "default", "dev", own.dev!, "metric", String(OWN_METRIC)]];
+}
+
+/**
+ * The agent's own route, with no learned route of its family on the active uplink, goes: never
+ * while it is the only default route; on the active uplink itself, only for IPv6. An IPv4 route
+ * may be missing for a moment (a lease not yet in) while its gateway still routes; an IPv6 one
+ * goes when the router says it is no default router any more (router lifetime 0, as routers
+ * advertise when their own IPv6 upstream is gone): then the other uplinks' IPv6 is better.
+ */
+function mayGo(current: readonly Route[], onActive: boolean, family: Family): boolean {
+  const others = current.some((r) => r.dst === "default" && r.metric !== OWN_METRIC);
+  return others && (!onActive || family === 6);
 }
 
 /** How far (s) the router the agent's route uses may fall behind the freshest before it moves. */
@@ -76,12 +85,14 @@ function learnedRoute(current: readonly Route[], dev: string | undefined, own: R
 }
 
 /**
- * The agent's own route leads through a router its interface no longer learns, or one left behind
- * by a fresher one: the host's routes drifted even though the uplink is right (a router replaced).
+ * The agent's own IPv6 route is not where a re-apply would leave it: missing while routers are
+ * learned, through a router left behind by a fresher one (a router replaced), or on an interface
+ * that learns none any more while another does (its router no longer a default router). The host
+ * has drifted even though the uplink may look right.
  */
-export function ownRouteStale(current: readonly Route[]): boolean {
+export function ownRouteOff(current: readonly Route[]): boolean {
   const own = current.find((r) => r.dst === "default" && r.metric === OWN_METRIC);
-  if (!own) return false;
+  if (!own) return current.some((r) => r.dst === "default" && r.gateway);
   const learned = learnedRoute(current, own.dev, own);
-  return learned !== undefined && learned.gateway !== own.gateway;
+  return learned ? learned.gateway !== own.gateway : mayGo(current, true, 6);
 }

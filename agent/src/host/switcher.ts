@@ -4,7 +4,7 @@ import type { AgentConfig } from "../config/schema.ts";
 import type { UplinkRoute } from "../daemon/host-port.ts";
 import type { Switcher } from "../directive/applier.ts";
 import { defaultRoutes, routeGet } from "./ip.ts";
-import { ownRouteStale } from "./own-route.ts";
+import { ownRouteOff } from "./own-route.ts";
 import { applyWithIproute2 } from "./switch-iproute2.ts";
 import { routeWithNmcli } from "./switch-nmcli.ts";
 
@@ -20,8 +20,9 @@ export function createSwitcher(config: AgentConfig, learned: Map<string, UplinkR
       const uplinkOn = (dev: string | undefined) => uplinks.find((u) => u.interface === dev)?.id ?? null;
       return {
         ipv4: uplinkOn(v4[0]?.dev),
-        // Through no uplink while the agent's own route follows a router left behind: a re-apply moves it.
-        ipv6: ownRouteStale(v6) ? null : uplinkOn(v6[0]?.dev),
+        // Through no uplink while the agent's own route is off (missing, on a router left behind or no
+        // longer a default router): where the active uplink has IPv6, that is drift, and a re-apply moves it.
+        ipv6: ownRouteOff(v6) ? null : uplinkOn(v6[0]?.dev),
         withIpv6: uplinks.filter((u) => v6.some((r) => r.dev === u.interface)).map((u) => u.id),
       };
     },
