@@ -145,42 +145,34 @@ describe("IPv6 channels", () => {
     expect((await status("fam-silent")).uplinks[0]!.ipv6).toBe("heard");
   });
 
+  /**
+   * A probe behind each uplink, one beat a second; isp1 heard over both families until 3 s, then
+   * cut, back over IPv4 at `v4Back` and over IPv6 at `v6Back`: the kinds of the events recorded.
+   */
+  async function cutAndBack(site: string, v4Back: number, v6Back: number, until: number): Promise<string[]> {
+    await createSite(site);
+    const sbc1 = await TestAgent.enroll(site, "sbc1", "probe", { uplink: "isp1" });
+    const sbc2 = await TestAgent.enroll(site, "sbc2", "probe", { uplink: "isp2" });
+    for (let t = 0; t <= until; t += 1_000) {
+      at(t);
+      if (t <= 3_000 || t >= v4Back) await sbc1.beat("isp1", { ip: V4.isp1 });
+      if (t <= 3_000 || t >= v6Back) await sbc1.beat("isp1", { ip: `${V6.isp1}10` });
+      await sbc2.beat("isp2", { ip: V4.isp2 });
+    }
+    return (await events(site)).map((e) => e.kind);
+  }
+
   it("an uplink back from a cut gets a window for its IPv6 to return before any IPv6 silence is said", async () => {
-    await createSite("fam-cut");
-    const sbc1 = await TestAgent.enroll("fam-cut", "sbc1", "probe", { uplink: "isp1" });
-    const sbc2 = await TestAgent.enroll("fam-cut", "sbc2", "probe", { uplink: "isp2" });
-    for (let t = 0; t <= 3_000; t += 1_000) {
-      at(t);
-      await sbc1.beat("isp1", { ip: V4.isp1 });
-      await sbc1.beat("isp1", { ip: `${V6.isp1}10` });
-      await sbc2.beat("isp2", { ip: V4.isp2 });
-    }
-    // isp1 is cut (both families) for 20 s, then IPv4 comes back 5 s before IPv6.
-    for (let t = 4_000; t <= 23_000; t += 1_000) at(t), await sbc2.beat("isp2", { ip: V4.isp2 });
-    for (let t = 24_000; t <= 29_000; t += 1_000) {
-      at(t);
-      await sbc1.beat("isp1", { ip: V4.isp1 });
-      if (t >= 28_000) await sbc1.beat("isp1", { ip: `${V6.isp1}10` });
-      await sbc2.beat("isp2", { ip: V4.isp2 });
-    }
-    const kinds = (await events("fam-cut")).map((e) => e.kind);
+    // Cut for 20 s, then IPv4 comes back 4 s before IPv6.
+    const kinds = await cutAndBack("fam-cut", 24_000, 28_000, 29_000);
     expect(kinds).toContain("switch");
     expect(kinds.filter((k) => k === "ipv6-silent" || k === "ipv6-back")).toEqual([]);
   });
 
   it("a cut shorter than the IPv6 window but longer than downAfterMs is a cut too: IPv6 gets its window after it", async () => {
-    await createSite("fam-short-cut");
-    const sbc1 = await TestAgent.enroll("fam-short-cut", "sbc1", "probe", { uplink: "isp1" });
-    const sbc2 = await TestAgent.enroll("fam-short-cut", "sbc2", "probe", { uplink: "isp2" });
-    // Both families through isp1 until 3 s; isp1 cut for 5 s (down after 3 s; the IPv6 window is
-    // 6 s); back at 8 s over IPv4, and over IPv6 3 s later (its WebSocket reconnects on a backoff).
-    for (let t = 0; t <= 16_000; t += 1_000) {
-      at(t);
-      if (t <= 3_000 || t >= 8_000) await sbc1.beat("isp1", { ip: V4.isp1 });
-      if (t <= 3_000 || t >= 11_000) await sbc1.beat("isp1", { ip: `${V6.isp1}10` });
-      await sbc2.beat("isp2", { ip: V4.isp2 });
-    }
-    const kinds = (await events("fam-short-cut")).map((e) => e.kind);
+    // Cut for 5 s (down after 3 s; the IPv6 window is 6 s); IPv6 back 3 s after IPv4 (its
+    // WebSocket reconnects on a backoff).
+    const kinds = await cutAndBack("fam-short-cut", 8_000, 11_000, 16_000);
     expect(kinds).toContain("switch");
     expect(kinds.filter((k) => k === "ipv6-silent" || k === "ipv6-back")).toEqual([]);
   });
