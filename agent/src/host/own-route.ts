@@ -18,7 +18,7 @@ export const OWN_METRIC = 10;
 /**
  * `ip` argv lists that leave the agent's own default route of one family through the active
  * uplink, via the gateway learned there. When the active uplink has no route of that family, the
- * agent's goes (unless it is the only one) and the learned routes' order counts.
+ * agent's may go (`mayGo`) and the learned routes' order counts.
  */
 export function planOwnRoute(
   current: readonly Route[],
