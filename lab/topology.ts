@@ -169,7 +169,10 @@ export async function createLab(o: { servers: ServerSpec[]; dir: string; dhcp?: 
           "net.ipv6.conf.default.keep_addr_on_down=1",
         ]);
       }
-      await r.ip("link", "add", "br-lan", "type", "bridge");
+      // A MAC of its own (host 1, as its address), as a router's LAN port has: a bridge otherwise
+      // takes its ports' lowest, so its link-local address (the IPv6 router the hosts learn) would
+      // change when its ports go down and up (scenario 4), as if the router had been replaced.
+      await r.ip("link", "add", "br-lan", "address", macFor(1, n), "type", "bridge");
       await r.ip("addr", "add", `${gateway(n)}/24`, "dev", "br-lan");
       if (dhcp) await r.ip("addr", "add", `${prefix6(n)}::1/64`, "dev", "br-lan", "nodad");
       await r.ip("link", "set", "br-lan", "up");
