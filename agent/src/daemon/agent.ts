@@ -167,6 +167,8 @@ export abstract class Agent {
             this.contact(uplink, c);
             this.lastContact.set(uplink, c.at);
             this.status?.contact(uplink, c);
+            // The uplink answers again: its IPv6 channel need not wait out its backoff.
+            this.ipv6?.channel(uplink)?.reconnectNow();
             part.onContact?.(c.at, c.downAfterMs);
           },
           onState: (uplink, s) => this.status?.channelState(uplink, s),

@@ -337,6 +337,19 @@ export class UplinkChannel {
     void this.beat();
   }
 
+  /**
+   * The path is back (the other family's channel through this uplink was just answered): the
+   * WebSocket reconnects now rather than at its backoff's next turn, which a cut may have grown.
+   */
+  reconnectNow(): void {
+    if (this.stopped || this.ws || !this.reconnectTimer) return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    this.backoff.reset();
+    void this.connect();
+    void this.beat();
+  }
+
   private body(): { seq: number; body: string } {
     const seq = this.o.nextSeq();
     const hb: Heartbeat = {
